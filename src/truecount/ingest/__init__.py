@@ -1,0 +1,1 @@
+"""Raw exports in, canonical events out (DESIGN §5)."""
