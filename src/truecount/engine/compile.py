@@ -1,0 +1,727 @@
+"""Compile a definition into one SQL query, built as a SQLGlot syntax tree.
+
+The query has three steps, each a CTE with a comment, so that it reads as the contract appendix:
+
+1. ``visible`` - the events known at the as-of time;
+2. ``anchors`` - one row per candidate outcome (the anchor event, picked first / last / each);
+3. ``matched`` - each anchor joined once to its entity's events of the types the conditions
+   use, with one conditional aggregate per leaf condition (hits in the window, and whether the
+   entity has any data of that type at all);
+
+and a final ``SELECT`` that combines leaves into conditions and conditions into a status, a
+reason, a quantity and a period. One join and one grouping, whatever the number of conditions:
+this is what a hand-written query would do, and it is what keeps the engine fast.
+
+User text (types, actors, where literals, names) only ever becomes a SQL *literal* or a quoted
+*identifier* node in the tree; no text is pasted into SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Final
+
+from sqlglot import exp
+
+from truecount.definition.duration import describe_duration, format_duration
+from truecount.definition.model import (
+    AggregateSpec,
+    Condition,
+    CountSpec,
+    Definition,
+    EventFilter,
+    QuantitySpec,
+    Selector,
+)
+from truecount.definition.where import (
+    And,
+    Between,
+    Compare,
+    Expr,
+    Field,
+    InList,
+    IsNull,
+    Lit,
+    Not,
+    Or,
+)
+
+#: Dialects `truecount sql` can print (SQLGlot names).
+DIALECTS: Final[tuple[str, ...]] = ("duckdb", "spark", "snowflake", "bigquery", "trino", "postgres")
+
+#: Verdict columns before the per-condition ones, in order.
+VERDICT_COLUMNS: Final[tuple[str, ...]] = (
+    "entity_id",
+    "anchor_event_id",
+    "anchor_ts",
+    "period",
+    "status",
+    "quantity",
+    "reason",
+)
+CONDITION_PREFIX: Final[str] = "cond_"
+
+_E: Final[str] = "e"  # alias of the joined events
+_A: Final[str] = "a"  # alias of the anchors
+
+_PERIOD_FORMAT: Final[dict[str, str]] = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
+
+
+def _safe_comment(text: str) -> str:
+    """Comments may carry user text (types, where literals); never let it close the comment."""
+    return text.replace("*/", "* /").replace("/*", "/ *").replace("\n", " ")
+
+
+def _col(name: str, table: str | None = None, quoted: bool = False) -> exp.Column:
+    return exp.column(name, table=table, quoted=quoted)
+
+
+def _str(value: str) -> exp.Literal:
+    return exp.Literal.string(value)
+
+
+def _num(value: float | int) -> exp.Literal:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return exp.Literal.number(value)
+
+
+def _interval(seconds: int) -> exp.Interval:
+    """An exact interval in the largest unit that divides it (``INTERVAL '14' DAY``)."""
+    text = format_duration(seconds)
+    unit = {"d": "DAY", "h": "HOUR", "m": "MINUTE", "s": "SECOND"}[text[-1]]
+    return exp.Interval(this=_str(text[:-1]), unit=exp.Var(this=unit))
+
+
+def _ts_literal(value: dt.datetime) -> exp.Expression:
+    text = value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    return exp.cast(_str(text), exp.DataType.build("TIMESTAMP"))
+
+
+# --------------------------------------------------------------------------- where
+
+
+def _field_sql(f: Field, numeric: bool, table: str) -> exp.Expression:
+    if f.attr is None:
+        return _col(f.name, table)
+    path = _str(f"$.{f.attr}")
+    text = exp.JSONExtractScalar(this=_col("attrs", table), expression=path)
+    if numeric:
+        return exp.TryCast(this=text, to=exp.DataType.build("DOUBLE"))
+    return text
+
+
+def _lit_sql(lit: Lit) -> exp.Expression:
+    v = lit.value
+    if isinstance(v, bool):
+        return _str("true" if v else "false")  # attrs hold JSON text; value/actor never bool
+    if isinstance(v, int | float):
+        return _num(v)
+    if v is None:
+        return exp.Null()
+    return _str(v)
+
+
+_CMP: Final[dict[str, type[exp.Binary]]] = {
+    "==": exp.EQ,
+    "!=": exp.NEQ,
+    "<": exp.LT,
+    "<=": exp.LTE,
+    ">": exp.GT,
+    ">=": exp.GTE,
+}
+
+
+def where_sql(expr: Expr, table: str = _E) -> exp.Expression:
+    """The SQL tree of a where expression over the events aliased ``table``."""
+
+    def numeric(*lits: Lit) -> bool:
+        return any(isinstance(x.value, int | float) and not isinstance(x.value, bool) for x in lits)
+
+    match expr:
+        case Compare(op=op, field=f, literal=lit):
+            return _CMP[op](this=_field_sql(f, numeric(lit), table), expression=_lit_sql(lit))
+        case InList(field=f, items=items, negated=neg):
+            node: exp.Expression = exp.In(
+                this=_field_sql(f, numeric(*items), table),
+                expressions=[_lit_sql(i) for i in items],
+            )
+            return exp.Not(this=node) if neg else node
+        case IsNull(field=f, negated=neg):
+            node = exp.Is(this=_field_sql(f, False, table), expression=exp.Null())
+            return exp.Not(this=node) if neg else node
+        case Between(field=f, low=lo, high=hi):
+            return exp.Between(
+                this=_field_sql(f, numeric(lo, hi), table), low=_lit_sql(lo), high=_lit_sql(hi)
+            )
+        case And(left=a, right=b):
+            return exp.And(this=_paren(where_sql(a, table)), expression=_paren(where_sql(b, table)))
+        case Or(left=a, right=b):
+            return exp.Or(this=_paren(where_sql(a, table)), expression=_paren(where_sql(b, table)))
+        case Not(operand=a):
+            return exp.Not(this=_paren(where_sql(a, table)))
+    raise AssertionError(f"unknown where node {expr!r}")  # pragma: no cover
+
+
+def _paren(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.And | exp.Or):
+        return exp.Paren(this=node)
+    return node
+
+
+def filter_sql(flt: EventFilter, table: str = _E) -> exp.Expression:
+    """Type, actor and where of an event filter as one predicate."""
+    parts: list[exp.Expression] = [exp.EQ(this=_col("type", table), expression=_str(flt.type))]
+    if flt.actor is not None:
+        parts.append(exp.EQ(this=_col("actor", table), expression=_str(flt.actor)))
+    if flt.where_expr is not None:
+        parts.append(_paren(where_sql(flt.where_expr, table)))
+    return _and(parts)
+
+
+def _and(parts: list[exp.Expression]) -> exp.Expression:
+    out = parts[0]
+    for p in parts[1:]:
+        out = exp.And(this=out, expression=p)
+    return out
+
+
+def window_sql(sel: Selector, table: str = _E) -> list[exp.Expression]:
+    """Window bounds relative to the anchor (both ends inclusive), minus the anchor event."""
+    ts = _col("ts", table)
+    anchor_ts = _col("anchor_ts", _A)
+    parts: list[exp.Expression] = [
+        exp.NEQ(this=_col("event_id", table), expression=_col("anchor_event_id", _A))
+    ]
+    if sel.within is not None:
+        parts.append(exp.GTE(this=ts, expression=anchor_ts))
+        parts.append(
+            exp.LTE(this=ts, expression=exp.Add(this=anchor_ts, expression=_interval(sel.within)))
+        )
+    elif sel.before is not None:
+        parts.append(
+            exp.GTE(this=ts, expression=exp.Sub(this=anchor_ts, expression=_interval(sel.before)))
+        )
+        parts.append(exp.LTE(this=ts, expression=anchor_ts))
+    return parts
+
+
+def selector_predicate(sel: Selector, table: str = _E) -> exp.Expression:
+    """Everything an event must satisfy to be seen by a leaf condition for this anchor."""
+    return _and([filter_sql(sel, table), *window_sql(sel, table)])
+
+
+# --------------------------------------------------------------------------- description
+
+
+def describe_selector(sel: Selector) -> str:
+    """Plain words for a selector, used in SQL comments and reports."""
+    words = sel.type
+    if sel.actor is not None:
+        words += f" by {sel.actor}"
+    if sel.where_expr is not None:
+        words += f" where {sel.where_expr}"
+    if sel.within is not None:
+        words += f" within {describe_duration(sel.within)} after the anchor"
+    elif sel.before is not None:
+        words += f" within {describe_duration(sel.before)} before the anchor"
+    else:
+        words += " at any time"
+    return words
+
+
+def describe_condition(cond: Condition) -> str:
+    """One line of plain words for a condition (recursive for combinators)."""
+    leaf = cond.leaf
+    text: str
+    if isinstance(leaf, AggregateSpec):
+        cmp = " and ".join(f"{op} {_fmt(v)}" for op, v in leaf.comparisons())
+        text = f"{leaf.fn} of {leaf.field} over {describe_selector(leaf)} is {cmp}"
+    elif isinstance(leaf, CountSpec):
+        cmp = " and ".join(f"{op} {_fmt(v)}" for op, v in leaf.comparisons())
+        text = f"number of {describe_selector(leaf)} is {cmp}"
+    elif leaf is not None:
+        text = f"{cond.form} {describe_selector(leaf)}"
+    else:
+        inner = "; ".join(describe_condition(c) for c in cond.children)
+        text = f"not ({inner})" if cond.form == "not" else f"{cond.form} of ({inner})"
+    if cond.if_no_data is not None:
+        text += f" [if no {leaf.type if leaf else ''} data: {cond.if_no_data}]"
+    return text
+
+
+def _fmt(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(v)
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@dataclass
+class _Leaf:
+    """A leaf condition with the aggregate columns it owns in ``matched``."""
+
+    cond: Condition
+    sel: Selector
+    index: int
+
+    @property
+    def hits(self) -> str:
+        return f"leaf{self.index}_hits"
+
+    @property
+    def data(self) -> str:
+        return f"leaf{self.index}_has_data"
+
+
+@dataclass
+class _Plan:
+    definition: Definition
+    leaves: list[_Leaf] = field(default_factory=list)
+    quantity_cols: list[tuple[str, QuantitySpec]] = field(default_factory=list)
+
+    def leaf_for(self, cond: Condition) -> _Leaf:
+        return next(leaf for leaf in self.leaves if leaf.cond is cond)
+
+
+def _plan(definition: Definition) -> _Plan:
+    plan = _Plan(definition)
+
+    def walk(cond: Condition) -> None:
+        if cond.leaf is not None:
+            plan.leaves.append(_Leaf(cond, cond.leaf, len(plan.leaves) + 1))
+        for child in cond.children:
+            walk(child)
+
+    for cond in definition.conditions.values():
+        walk(cond)
+    q = definition.quantity
+    while isinstance(q, QuantitySpec):
+        plan.quantity_cols.append((f"quantity{len(plan.quantity_cols) + 1}", q))
+        q = q.minus if q.minus is not None else 0.0
+    return plan
+
+
+def _leaf_aggregates(leaf: _Leaf) -> list[exp.Expression]:
+    """The aggregate columns of one leaf: its measure in the window, and data presence."""
+    sel = leaf.sel
+    pred = selector_predicate(sel)
+    measure: exp.Expression
+    if isinstance(sel, AggregateSpec):
+        measure = _field_aggregate(sel.fn, sel.field, pred)
+    else:
+        measure = exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=pred))
+    measure_col = exp.alias_(measure, leaf.hits)
+    measure_col.add_comments([_safe_comment(f"leaf {leaf.index}: {describe_selector(sel)}")])
+    cols: list[exp.Expression] = [measure_col]
+    if leaf.cond.if_no_data is not None:
+        data = exp.Filter(
+            this=exp.Count(this=exp.Star()),
+            expression=exp.Where(this=exp.EQ(this=_col("type", _E), expression=_str(sel.type))),
+        )
+        cols.append(exp.alias_(data, leaf.data))
+    return cols
+
+
+def _field_aggregate(fn: str, field_name: str, pred: exp.Expression) -> exp.Expression:
+    value = _field_value(field_name)
+    agg: exp.Expression
+    if fn in {"first", "last"}:
+        key = _ordering_key()
+        agg = (exp.ArgMin if fn == "first" else exp.ArgMax)(this=value, expression=key)
+    elif fn == "count":
+        agg = exp.Count(this=exp.Star())
+    else:
+        cls = {"min": exp.Min, "max": exp.Max, "sum": exp.Sum, "avg": exp.Avg}[fn]
+        agg = cls(this=value)
+    return exp.Filter(this=agg, expression=exp.Where(this=pred))
+
+
+def _field_value(field_name: str) -> exp.Expression:
+    if field_name == "value":
+        return _col("value", _E)
+    return _field_sql(Field("attrs", field_name.split(".", 1)[1]), True, _E)
+
+
+def _ordering_key() -> exp.Expression:
+    """Event order (ts, then seq, then event_id) as one sortable text key, portable to any SQL.
+
+    ``arg_min`` needs a single ordering value; a fixed-width text of the timestamp, the sequence
+    number and the event id sorts exactly as the three columns would.
+    """
+    ts_text = exp.TimeToStr(this=_col("ts", _E), format=_str("%Y-%m-%d %H:%M:%S.%f"))
+    seq = exp.Coalesce(this=_col("seq", _E), expressions=[_num(0)])
+    seq_text = exp.func("LPAD", exp.cast(seq, exp.DataType.build("VARCHAR")), _num(20), _str("0"))
+    return exp.func(
+        "CONCAT", ts_text, _str("|"), seq_text, _str("|"), exp.Coalesce(
+            this=_col("event_id", _E), expressions=[_str("")]
+        )
+    )
+
+
+def _leaf_value(leaf: _Leaf) -> exp.Expression:
+    """The boolean result of a leaf in the final select, before if_no_data."""
+    sel = leaf.sel
+    hits = _col(leaf.hits, "m")
+    form = leaf.cond.form
+    if form == "exists":
+        return exp.GT(this=hits, expression=_num(0))
+    if form == "absent":
+        return exp.EQ(this=hits, expression=_num(0))
+    assert isinstance(sel, CountSpec | AggregateSpec)
+    ops = {">=": exp.GTE, "<=": exp.LTE, ">": exp.GT, "<": exp.LT, "=": exp.EQ}
+    tests: list[exp.Expression] = [
+        ops[op](this=hits, expression=_num(v)) for op, v in sel.comparisons()
+    ]
+    return exp.Coalesce(this=exp.Paren(this=_and(tests)), expressions=[exp.false()])
+
+
+def _cond_value(plan: _Plan, cond: Condition) -> exp.Expression:
+    """A condition's boolean with if_no_data pass/fail applied (never null)."""
+    if cond.leaf is not None:
+        leaf = plan.leaf_for(cond)
+        value = _leaf_value(leaf)
+        if cond.if_no_data in {"pass", "fail"}:
+            no_data = exp.EQ(this=_col(leaf.data, "m"), expression=_num(0))
+            forced = exp.true() if cond.if_no_data == "pass" else exp.false()
+            return exp.Case(ifs=[exp.If(this=no_data, true=forced)], default=value)
+        return value
+    kids = [exp.Paren(this=_cond_value(plan, c)) for c in cond.children]
+    if cond.form == "not":
+        return exp.Not(this=kids[0])
+    if cond.form == "all":
+        return _and(kids)
+    out = kids[0]
+    for k in kids[1:]:
+        out = exp.Or(this=out, expression=k)
+    return out
+
+
+def _excluded_leaves(plan: _Plan, cond: Condition) -> list[_Leaf]:
+    found: list[_Leaf] = []
+    if cond.leaf is not None and cond.if_no_data == "exclude":
+        found.append(plan.leaf_for(cond))
+    for child in cond.children:
+        found.extend(_excluded_leaves(plan, child))
+    return found
+
+
+def _no_data(leaves: list[_Leaf]) -> exp.Expression | None:
+    tests: list[exp.Expression] = [
+        exp.EQ(this=_col(leaf.data, "m"), expression=_num(0)) for leaf in leaves
+    ]
+    if not tests:
+        return None
+    out = tests[0]
+    for t in tests[1:]:
+        out = exp.Or(this=out, expression=t)
+    return exp.Paren(this=out)
+
+
+def _period_key(definition: Definition) -> exp.Expression:
+    """The period key of the anchor on the wall clock of the definition's time zone."""
+    local: exp.Expression = _col("anchor_ts", "m")
+    tz = definition.period.timezone
+    if tz != "UTC":
+        local = exp.ConvertTimezone(source_tz=_str("UTC"), target_tz=_str(tz), timestamp=local)
+    every = definition.period.every
+    if every in _PERIOD_FORMAT:
+        return exp.TimeToStr(this=local, format=_str(_PERIOD_FORMAT[every]))
+    if every == "quarter":
+        quarter = exp.cast(exp.func("QUARTER", local), exp.DataType.build("VARCHAR"))
+        return exp.func("CONCAT", exp.TimeToStr(this=local, format=_str("%Y")), _str("-Q"), quarter)
+    # ISO week: the week belongs to the year of its Thursday; its number counts Thursdays.
+    monday = exp.DateTrunc(unit=exp.Var(this="WEEK"), this=local)
+    thursday = exp.Add(this=monday, expression=_interval(3 * 86400))
+    day_of_year = exp.func("DAYOFYEAR", thursday)
+    week_no = exp.Add(
+        this=exp.IntDiv(this=exp.Sub(this=day_of_year, expression=_num(1)), expression=_num(7)),
+        expression=_num(1),
+    )
+    week_text = exp.func("LPAD", exp.cast(week_no, exp.DataType.build("VARCHAR")), _num(2), _str("0"))
+    return exp.func("CONCAT", exp.TimeToStr(this=thursday, format=_str("%Y")), _str("-W"), week_text)
+
+
+def _quantity(plan: _Plan) -> exp.Expression:
+    q = plan.definition.quantity
+    if not isinstance(q, QuantitySpec):
+        return _num(float(q))
+    out: exp.Expression | None = None
+    for name, spec in plan.quantity_cols:
+        term = exp.Coalesce(this=_col(name, "m"), expressions=[_num(0)])
+        out = term if out is None else exp.Sub(this=out, expression=term)
+    assert out is not None
+    tail = q
+    while isinstance(tail, QuantitySpec) and tail.minus is not None:
+        tail = tail.minus
+    if isinstance(tail, float) and tail != 0 and tail is not q:
+        out = exp.Sub(this=out, expression=_num(tail))
+    return out
+
+
+def _quantity_aggregates(plan: _Plan) -> list[exp.Expression]:
+    cols: list[exp.Expression] = []
+    for name, spec in plan.quantity_cols:
+        sel = spec.agg
+        pred = selector_predicate(sel)
+        agg = _field_aggregate(spec.fn, sel.field, pred)
+        col = exp.alias_(agg, name)
+        col.add_comments([_safe_comment(f"quantity: {spec.fn} of {describe_selector(sel)}")])
+        cols.append(col)
+    return cols
+
+
+# --------------------------------------------------------------------------- query
+
+
+def compile_definition(
+    definition: Definition,
+    as_of: dt.datetime,
+    events_table: str = "events",
+    entity_id: str | None = None,
+    ordered: bool = True,
+) -> exp.Select:
+    """The verdict query: one row per candidate, columns :data:`VERDICT_COLUMNS` + conditions.
+
+    ``entity_id`` restricts the query to one entity (for ``explain``); it becomes a literal.
+    ``ordered=False`` leaves out the final sort, for callers that aggregate or sort later.
+    """
+    plan = _plan(definition)
+    as_of_sql = _ts_literal(as_of)
+
+    # 1. visible events
+    visible_where: exp.Expression = exp.LTE(this=_col("ts"), expression=as_of_sql)
+    if entity_id is not None:
+        visible_where = exp.And(
+            this=visible_where, expression=exp.EQ(this=_col("entity_id"), expression=_str(entity_id))
+        )
+    visible = (
+        exp.select("entity_id", "event_id", "ts", "seq", "type", "actor", "value", "attrs")
+        .from_(exp.to_table(events_table))
+        .where(visible_where)
+    )
+
+    # 2. anchors
+    anchor = definition.anchor
+    anchor_pred = filter_sql(anchor, table="v")
+    base = exp.select(
+        _col("entity_id", "v"),
+        exp.alias_(_col("event_id", "v"), "anchor_event_id"),
+        exp.alias_(_col("ts", "v"), "anchor_ts"),
+    )
+    if anchor.pick == "each":
+        anchors = base.from_(exp.to_table("visible").as_("v")).where(anchor_pred)
+    else:
+        descending = anchor.pick == "last"
+        order = [
+            exp.Ordered(this=_col(c, "v"), desc=descending, nulls_first=descending)
+            for c in ("ts", "seq", "event_id")
+        ]
+        rn = exp.Window(
+            this=exp.RowNumber(),
+            partition_by=[_col("entity_id", "v")],
+            order=exp.Order(expressions=order),
+        )
+        ranked = (
+            base.select(exp.alias_(rn, "pick_rank"))
+            .from_(exp.to_table("visible").as_("v"))
+            .where(anchor_pred)
+        )
+        anchors = (
+            exp.select("entity_id", "anchor_event_id", "anchor_ts")
+            .from_(ranked.subquery("ranked"))
+            .where(exp.EQ(this=_col("pick_rank"), expression=_num(1)))
+        )
+
+    # 3. matched: one join, one grouping, an aggregate per leaf
+    types = sorted({leaf.sel.type for leaf in plan.leaves} | {
+        spec.agg.type for _, spec in plan.quantity_cols
+    })  # fmt: skip
+    group_cols = [_col("entity_id", _A), _col("anchor_event_id", _A), _col("anchor_ts", _A)]
+    aggregates: list[exp.Expression] = []
+    for leaf in plan.leaves:
+        aggregates.extend(_leaf_aggregates(leaf))
+    aggregates.extend(_quantity_aggregates(plan))
+    matched = exp.select(*group_cols, *aggregates).from_(exp.to_table("anchors").as_(_A))
+    if types:
+        on = _and(
+            [
+                exp.EQ(this=_col("entity_id", _E), expression=_col("entity_id", _A)),
+                exp.In(this=_col("type", _E), expressions=[_str(t) for t in types]),
+            ]
+        )
+        matched = matched.join(exp.to_table("visible").as_(_E), on=on, join_type="left")
+    matched = matched.group_by(*group_cols)
+
+    # 4. final select: conditions, status, reason, quantity, period
+    cond_values = {name: _cond_value(plan, c) for name, c in definition.conditions.items()}
+    excluded_by = {name: _excluded_leaves(plan, c) for name, c in definition.conditions.items()}
+    all_excluded = _no_data([leaf for leaves in excluded_by.values() for leaf in leaves])
+    passes = (
+        _and([exp.Paren(this=v) for v in cond_values.values()]) if cond_values else exp.true()
+    )
+    whens: list[exp.If] = []
+    if all_excluded is not None:
+        whens.append(exp.If(this=all_excluded, true=_str("excluded")))
+    longest = definition.longest_within()
+    if longest > 0:
+        closes = exp.Add(this=_col("anchor_ts", "m"), expression=_interval(longest))
+        whens.append(exp.If(this=exp.GT(this=closes, expression=as_of_sql), true=_str("pending")))
+    whens.append(exp.If(this=passes, true=_str("counted")))
+    status = exp.Case(ifs=whens, default=_str("not_counted"))
+
+    cond_cols: list[exp.Expression] = []
+    for name, value in cond_values.items():
+        no_data = _no_data(excluded_by[name])
+        col_value: exp.Expression = value
+        if no_data is not None:
+            col_value = exp.Case(ifs=[exp.If(this=no_data, true=exp.Null())], default=value)
+        col = exp.alias_(col_value, exp.to_identifier(CONDITION_PREFIX + name, quoted=True))
+        col.add_comments([_safe_comment(f"{name}: {describe_condition(definition.conditions[name])}")])
+        cond_cols.append(col)
+
+    final = exp.select(
+        _col("entity_id", "m"),
+        _col("anchor_event_id", "m"),
+        _col("anchor_ts", "m"),
+        exp.alias_(_period_key(definition), "period"),
+        exp.alias_(_col("status"), "status"),
+        exp.alias_(
+            exp.Case(
+                ifs=[exp.If(this=exp.EQ(this=_col("status"), expression=_str("counted")),
+                            true=exp.cast(_quantity(plan), exp.DataType.build("DOUBLE")))],
+                default=exp.cast(_num(0), exp.DataType.build("DOUBLE")),
+            ),
+            "quantity",
+        ),
+        exp.alias_(_reason(definition, cond_values, excluded_by), "reason"),
+        *[_col(CONDITION_PREFIX + name, "s", quoted=True) for name in cond_values],
+    )  # fmt: skip
+    # status is computed one layer below so that quantity and reason can refer to it
+    inner = exp.select(
+        exp.Column(this=exp.Star(), table=exp.to_identifier("m")),
+        exp.alias_(status, "status"),
+        *cond_cols,
+    ).from_(exp.to_table("matched").as_("m"))
+    final = final.from_(inner.subquery("s"))
+    final = _rebase(final)
+
+    query = (
+        final.with_("visible", as_=visible)
+        .with_("anchors", as_=anchors)
+        .with_("matched", as_=matched)
+    )
+    if ordered:
+        query = query.order_by(_col("entity_id"), _col("anchor_ts"), _col("anchor_event_id"))
+    with_clause = query.args.get("with_") or query.args.get("with")
+    assert with_clause is not None
+    ctes = with_clause.expressions
+    ctes[0].add_comments([_safe_comment("events known at the as-of time")])
+    ctes[1].add_comments([_safe_comment(f"anchor: {_describe_anchor(definition)}")])
+    ctes[2].add_comments(
+        [_safe_comment("each anchor joined once to its events; one aggregate per leaf condition")]
+    )
+    header = (
+        f"truecount definition {definition.name} v{definition.version} "
+        f"sha256:{definition.sha256}; as of {as_of.isoformat(sep=' ')}; "
+        f"window ends inclusive"
+    )
+    query.add_comments([_safe_comment(header)], prepend=True)
+    return query
+
+
+def _describe_anchor(definition: Definition) -> str:
+    a = definition.anchor
+    text = f"{a.pick} {a.type}"
+    if a.actor is not None:
+        text += f" by {a.actor}"
+    if a.where_expr is not None:
+        text += f" where {a.where_expr}"
+    return text + " per entity"
+
+
+def _rebase(final: exp.Select) -> exp.Select:
+    """Point the final select's ``m.`` columns at the subquery alias ``s``."""
+    for column in final.find_all(exp.Column):
+        if column.table == "m" and column.find_ancestor(exp.Subquery) is None:
+            column.set("table", exp.to_identifier("s"))
+    return final
+
+
+def _reason(
+    definition: Definition,
+    cond_values: dict[str, exp.Expression],
+    excluded_by: dict[str, list[_Leaf]],
+) -> exp.Expression:
+    """Failing condition names for not_counted; 'no data: ...' for excluded; 'pending'."""
+    status = _col("status")
+    failing: list[exp.Expression] = []
+    for name in cond_values:
+        failing.append(
+            exp.Case(
+                ifs=[exp.If(
+                    this=exp.Not(this=_col(CONDITION_PREFIX + name, "s", quoted=True)),
+                    true=_str(f", {name}"),
+                )],
+                default=_str(""),
+            )
+        )  # fmt: skip
+    missing: list[exp.Expression] = []
+    for name, leaves in excluded_by.items():
+        if leaves:
+            no_data = _no_data(leaves)
+            assert no_data is not None
+            missing.append(exp.Case(ifs=[exp.If(this=no_data, true=_str(f", {name}"))], default=_str("")))
+    ifs: list[exp.If] = [exp.If(this=exp.EQ(this=status, expression=_str("pending")),
+                                true=_str("pending"))]  # fmt: skip
+    if missing:
+        joined = exp.func("CONCAT", *missing) if len(missing) > 1 else missing[0]
+        ifs.append(
+            exp.If(
+                this=exp.EQ(this=status, expression=_str("excluded")),
+                true=exp.func("CONCAT", _str("no data: "), exp.Substring(
+                    this=joined, start=_num(3)
+                )),
+            )
+        )  # fmt: skip
+    if failing:
+        joined = exp.func("CONCAT", *failing) if len(failing) > 1 else failing[0]
+        ifs.append(
+            exp.If(
+                this=exp.EQ(this=status, expression=_str("not_counted")),
+                true=exp.Substring(this=joined, start=_num(3)),
+            )
+        )
+    return exp.Case(ifs=ifs, default=exp.Null())
+
+
+def render_sql(query: exp.Expression, dialect: str = "duckdb", pretty: bool = True) -> str:
+    """SQL text of a compiled query in a SQLGlot dialect."""
+    return query.sql(dialect=dialect, pretty=pretty)
+
+
+def compile_sql(
+    definition: Definition,
+    as_of: dt.datetime,
+    dialect: str = "duckdb",
+    events_table: str = "events",
+    pretty: bool = True,
+) -> str:
+    """Compile and render in one step: the text ``truecount sql`` prints."""
+    return render_sql(compile_definition(definition, as_of, events_table), dialect, pretty)
+
+
+__all__ = [
+    "CONDITION_PREFIX",
+    "DIALECTS",
+    "VERDICT_COLUMNS",
+    "compile_definition",
+    "compile_sql",
+    "describe_condition",
+    "describe_selector",
+    "filter_sql",
+    "render_sql",
+    "selector_predicate",
+    "where_sql",
+]

@@ -1,0 +1,226 @@
+"""Run a compiled definition on DuckDB: verdicts per candidate, counts per period, reasons.
+
+The verdicts stay inside DuckDB as a table; summaries are computed there too, so counting ten
+million candidates never turns them into Python objects. ``CountResult.verdicts`` converts to
+Arrow only when asked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+from truecount.definition.model import Definition
+from truecount.engine.compile import CONDITION_PREFIX, compile_definition, render_sql
+from truecount.engine.source import EventSource, EventsInput, open_events
+from truecount.errors import InputError, Location, Problem
+
+VERDICTS_TABLE: Final[str] = "verdicts"
+STATUSES: Final[tuple[str, ...]] = ("counted", "not_counted", "pending", "excluded")
+
+
+@dataclass(frozen=True)
+class PeriodCount:
+    """Counts of one billing period (``candidates`` = the four statuses added up)."""
+
+    period: str
+    candidates: int
+    counted: int
+    not_counted: int
+    pending: int
+    excluded: int
+    quantity: float
+
+
+@dataclass(frozen=True)
+class ReasonCount:
+    """How many not-counted candidates a top-level condition rejected."""
+
+    condition: str
+    entities: int
+
+
+@dataclass
+class CountResult:
+    """Verdicts of one definition over one event source at one as-of time."""
+
+    definition: Definition
+    as_of: dt.datetime
+    sql: str
+    periods: list[PeriodCount]
+    reasons: list[ReasonCount]
+    source: EventSource
+    totals: PeriodCount = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.totals = PeriodCount(
+            period="total",
+            candidates=sum(p.candidates for p in self.periods),
+            counted=sum(p.counted for p in self.periods),
+            not_counted=sum(p.not_counted for p in self.periods),
+            pending=sum(p.pending for p in self.periods),
+            excluded=sum(p.excluded for p in self.periods),
+            quantity=sum(p.quantity for p in self.periods),
+        )
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        return self.source.con
+
+    def verdicts_relation(self, period: str | None = None) -> duckdb.DuckDBPyRelation:
+        rel = self.con.table(VERDICTS_TABLE)
+        if period is not None:
+            rel = rel.filter(exp.EQ(this=exp.column("period"), expression=exp.Literal.string(period)).sql("duckdb"))
+        return rel.order("entity_id, anchor_ts, anchor_event_id")
+
+    @property
+    def verdicts(self) -> pa.Table:
+        """All verdicts as an Arrow table, sorted by entity, anchor time and anchor event."""
+        return self.verdicts_relation().fetch_arrow_table()
+
+    def write_verdicts(self, path: str | Path, period: str | None = None) -> int:
+        """Write verdicts as CSV or Parquet (by extension); return the number of rows."""
+        target = Path(path)
+        rel = self.verdicts_relation(period)
+        suffix = target.suffix.lower()
+        if suffix == ".parquet":
+            rel.write_parquet(str(target))
+        elif suffix in {".csv", ".txt", ""}:
+            rel.write_csv(str(target), header=True)
+        else:
+            raise InputError(
+                Problem(
+                    f"cannot write verdicts as '{suffix}'",
+                    Location(file=str(target)),
+                    "use a .csv or .parquet file name",
+                )
+            )
+        rows = rel.aggregate("count(*)").fetchall()
+        return int(rows[0][0]) if rows else 0
+
+    def close(self) -> None:
+        self.con.close()
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON shape of ``truecount count --format json`` (see README)."""
+        return {
+            "definition": {
+                "name": self.definition.name,
+                "version": self.definition.version,
+                "sha256": self.definition.sha256,
+            },
+            "as_of": self.as_of.isoformat(),
+            "periods": [
+                {
+                    "period": p.period,
+                    "candidates": p.candidates,
+                    "counted": p.counted,
+                    "not_counted": p.not_counted,
+                    "pending": p.pending,
+                    "excluded": p.excluded,
+                    "quantity": p.quantity,
+                }
+                for p in self.periods
+            ],
+            "reasons": [{"condition": r.condition, "entities": r.entities} for r in self.reasons],
+        }
+
+
+def default_as_of(con: duckdb.DuckDBPyConnection) -> dt.datetime | None:
+    """The latest event time in the data: the export's own horizon, so reruns agree."""
+    rows = con.execute("SELECT max(ts) FROM events").fetchall()
+    value = rows[0][0] if rows else None
+    return value if isinstance(value, dt.datetime) else None
+
+
+def _parse_as_of(value: dt.datetime | str | None) -> dt.datetime | None:
+    if value is None or isinstance(value, dt.datetime):
+        if isinstance(value, dt.datetime) and value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(
+            Problem(
+                f"'{value}' is not a time",
+                Location(key="as-of"),
+                "use ISO 8601, e.g. 2026-03-31 or 2026-03-31T23:59:59Z (UTC unless an offset is given)",
+            )
+        ) from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    if len(value) == 10:  # a bare date means the end of that day
+        parsed = parsed + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+    return parsed
+
+
+def count(
+    definition: Definition,
+    events: EventsInput,
+    as_of: dt.datetime | str | None = None,
+) -> CountResult:
+    """Evaluate ``definition`` over ``events`` and return verdicts, period counts and reasons."""
+    source = open_events(events)
+    return count_source(definition, source, as_of)
+
+
+def count_source(
+    definition: Definition, source: EventSource, as_of: dt.datetime | str | None = None
+) -> CountResult:
+    """:func:`count` on an already opened source (the CLI and reconcile reuse connections)."""
+    con = source.con
+    con.execute("SET TimeZone = 'UTC'")
+    moment = _parse_as_of(as_of) or default_as_of(con) or dt.datetime(1970, 1, 1)
+    query = compile_definition(definition, moment, ordered=False)
+    sql = render_sql(query, "duckdb", pretty=True)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {VERDICTS_TABLE} AS {render_sql(query, 'duckdb', False)}")
+    periods = _period_counts(con)
+    reasons = _reason_counts(con, definition)
+    return CountResult(definition, moment, sql, periods, reasons, source)
+
+
+def _period_counts(con: duckdb.DuckDBPyConnection) -> list[PeriodCount]:
+    status = exp.column("status")
+    cols: list[exp.Expression] = [exp.column("period"), exp.alias_(exp.func("COUNT", exp.Star()), "candidates")]
+    for name in STATUSES:
+        cols.append(
+            exp.alias_(exp.func("COUNT_IF", exp.EQ(this=status, expression=exp.Literal.string(name))), name)
+        )
+    cols.append(exp.alias_(exp.func("COALESCE", exp.func("SUM", exp.column("quantity")), exp.Literal.number(0)), "quantity"))
+    sql = exp.select(*cols).from_(VERDICTS_TABLE).group_by("period").order_by("period").sql("duckdb")
+    rows = con.execute(sql).fetchall()
+    return [
+        PeriodCount(
+            period=r[0],
+            candidates=int(r[1]),
+            counted=int(r[2]),
+            not_counted=int(r[3]),
+            pending=int(r[4]),
+            excluded=int(r[5]),
+            quantity=float(r[6]),
+        )
+        for r in rows
+    ]
+
+
+def _reason_counts(con: duckdb.DuckDBPyConnection, definition: Definition) -> list[ReasonCount]:
+    names = list(definition.conditions)
+    if not names:
+        return []
+    not_counted = exp.EQ(this=exp.column("status"), expression=exp.Literal.string("not_counted"))
+    cols = [
+        exp.func(
+            "COUNT_IF",
+            exp.and_(not_counted, exp.not_(exp.column(CONDITION_PREFIX + n, quoted=True))),
+        )
+        for n in names
+    ]
+    row = con.execute(exp.select(*cols).from_(VERDICTS_TABLE).sql("duckdb")).fetchall()[0]
+    return [ReasonCount(n, int(v or 0)) for n, v in zip(names, row, strict=True)]

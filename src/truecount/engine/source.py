@@ -1,0 +1,159 @@
+"""Where the engine's events come from: a workspace store, canonical files, or an in-memory table.
+
+Whatever the source, the compiled query reads one relation named ``events`` with the canonical
+columns. Canonical Parquet files are read in place (a view with the required-column checks
+applied), because copying tens of millions of rows into a table first would double the work;
+other files go through ingest's validation into an in-memory table, so bad rows are
+quarantined with their reason rather than silently dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+from truecount.errors import InputError, Location, Problem
+from truecount.ingest.canonical import CANONICAL_COLUMNS, EVENTS_TABLE, REQUIRED_COLUMNS
+from truecount.workspace import Workspace
+
+EventsInput = Any  # pyarrow.Table | pandas.DataFrame | Workspace | path | sequence of paths
+
+
+@dataclass
+class EventSource:
+    """An open connection with a relation ``events`` in canonical shape, and what fed it."""
+
+    con: duckdb.DuckDBPyConnection
+    description: str
+    files: list[str] = field(default_factory=list)
+    rows_skipped: int = 0
+    skipped_reasons: dict[str, int] = field(default_factory=dict)
+
+
+def _canonical_select(source_table: str, present: set[str]) -> exp.Select:
+    """Cast present columns to canonical types; fill absent optional columns with typed nulls."""
+    cols: list[exp.Expression] = []
+    for name, typ in CANONICAL_COLUMNS.items():
+        dtype = exp.DataType.build(typ, dialect="duckdb")
+        value: exp.Expression
+        if name in present:
+            value = exp.cast(exp.column(name, quoted=True), dtype)
+        elif name == "event_id":
+            # A deterministic id from the entity, time, type and row position is not possible
+            # without a file row number; tables given in memory must carry their own ids.
+            value = exp.cast(exp.func("uuid"), dtype)
+        else:
+            value = exp.cast(exp.Null(), dtype)
+        cols.append(exp.alias_(value, name))
+    return exp.select(*cols).from_(exp.to_table(source_table, quoted=True))
+
+
+def _check_required(present: set[str], where: str) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in present]
+    if missing:
+        raise InputError(
+            Problem(
+                f"missing required column{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
+                Location(file=where, column=missing[0]),
+                f"canonical events need {', '.join(REQUIRED_COLUMNS)}; "
+                "use 'truecount ingest --mapping' for other shapes",
+            )
+        )
+
+
+def _from_arrow(table: pa.Table) -> EventSource:
+    con = duckdb.connect()
+    present = set(table.column_names)
+    _check_required(present, "<table>")
+    if "event_id" not in present:
+        raise InputError(
+            Problem(
+                "an in-memory events table needs an event_id column",
+                Location(file="<table>", column="event_id"),
+            )
+        )
+    con.register("events_input", table)
+    sql = _canonical_select("events_input", present).sql(dialect="duckdb")
+    con.execute(f"CREATE TABLE {EVENTS_TABLE} AS {sql}")
+    return EventSource(con, "in-memory table")
+
+
+def _parquet_view(con: duckdb.DuckDBPyConnection, files: list[str]) -> EventSource:
+    rel = con.read_parquet(files, union_by_name=True)
+    present = set(rel.columns)
+    _check_required(present, files[0])
+    rel.create_view("events_parquet")
+    select = _canonical_select("events_parquet", present)
+    not_null = [exp.column(c).is_(exp.Null()).not_() for c in REQUIRED_COLUMNS]
+    cond: exp.Expression = not_null[0]
+    for extra in not_null[1:]:
+        cond = exp.and_(cond, extra)
+    con.execute(f"CREATE VIEW {EVENTS_TABLE} AS {select.where(cond).sql(dialect='duckdb')}")
+    skipped_sql = (
+        exp.select(*[
+            exp.alias_(
+                exp.func("COUNT_IF", exp.column(c, quoted=True).is_(exp.Null())), c
+            )
+            for c in REQUIRED_COLUMNS
+        ]).from_(exp.to_table("events_parquet"))
+    ).sql(dialect="duckdb")  # fmt: skip
+    row = con.execute(skipped_sql).fetchall()[0]
+    reasons = {f"missing {c}": int(n) for c, n in zip(REQUIRED_COLUMNS, row or (), strict=False) if n}
+    src = EventSource(con, f"{len(files)} Parquet file(s)", files=files)
+    if reasons:
+        skipped = con.execute(
+            exp.select(exp.func("COUNT", exp.Star()))
+            .from_("events_parquet")
+            .where(exp.not_(cond))
+            .sql(dialect="duckdb")
+        ).fetchall()
+        src.rows_skipped = int(skipped[0][0]) if skipped else 0
+        src.skipped_reasons = reasons
+    return src
+
+
+def _from_files(paths: Sequence[str | Path]) -> EventSource:
+    files = [str(p) for p in paths]
+    for f in files:
+        if not Path(f).exists():
+            raise InputError(Problem("no such file", Location(file=f)))
+    con = duckdb.connect()
+    if files and all(f.lower().endswith(".parquet") for f in files):
+        return _parquet_view(con, files)
+    from truecount.ingest import load_events_into  # the ingest layer validates other formats
+
+    report = load_events_into(con, files, mapping=None, table=EVENTS_TABLE)
+    src = EventSource(con, f"{len(files)} file(s)", files=files)
+    src.rows_skipped = int(getattr(report, "quarantined", 0) or 0)
+    return src
+
+
+def open_events(events: EventsInput) -> EventSource:
+    """Open any supported events input as a DuckDB connection with an ``events`` relation."""
+    if isinstance(events, Workspace):
+        con = events.connect(read_only=True)
+        return EventSource(con, f"workspace {events.root}")
+    if isinstance(events, pa.Table):
+        return _from_arrow(events)
+    if isinstance(events, str | Path):
+        return _from_files([events])
+    if isinstance(events, Sequence) and all(isinstance(e, str | Path) for e in events):
+        if not events:
+            raise InputError("no event files given")
+        return _from_files(list(events))
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is optional
+        pd = None
+    if pd is not None and isinstance(events, pd.DataFrame):
+        return _from_arrow(pa.Table.from_pandas(events, preserve_index=False))
+    raise InputError(
+        f"cannot read events from {type(events).__name__}: give a workspace, file paths, "
+        "a pyarrow Table or a pandas DataFrame"
+    )
