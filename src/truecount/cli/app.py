@@ -13,6 +13,7 @@ from typing import Any, Final, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from truecount.errors import TruecountError
 
@@ -47,7 +48,7 @@ class OutputFormat(enum.StrEnum):
 
 def stdout_console() -> Console:
     """Console for results; plain when piped so output stays machine-friendly."""
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 
 def stderr_console() -> Console:
@@ -56,7 +57,7 @@ def stderr_console() -> Console:
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     """Print a one-line error to stderr and exit."""
-    stderr_console().print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    stderr_console().print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     raise typer.Exit(code)
 
 
@@ -76,7 +77,7 @@ def main() -> None:
         app(standalone_mode=False)
     except TruecountError as exc:
         err = stderr_console()
-        err.print(f"[bold red]error:[/] {exc.first_line}", markup=True, highlight=False)
+        err.print(f"[bold red]error:[/] {escape(exc.first_line)}", markup=True, highlight=False)
         for problem in exc.problems[1:10]:
             err.print(f"       {problem}", markup=False, highlight=False)
         sys.exit(EXIT_BAD_INPUT)

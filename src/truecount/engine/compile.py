@@ -259,7 +259,7 @@ def _fmt(v: float) -> str:
 
 
 @dataclass
-class _Leaf:
+class Leaf:
     """A leaf condition with the aggregate columns it owns in ``matched``."""
 
     cond: Condition
@@ -278,11 +278,16 @@ class _Leaf:
 @dataclass
 class _Plan:
     definition: Definition
-    leaves: list[_Leaf] = field(default_factory=list)
+    leaves: list[Leaf] = field(default_factory=list)
     quantity_cols: list[tuple[str, QuantitySpec]] = field(default_factory=list)
 
-    def leaf_for(self, cond: Condition) -> _Leaf:
+    def leaf_for(self, cond: Condition) -> Leaf:
         return next(leaf for leaf in self.leaves if leaf.cond is cond)
+
+
+def plan_leaves(definition: Definition) -> list[Leaf]:
+    """The leaf conditions in the order the compiler numbers them (``leaf1``, ``leaf2``...)."""
+    return _plan(definition).leaves
 
 
 def _plan(definition: Definition) -> _Plan:
@@ -290,7 +295,7 @@ def _plan(definition: Definition) -> _Plan:
 
     def walk(cond: Condition) -> None:
         if cond.leaf is not None:
-            plan.leaves.append(_Leaf(cond, cond.leaf, len(plan.leaves) + 1))
+            plan.leaves.append(Leaf(cond, cond.leaf, len(plan.leaves) + 1))
         for child in cond.children:
             walk(child)
 
@@ -303,7 +308,7 @@ def _plan(definition: Definition) -> _Plan:
     return plan
 
 
-def _leaf_aggregates(leaf: _Leaf) -> list[exp.Expression]:
+def _leaf_aggregates(leaf: Leaf) -> list[exp.Expression]:
     """The aggregate columns of one leaf: its measure in the window, and data presence."""
     sel = leaf.sel
     pred = selector_predicate(sel)
@@ -360,7 +365,7 @@ def _ordering_key() -> exp.Expression:
     )
 
 
-def _leaf_value(leaf: _Leaf) -> exp.Expression:
+def _leaf_value(leaf: Leaf) -> exp.Expression:
     """The boolean result of a leaf in the final select, before if_no_data."""
     sel = leaf.sel
     hits = _col(leaf.hits, "m")
@@ -398,8 +403,8 @@ def _cond_value(plan: _Plan, cond: Condition) -> exp.Expression:
     return out
 
 
-def _excluded_leaves(plan: _Plan, cond: Condition) -> list[_Leaf]:
-    found: list[_Leaf] = []
+def _excluded_leaves(plan: _Plan, cond: Condition) -> list[Leaf]:
+    found: list[Leaf] = []
     if cond.leaf is not None and cond.if_no_data == "exclude":
         found.append(plan.leaf_for(cond))
     for child in cond.children:
@@ -407,7 +412,7 @@ def _excluded_leaves(plan: _Plan, cond: Condition) -> list[_Leaf]:
     return found
 
 
-def _no_data(leaves: list[_Leaf]) -> exp.Expression | None:
+def _no_data(leaves: list[Leaf]) -> exp.Expression | None:
     tests: list[exp.Expression] = [
         exp.EQ(this=_col(leaf.data, "m"), expression=_num(0)) for leaf in leaves
     ]
@@ -481,11 +486,13 @@ def compile_definition(
     events_table: str = "events",
     entity_id: str | None = None,
     ordered: bool = True,
+    with_leaves: bool = False,
 ) -> exp.Select:
     """The verdict query: one row per candidate, columns :data:`VERDICT_COLUMNS` + conditions.
 
     ``entity_id`` restricts the query to one entity (for ``explain``); it becomes a literal.
     ``ordered=False`` leaves out the final sort, for callers that aggregate or sort later.
+    ``with_leaves=True`` adds ``leafN_hits`` and ``leafN_pass`` per leaf condition (``explain``).
     """
     plan = _plan(definition)
     as_of_sql = _ts_literal(as_of)
@@ -599,10 +606,17 @@ def compile_definition(
         *[_col(CONDITION_PREFIX + name, "s", quoted=True) for name in cond_values],
     )  # fmt: skip
     # status is computed one layer below so that quantity and reason can refer to it
+    leaf_cols: list[exp.Expression] = []
+    if with_leaves:
+        leaf_cols = [exp.alias_(_cond_value(plan, leaf.cond), f"leaf{leaf.index}_pass") for leaf in plan.leaves]
+        final = final.select(
+            *[_col(f"leaf{leaf.index}_{kind}", "s") for leaf in plan.leaves for kind in ("hits", "pass")]
+        )
     inner = exp.select(
         exp.Column(this=exp.Star(), table=exp.to_identifier("m")),
         exp.alias_(status, "status"),
         *cond_cols,
+        *leaf_cols,
     ).from_(exp.to_table("matched").as_("m"))
     final = final.from_(inner.subquery("s"))
     final = _rebase(final)
@@ -652,7 +666,7 @@ def _rebase(final: exp.Select) -> exp.Select:
 def _reason(
     definition: Definition,
     cond_values: dict[str, exp.Expression],
-    excluded_by: dict[str, list[_Leaf]],
+    excluded_by: dict[str, list[Leaf]],
 ) -> exp.Expression:
     """Failing condition names for not_counted; 'no data: ...' for excluded; 'pending'."""
     status = _col("status")

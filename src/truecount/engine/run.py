@@ -92,7 +92,7 @@ class CountResult:
         if suffix == ".parquet":
             rel.write_parquet(str(target))
         elif suffix in {".csv", ".txt", ""}:
-            rel.write_csv(str(target), header=True)
+            _neutralised(rel).write_csv(str(target), header=True)
         else:
             raise InputError(
                 Problem(
@@ -130,6 +130,29 @@ class CountResult:
             ],
             "reasons": [{"condition": r.condition, "entities": r.entities} for r in self.reasons],
         }
+
+
+#: Characters that make a spreadsheet treat a cell as a formula.
+FORMULA_START: Final[str] = "=+-@\t\r"
+
+
+def _neutralised(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    """Prefix text cells that a spreadsheet would run as a formula with an apostrophe."""
+    cols: list[str] = []
+    for name, dtype in zip(rel.columns, rel.dtypes, strict=True):
+        ident = exp.to_identifier(name, quoted=True)
+        col = exp.column(ident)
+        if str(dtype) == "VARCHAR":
+            starts = exp.func("LEFT", col, exp.Literal.number(1))
+            risky = exp.In(this=starts, expressions=[exp.Literal.string(c) for c in FORMULA_START])
+            safe = exp.Case(
+                ifs=[exp.If(this=risky, true=exp.DPipe(this=exp.Literal.string("'"), expression=col))],
+                default=col,
+            )
+            cols.append(exp.alias_(safe, ident).sql("duckdb"))
+        else:
+            cols.append(col.sql("duckdb"))
+    return rel.project(", ".join(cols))
 
 
 def default_as_of(con: duckdb.DuckDBPyConnection) -> dt.datetime | None:

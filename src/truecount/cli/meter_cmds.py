@@ -1,0 +1,254 @@
+"""The meter verbs: ``count``, ``explain``, ``sql`` and ``schema``."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.tree import Tree
+
+from truecount.cli.app import EXIT_OK, OutputFormat, app, fail, stderr_console, stdout_console
+from truecount.definition import load_definition
+from truecount.definition.model import Definition
+from truecount.engine.compile import DIALECTS, compile_sql
+from truecount.engine.explain import ConditionExplanation, explain
+from truecount.engine.run import CountResult, count
+from truecount.engine.source import EventsInput
+from truecount.workspace import Workspace
+
+DefArg = Annotated[Path, typer.Argument(help="The outcome definition (YAML).", show_default=False)]
+EventsOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--events",
+        "-e",
+        help="Canonical event files (CSV, JSON Lines, Parquet) instead of the workspace; "
+        "repeat for several files.",
+    ),
+]
+WorkspaceOpt = Annotated[
+    Path | None, typer.Option("--workspace", "-w", help="Workspace folder (default: here).")
+]
+AsOfOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Count as known at this time (ISO 8601, UTC unless an offset is given). "
+        "Default: the latest event in the data.",
+    ),
+]
+
+
+def events_input(events: list[Path] | None, workspace: Path | None) -> EventsInput:
+    """The files given with --events, else the workspace (here or --workspace)."""
+    if events:
+        return [str(p) for p in events]
+    return Workspace.open(workspace)
+
+
+@contextlib.contextmanager
+def working(message: str) -> Iterator[None]:
+    """A spinner on a terminal; nothing when stderr is piped."""
+    err = stderr_console()
+    if err.is_terminal:
+        with err.status(message):
+            yield
+    else:
+        yield
+
+
+def _count_table(result: CountResult, definition: Definition) -> Table:
+    table = Table(
+        title=f"{definition.name} v{definition.version}  ·  as of {result.as_of:%Y-%m-%d %H:%M:%S} UTC",
+        caption=f"sha256 {definition.sha256[:16]}…  ·  unit: {definition.unit}",
+    )
+    for name in ("period", "candidates", "counted", "not counted", "pending", "excluded", "quantity"):
+        table.add_column(name, justify="left" if name == "period" else "right")
+    rows = [*result.periods, result.totals] if result.periods else []
+    for i, p in enumerate(rows):
+        style = "bold" if i == len(rows) - 1 else None
+        table.add_row(
+            p.period,
+            f"{p.candidates:,}",
+            f"{p.counted:,}",
+            f"{p.not_counted:,}",
+            f"{p.pending:,}",
+            f"{p.excluded:,}",
+            f"{p.quantity:,.2f}".rstrip("0").rstrip("."),
+            style=style,
+        )
+    return table
+
+
+@app.command("count")
+def count_cmd(
+    definition: DefArg,
+    events: EventsOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_of: AsOfOpt = None,
+    period: Annotated[str | None, typer.Option(help="Only this period, e.g. 2026-01.")] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the verdict per entity to this .csv or .parquet file."),
+    ] = None,
+) -> None:
+    """Count outcomes per period: candidates, counted, not counted, pending, and why."""
+    d = load_definition(definition)
+    with working("counting…"):
+        result = count(d, events_input(events, workspace), as_of=as_of)
+    try:
+        if period is not None:
+            known = [p.period for p in result.periods]
+            if period not in known:
+                fail(f"period '{period}' has no candidates; periods in the data: {', '.join(known) or 'none'}")
+            result.periods = [p for p in result.periods if p.period == period]
+            result.__post_init__()
+        if out is not None:
+            n = result.write_verdicts(out, period)
+            stderr_console().print(f"wrote {n:,} verdicts to {out}")
+        _render_count(result, d, fmt)
+    finally:
+        result.close()
+    raise typer.Exit(EXIT_OK)
+
+
+def _render_count(result: CountResult, d: Definition, fmt: OutputFormat) -> None:
+    con = stdout_console()
+    if fmt is OutputFormat.json:
+        print(json.dumps(result.to_json(), indent=2))
+        return
+    if fmt is OutputFormat.csv:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["period", "candidates", "counted", "not_counted", "pending", "excluded", "quantity"])
+        for p in result.periods:
+            writer.writerow([p.period, p.candidates, p.counted, p.not_counted, p.pending, p.excluded, p.quantity])
+        print(buf.getvalue(), end="")
+        return
+    con.print(_count_table(result, d))
+    if result.reasons:
+        reasons = Table(title="why not counted (a candidate may fail several conditions)")
+        reasons.add_column("condition")
+        reasons.add_column("entities", justify="right")
+        for r in result.reasons:
+            reasons.add_row(r.condition, f"{r.entities:,}")
+        con.print(reasons)
+    if result.source.rows_skipped:
+        stderr_console().print(
+            f"[yellow]note:[/] {result.source.rows_skipped:,} event rows were not usable "
+            f"({', '.join(f'{k}: {v:,}' for k, v in result.source.skipped_reasons.items())})"
+        )
+
+
+def _condition_tree(tree: Tree, c: ConditionExplanation) -> None:
+    mark = {True: "[green]pass[/]", False: "[red]fail[/]", None: "[yellow]excluded[/]"}[c.passed]
+    label = f"{mark}  [bold]{c.name}[/]: {_escape(c.description)}"
+    if c.measure is not None and c.children == []:
+        label += f"  (measure {c.measure:g})"
+    if c.decided_by:
+        label += f"  decided by event {_escape(c.decided_by)}"
+    elif c.passed is not None and not c.children:
+        label += "  (no event in the window)"
+    node = tree.add(label)
+    if c.note:
+        node.add(f"[yellow]{_escape(c.note)}[/]")
+    for child in c.children:
+        _condition_tree(node, child)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+@app.command("explain")
+def explain_cmd(
+    definition: DefArg,
+    entity_id: Annotated[str, typer.Argument(help="The entity to explain.", show_default=False)],
+    events: EventsOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_of: AsOfOpt = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="table or json.")] = OutputFormat.table,
+) -> None:
+    """Show one entity's events, each condition's result and the event that decided it."""
+    d = load_definition(definition)
+    ex = explain(d, events_input(events, workspace), entity_id, as_of=as_of)
+    if fmt is OutputFormat.json:
+        print(json.dumps(ex.to_json(), indent=2, default=str))
+        raise typer.Exit(EXIT_OK)
+    con = stdout_console()
+    anchor_ids = {a.anchor_event_id for a in ex.anchors}
+    events_table = Table(title=f"events of {entity_id} (as of {ex.as_of:%Y-%m-%d %H:%M:%S} UTC)")
+    for col in ("", "event_id", "ts (UTC)", "seq", "type", "actor", "value", "attrs"):
+        events_table.add_column(col)
+    for e in ex.events:
+        marker = "anchor" if e["event_id"] in anchor_ids else ("" if e["visible"] else "after as-of")
+        events_table.add_row(
+            marker,
+            _escape(str(e["event_id"])),
+            f"{e['ts']:%Y-%m-%d %H:%M:%S}",
+            "" if e["seq"] is None else str(e["seq"]),
+            _escape(str(e["type"])),
+            _escape(str(e["actor"] or "")),
+            "" if e["value"] is None else f"{e['value']:g}",
+            _escape(str(e["attrs"] or "")),
+        )
+    con.print(events_table)
+    if not ex.anchors:
+        con.print(f"no anchor event ({_escape(d.anchor.type)}) for {_escape(entity_id)}: not a candidate")
+    for a in ex.anchors:
+        colour = {"counted": "green", "not_counted": "red", "pending": "yellow"}.get(a.status, "magenta")
+        tree = Tree(
+            f"anchor {_escape(a.anchor_event_id)} at {a.anchor_ts:%Y-%m-%d %H:%M:%S}  ·  period {a.period}"
+            f"  ·  [{colour} bold]{a.status}[/]"
+            + (f"  ·  reason: {_escape(a.reason)}" if a.reason else "")
+            + (f"  ·  quantity {a.quantity:g}" if a.status == "counted" else "")
+        )
+        for c in a.conditions:
+            _condition_tree(tree, c)
+        con.print(tree)
+    raise typer.Exit(EXIT_OK)
+
+
+@app.command("sql")
+def sql_cmd(
+    definition: DefArg,
+    dialect: Annotated[str, typer.Option(help=f"One of: {', '.join(DIALECTS)}.")] = "duckdb",
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="The as-of time written into the query (default: now, UTC)."),
+    ] = None,
+    events_table: Annotated[str, typer.Option(help="Name of the events table.")] = "events",
+) -> None:
+    """Print the SQL a definition compiles to, for DuckDB or another engine."""
+    from truecount.engine.run import _parse_as_of
+
+    if dialect not in DIALECTS:
+        fail(f"unknown dialect '{dialect}'; use one of {', '.join(DIALECTS)}")
+    if not events_table.replace("_", "").replace(".", "").isalnum():
+        fail(f"'{events_table}' is not a table name; use letters, digits, _ and .")
+    d = load_definition(definition)
+    moment = _parse_as_of(as_of) or dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    print(compile_sql(d, moment, dialect=dialect, events_table=events_table))
+    raise typer.Exit(EXIT_OK)
+
+
+@app.command("schema")
+def schema_cmd() -> None:
+    """Print the JSON Schema of the definition format (for editors and validators)."""
+    from truecount.definition.schema import definition_schema
+
+    print(json.dumps(definition_schema(), indent=2))
+    raise typer.Exit(EXIT_OK)
+
+
