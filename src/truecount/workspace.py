@@ -96,7 +96,9 @@ class Workspace:
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         """Open the store. Callers close it (use ``with``)."""
         try:
-            return duckdb.connect(str(self.store_path), read_only=read_only)
+            con = duckdb.connect(str(self.store_path), read_only=read_only)
+            con.execute("SET TimeZone = 'UTC'")  # results must not depend on the machine's zone
+            return con
         except duckdb.Error as exc:  # pragma: no cover - depends on the file system
             raise WorkspaceError(
                 Problem(f"cannot open the store: {exc}", Location(file=str(self.store_path)))

@@ -71,24 +71,17 @@ def _load_verbs() -> None:
 
 
 def main() -> None:
-    """Console-script entry point: run the app, turning truecount errors into exit code 2."""
+    """Console-script entry point.
+
+    Typer reports usage errors itself (exit 2); truecount errors raised by the library arrive
+    here and become one line on stderr with exit code 2, never a traceback.
+    """
     _load_verbs()
     try:
-        app(standalone_mode=False)
+        app()
     except TruecountError as exc:
         err = stderr_console()
         err.print(f"[bold red]error:[/] {escape(exc.first_line)}", markup=True, highlight=False)
         for problem in exc.problems[1:10]:
             err.print(f"       {problem}", markup=False, highlight=False)
         sys.exit(EXIT_BAD_INPUT)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(EXIT_BAD_INPUT)
-        raise

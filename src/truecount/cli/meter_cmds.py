@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import csv
+import datetime as dt
 import io
 import json
 from collections.abc import Iterator
@@ -67,10 +67,19 @@ def working(message: str) -> Iterator[None]:
 
 def _count_table(result: CountResult, definition: Definition) -> Table:
     table = Table(
-        title=f"{definition.name} v{definition.version}  ·  as of {result.as_of:%Y-%m-%d %H:%M:%S} UTC",
+        title=f"{definition.name} v{definition.version}  ·  "
+        f"as of {result.as_of:%Y-%m-%d %H:%M:%S} UTC",
         caption=f"sha256 {definition.sha256[:16]}…  ·  unit: {definition.unit}",
     )
-    for name in ("period", "candidates", "counted", "not counted", "pending", "excluded", "quantity"):
+    for name in (
+        "period",
+        "candidates",
+        "counted",
+        "not counted",
+        "pending",
+        "excluded",
+        "quantity",
+    ):
         table.add_column(name, justify="left" if name == "period" else "right")
     rows = [*result.periods, result.totals] if result.periods else []
     for i, p in enumerate(rows):
@@ -95,7 +104,9 @@ def count_cmd(
     workspace: WorkspaceOpt = None,
     as_of: AsOfOpt = None,
     period: Annotated[str | None, typer.Option(help="Only this period, e.g. 2026-01.")] = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.table,
     out: Annotated[
         Path | None,
         typer.Option(help="Write the verdict per entity to this .csv or .parquet file."),
@@ -109,7 +120,10 @@ def count_cmd(
         if period is not None:
             known = [p.period for p in result.periods]
             if period not in known:
-                fail(f"period '{period}' has no candidates; periods in the data: {', '.join(known) or 'none'}")
+                fail(
+                    f"period '{period}' has no candidates; "
+                    f"periods in the data: {', '.join(known) or 'none'}"
+                )
             result.periods = [p for p in result.periods if p.period == period]
             result.__post_init__()
         if out is not None:
@@ -129,9 +143,21 @@ def _render_count(result: CountResult, d: Definition, fmt: OutputFormat) -> None
     if fmt is OutputFormat.csv:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["period", "candidates", "counted", "not_counted", "pending", "excluded", "quantity"])
+        writer.writerow(
+            ["period", "candidates", "counted", "not_counted", "pending", "excluded", "quantity"]
+        )
         for p in result.periods:
-            writer.writerow([p.period, p.candidates, p.counted, p.not_counted, p.pending, p.excluded, p.quantity])
+            writer.writerow(
+                [
+                    p.period,
+                    p.candidates,
+                    p.counted,
+                    p.not_counted,
+                    p.pending,
+                    p.excluded,
+                    p.quantity,
+                ]
+            )
         print(buf.getvalue(), end="")
         return
     con.print(_count_table(result, d))
@@ -178,7 +204,9 @@ def explain_cmd(
     events: EventsOpt = None,
     workspace: WorkspaceOpt = None,
     as_of: AsOfOpt = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="table or json.")] = OutputFormat.table,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="table or json.")
+    ] = OutputFormat.table,
 ) -> None:
     """Show one entity's events, each condition's result and the event that decided it."""
     d = load_definition(definition)
@@ -192,7 +220,9 @@ def explain_cmd(
     for col in ("", "event_id", "ts (UTC)", "seq", "type", "actor", "value", "attrs"):
         events_table.add_column(col)
     for e in ex.events:
-        marker = "anchor" if e["event_id"] in anchor_ids else ("" if e["visible"] else "after as-of")
+        marker = (
+            "anchor" if e["event_id"] in anchor_ids else ("" if e["visible"] else "after as-of")
+        )
         events_table.add_row(
             marker,
             _escape(str(e["event_id"])),
@@ -205,11 +235,16 @@ def explain_cmd(
         )
     con.print(events_table)
     if not ex.anchors:
-        con.print(f"no anchor event ({_escape(d.anchor.type)}) for {_escape(entity_id)}: not a candidate")
+        con.print(
+            f"no anchor event ({_escape(d.anchor.type)}) for {_escape(entity_id)}: not a candidate"
+        )
     for a in ex.anchors:
-        colour = {"counted": "green", "not_counted": "red", "pending": "yellow"}.get(a.status, "magenta")
+        colour = {"counted": "green", "not_counted": "red", "pending": "yellow"}.get(
+            a.status, "magenta"
+        )
         tree = Tree(
-            f"anchor {_escape(a.anchor_event_id)} at {a.anchor_ts:%Y-%m-%d %H:%M:%S}  ·  period {a.period}"
+            f"anchor {_escape(a.anchor_event_id)} at {a.anchor_ts:%Y-%m-%d %H:%M:%S}"
+            f"  ·  period {a.period}"
             f"  ·  [{colour} bold]{a.status}[/]"
             + (f"  ·  reason: {_escape(a.reason)}" if a.reason else "")
             + (f"  ·  quantity {a.quantity:g}" if a.status == "counted" else "")
@@ -250,5 +285,3 @@ def schema_cmd() -> None:
 
     print(json.dumps(definition_schema(), indent=2))
     raise typer.Exit(EXIT_OK)
-
-

@@ -133,7 +133,9 @@ def _problems(exc: ValidationError, pos: _Positions, file: str) -> list[Problem]
         if dedupe in seen:
             continue
         seen.add(dedupe)
-        problems.append(Problem(message, Location(file=file, line=pos.line_of(path), key=key), hint))
+        problems.append(
+            Problem(message, Location(file=file, line=pos.line_of(path), key=key), hint)
+        )
     problems.sort(key=lambda p: p.location.line or 0)
     return problems
 

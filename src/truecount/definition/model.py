@@ -12,7 +12,7 @@ import json
 import re
 import zoneinfo
 from functools import cached_property
-from typing import Annotated, Any, Final, Literal, Union
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -161,9 +161,7 @@ class Condition(_Model):
         forms = [name for name in FORMS if getattr(self, FORMS[name]) is not None]
         if len(forms) != 1:
             got = ", ".join(forms) if forms else "none"
-            raise ValueError(
-                f"a condition needs exactly one of {', '.join(FORMS)} (got {got})"
-            )
+            raise ValueError(f"a condition needs exactly one of {', '.join(FORMS)} (got {got})")
         if self.if_no_data is not None and forms[0] in {"all", "any", "not"}:
             raise ValueError(
                 f"if_no_data belongs on a leaf condition (exists, absent, count, aggregate), "
@@ -271,7 +269,7 @@ class QuantitySpec(_Model):
 
 
 QUANTITY_FNS: Final[tuple[str, ...]] = ("sum", "count", "min", "max", "avg")
-Quantity = Union[float, QuantitySpec]
+Quantity = float | QuantitySpec
 
 
 class Definition(_Model):
@@ -315,13 +313,16 @@ class Definition(_Model):
     # ----------------------------------------------------------------- identity
     def canonical(self) -> dict[str, Any]:
         """The definition as plain data with defaults filled and where expressions normalised."""
-        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
-        return _normalise_where(data)  # type: ignore[no-any-return]
+        data = _normalise_where(self.model_dump(mode="json", by_alias=True, exclude_none=True))
+        assert isinstance(data, dict)
+        return data
 
     @cached_property
     def canonical_text(self) -> str:
         """Sorted-key, whitespace-free JSON of :meth:`canonical`: the bytes that are hashed."""
-        return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(
+            self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
 
     @cached_property
     def sha256(self) -> str:

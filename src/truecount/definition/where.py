@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Final, Literal, Union
+from typing import Final, Literal
 
 from truecount.errors import Location, Problem, WhereError, suggest
 
@@ -19,7 +19,7 @@ from truecount.errors import Location, Problem, WhereError, suggest
 FIELDS: Final[dict[str, str]] = {"value": "number", "actor": "text", "type": "text"}
 
 CompareOp = Literal["==", "!=", "<", "<=", ">", ">="]
-LiteralValue = Union[float, int, str, bool, None]
+LiteralValue = float | int | str | bool | None
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ class Not:
         return f"not ({self.operand})"
 
 
-Expr = Union[Compare, InList, IsNull, Between, And, Or, Not]
+Expr = Compare | InList | IsNull | Between | And | Or | Not
 
 
 def _number_text(value: float | int) -> str:
@@ -307,7 +307,10 @@ class _Parser:
             return Field("attrs", name.split(".", 1)[1])
         if name in FIELDS:
             return Field(name)
-        hint = suggest(name, [*FIELDS, "attrs.<key>"]) or "fields are value, actor, type and attrs.<key>"
+        hint = (
+            suggest(name, [*FIELDS, "attrs.<key>"])
+            or "fields are value, actor, type and attrs.<key>"
+        )
         raise self.error(f"unknown field '{name}'", tok.pos, hint)
 
     def literal(self) -> Lit:
@@ -329,7 +332,7 @@ class _Parser:
     def check_type(self, field: Field, lit: Lit, pos: int) -> None:
         """Reject comparisons that can never be true, e.g. ``actor > 3`` or ``value == 'x'``."""
         kind = FIELDS.get(field.name)
-        if kind == "number" and not isinstance(lit.value, int | float) or (
+        if (kind == "number" and not isinstance(lit.value, int | float)) or (
             kind == "number" and isinstance(lit.value, bool)
         ):
             raise self.error(f"'{field}' is a number; {lit} is not", pos)

@@ -81,7 +81,7 @@ def _str(value: str) -> exp.Literal:
     return exp.Literal.string(value)
 
 
-def _num(value: float | int) -> exp.Literal:
+def _num(value: float | int) -> exp.Expr:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return exp.Literal.number(value)
@@ -94,7 +94,7 @@ def _interval(seconds: int) -> exp.Interval:
     return exp.Interval(this=_str(text[:-1]), unit=exp.Var(this=unit))
 
 
-def _ts_literal(value: dt.datetime) -> exp.Expression:
+def _ts_literal(value: dt.datetime) -> exp.Expr:
     text = value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
     return exp.cast(_str(text), exp.DataType.build("TIMESTAMP"))
 
@@ -102,7 +102,7 @@ def _ts_literal(value: dt.datetime) -> exp.Expression:
 # --------------------------------------------------------------------------- where
 
 
-def _field_sql(f: Field, numeric: bool, table: str) -> exp.Expression:
+def _field_sql(f: Field, numeric: bool, table: str) -> exp.Expr:
     if f.attr is None:
         return _col(f.name, table)
     path = _str(f"$.{f.attr}")
@@ -112,7 +112,7 @@ def _field_sql(f: Field, numeric: bool, table: str) -> exp.Expression:
     return text
 
 
-def _lit_sql(lit: Lit) -> exp.Expression:
+def _lit_sql(lit: Lit) -> exp.Expr:
     v = lit.value
     if isinstance(v, bool):
         return _str("true" if v else "false")  # attrs hold JSON text; value/actor never bool
@@ -133,7 +133,7 @@ _CMP: Final[dict[str, type[exp.Binary]]] = {
 }
 
 
-def where_sql(expr: Expr, table: str = _E) -> exp.Expression:
+def where_sql(expr: Expr, table: str = _E) -> exp.Expr:
     """The SQL tree of a where expression over the events aliased ``table``."""
 
     def numeric(*lits: Lit) -> bool:
@@ -143,7 +143,7 @@ def where_sql(expr: Expr, table: str = _E) -> exp.Expression:
         case Compare(op=op, field=f, literal=lit):
             return _CMP[op](this=_field_sql(f, numeric(lit), table), expression=_lit_sql(lit))
         case InList(field=f, items=items, negated=neg):
-            node: exp.Expression = exp.In(
+            node: exp.Expr = exp.In(
                 this=_field_sql(f, numeric(*items), table),
                 expressions=[_lit_sql(i) for i in items],
             )
@@ -164,15 +164,15 @@ def where_sql(expr: Expr, table: str = _E) -> exp.Expression:
     raise AssertionError(f"unknown where node {expr!r}")  # pragma: no cover
 
 
-def _paren(node: exp.Expression) -> exp.Expression:
+def _paren(node: exp.Expr) -> exp.Expr:
     if isinstance(node, exp.And | exp.Or):
         return exp.Paren(this=node)
     return node
 
 
-def filter_sql(flt: EventFilter, table: str = _E) -> exp.Expression:
+def filter_sql(flt: EventFilter, table: str = _E) -> exp.Expr:
     """Type, actor and where of an event filter as one predicate."""
-    parts: list[exp.Expression] = [exp.EQ(this=_col("type", table), expression=_str(flt.type))]
+    parts: list[exp.Expr] = [exp.EQ(this=_col("type", table), expression=_str(flt.type))]
     if flt.actor is not None:
         parts.append(exp.EQ(this=_col("actor", table), expression=_str(flt.actor)))
     if flt.where_expr is not None:
@@ -180,18 +180,18 @@ def filter_sql(flt: EventFilter, table: str = _E) -> exp.Expression:
     return _and(parts)
 
 
-def _and(parts: list[exp.Expression]) -> exp.Expression:
+def _and(parts: list[exp.Expr]) -> exp.Expr:
     out = parts[0]
     for p in parts[1:]:
         out = exp.And(this=out, expression=p)
     return out
 
 
-def window_sql(sel: Selector, table: str = _E) -> list[exp.Expression]:
+def window_sql(sel: Selector, table: str = _E) -> list[exp.Expr]:
     """Window bounds relative to the anchor (both ends inclusive), minus the anchor event."""
     ts = _col("ts", table)
     anchor_ts = _col("anchor_ts", _A)
-    parts: list[exp.Expression] = [
+    parts: list[exp.Expr] = [
         exp.NEQ(this=_col("event_id", table), expression=_col("anchor_event_id", _A))
     ]
     if sel.within is not None:
@@ -207,7 +207,7 @@ def window_sql(sel: Selector, table: str = _E) -> list[exp.Expression]:
     return parts
 
 
-def selector_predicate(sel: Selector, table: str = _E) -> exp.Expression:
+def selector_predicate(sel: Selector, table: str = _E) -> exp.Expr:
     """Everything an event must satisfy to be seen by a leaf condition for this anchor."""
     return _and([filter_sql(sel, table), *window_sql(sel, table)])
 
@@ -308,18 +308,18 @@ def _plan(definition: Definition) -> _Plan:
     return plan
 
 
-def _leaf_aggregates(leaf: Leaf) -> list[exp.Expression]:
+def _leaf_aggregates(leaf: Leaf) -> list[exp.Expr]:
     """The aggregate columns of one leaf: its measure in the window, and data presence."""
     sel = leaf.sel
     pred = selector_predicate(sel)
-    measure: exp.Expression
+    measure: exp.Expr
     if isinstance(sel, AggregateSpec):
         measure = _field_aggregate(sel.fn, sel.field, pred)
     else:
         measure = exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=pred))
     measure_col = exp.alias_(measure, leaf.hits)
     measure_col.add_comments([_safe_comment(f"leaf {leaf.index}: {describe_selector(sel)}")])
-    cols: list[exp.Expression] = [measure_col]
+    cols: list[exp.Expr] = [measure_col]
     if leaf.cond.if_no_data is not None:
         data = exp.Filter(
             this=exp.Count(this=exp.Star()),
@@ -329,9 +329,9 @@ def _leaf_aggregates(leaf: Leaf) -> list[exp.Expression]:
     return cols
 
 
-def _field_aggregate(fn: str, field_name: str, pred: exp.Expression) -> exp.Expression:
+def _field_aggregate(fn: str, field_name: str, pred: exp.Expr) -> exp.Expr:
     value = _field_value(field_name)
-    agg: exp.Expression
+    agg: exp.Expr
     if fn in {"first", "last"}:
         key = _ordering_key()
         agg = (exp.ArgMin if fn == "first" else exp.ArgMax)(this=value, expression=key)
@@ -343,13 +343,13 @@ def _field_aggregate(fn: str, field_name: str, pred: exp.Expression) -> exp.Expr
     return exp.Filter(this=agg, expression=exp.Where(this=pred))
 
 
-def _field_value(field_name: str) -> exp.Expression:
+def _field_value(field_name: str) -> exp.Expr:
     if field_name == "value":
         return _col("value", _E)
     return _field_sql(Field("attrs", field_name.split(".", 1)[1]), True, _E)
 
 
-def _ordering_key() -> exp.Expression:
+def _ordering_key() -> exp.Expr:
     """Event order (ts, then seq, then event_id) as one sortable text key, portable to any SQL.
 
     ``arg_min`` needs a single ordering value; a fixed-width text of the timestamp, the sequence
@@ -359,13 +359,16 @@ def _ordering_key() -> exp.Expression:
     seq = exp.Coalesce(this=_col("seq", _E), expressions=[_num(0)])
     seq_text = exp.func("LPAD", exp.cast(seq, exp.DataType.build("VARCHAR")), _num(20), _str("0"))
     return exp.func(
-        "CONCAT", ts_text, _str("|"), seq_text, _str("|"), exp.Coalesce(
-            this=_col("event_id", _E), expressions=[_str("")]
-        )
+        "CONCAT",
+        ts_text,
+        _str("|"),
+        seq_text,
+        _str("|"),
+        exp.Coalesce(this=_col("event_id", _E), expressions=[_str("")]),
     )
 
 
-def _leaf_value(leaf: Leaf) -> exp.Expression:
+def _leaf_value(leaf: Leaf) -> exp.Expr:
     """The boolean result of a leaf in the final select, before if_no_data."""
     sel = leaf.sel
     hits = _col(leaf.hits, "m")
@@ -376,13 +379,13 @@ def _leaf_value(leaf: Leaf) -> exp.Expression:
         return exp.EQ(this=hits, expression=_num(0))
     assert isinstance(sel, CountSpec | AggregateSpec)
     ops = {">=": exp.GTE, "<=": exp.LTE, ">": exp.GT, "<": exp.LT, "=": exp.EQ}
-    tests: list[exp.Expression] = [
+    tests: list[exp.Expr] = [
         ops[op](this=hits, expression=_num(v)) for op, v in sel.comparisons()
     ]
     return exp.Coalesce(this=exp.Paren(this=_and(tests)), expressions=[exp.false()])
 
 
-def _cond_value(plan: _Plan, cond: Condition) -> exp.Expression:
+def _cond_value(plan: _Plan, cond: Condition) -> exp.Expr:
     """A condition's boolean with if_no_data pass/fail applied (never null)."""
     if cond.leaf is not None:
         leaf = plan.leaf_for(cond)
@@ -392,12 +395,12 @@ def _cond_value(plan: _Plan, cond: Condition) -> exp.Expression:
             forced = exp.true() if cond.if_no_data == "pass" else exp.false()
             return exp.Case(ifs=[exp.If(this=no_data, true=forced)], default=value)
         return value
-    kids = [exp.Paren(this=_cond_value(plan, c)) for c in cond.children]
+    kids: list[exp.Expr] = [exp.Paren(this=_cond_value(plan, c)) for c in cond.children]
     if cond.form == "not":
         return exp.Not(this=kids[0])
     if cond.form == "all":
         return _and(kids)
-    out = kids[0]
+    out: exp.Expr = kids[0]
     for k in kids[1:]:
         out = exp.Or(this=out, expression=k)
     return out
@@ -412,8 +415,8 @@ def _excluded_leaves(plan: _Plan, cond: Condition) -> list[Leaf]:
     return found
 
 
-def _no_data(leaves: list[Leaf]) -> exp.Expression | None:
-    tests: list[exp.Expression] = [
+def _no_data(leaves: list[Leaf]) -> exp.Expr | None:
+    tests: list[exp.Expr] = [
         exp.EQ(this=_col(leaf.data, "m"), expression=_num(0)) for leaf in leaves
     ]
     if not tests:
@@ -424,9 +427,9 @@ def _no_data(leaves: list[Leaf]) -> exp.Expression | None:
     return exp.Paren(this=out)
 
 
-def _period_key(definition: Definition) -> exp.Expression:
+def _period_key(definition: Definition) -> exp.Expr:
     """The period key of the anchor on the wall clock of the definition's time zone."""
-    local: exp.Expression = _col("anchor_ts", "m")
+    local: exp.Expr = _col("anchor_ts", "m")
     tz = definition.period.timezone
     if tz != "UTC":
         local = exp.ConvertTimezone(source_tz=_str("UTC"), target_tz=_str(tz), timestamp=local)
@@ -437,36 +440,40 @@ def _period_key(definition: Definition) -> exp.Expression:
         quarter = exp.cast(exp.func("QUARTER", local), exp.DataType.build("VARCHAR"))
         return exp.func("CONCAT", exp.TimeToStr(this=local, format=_str("%Y")), _str("-Q"), quarter)
     # ISO week: the week belongs to the year of its Thursday; its number counts Thursdays.
-    monday = exp.DateTrunc(unit=exp.Var(this="WEEK"), this=local)
+    monday = exp.DateTrunc(unit=exp.Var(this="WEEK"), this=local)  # type: ignore[no-untyped-call]
     thursday = exp.Add(this=monday, expression=_interval(3 * 86400))
     day_of_year = exp.func("DAYOFYEAR", thursday)
     week_no = exp.Add(
         this=exp.IntDiv(this=exp.Sub(this=day_of_year, expression=_num(1)), expression=_num(7)),
         expression=_num(1),
     )
-    week_text = exp.func("LPAD", exp.cast(week_no, exp.DataType.build("VARCHAR")), _num(2), _str("0"))
-    return exp.func("CONCAT", exp.TimeToStr(this=thursday, format=_str("%Y")), _str("-W"), week_text)
+    week_text = exp.func(
+        "LPAD", exp.cast(week_no, exp.DataType.build("VARCHAR")), _num(2), _str("0")
+    )
+    return exp.func(
+        "CONCAT", exp.TimeToStr(this=thursday, format=_str("%Y")), _str("-W"), week_text
+    )
 
 
-def _quantity(plan: _Plan) -> exp.Expression:
+def _quantity(plan: _Plan) -> exp.Expr:
     q = plan.definition.quantity
     if not isinstance(q, QuantitySpec):
         return _num(float(q))
-    out: exp.Expression | None = None
-    for name, spec in plan.quantity_cols:
+    out: exp.Expr | None = None
+    for name, _spec in plan.quantity_cols:
         term = exp.Coalesce(this=_col(name, "m"), expressions=[_num(0)])
         out = term if out is None else exp.Sub(this=out, expression=term)
     assert out is not None
-    tail = q
+    tail: float | QuantitySpec = q
     while isinstance(tail, QuantitySpec) and tail.minus is not None:
         tail = tail.minus
-    if isinstance(tail, float) and tail != 0 and tail is not q:
+    if not isinstance(tail, QuantitySpec) and tail != 0:
         out = exp.Sub(this=out, expression=_num(tail))
     return out
 
 
-def _quantity_aggregates(plan: _Plan) -> list[exp.Expression]:
-    cols: list[exp.Expression] = []
+def _quantity_aggregates(plan: _Plan) -> list[exp.Expr]:
+    cols: list[exp.Expr] = []
     for name, spec in plan.quantity_cols:
         sel = spec.agg
         pred = selector_predicate(sel)
@@ -498,10 +505,11 @@ def compile_definition(
     as_of_sql = _ts_literal(as_of)
 
     # 1. visible events
-    visible_where: exp.Expression = exp.LTE(this=_col("ts"), expression=as_of_sql)
+    visible_where: exp.Expr = exp.LTE(this=_col("ts"), expression=as_of_sql)
     if entity_id is not None:
         visible_where = exp.And(
-            this=visible_where, expression=exp.EQ(this=_col("entity_id"), expression=_str(entity_id))
+            this=visible_where,
+            expression=exp.EQ(this=_col("entity_id"), expression=_str(entity_id)),
         )
     visible = (
         exp.select("entity_id", "event_id", "ts", "seq", "type", "actor", "value", "attrs")
@@ -546,7 +554,7 @@ def compile_definition(
         spec.agg.type for _, spec in plan.quantity_cols
     })  # fmt: skip
     group_cols = [_col("entity_id", _A), _col("anchor_event_id", _A), _col("anchor_ts", _A)]
-    aggregates: list[exp.Expression] = []
+    aggregates: list[exp.Expr] = []
     for leaf in plan.leaves:
         aggregates.extend(_leaf_aggregates(leaf))
     aggregates.extend(_quantity_aggregates(plan))
@@ -565,9 +573,7 @@ def compile_definition(
     cond_values = {name: _cond_value(plan, c) for name, c in definition.conditions.items()}
     excluded_by = {name: _excluded_leaves(plan, c) for name, c in definition.conditions.items()}
     all_excluded = _no_data([leaf for leaves in excluded_by.values() for leaf in leaves])
-    passes = (
-        _and([exp.Paren(this=v) for v in cond_values.values()]) if cond_values else exp.true()
-    )
+    passes = _and([exp.Paren(this=v) for v in cond_values.values()]) if cond_values else exp.true()
     whens: list[exp.If] = []
     if all_excluded is not None:
         whens.append(exp.If(this=all_excluded, true=_str("excluded")))
@@ -578,14 +584,16 @@ def compile_definition(
     whens.append(exp.If(this=passes, true=_str("counted")))
     status = exp.Case(ifs=whens, default=_str("not_counted"))
 
-    cond_cols: list[exp.Expression] = []
+    cond_cols: list[exp.Expr] = []
     for name, value in cond_values.items():
         no_data = _no_data(excluded_by[name])
-        col_value: exp.Expression = value
+        col_value: exp.Expr = value
         if no_data is not None:
             col_value = exp.Case(ifs=[exp.If(this=no_data, true=exp.Null())], default=value)
         col = exp.alias_(col_value, exp.to_identifier(CONDITION_PREFIX + name, quoted=True))
-        col.add_comments([_safe_comment(f"{name}: {describe_condition(definition.conditions[name])}")])
+        col.add_comments(
+            [_safe_comment(f"{name}: {describe_condition(definition.conditions[name])}")]
+        )
         cond_cols.append(col)
 
     final = exp.select(
@@ -606,11 +614,18 @@ def compile_definition(
         *[_col(CONDITION_PREFIX + name, "s", quoted=True) for name in cond_values],
     )  # fmt: skip
     # status is computed one layer below so that quantity and reason can refer to it
-    leaf_cols: list[exp.Expression] = []
+    leaf_cols: list[exp.Expr] = []
     if with_leaves:
-        leaf_cols = [exp.alias_(_cond_value(plan, leaf.cond), f"leaf{leaf.index}_pass") for leaf in plan.leaves]
+        leaf_cols = [
+            exp.alias_(_cond_value(plan, leaf.cond), f"leaf{leaf.index}_pass")
+            for leaf in plan.leaves
+        ]
         final = final.select(
-            *[_col(f"leaf{leaf.index}_{kind}", "s") for leaf in plan.leaves for kind in ("hits", "pass")]
+            *[
+                _col(f"leaf{leaf.index}_{kind}", "s")
+                for leaf in plan.leaves
+                for kind in ("hits", "pass")
+            ]
         )
     inner = exp.select(
         exp.Column(this=exp.Star(), table=exp.to_identifier("m")),
@@ -665,12 +680,12 @@ def _rebase(final: exp.Select) -> exp.Select:
 
 def _reason(
     definition: Definition,
-    cond_values: dict[str, exp.Expression],
+    cond_values: dict[str, exp.Expr],
     excluded_by: dict[str, list[Leaf]],
-) -> exp.Expression:
+) -> exp.Expr:
     """Failing condition names for not_counted; 'no data: ...' for excluded; 'pending'."""
     status = _col("status")
-    failing: list[exp.Expression] = []
+    failing: list[exp.Expr] = []
     for name in cond_values:
         failing.append(
             exp.Case(
@@ -681,12 +696,14 @@ def _reason(
                 default=_str(""),
             )
         )  # fmt: skip
-    missing: list[exp.Expression] = []
+    missing: list[exp.Expr] = []
     for name, leaves in excluded_by.items():
         if leaves:
             no_data = _no_data(leaves)
             assert no_data is not None
-            missing.append(exp.Case(ifs=[exp.If(this=no_data, true=_str(f", {name}"))], default=_str("")))
+            missing.append(
+                exp.Case(ifs=[exp.If(this=no_data, true=_str(f", {name}"))], default=_str(""))
+            )
     ifs: list[exp.If] = [exp.If(this=exp.EQ(this=status, expression=_str("pending")),
                                 true=_str("pending"))]  # fmt: skip
     if missing:
@@ -710,7 +727,7 @@ def _reason(
     return exp.Case(ifs=ifs, default=exp.Null())
 
 
-def render_sql(query: exp.Expression, dialect: str = "duckdb", pretty: bool = True) -> str:
+def render_sql(query: exp.Expr, dialect: str = "duckdb", pretty: bool = True) -> str:
     """SQL text of a compiled query in a SQLGlot dialect."""
     return query.sql(dialect=dialect, pretty=pretty)
 

@@ -124,7 +124,9 @@ def _window_events(
     anchor = exp.select(
         exp.alias_(exp.Literal.string(anchor_id), "anchor_event_id"),
         exp.alias_(
-            exp.cast(exp.Literal.string(anchor_ts.isoformat(sep=" ")), exp.DataType.build("TIMESTAMP")),
+            exp.cast(
+                exp.Literal.string(anchor_ts.isoformat(sep=" ")), exp.DataType.build("TIMESTAMP")
+            ),
             "anchor_ts",
         ),
     )
@@ -132,7 +134,9 @@ def _window_events(
         exp.EQ(this=exp.column("entity_id", "e"), expression=exp.Literal.string(entity_id)),
         exp.LTE(
             this=exp.column("ts", "e"),
-            expression=exp.cast(exp.Literal.string(as_of.isoformat(sep=" ")), exp.DataType.build("TIMESTAMP")),
+            expression=exp.cast(
+                exp.Literal.string(as_of.isoformat(sep=" ")), exp.DataType.build("TIMESTAMP")
+            ),
         ),
         selector_predicate(leaf.sel),
     )
@@ -174,9 +178,7 @@ def explain(
     for row in rows:
         conds = []
         for name, cond in definition.conditions.items():
-            top = _explain_condition(
-                con, name, cond, row, leaves, entity_id, moment
-            )
+            top = _explain_condition(con, name, cond, row, leaves, entity_id, moment)
             top.passed = row[CONDITION_PREFIX + name]
             conds.append(top)
         anchors.append(
@@ -206,7 +208,9 @@ def _explain_condition(
     if cond.leaf is None:
         for i, child in enumerate(cond.children):
             out.children.append(
-                _explain_condition(con, f"{name}.{cond.form}[{i}]", child, row, leaves, entity_id, as_of)
+                _explain_condition(
+                    con, f"{name}.{cond.form}[{i}]", child, row, leaves, entity_id, as_of
+                )
             )
         return out
     leaf = next(lf for lf in leaves if lf.cond is cond)
@@ -223,7 +227,9 @@ def _explain_condition(
     if cond.if_no_data is not None:
         has_type = any(e_type == leaf.sel.type for e_type in _types(con, entity_id, as_of))
         if not has_type:
-            out.note = f"no {leaf.sel.type} events for this entity: if_no_data {cond.if_no_data} applied"
+            out.note = (
+                f"no {leaf.sel.type} events for this entity: if_no_data {cond.if_no_data} applied"
+            )
     return out
 
 
@@ -238,7 +244,8 @@ def _types(con: Any, entity_id: str, as_of: dt.datetime) -> list[str]:
                 exp.LTE(
                     this=exp.column("ts"),
                     expression=exp.cast(
-                        exp.Literal.string(as_of.isoformat(sep=" ")), exp.DataType.build("TIMESTAMP")
+                        exp.Literal.string(as_of.isoformat(sep=" ")),
+                        exp.DataType.build("TIMESTAMP"),
                     ),
                 ),
             )

@@ -18,7 +18,7 @@ from sqlglot import exp
 
 from truecount.definition.model import Definition
 from truecount.engine.compile import CONDITION_PREFIX, compile_definition, render_sql
-from truecount.engine.source import EventSource, EventsInput, open_events
+from truecount.engine.source import EventsInput, EventSource, open_events
 from truecount.errors import InputError, Location, Problem
 
 VERDICTS_TABLE: Final[str] = "verdicts"
@@ -76,7 +76,11 @@ class CountResult:
     def verdicts_relation(self, period: str | None = None) -> duckdb.DuckDBPyRelation:
         rel = self.con.table(VERDICTS_TABLE)
         if period is not None:
-            rel = rel.filter(exp.EQ(this=exp.column("period"), expression=exp.Literal.string(period)).sql("duckdb"))
+            rel = rel.filter(
+                exp.EQ(this=exp.column("period"), expression=exp.Literal.string(period)).sql(
+                    "duckdb"
+                )
+            )
         return rel.order("entity_id, anchor_ts, anchor_event_id")
 
     @property
@@ -146,7 +150,9 @@ def _neutralised(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
             starts = exp.func("LEFT", col, exp.Literal.number(1))
             risky = exp.In(this=starts, expressions=[exp.Literal.string(c) for c in FORMULA_START])
             safe = exp.Case(
-                ifs=[exp.If(this=risky, true=exp.DPipe(this=exp.Literal.string("'"), expression=col))],
+                ifs=[
+                    exp.If(this=risky, true=exp.DPipe(this=exp.Literal.string("'"), expression=col))
+                ],
                 default=col,
             )
             cols.append(exp.alias_(safe, ident).sql("duckdb"))
@@ -174,7 +180,8 @@ def _parse_as_of(value: dt.datetime | str | None) -> dt.datetime | None:
             Problem(
                 f"'{value}' is not a time",
                 Location(key="as-of"),
-                "use ISO 8601, e.g. 2026-03-31 or 2026-03-31T23:59:59Z (UTC unless an offset is given)",
+                "use ISO 8601, e.g. 2026-03-31 or 2026-03-31T23:59:59Z "
+                "(UTC unless an offset is given)",
             )
         ) from None
     if parsed.tzinfo is not None:
@@ -203,7 +210,9 @@ def count_source(
     moment = _parse_as_of(as_of) or default_as_of(con) or dt.datetime(1970, 1, 1)
     query = compile_definition(definition, moment, ordered=False)
     sql = render_sql(query, "duckdb", pretty=True)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {VERDICTS_TABLE} AS {render_sql(query, 'duckdb', False)}")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {VERDICTS_TABLE} AS {render_sql(query, 'duckdb', False)}"
+    )
     periods = _period_counts(con)
     reasons = _reason_counts(con, definition)
     return CountResult(definition, moment, sql, periods, reasons, source)
@@ -211,13 +220,25 @@ def count_source(
 
 def _period_counts(con: duckdb.DuckDBPyConnection) -> list[PeriodCount]:
     status = exp.column("status")
-    cols: list[exp.Expression] = [exp.column("period"), exp.alias_(exp.func("COUNT", exp.Star()), "candidates")]
+    cols: list[exp.Expr] = [
+        exp.column("period"),
+        exp.alias_(exp.func("COUNT", exp.Star()), "candidates"),
+    ]
     for name in STATUSES:
         cols.append(
-            exp.alias_(exp.func("COUNT_IF", exp.EQ(this=status, expression=exp.Literal.string(name))), name)
+            exp.alias_(
+                exp.func("COUNT_IF", exp.EQ(this=status, expression=exp.Literal.string(name))), name
+            )
         )
-    cols.append(exp.alias_(exp.func("COALESCE", exp.func("SUM", exp.column("quantity")), exp.Literal.number(0)), "quantity"))
-    sql = exp.select(*cols).from_(VERDICTS_TABLE).group_by("period").order_by("period").sql("duckdb")
+    cols.append(
+        exp.alias_(
+            exp.func("COALESCE", exp.func("SUM", exp.column("quantity")), exp.Literal.number(0)),
+            "quantity",
+        )
+    )
+    sql = (
+        exp.select(*cols).from_(VERDICTS_TABLE).group_by("period").order_by("period").sql("duckdb")
+    )
     rows = con.execute(sql).fetchall()
     return [
         PeriodCount(

@@ -38,10 +38,10 @@ class EventSource:
 
 def _canonical_select(source_table: str, present: set[str]) -> exp.Select:
     """Cast present columns to canonical types; fill absent optional columns with typed nulls."""
-    cols: list[exp.Expression] = []
+    cols: list[exp.Expr] = []
     for name, typ in CANONICAL_COLUMNS.items():
         dtype = exp.DataType.build(typ, dialect="duckdb")
-        value: exp.Expression
+        value: exp.Expr
         if name in present:
             value = exp.cast(exp.column(name, quoted=True), dtype)
         elif name == "event_id":
@@ -91,7 +91,7 @@ def _parquet_view(con: duckdb.DuckDBPyConnection, files: list[str]) -> EventSour
     rel.create_view("events_parquet")
     select = _canonical_select("events_parquet", present)
     not_null = [exp.column(c).is_(exp.Null()).not_() for c in REQUIRED_COLUMNS]
-    cond: exp.Expression = not_null[0]
+    cond: exp.Expr = not_null[0]
     for extra in not_null[1:]:
         cond = exp.and_(cond, extra)
     con.execute(f"CREATE VIEW {EVENTS_TABLE} AS {select.where(cond).sql(dialect='duckdb')}")
@@ -104,7 +104,9 @@ def _parquet_view(con: duckdb.DuckDBPyConnection, files: list[str]) -> EventSour
         ]).from_(exp.to_table("events_parquet"))
     ).sql(dialect="duckdb")  # fmt: skip
     row = con.execute(skipped_sql).fetchall()[0]
-    reasons = {f"missing {c}": int(n) for c, n in zip(REQUIRED_COLUMNS, row or (), strict=False) if n}
+    reasons = {
+        f"missing {c}": int(n) for c, n in zip(REQUIRED_COLUMNS, row or (), strict=False) if n
+    }
     src = EventSource(con, f"{len(files)} Parquet file(s)", files=files)
     if reasons:
         skipped = con.execute(
@@ -147,11 +149,8 @@ def open_events(events: EventsInput) -> EventSource:
         if not events:
             raise InputError("no event files given")
         return _from_files(list(events))
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is optional
-        pd = None
-    if pd is not None and isinstance(events, pd.DataFrame):
+    if type(events).__name__ == "DataFrame" and hasattr(events, "to_parquet"):
+        # pandas is optional: recognise a DataFrame without importing pandas
         return _from_arrow(pa.Table.from_pandas(events, preserve_index=False))
     raise InputError(
         f"cannot read events from {type(events).__name__}: give a workspace, file paths, "

@@ -1,0 +1,5 @@
+"""``python -m truecount`` runs the CLI."""
+
+from truecount.cli import main
+
+main()

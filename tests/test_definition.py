@@ -1,0 +1,180 @@
+"""Definition loading: every bad input names file, line and key; the where language."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import truecount
+from truecount.definition.where import parse_where
+from truecount.errors import DefinitionError, WhereError
+
+GOOD = """truecount: 1
+name: r
+version: 1
+anchor: {type: closed, actor: ai}
+conditions:
+  ok:
+    exists: {type: rated, within: 7d, where: "value >= 4"}
+"""
+
+
+def _error(text: str) -> str:
+    with pytest.raises(DefinitionError) as info:
+        truecount.parse_definition(text, file="def.yaml")
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("truecount: 1\nname: r\nversion: 1\nanchor: [1\n", "def.yaml:5: not valid YAML"),
+        (
+            GOOD.replace("within: 7d", "withn: 7d"),
+            "def.yaml:7, key 'conditions.ok.exists.withn': unknown key 'withn' (did you mean 'within'?)",
+        ),
+        (GOOD.replace("exists:", "exsits:"), "unknown key 'exsits' (did you mean 'exists'?)"),
+        (GOOD.replace("version: 1", "version: one"), "def.yaml:3, key 'version'"),
+        (
+            GOOD.replace("7d", "7 days"),
+            "'7 days' is not a duration; expected a positive whole number and a unit",
+        ),
+        (GOOD.replace("7d", "1mo"), "'1mo' is not a duration"),
+        (GOOD.replace("7d", "0d"), "'0d' must be longer than zero"),
+        (
+            GOOD.replace("value >= 4", "vaule >= 4"),
+            "unknown field 'vaule' at position 1 of 'vaule >= 4' (did you mean 'value'?)",
+        ),
+        (
+            GOOD.replace("value >= 4", "lower(actor) == 'x'"),
+            "function calls are not part of the where language",
+        ),
+        (GOOD.replace("value >= 4", "value >= 4; drop"), "unexpected character ';'"),
+        (GOOD.replace("value >= 4", "value ~ 4"), "unexpected character '~'"),
+        (GOOD.replace("value >= 4", "actor > 3"), "'actor' is text; write 3 in quotes"),
+        (GOOD.replace("value >= 4", "value == null"), "comparison with null is never true"),
+        (GOOD.replace("exists:", "maybe:"), "unknown key 'maybe'"),
+        (
+            GOOD.replace("actor: ai}", "actor: ai, pick: second}"),
+            "def.yaml:4, key 'anchor.pick': 'second' is not allowed; expected 'first', 'last' or 'each'",
+        ),
+        (GOOD + "period: {every: fortnight}\n", "key 'period.every'"),
+        (GOOD + "period: {timezone: Mars/Olympus}\n", "unknown time zone 'Mars/Olympus'"),
+        (GOOD.replace("truecount: 1\n", ""), "missing 'truecount: 1'"),
+        (
+            GOOD.replace("truecount: 1", "truecount: 2"),
+            "key 'truecount': 2 is not allowed; expected 1",
+        ),
+        (GOOD.replace("name: r", "name: 'two words'"), "'two words' is not a name"),
+        (
+            GOOD + "  twice:\n    exists: {type: a}\n    absent: {type: b}\n",
+            "a condition needs exactly one of exists, absent",
+        ),
+        (
+            GOOD + "  bad:\n    all: [{exists: {type: a}}]\n    if_no_data: pass\n",
+            "if_no_data belongs on a leaf condition",
+        ),
+        (
+            GOOD + "  w:\n    exists: {type: a, within: 2d, before: 1d}\n",
+            "give one window, not within and before",
+        ),
+        (GOOD + "  c:\n    count: {type: a}\n", "needs a comparison"),
+        (
+            GOOD + "  c:\n    aggregate: {fn: median, type: a, at_least: 1}\n",
+            "'median' is not allowed",
+        ),
+        (
+            GOOD + "quantity: {sum: {type: p}, count: {type: q}}\n",
+            "a quantity needs exactly one of sum",
+        ),
+        (GOOD + "quantity: {sum: {type: p, field: amount}}\n", "'amount' is not a numeric field"),
+        ("", "the file is empty"),
+        ("- a\n- b\n", "a definition must be a mapping"),
+        (GOOD + "name: again\n", "key 'name' appears twice"),
+    ],
+)
+def test_bad_definitions_name_line_and_key(text: str, expected: str) -> None:
+    assert expected in _error(text)
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    text = GOOD.replace("version: 1", "version: 0").replace("7d", "7x")
+    with pytest.raises(DefinitionError) as info:
+        truecount.parse_definition(text, file="def.yaml")
+    assert len(info.value.problems) == 2
+    assert [p.location.line for p in info.value.problems] == [3, 7]
+
+
+def test_cli_exits_2_with_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD.replace("within", "witin"), encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "truecount", "sql", str(bad)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert "bad.yaml:7" in proc.stderr and "did you mean 'within'" in proc.stderr
+    assert proc.stdout == ""
+
+
+# ---------------------------------------------------------------- where language
+
+FIELDS = st.sampled_from(["value", "actor", "type", "attrs.channel", "attrs.score"])
+TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=8)
+
+
+@st.composite
+def comparisons(draw: st.DrawFn) -> str:
+    field = draw(FIELDS)
+    numeric = field in {"value", "attrs.score"} or (
+        field.startswith("attrs") and draw(st.booleans())
+    )
+    lit = str(draw(st.integers(-5, 5))) if numeric else "'" + draw(TEXT).replace("'", "''") + "'"
+    form = draw(st.sampled_from(["cmp", "in", "null", "between"]))
+    if form == "cmp":
+        return (
+            f"{field} {draw(st.sampled_from(['==', '!=', '<', '<=', '>', '>=', '=', '<>']))} {lit}"
+        )
+    if form == "in":
+        return f"{field} {draw(st.sampled_from(['in', 'not in']))} ({lit}, {lit})"
+    if form == "null":
+        return f"{field} is {draw(st.sampled_from(['', 'not ']))}null"
+    return f"{field} between {lit} and {lit}"
+
+
+expressions = st.recursive(
+    comparisons(),
+    lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from(["and", "or"]), inner).map(
+            lambda t: f"({t[0]}) {t[1]} ({t[2]})"
+        ),
+        inner.map(lambda e: f"not ({e})"),
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(expressions)
+def test_where_round_trips_through_its_canonical_text(text: str) -> None:
+    """Printing a parsed expression and parsing it again gives the same tree."""
+    tree = parse_where(text)
+    assert parse_where(str(tree)) == tree
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=30))
+def test_where_never_crashes_on_garbage(text: str) -> None:
+    """Any text either parses or raises WhereError: never another exception."""
+    with contextlib.suppress(WhereError):
+        parse_where(text)
+
+
+def test_where_precedence_and_binds_tighter_than_or() -> None:
+    tree = parse_where("value > 1 or value < 0 and actor == 'ai'")
+    assert str(tree) == "(value > 1 or (value < 0 and actor == 'ai'))"
