@@ -1,0 +1,315 @@
+"""Loading files into a canonical events table: stage, quarantine, de-duplicate, insert, log.
+
+Each file is handled inside one transaction in four set-based steps, all in DuckDB:
+
+1. *stage*: the file's plan (:mod:`truecount.ingest.plan`) is materialised once into a
+   temporary table, so the file is read a single time however many steps follow;
+2. *quarantine*: rows with a problem go to the quarantine table with file, row, column and
+   reason (and the record as read);
+3. *de-duplicate*: good rows whose ``event_id`` is already stored are dropped with an
+   anti-join (no index: it would cost more than the data at scale); repeats within the file
+   keep their first occurrence, a window that is only computed when the file has repeats;
+4. *insert and log*: new events are appended, and one ``ingest_log`` row records the file's
+   SHA-256, the mapping and the counts.
+
+Every file is opened and planned before anything is loaded, so a whole-file problem (missing
+column, unreadable file, bad mapping) stops the ingest with nothing half-done.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import duckdb
+from sqlglot import exp
+
+from truecount.errors import InputError, Location, Problem
+from truecount.ingest.canonical import (
+    CANONICAL_COLUMNS,
+    INGEST_LOG_TABLE,
+    QUARANTINE_TABLE,
+    create_table_sql,
+)
+from truecount.ingest.history import SUB_COLUMN, history_events
+from truecount.ingest.mapping import MappingFile, load_mapping
+from truecount.ingest.plan import PROBLEM, PROBLEM_COLUMN, RAW, StagePlan, build_stage
+from truecount.ingest.report import FileReport, IngestReport
+from truecount.ingest.source import ROW_COLUMN, Source, open_source, quoted
+
+if TYPE_CHECKING:
+    from truecount.workspace import Workspace
+
+_STAGE: Final[str] = "__tc_stage"
+_CANDIDATES: Final[str] = "__tc_candidates"
+_NEW: Final[str] = "__tc_new"
+_IDENTIFIER: Final[re.Pattern[str]] = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class ProgressUpdate:
+    """A step of an ingest, for a progress display: which file, what is happening, how far."""
+
+    file: str
+    index: int  # 1-based position of the file in this ingest
+    total: int
+    step: str
+    rows: int | None = None
+
+
+ProgressCallback = Callable[[ProgressUpdate], None]
+
+
+def ingest_files(
+    workspace: Workspace,
+    files: Sequence[Path | str],
+    mapping: MappingFile | Path | str | None = None,
+    progress: ProgressCallback | None = None,
+) -> IngestReport:
+    """Load ``files`` into the workspace store; return the per-file counts."""
+    from truecount.workspace import ensure_schema  # the workspace module imports this package
+
+    with workspace.connect() as con:
+        ensure_schema(con)
+        return load_events_into(con, files, mapping=mapping, progress=progress)
+
+
+def load_events_into(
+    con: duckdb.DuckDBPyConnection,
+    files: Sequence[Path | str],
+    mapping: MappingFile | Path | str | None = None,
+    table: str = "events",
+    progress: ProgressCallback | None = None,
+) -> IngestReport:
+    """Load ``files`` into ``table`` of ``con`` (created if missing), with the same checks,
+    quarantine and de-duplication as a workspace ingest. Works on an in-memory connection, which
+    is how commands read ``--events FILE...`` without a workspace.
+    """
+    if not _IDENTIFIER.fullmatch(table):
+        raise ValueError(f"table name must be a plain identifier, got {table!r}")
+    mapping_file = load_mapping(mapping) if isinstance(mapping, Path | str) else mapping
+    _ensure_tables(con, table)
+    recorded_at = dt.datetime.now(dt.UTC)
+    with _ingest_settings(con):
+        planned: list[tuple[Source, StagePlan | None]] = []
+        for name in files:
+            source = open_source(con, Path(name))
+            plan = None if source.empty else build_stage(source, mapping_file, recorded_at)
+            planned.append((source, plan))
+        reports = [
+            _load_one(con, source, plan, table, mapping_file, i, len(planned), progress)
+            for i, (source, plan) in enumerate(planned, start=1)
+        ]
+    label = f"{mapping_file.path} sha256:{mapping_file.sha256}" if mapping_file else None
+    return IngestReport(table=table, files=tuple(reports), mapping=label)
+
+
+def _load_one(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    plan: StagePlan | None,
+    table: str,
+    mapping: MappingFile | None,
+    index: int,
+    total: int,
+    progress: ProgressCallback | None,
+) -> FileReport:
+    started = time.perf_counter()
+    name = str(source.path)
+
+    def tell(step: str, rows: int | None = None) -> None:
+        if progress is not None:
+            progress(ProgressUpdate(file=name, index=index, total=total, step=step, rows=rows))
+
+    tell("hashing")
+    digest = _sha256(source.path)
+    rows_read = quarantined = loaded = events_loaded = 0
+    con.begin()
+    try:
+        next_id = f"SELECT coalesce(max(ingest_id), 0) + 1 FROM {INGEST_LOG_TABLE}"  # noqa: S608
+        ingest_id = _as_int(_scalar(con, next_id))
+        if plan is not None:
+            tell("reading and checking")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGE} AS {plan.query.sql('duckdb')}")
+            rows_read, quarantined, repeats = _counts(con, plan.derived_ids)
+            tell("quarantining", rows_read)
+            quarantine = (
+                f"INSERT INTO {QUARANTINE_TABLE} SELECT ?, ?, {ROW_COLUMN}, "  # noqa: S608
+                f"{PROBLEM_COLUMN}, {PROBLEM}, {RAW} FROM {_STAGE} WHERE {PROBLEM} IS NOT NULL"
+            )
+            con.execute(quarantine, [ingest_id, name])
+            tell("loading", rows_read)
+            loaded, events_loaded = _insert_new(con, plan, table, mapping, repeats)
+            con.execute(f"DROP TABLE IF EXISTS {_STAGE}")
+        duplicate = rows_read - quarantined - loaded
+        con.execute(
+            f"INSERT INTO {INGEST_LOG_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            [
+                ingest_id,
+                name,
+                digest,
+                f"{mapping.path} sha256:{mapping.sha256}" if mapping else None,
+                rows_read,
+                loaded,
+                duplicate,
+                quarantined,
+                dt.datetime.now(dt.UTC).replace(tzinfo=None),
+            ],
+        )
+        con.commit()
+    except duckdb.Error as exc:
+        con.rollback()
+        raise InputError(
+            Problem(
+                f"loading failed: {str(exc).strip().splitlines()[0]}",
+                Location(file=name),
+                hint="nothing from this file was stored",
+            )
+        ) from exc
+    except BaseException:
+        con.rollback()
+        raise
+    tell("done", rows_read)
+    return FileReport(
+        file=name,
+        ingest_id=ingest_id,
+        sha256=digest,
+        rows_read=rows_read,
+        loaded=loaded,
+        duplicate=duplicate,
+        quarantined=quarantined,
+        events_loaded=events_loaded,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _counts(con: duckdb.DuckDBPyConnection, derived_ids: bool) -> tuple[int, int, int]:
+    """Rows, rows with a problem, and repeated event_ids among the good rows, in one scan.
+
+    Ids derived from file name and row cannot repeat within a file, so they are not counted.
+    """
+    repeats = (
+        "0"
+        if derived_ids
+        else f"count(*) FILTER (WHERE {PROBLEM} IS NULL) "
+        f"- count(DISTINCT event_id) FILTER (WHERE {PROBLEM} IS NULL)"
+    )
+    sql = f"SELECT count(*), count({PROBLEM}), {repeats} FROM {_STAGE}"  # noqa: S608
+    row = con.execute(sql).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def _insert_new(
+    con: duckdb.DuckDBPyConnection,
+    plan: StagePlan,
+    table: str,
+    mapping: MappingFile | None,
+    repeats: int,
+) -> tuple[int, int]:
+    """Insert the events not yet stored; return (rows loaded, events inserted)."""
+    target = exp.Table(this=quoted(table))
+    if plan.has_status:
+        assert mapping is not None and mapping.spec.status_history is not None
+        derived = history_events(_STAGE, mapping.spec.status_history.closed_statuses)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_CANDIDATES} AS {derived.sql('duckdb')}")
+        candidates = exp.select(exp.Star()).from_(_CANDIDATES)
+        # A derived event id repeats only if its row's id does; count again to be sure.
+        repeats = _as_int(
+            _scalar(con, f"SELECT count(*) - count(DISTINCT event_id) FROM {_CANDIDATES}")  # noqa: S608
+        )
+    else:
+        candidates = (
+            exp.select(*[exp.column(c, quoted=True) for c in CANONICAL_COLUMNS])
+            .select(exp.column(ROW_COLUMN), exp.Literal.number(0).as_(SUB_COLUMN))
+            .from_(_STAGE)
+            .where(exp.Is(this=exp.column(PROBLEM), expression=exp.Null()))
+        )
+    stored = (
+        exp.select(exp.Literal.number(1))
+        .from_(target.copy().as_("e"))
+        .where(
+            exp.EQ(
+                this=exp.column("event_id", table="e"),
+                expression=exp.column("event_id", table="c"),
+            )
+        )
+    )
+    new = (
+        exp.select(exp.Star())
+        .from_(candidates.subquery("c"))
+        .where(exp.Not(this=exp.Exists(this=stored)))
+    )
+    if repeats:
+        first = exp.Window(
+            this=exp.RowNumber(),
+            partition_by=[exp.column("event_id")],
+            order=exp.Order(
+                expressions=[
+                    exp.Ordered(this=exp.column(ROW_COLUMN)),
+                    exp.Ordered(this=exp.column(SUB_COLUMN)),
+                ]
+            ),
+        )
+        new = new.qualify(exp.EQ(this=first, expression=exp.Literal.number(1)))
+    columns = [exp.column(c, quoted=True) for c in CANONICAL_COLUMNS]
+    if not plan.has_status:
+        # One event per row: insert straight from the stage.
+        insert = exp.insert(exp.select(*columns).from_(new.subquery("n")), target)
+        inserted = _as_int(_scalar(con, insert.sql("duckdb")))
+        return inserted, inserted
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_NEW} AS {new.sql('duckdb')}")
+    insert = exp.insert(exp.select(*columns).from_(_NEW), target)
+    inserted = _as_int(_scalar(con, insert.sql("duckdb")))
+    rows = _as_int(_scalar(con, f"SELECT count(DISTINCT {ROW_COLUMN}) FROM {_NEW}"))  # noqa: S608
+    con.execute(f"DROP TABLE IF EXISTS {_NEW}")
+    con.execute(f"DROP TABLE IF EXISTS {_CANDIDATES}")
+    return rows, inserted
+
+
+def _ensure_tables(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    from truecount.workspace import ensure_schema  # the workspace module imports this package
+
+    ensure_schema(con)
+    con.execute(create_table_sql(table))
+
+
+@contextmanager
+def _ingest_settings(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Row numbers rely on insertion order; DuckDB's own progress bar would print to stdout."""
+    wanted = {"preserve_insertion_order": "true", "enable_progress_bar": "false"}
+    before = {key: str(_scalar(con, "SELECT current_setting(?)", [key])).lower() for key in wanted}
+    for key, value in wanted.items():
+        con.execute(f"SET {key} = {value}")
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            con.execute(f"SET {key} = {'true' if value == 'true' else 'false'}")
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> object:
+    row = con.execute(sql, params or []).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _as_int(value: object) -> int:
+    assert isinstance(value, int)
+    return value
+
+
+def _sha256(path: Path) -> str:
+    """Stream the file through SHA-256 (for the log: which exact bytes fed the store)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,643 @@
+"""The per-file plan: one SQL query that turns an opened file into checked canonical rows.
+
+The query (a SQLGlot syntax tree, so names and literals from the mapping are quoted, never
+pasted) produces every canonical column plus three internal ones:
+
+- ``__tc_row``: the record's row number in the file;
+- ``__tc_problem`` / ``__tc_problem_column``: the first failing check and the input column it
+  concerns, or NULL when the row is good;
+- ``__tc_raw``: the input record as JSON, computed only for rows with a problem.
+
+Checks run in canonical column order (entity_id, ts, type, actor, value, attrs, seq,
+recorded_at, then the status of a status history), so a row with several problems is
+quarantined under the first one. A canonical file (no mapping) is read as if by a mapping that
+takes every canonical column present under its own name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Final
+
+from sqlglot import exp
+
+from truecount.errors import InputError, Location, MappingError, Problem, suggest
+from truecount.ingest.canonical import CANONICAL_COLUMNS, REQUIRED_COLUMNS
+from truecount.ingest.mapping import FieldSpec, MappingFile
+from truecount.ingest.source import JSON_COLUMN, ROW_COLUMN, Source, call, column, quoted
+
+PROBLEM: Final[str] = "__tc_problem"
+PROBLEM_COLUMN: Final[str] = "__tc_problem_column"
+RAW: Final[str] = "__tc_raw"
+STATUS: Final[str] = "__tc_status"
+
+#: Length of the hex event_id derived from "<file name>:<row>" when the export has none.
+HASH_CHARS: Final[int] = 32
+
+#: A trailing UTC offset after a time of day: Z, +02, +0200 or +02:00.
+_OFFSET_PATTERN: Final[str] = r"[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)$"
+
+_NAIVE_TIMESTAMP_TYPES: Final[frozenset[str]] = frozenset(
+    {"TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "DATE"}
+)
+_NUMERIC_PREFIXES: Final[tuple[str, ...]] = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+)
+_MAX_SHOWN: Final[int] = 100
+
+
+@dataclass(frozen=True)
+class _Input:
+    """A value as read from the file, before conversion: expression, DuckDB type, label."""
+
+    expr: exp.Expr
+    type: str
+    label: str
+
+    @property
+    def is_text(self) -> bool:
+        return self.type in ("VARCHAR", "JSON")
+
+    def text(self) -> exp.Expr:
+        if self.type == "VARCHAR":
+            return self.expr
+        return exp.Cast(this=self.expr, to=exp.DataType.build("VARCHAR"))
+
+    def missing(self) -> exp.Expr:
+        """NULL, or (for text) empty / blank: what counts as 'no value' in an export."""
+        if not self.is_text:
+            return exp.Is(this=self.expr, expression=exp.Null())
+        return exp.or_(
+            exp.Is(this=self.expr, expression=exp.Null()),
+            exp.EQ(this=call("trim", self.text()), expression=exp.Literal.string("")),
+        )
+
+
+@dataclass(frozen=True)
+class _Target:
+    """One computed canonical value and the checks on it."""
+
+    name: str
+    value: exp.Expr
+    checks: tuple[tuple[str, exp.Expr], ...] = ()
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """The query for one file, and whether it carries a status column for history."""
+
+    query: exp.Select
+    has_status: bool
+    #: True when every event_id is derived from file name and row, hence unique in the file.
+    derived_ids: bool = False
+
+
+def build_stage(source: Source, mapping: MappingFile | None, recorded_at: dt.datetime) -> StagePlan:
+    """Plan the conversion of ``source``; raise InputError / MappingError for file-wide issues."""
+    assert source.query is not None
+    builder = _Builder(source, mapping, recorded_at)
+    targets = builder.targets()
+    inner = exp.select(exp.Star())
+    for t in targets:
+        inner = inner.select(t.value.as_(_v(t.name)))
+    inner = inner.from_(source.query.subquery("src"))
+
+    checks = [(label, reason) for t in targets for label, reason in t.checks]
+    middle = exp.select(exp.Star())
+    for i, (_, reason) in enumerate(checks):
+        middle = middle.select(reason.as_(f"__tc_r{i}"))
+    middle = middle.from_(inner.subquery("v"))
+
+    outer = exp.select(*[exp.column(_v(c)).as_(c, quoted=True) for c in CANONICAL_COLUMNS])
+    outer = outer.select(exp.column(ROW_COLUMN))
+    reasons = [exp.column(f"__tc_r{i}") for i in range(len(checks))]
+    problem: exp.Expr = exp.Null()
+    which: exp.Expr = exp.Null()
+    raw: exp.Expr = exp.Null()
+    if reasons:
+        problem = exp.Coalesce(this=reasons[0], expressions=reasons[1:])
+        which = exp.Case(
+            ifs=[
+                exp.If(this=_not_null(r), true=exp.Literal.string(label))
+                for r, (label, _) in zip(reasons, checks, strict=True)
+            ]
+        )
+        # Only rows with a problem pay for serialising the record.
+        raw = exp.Case(ifs=[exp.If(this=_not_null(problem.copy()), true=builder.raw_record())])
+    outer = outer.select(
+        exp.Cast(this=problem, to=exp.DataType.build("VARCHAR")).as_(PROBLEM),
+        exp.Cast(this=which, to=exp.DataType.build("VARCHAR")).as_(PROBLEM_COLUMN),
+        exp.Cast(this=raw, to=exp.DataType.build("JSON")).as_(RAW),
+    )
+    has_status = mapping is not None and mapping.spec.status_history is not None
+    if has_status:
+        outer = outer.select(exp.column(_v("status")).as_(STATUS))
+    outer = outer.from_(middle.subquery("c"))
+    derived = "event_id" not in builder.specs
+    return StagePlan(query=outer, has_status=has_status, derived_ids=derived)
+
+
+def _not_null(e: exp.Expr) -> exp.Expr:
+    return exp.Not(this=exp.Is(this=e, expression=exp.Null()))
+
+
+def _v(name: str) -> str:
+    return f"__tc_v_{name}"
+
+
+class _Builder:
+    def __init__(
+        self, source: Source, mapping: MappingFile | None, recorded_at: dt.datetime
+    ) -> None:
+        self.source = source
+        self.mapping = mapping
+        self.recorded_at = recorded_at
+        self.zone = mapping.spec.timezone if mapping is not None else "UTC"
+        self.specs: dict[str, FieldSpec] = {}
+        self.attr_specs: dict[str, FieldSpec] = {}
+        if mapping is None:
+            self._canonical_specs()
+        else:
+            self._mapped_specs(mapping)
+
+    # -- which input feeds which canonical column -------------------------------------------
+
+    def _canonical_specs(self) -> None:
+        have = self.source.columns
+        missing = [c for c in REQUIRED_COLUMNS if c not in have]
+        if missing:
+            shown = ", ".join(sorted(have)) or "(none)"
+            hints = [h for h in (suggest(missing[0], have),) if h]
+            if len(have) == 1 and any(ch in next(iter(have)) for ch in ",;\t|"):
+                hints.append(
+                    "the rows could not be split into columns consistently; look for rows "
+                    "with extra or missing fields"
+                )
+            hints.append(
+                f"a canonical file needs {', '.join(REQUIRED_COLUMNS)}; the file has: {shown}; "
+                "for another shape pass --mapping"
+            )
+            raise InputError(
+                Problem(
+                    f"missing required column '{missing[0]}'",
+                    Location(file=str(self.source.path), column=missing[0]),
+                    hint="; ".join(hints),
+                )
+            )
+        for name in CANONICAL_COLUMNS:
+            if name in have:
+                self.specs[name] = FieldSpec(column=name)
+
+    def _mapped_specs(self, mapping: MappingFile) -> None:
+        cols = mapping.spec.columns
+        for name in CANONICAL_COLUMNS:
+            if name == "attrs":
+                continue
+            spec = getattr(cols, name)
+            if spec is not None:
+                self._require(spec, ("columns", name))
+                self.specs[name] = spec
+        for key, spec in (cols.attrs or {}).items():
+            self._require(spec, ("columns", "attrs", key))
+            self.attr_specs[key] = spec
+        history = mapping.spec.status_history
+        if history is not None:
+            self._require(history.status, ("status_history", "status"))
+            self.specs["status"] = history.status
+
+    def _require(self, spec: FieldSpec, at: tuple[str, ...]) -> None:
+        assert self.mapping is not None
+        if spec.path is not None and not self.source.is_json:
+            raise MappingError(
+                Problem(
+                    f"a JSON path ('{spec.path}') needs JSON Lines input, "
+                    f"but {self.source.name} is {self.source.format.value}",
+                    self.mapping.where(*at, "path"),
+                    hint="use 'column' for tabular files",
+                )
+            )
+        if spec.column is not None and spec.column not in self.source.columns:
+            have = sorted(self.source.columns)
+            hint = suggest(spec.column, have)
+            listing = f"{self.source.name} has: {', '.join(have) or '(no columns)'}"
+            raise MappingError(
+                Problem(
+                    f"column '{spec.column}' is not in {self.source.path}",
+                    self.mapping.where(*at, "column"),
+                    hint="; ".join(h for h in (hint, listing) if h),
+                )
+            )
+
+    def _input(self, spec: FieldSpec, as_json: bool = False) -> _Input:
+        if "const" in spec.model_fields_set:
+            const = spec.const
+            if const is None:
+                return _Input(exp.Null(), "VARCHAR", "constant")
+            if isinstance(const, bool):
+                return _Input(
+                    exp.Literal.string("true" if const else "false"), "VARCHAR", "constant"
+                )
+            if isinstance(const, int | float):
+                return _Input(exp.Literal.number(const), "DOUBLE", "constant")
+            return _Input(exp.Literal.string(const), "VARCHAR", "constant")
+        if self.source.is_json:
+            path = spec.path if spec.path is not None else _json_key_path(str(spec.column))
+            fn = "json_extract" if as_json else "json_extract_string"
+            expr = call(fn, column(JSON_COLUMN), exp.Literal.string(path))
+            return _Input(expr, "JSON" if as_json else "VARCHAR", spec.label)
+        name = str(spec.column)
+        return _Input(column(name), self.source.columns[name], name)
+
+    # -- the canonical columns ----------------------------------------------------------------
+
+    def targets(self) -> list[_Target]:
+        out = [
+            self._event_id(),
+            self._text("entity_id", required=True),
+            self._timestamp("ts", required=True),
+            self._text("type", required=True),
+            self._text("actor", required=False),
+            self._value(),
+            self._attrs(),
+            self._seq(),
+            self._recorded_at(),
+            self._source_column(),
+        ]
+        if "status" in self.specs:
+            out.append(self._text("status", required=True))
+        return out
+
+    def _row_label(self) -> exp.Expr:
+        return exp.DPipe(
+            this=exp.Literal.string(f"{self.source.name}:"),
+            expression=exp.Cast(this=exp.column(ROW_COLUMN), to=exp.DataType.build("VARCHAR")),
+        )
+
+    def _event_id(self) -> _Target:
+        derived = call(
+            "substr",
+            call("sha256", self._row_label()),
+            exp.Literal.number(1),
+            exp.Literal.number(HASH_CHARS),
+        )
+        spec = self.specs.get("event_id")
+        if spec is None:
+            return _Target("event_id", derived)
+        given = self._input(spec).text()
+        value = exp.Coalesce(
+            this=call("nullif", call("trim", given), exp.Literal.string("")),
+            expressions=[derived],
+        )
+        return _Target("event_id", value)
+
+    def _source_column(self) -> _Target:
+        spec = self.specs.get("source")
+        if spec is None:
+            return _Target("source", self._row_label())
+        return _Target(
+            "source",
+            exp.Coalesce(this=self._input(spec).text(), expressions=[self._row_label()]),
+        )
+
+    def _text(self, name: str, required: bool) -> _Target:
+        spec = self.specs.get(name)
+        if spec is None:
+            return _Target(name, exp.Cast(this=exp.Null(), to=exp.DataType.build("VARCHAR")))
+        given = self._input(spec)
+        value, checks = self._mapped(spec, given)
+        if required:
+            missing = _Input(exp.column(_v(name)), "VARCHAR", given.label).missing()
+            checks.insert(
+                0, (given.label, _when(missing, _message("missing required value for ", name)))
+            )
+        else:
+            value = call("nullif", value, exp.Literal.string(""))
+        return _Target(name, value, tuple(checks))
+
+    def _mapped(
+        self, spec: FieldSpec, given: _Input
+    ) -> tuple[exp.Expr, list[tuple[str, exp.Expr]]]:
+        """Apply ``map`` (and ``strict``); return the text value and the unmapped-value check."""
+        text = given.text()
+        if spec.map is None:
+            return text, []
+        ifs = [
+            exp.If(
+                this=exp.EQ(this=text, expression=exp.Literal.string(key)),
+                true=exp.Null() if out is None else exp.Literal.string(_scalar_text(out)),
+            )
+            for key, out in spec.map.items()
+        ]
+        fallback = exp.Null() if spec.strict else text
+        value = exp.Case(ifs=ifs, default=fallback)
+        if not spec.strict:
+            return value, []
+        known = [exp.Literal.string(k) for k in spec.map]
+        unmapped = exp.and_(
+            exp.Not(this=exp.Is(this=text, expression=exp.Null())),
+            exp.Not(this=exp.In(this=text, expressions=known)),
+        )
+        listing = ", ".join(spec.map)
+        reason = _message("unmapped value '", text, f"' (the mapping lists: {listing})")
+        return value, [(given.label, _when(unmapped, reason))]
+
+    def _timestamp(self, name: str, required: bool) -> _Target:
+        spec = self.specs.get(name)
+        if spec is None:
+            return _Target(name, exp.Cast(this=exp.Null(), to=exp.DataType.build("TIMESTAMP")))
+        given = self._input(spec)
+        zone = spec.timezone or self.zone
+        value, expected = self._parse_timestamp(given, spec, zone, name)
+        missing = given.missing()
+        ifs = []
+        if required:
+            ifs.append(exp.If(this=missing, true=_message("missing required value for ", name)))
+        ifs.append(
+            exp.If(
+                this=exp.and_(
+                    exp.Not(this=exp.paren(missing)),
+                    exp.Is(this=exp.column(_v(name)), expression=exp.Null()),
+                ),
+                true=_message("unparseable timestamp '", given.text(), f"' ({expected})"),
+            )
+        )
+        return _Target(name, value, ((given.label, exp.Case(ifs=ifs)),))
+
+    def _parse_timestamp(
+        self, given: _Input, spec: FieldSpec, zone: str, name: str
+    ) -> tuple[exp.Expr, str]:
+        def local_to_utc(naive: exp.Expr) -> exp.Expr:
+            if zone == "UTC":
+                return naive
+            return call(
+                "timezone",
+                exp.Literal.string("UTC"),
+                call("timezone", exp.Literal.string(zone), naive),
+            )
+
+        def aware_to_utc(aware: exp.Expr) -> exp.Expr:
+            return call("timezone", exp.Literal.string("UTC"), aware)
+
+        def try_cast(e: exp.Expr, to: str) -> exp.Expr:
+            return exp.TryCast(this=e, to=exp.DataType.build(to))
+
+        formats = spec.formats
+        numeric = given.type.startswith(_NUMERIC_PREFIXES)
+        if formats == ["epoch"]:
+            seconds = given.expr if numeric else try_cast(given.text(), "DOUBLE")
+            return aware_to_utc(
+                call("to_timestamp", exp.Cast(this=seconds, to=exp.DataType.build("DOUBLE")))
+            ), "expected seconds since 1970-01-01 UTC"
+        if formats == ["epoch_ms"]:
+            millis = given.expr if numeric else try_cast(given.text(), "BIGINT")
+            return call(
+                "epoch_ms", exp.Cast(this=millis, to=exp.DataType.build("BIGINT"))
+            ), "expected milliseconds since 1970-01-01 UTC"
+        if formats:
+            pattern: exp.Expr = (
+                exp.Literal.string(formats[0])
+                if len(formats) == 1
+                else exp.Array(expressions=[exp.Literal.string(f) for f in formats])
+            )
+            parsed = call("try_strptime", given.text(), pattern)
+            aware = "%z" in formats[0] or "%Z" in formats[0]
+            shown = " or ".join(f"'{f}'" for f in formats)
+            return (
+                aware_to_utc(parsed) if aware else local_to_utc(parsed)
+            ), f"expected format {shown}"
+        if given.type.startswith("TIMESTAMP WITH TIME ZONE"):
+            return aware_to_utc(given.expr), "expected a timestamp"
+        if given.type in _NAIVE_TIMESTAMP_TYPES:
+            naive = exp.Cast(this=given.expr, to=exp.DataType.build("TIMESTAMP"))
+            return local_to_utc(naive), "expected a timestamp"
+        if not given.is_text:
+            where = Location(file=str(self.source.path), column=given.label)
+            raise InputError(
+                Problem(
+                    f"column '{given.label}' for {name} has type {given.type}, not a timestamp",
+                    where,
+                    hint="use a mapping with format: epoch (seconds) or epoch_ms",
+                )
+            )
+        text = given.text()
+        with_offset = call("regexp_matches", text, exp.Literal.string(_OFFSET_PATTERN))
+        value = exp.Case(
+            ifs=[exp.If(this=with_offset, true=aware_to_utc(try_cast(text, "TIMESTAMPTZ")))],
+            default=local_to_utc(try_cast(text, "TIMESTAMP")),
+        )
+        return value, "expected ISO 8601, e.g. 2026-01-15T09:30:00Z"
+
+    def _value(self) -> _Target:
+        spec = self.specs.get("value")
+        if spec is None:
+            return _Target("value", exp.Cast(this=exp.Null(), to=exp.DataType.build("DOUBLE")))
+        given = self._input(spec)
+        checks: list[tuple[str, exp.Expr]] = []
+        if spec.map is not None or given.is_text:
+            text, checks = self._mapped(spec, given)
+            value: exp.Expr = exp.TryCast(this=text, to=exp.DataType.build("DOUBLE"))
+            bad = exp.and_(
+                exp.Not(this=exp.paren(_Input(text, "VARCHAR", given.label).missing())),
+                exp.Is(this=exp.column(_v("value")), expression=exp.Null()),
+            )
+            checks.append((given.label, _when(bad, _message("not a number: '", given.text(), "'"))))
+        elif given.type.startswith(_NUMERIC_PREFIXES) or given.type == "BOOLEAN":
+            value = exp.Cast(this=given.expr, to=exp.DataType.build("DOUBLE"))
+        else:
+            raise self._type_error(given, "value", "a number")
+        current = exp.column(_v("value"))
+        if spec.min is not None:
+            below = exp.LT(this=current, expression=exp.Literal.number(spec.min))
+            checks.append(
+                (
+                    given.label,
+                    _when(
+                        below,
+                        _message("value ", current, f" is below the declared min {spec.min:g}"),
+                    ),
+                )
+            )
+        if spec.max is not None:
+            above = exp.GT(this=current, expression=exp.Literal.number(spec.max))
+            checks.append(
+                (
+                    given.label,
+                    _when(
+                        above,
+                        _message("value ", current, f" is above the declared max {spec.max:g}"),
+                    ),
+                )
+            )
+        return _Target("value", value, tuple(checks))
+
+    def _seq(self) -> _Target:
+        spec = self.specs.get("seq")
+        if spec is None:
+            return _Target("seq", exp.Cast(this=exp.Null(), to=exp.DataType.build("BIGINT")))
+        given = self._input(spec)
+        if given.is_text:
+            value: exp.Expr = exp.TryCast(this=given.text(), to=exp.DataType.build("BIGINT"))
+        elif given.type.startswith(_NUMERIC_PREFIXES):
+            value = exp.Cast(this=given.expr, to=exp.DataType.build("BIGINT"))
+        else:
+            raise self._type_error(given, "seq", "an integer")
+        bad = exp.and_(
+            exp.Not(this=exp.paren(given.missing())),
+            exp.Is(this=exp.column(_v("seq")), expression=exp.Null()),
+        )
+        checks: list[tuple[str, exp.Expr]] = [
+            (given.label, _when(bad, _message("not an integer: '", given.text(), "'")))
+        ]
+        current = exp.column(_v("seq"))
+        if spec.min is not None:
+            below = exp.LT(this=current, expression=exp.Literal.number(spec.min))
+            checks.append(
+                (
+                    given.label,
+                    _when(
+                        below, _message("seq ", current, f" is below the declared min {spec.min:g}")
+                    ),
+                )
+            )
+        if spec.max is not None:
+            above = exp.GT(this=current, expression=exp.Literal.number(spec.max))
+            checks.append(
+                (
+                    given.label,
+                    _when(
+                        above, _message("seq ", current, f" is above the declared max {spec.max:g}")
+                    ),
+                )
+            )
+        return _Target("seq", value, tuple(checks))
+
+    def _recorded_at(self) -> _Target:
+        if "recorded_at" in self.specs:
+            return self._timestamp("recorded_at", required=False)
+        stamp = self.recorded_at.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
+        return _Target(
+            "recorded_at",
+            exp.Cast(this=exp.Literal.string(stamp), to=exp.DataType.build("TIMESTAMP")),
+        )
+
+    def _attrs(self) -> _Target:
+        json_type = exp.DataType.build("JSON")
+        if self.attr_specs:
+            pairs: list[exp.Expr] = []
+            checks: list[tuple[str, exp.Expr]] = []
+            for key, attr in self.attr_specs.items():
+                read = self._input(attr, as_json=attr.map is None)
+                if attr.map is not None:
+                    mapped, more = self._mapped(attr, read)
+                    checks.extend(more)
+                    pairs.extend([exp.Literal.string(key), mapped])
+                else:
+                    pairs.extend([exp.Literal.string(key), read.expr])
+            return _Target(
+                "attrs", exp.Cast(this=call("json_object", *pairs), to=json_type), tuple(checks)
+            )
+        spec = self.specs.get("attrs")
+        if spec is None:
+            return _Target("attrs", exp.Cast(this=exp.Null(), to=json_type))
+        given = self._input(spec, as_json=True)
+        if given.type == "JSON":
+            raw = given.expr
+            kind = call("json_type", raw)
+            value: exp.Expr = exp.Case(
+                ifs=[
+                    exp.If(
+                        this=exp.EQ(this=kind, expression=exp.Literal.string("NULL")),
+                        true=exp.Null(),
+                    )
+                ],
+                default=raw,
+            )
+            bad = exp.and_(
+                exp.Not(this=exp.Is(this=raw, expression=exp.Null())),
+                exp.Not(
+                    this=exp.In(
+                        this=kind,
+                        expressions=[exp.Literal.string("OBJECT"), exp.Literal.string("NULL")],
+                    )
+                ),
+            )
+            reason = _message("attrs must be a JSON object, got '", given.text(), "'")
+            return _Target(
+                "attrs", exp.Cast(this=value, to=json_type), ((given.label, _when(bad, reason)),)
+            )
+        if given.type == "VARCHAR":
+            text = given.expr
+            valid = call("json_valid", text)
+            is_object = exp.and_(
+                valid,
+                exp.EQ(this=call("json_type", text), expression=exp.Literal.string("OBJECT")),
+            )
+            value = exp.Case(ifs=[exp.If(this=is_object, true=exp.Cast(this=text, to=json_type))])
+            bad = exp.and_(
+                exp.Not(this=exp.paren(given.missing())), exp.Not(this=exp.paren(is_object))
+            )
+            reason = _message("attrs must be a JSON object, got '", text, "'")
+            return _Target("attrs", value, ((given.label, _when(bad, reason)),))
+        # STRUCT / MAP columns from Parquet become JSON objects.
+        return _Target("attrs", exp.Cast(this=call("to_json", given.expr), to=json_type))
+
+    def _type_error(self, given: _Input, name: str, wanted: str) -> InputError:
+        return InputError(
+            Problem(
+                f"column '{given.label}' for {name} has type {given.type}, not {wanted}",
+                Location(file=str(self.source.path), column=given.label),
+            )
+        )
+
+    # -- the record as read, for quarantine entries -----------------------------------------
+
+    def raw_record(self) -> exp.Expr:
+        if self.source.is_json:
+            return exp.column(JSON_COLUMN)
+        pairs: list[exp.Expr] = []
+        for name in self.source.columns:
+            pairs.extend([exp.Literal.string(name), exp.Column(this=quoted(name))])
+        return call("json_object", *pairs)
+
+
+def _when(condition: exp.Expr, reason: exp.Expr) -> exp.Expr:
+    return exp.Case(ifs=[exp.If(this=condition, true=reason)])
+
+
+def _message(*parts: str | exp.Expr) -> exp.Expr:
+    """Concatenate fixed text with (truncated) data values into one reason string."""
+    pieces: list[exp.Expr] = []
+    for part in parts:
+        if isinstance(part, str):
+            pieces.append(exp.Literal.string(part))
+        else:
+            as_text = exp.Cast(this=part, to=exp.DataType.build("VARCHAR"))
+            pieces.append(call("left", as_text, exp.Literal.number(_MAX_SHOWN)))
+    out = pieces[0]
+    for piece in pieces[1:]:
+        out = exp.DPipe(this=out, expression=piece)
+    return out
+
+
+def _json_key_path(key: str) -> str:
+    """A JSON path selecting one top-level key, whatever characters the key contains."""
+    escaped = key.replace("\\", "\\\\").replace('"', '\\"')
+    return f'$."{escaped}"'
+
+
+def _scalar_text(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,72 @@
+"""What an ingest did, per file and in total: the counts that must add up.
+
+Every record read from a file is exactly one of *loaded* (at least one new event stored),
+*duplicate* (all its events were already in the store or earlier in the same file) or
+*quarantined* (a check failed; the quarantine table says which and why), so
+``rows_read == loaded + duplicate + quarantined`` always holds. ``events_loaded`` can exceed
+``loaded`` when a mapping derives several events from one record (a status history).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FileReport:
+    file: str
+    ingest_id: int
+    sha256: str
+    rows_read: int
+    loaded: int
+    duplicate: int
+    quarantined: int
+    events_loaded: int
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    table: str
+    files: tuple[FileReport, ...]
+    mapping: str | None = None
+
+    @property
+    def rows_read(self) -> int:
+        return sum(f.rows_read for f in self.files)
+
+    @property
+    def loaded(self) -> int:
+        return sum(f.loaded for f in self.files)
+
+    @property
+    def duplicate(self) -> int:
+        return sum(f.duplicate for f in self.files)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(f.quarantined for f in self.files)
+
+    @property
+    def events_loaded(self) -> int:
+        return sum(f.events_loaded for f in self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stable JSON shape of ``truecount ingest --format json``."""
+        return {
+            "table": self.table,
+            "mapping": self.mapping,
+            "files": [asdict(f) for f in self.files],
+            "totals": {
+                "rows_read": self.rows_read,
+                "loaded": self.loaded,
+                "duplicate": self.duplicate,
+                "quarantined": self.quarantined,
+                "events_loaded": self.events_loaded,
+            },
+        }

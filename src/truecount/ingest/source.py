@@ -1,0 +1,164 @@
+"""An input file opened as a DuckDB query: its reader, its columns, and a row number.
+
+Every format is read by DuckDB's own streaming readers; nothing is loaded into Python. CSV is
+read with every column as text (``all_varchar``) so that a bad value is seen and quarantined by
+the validation step rather than silently coerced or rejected by type sniffing. JSON Lines is
+read one JSON object per line and values are pulled out with JSON paths, which is also how
+nested records are reached. Row numbers count records from 1 in file order (the CSV header is
+not a record); they are what quarantine entries and the default ``source`` point at.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import duckdb
+from sqlglot import exp
+
+from truecount.errors import InputError, Location, Problem
+
+#: Internal column names; the prefix keeps them apart from anything an export may contain.
+ROW_COLUMN: Final[str] = "__tc_row"
+JSON_COLUMN: Final[str] = "__tc_json"
+
+
+class FileFormat(enum.StrEnum):
+    csv = "csv"
+    jsonl = "jsonl"
+    json = "json"
+    parquet = "parquet"
+
+
+_SUFFIXES: Final[dict[str, FileFormat]] = {
+    ".csv": FileFormat.csv,
+    ".tsv": FileFormat.csv,
+    ".txt": FileFormat.csv,
+    ".jsonl": FileFormat.jsonl,
+    ".ndjson": FileFormat.jsonl,
+    ".json": FileFormat.json,
+    ".parquet": FileFormat.parquet,
+    ".pq": FileFormat.parquet,
+}
+
+
+def quoted(name: str) -> exp.Identifier:
+    """A quoted identifier: user-supplied names never reach SQL as raw text."""
+    return exp.to_identifier(name, quoted=True)
+
+
+def column(name: str) -> exp.Column:
+    return exp.Column(this=quoted(name))
+
+
+def call(name: str, *args: exp.Expr) -> exp.Expr:
+    """A DuckDB function call by a fixed (never user-supplied) name."""
+    return exp.Anonymous(this=name, expressions=list(args))
+
+
+@dataclass(frozen=True)
+class Source:
+    """One opened input file: a SELECT producing its records plus ``__tc_row``."""
+
+    path: Path
+    format: FileFormat
+    query: exp.Select | None  # None for an empty (0-byte) file
+    columns: dict[str, str]  # column (or top-level JSON key) -> DuckDB type name
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def is_json(self) -> bool:
+        return self.format in (FileFormat.jsonl, FileFormat.json)
+
+    @property
+    def empty(self) -> bool:
+        return self.query is None
+
+
+def detect_format(path: Path) -> FileFormat:
+    found = _SUFFIXES.get(path.suffix.lower())
+    if found is None:
+        raise InputError(
+            Problem(
+                f"unknown file type '{path.suffix or '(none)'}'",
+                Location(file=str(path)),
+                hint="use .csv, .jsonl (or .ndjson), .json or .parquet",
+            )
+        )
+    return found
+
+
+def open_source(con: duckdb.DuckDBPyConnection, path: Path) -> Source:
+    """Open ``path`` for reading and learn its columns, without reading the data into Python.
+
+    Raises :class:`InputError` when the file is missing or DuckDB cannot read it.
+    """
+    fmt = detect_format(path)
+    if not path.is_file():
+        raise InputError(Problem("file not found", Location(file=str(path))))
+    if path.stat().st_size == 0:
+        return Source(path=path, format=fmt, query=None, columns={})
+    query = _reader_query(path, fmt)
+    try:
+        if fmt in (FileFormat.jsonl, FileFormat.json):
+            keys = exp.select(
+                exp.Distinct(expressions=[call("unnest", call("json_keys", column(JSON_COLUMN)))])
+            ).from_(query.subquery("src"))
+            rows = con.execute(keys.sql("duckdb")).fetchall()
+            columns = {str(r[0]): "VARCHAR" for r in rows}
+        else:
+            rel = con.sql(query.sql("duckdb"))
+            columns = {
+                name: str(typ)
+                for name, typ in zip(rel.columns, rel.types, strict=True)
+                if name != ROW_COLUMN
+            }
+    except duckdb.Error as exc:
+        raise InputError(
+            Problem(
+                f"cannot read as {fmt.value}: {_first_line(exc)}",
+                Location(file=str(path)),
+                hint="check the file is complete and in the format its name says",
+            )
+        ) from exc
+    return Source(path=path, format=fmt, query=query, columns=columns)
+
+
+def _reader_query(path: Path, fmt: FileFormat) -> exp.Select:
+    file_literal = exp.Literal.string(str(path))
+
+    def opt(name: str, value: exp.Expr) -> exp.Expr:
+        return exp.PropertyEQ(this=exp.to_identifier(name), expression=value)
+
+    if fmt is FileFormat.parquet:
+        reader = call("read_parquet", file_literal, opt("file_row_number", exp.true()))
+        row = exp.Add(this=exp.column("file_row_number"), expression=exp.Literal.number(1))
+        return (
+            exp.select(exp.Star(except_=[exp.column("file_row_number")]))
+            .select(row.as_(ROW_COLUMN))
+            .from_(exp.Table(this=reader))
+        )
+    row_number = exp.Window(this=exp.RowNumber())
+    if fmt is FileFormat.csv:
+        reader = call(
+            "read_csv",
+            file_literal,
+            opt("all_varchar", exp.true()),
+            opt("header", exp.true()),
+        )
+        return exp.select(exp.Star(), row_number.as_(ROW_COLUMN)).from_(exp.Table(this=reader))
+    layout = "newline_delimited" if fmt is FileFormat.jsonl else "auto"
+    reader = call("read_json_objects", file_literal, opt("format", exp.Literal.string(layout)))
+    return exp.select(exp.column("json").as_(JSON_COLUMN), row_number.as_(ROW_COLUMN)).from_(
+        exp.Table(this=reader)
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,277 @@
+"""Canonical files: round trips, idempotence, derived ids, quarantine and whole-file errors.
+
+Expected values are computed independently (pandas, hashlib, hand-written lists), never by
+reading back what the loader decided.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from truecount.errors import InputError
+from truecount.ingest import load_events_into
+
+ROWS = [
+    # event_id, entity_id, ts (as written), type, actor, value, attrs
+    ("e1", "t1", "2026-01-15T09:30:00Z", "closed", "ai", None, '{"channel": "chat"}'),
+    ("e2", "t1", "2026-01-15T12:00:00+02:00", "rated", "customer", 4.0, None),
+    ("e3", "t2", "2026-01-16 08:00:00", "closed", "human", None, None),
+    ("e4", "t2", "2026-01-17T23:30:00-05:00", "reopened", "customer", None, '{"why": "x"}'),
+    ("e5", "t3", "2026-01-18", "rated", None, 2.5, None),
+]
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        ROWS, columns=["event_id", "entity_id", "ts", "type", "actor", "value", "attrs"]
+    )
+
+
+def _expected() -> pd.DataFrame:
+    df = _frame()
+    df["ts"] = pd.to_datetime(df["ts"], utc=True, format="ISO8601").dt.tz_localize(None)
+    df["attrs"] = [json.loads(a) if isinstance(a, str) else None for a in df["attrs"]]
+    return df
+
+
+def _write(df: pd.DataFrame, path: Path) -> None:
+    if path.suffix == ".csv":
+        df.to_csv(path, index=False)
+    elif path.suffix == ".jsonl":
+        records = df.to_dict(orient="records")
+        with path.open("w", encoding="utf-8") as out:
+            for r in records:
+                r = {k: (None if pd.isna(v) else v) for k, v in r.items()}
+                if r["attrs"] is not None:
+                    r["attrs"] = json.loads(r["attrs"])
+                out.write(json.dumps(r) + "\n")
+    else:
+        df.to_parquet(path, index=False)
+
+
+def _events(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    df = con.execute(
+        "SELECT event_id, entity_id, ts, type, actor, value, attrs, source "
+        "FROM events ORDER BY event_id"
+    ).df()
+    df["attrs"] = [json.loads(a) if isinstance(a, str) else None for a in df["attrs"]]
+    return df
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_round_trip(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"events{suffix}"
+    _write(_frame(), path)
+    con = duckdb.connect()
+    report = load_events_into(con, [path])
+    assert (report.rows_read, report.loaded, report.duplicate, report.quarantined) == (5, 5, 0, 0)
+    got = _events(con)
+    want = _expected()
+    assert list(got["event_id"]) == list(want["event_id"])
+    assert list(got["ts"]) == list(want["ts"])
+    assert list(got["type"]) == list(want["type"])
+    assert [a if isinstance(a, str) else None for a in got["actor"]] == [
+        a if isinstance(a, str) else None for a in want["actor"]
+    ]
+    assert [None if pd.isna(v) else v for v in got["value"]] == [
+        None if pd.isna(v) else v for v in want["value"]
+    ]
+    assert list(got["attrs"]) == list(want["attrs"])
+    assert list(got["source"]) == [f"{path.name}:{i}" for i in range(1, 6)]
+
+
+def test_reingest_adds_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    _write(_frame(), path)
+    con = duckdb.connect()
+    load_events_into(con, [path])
+    again = load_events_into(con, [path, path])
+    assert [(f.loaded, f.duplicate) for f in again.files] == [(0, 5), (0, 5)]
+    assert con.execute("SELECT count(*) FROM events").fetchone() == (5,)
+    log = con.execute("SELECT rows_read, loaded, duplicate FROM ingest_log ORDER BY 1").fetchall()
+    assert len(log) == 3
+
+
+def test_missing_event_id_is_hash_of_file_and_row(tmp_path: Path) -> None:
+    path = tmp_path / "no_ids.csv"
+    _frame().drop(columns=["event_id"]).to_csv(path, index=False)
+    con = duckdb.connect()
+    load_events_into(con, [path])
+    got = con.execute("SELECT source, event_id FROM events ORDER BY source").fetchall()
+    want = sorted(
+        (f"no_ids.csv:{n}", hashlib.sha256(f"no_ids.csv:{n}".encode()).hexdigest()[:32])
+        for n in range(1, 6)
+    )
+    assert got == want
+    # Same file again: same ids, so nothing new.
+    assert load_events_into(con, [path]).duplicate == 5
+
+
+def test_repeated_event_id_in_one_file_keeps_first(tmp_path: Path) -> None:
+    path = tmp_path / "rep.csv"
+    path.write_text(
+        "event_id,entity_id,ts,type\n"
+        "a,t1,2026-01-01T00:00:00Z,closed\n"
+        "a,t2,2026-01-02T00:00:00Z,closed\n"
+        "b,t3,2026-01-03T00:00:00Z,closed\n"
+    )
+    con = duckdb.connect()
+    report = load_events_into(con, [path])
+    assert (report.loaded, report.duplicate) == (2, 1)
+    assert con.execute("SELECT entity_id FROM events WHERE event_id = 'a'").fetchall() == [("t1",)]
+
+
+def test_quarantine_reasons(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        "event_id,entity_id,ts,type,value,attrs,seq\n"
+        "1,t1,2026-01-01T00:00:00Z,closed,,,1\n"
+        "2,,2026-01-01T00:00:00Z,closed,,,\n"
+        "3,t1,31/01/2026,closed,,,\n"
+        "4,t1,2026-01-01T00:00:00Z,,,,\n"
+        "5,t1,2026-01-01T00:00:00Z,rated,lots,,\n"
+        '6,t1,2026-01-01T00:00:00Z,rated,3,"[1,2]",\n'
+        "7,t1,2026-01-01T00:00:00Z,rated,3,,x\n"
+        "8,t1,,rated,3,,\n"
+    )
+    con = duckdb.connect()
+    report = load_events_into(con, [path])
+    assert (report.rows_read, report.loaded, report.quarantined) == (8, 1, 7)
+    got = con.execute(
+        "SELECT row_number, column_name, reason FROM quarantine ORDER BY row_number"
+    ).fetchall()
+    assert [(r, c) for r, c, _ in got] == [
+        (2, "entity_id"),
+        (3, "ts"),
+        (4, "type"),
+        (5, "value"),
+        (6, "attrs"),
+        (7, "seq"),
+        (8, "ts"),
+    ]
+    reasons = {r: reason for r, _, reason in got}
+    assert "31/01/2026" in reasons[3] and "unparseable timestamp" in reasons[3]
+    assert "not a number: 'lots'" in reasons[5]
+    assert "missing" in reasons[8]
+    raw = con.execute("SELECT raw FROM quarantine WHERE row_number = 5").fetchone()
+    assert raw is not None and json.loads(raw[0])["value"] == "lots"
+
+
+def test_missing_required_column_is_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "cols.csv"
+    path.write_text("event_id,entity,ts,type\n1,t1,2026-01-01,closed\n")
+    with pytest.raises(InputError) as info:
+        load_events_into(duckdb.connect(), [path])
+    problem = info.value.problems[0]
+    assert problem.location.column == "entity_id"
+    assert "entity" in (problem.hint or "") and "--mapping" in (problem.hint or "")
+
+
+def test_bad_file_stops_before_anything_is_loaded(tmp_path: Path) -> None:
+    good = tmp_path / "good.csv"
+    _write(_frame(), good)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    con = duckdb.connect()
+    with pytest.raises(InputError):
+        load_events_into(con, [good, bad])
+    assert con.execute("SELECT count(*) FROM events").fetchone() == (0,)
+
+
+def test_empty_and_header_only_files(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    header = tmp_path / "header.csv"
+    header.write_text("entity_id,ts,type\n")
+    report = load_events_into(duckdb.connect(), [empty, header])
+    assert [f.rows_read for f in report.files] == [0, 0]
+
+
+def test_unreadable_file_is_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"not parquet at all")
+    with pytest.raises(InputError, match=r"broken\.parquet"):
+        load_events_into(duckdb.connect(), [path])
+    with pytest.raises(InputError, match="file not found"):
+        load_events_into(duckdb.connect(), [tmp_path / "nope.csv"])
+
+
+def test_custom_table(tmp_path: Path) -> None:
+    path = tmp_path / "events.parquet"
+    _write(_frame(), path)
+    con = duckdb.connect()
+    load_events_into(con, [path], table="my_events")
+    assert con.execute("SELECT count(*) FROM my_events").fetchone() == (5,)
+    with pytest.raises(ValueError, match="identifier"):
+        load_events_into(con, [path], table="x; DROP TABLE y")
+
+
+GOOD_TS = ["2026-01-01T00:00:00Z", "2026-02-03 04:05:06", "2026-03-08T02:30:00-05:00"]
+BAD_TS = ["yesterday", "2026-13-01", "01/02/2026"]
+row_strategy = st.fixed_dictionaries(
+    {
+        "event_id": st.sampled_from([f"e{i}" for i in range(12)]),
+        "entity_id": st.sampled_from(["t1", "t2", "", "  "]),
+        "ts": st.sampled_from(GOOD_TS + BAD_TS + [""]),
+        "type": st.sampled_from(["closed", "rated", ""]),
+        "value": st.sampled_from(["", "1", "4.5", "-2", "abc", "1e3"]),
+    }
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(batches=st.lists(st.lists(row_strategy, max_size=25), min_size=1, max_size=3))
+def test_counts_add_up_and_bad_rows_name_their_column(
+    tmp_path: Path, batches: list[list[dict[str, str]]]
+) -> None:
+    con = duckdb.connect()
+    seen: set[str] = set()
+    for n, rows in enumerate(batches):
+        path = tmp_path / f"batch{n}_{id(rows)}.csv"
+        with path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.DictWriter(
+                out, fieldnames=["event_id", "entity_id", "ts", "type", "value"]
+            )
+            writer.writeheader()
+            writer.writerows(rows)
+        # Independent expectation: first failing check in column order, then first-seen ids.
+        want_bad: dict[int, str] = {}
+        want_loaded = want_dup = 0
+        for i, r in enumerate(rows, start=1):
+            if not r["entity_id"].strip():
+                want_bad[i] = "entity_id"
+            elif r["ts"] == "" or r["ts"] in BAD_TS:
+                want_bad[i] = "ts"
+            elif not r["type"]:
+                want_bad[i] = "type"
+            elif r["value"] == "abc":
+                want_bad[i] = "value"
+            elif r["event_id"] in seen:
+                want_dup += 1
+            else:
+                seen.add(r["event_id"])
+                want_loaded += 1
+        report = load_events_into(con, [path])
+        f = report.files[0]
+        assert f.rows_read == len(rows) == f.loaded + f.duplicate + f.quarantined
+        assert (f.loaded, f.duplicate, f.quarantined) == (want_loaded, want_dup, len(want_bad))
+        got = dict(
+            con.execute(
+                "SELECT row_number, column_name FROM quarantine WHERE ingest_id = ?",
+                [f.ingest_id],
+            ).fetchall()
+        )
+        assert got == want_bad
+    total = con.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone()
+    assert total == (len(seen), len(seen))
