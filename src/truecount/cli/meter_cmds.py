@@ -162,7 +162,7 @@ def _render_count(result: CountResult, d: Definition, fmt: OutputFormat) -> None
         return
     con.print(_count_table(result, d))
     if result.reasons:
-        reasons = Table(title="why not counted (a candidate may fail several conditions)")
+        reasons = Table(title="why not counted", caption="a candidate may fail several conditions")
         reasons.add_column("condition")
         reasons.add_column("entities", justify="right")
         for r in result.reasons:
@@ -183,7 +183,7 @@ def _condition_tree(tree: Tree, c: ConditionExplanation) -> None:
     if c.decided_by:
         label += f"  decided by event {_escape(c.decided_by)}"
     elif c.passed is not None and not c.children:
-        label += "  (no event in the window)"
+        label += "  (no matching event in the window)"
     node = tree.add(label)
     if c.note:
         node.add(f"[yellow]{_escape(c.note)}[/]")
