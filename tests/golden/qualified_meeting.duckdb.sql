@@ -82,12 +82,14 @@ SELECT
     ) + INTERVAL '3' DAY,
     '%Y'
   ) || '-W' || LPAD(
-    CAST(DAYOFYEAR(
-      DATE_TRUNC(
-        'WEEK',
-        CAST(s.anchor_ts AS TIMESTAMP) AT TIME ZONE 'UTC' AT TIME ZONE 'America/New_York'
-      ) + INTERVAL '3' DAY
-    ) - 1 // 7 + 1 AS TEXT),
+    CAST((
+      DAYOFYEAR(
+        DATE_TRUNC(
+          'WEEK',
+          CAST(s.anchor_ts AS TIMESTAMP) AT TIME ZONE 'UTC' AT TIME ZONE 'America/New_York'
+        ) + INTERVAL '3' DAY
+      ) - 1
+    ) // 7 + 1 AS TEXT),
     2,
     '0'
   ) AS period,

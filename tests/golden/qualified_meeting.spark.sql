@@ -82,9 +82,11 @@ SELECT
     ),
     '-W',
     LPAD(
-      CAST(DAYOFYEAR(
-        TRUNC(CONVERT_TIMEZONE('UTC', 'America/New_York', s.anchor_ts), 'WEEK') + INTERVAL '3' DAY
-      ) - 1 DIV 7 + 1 AS STRING),
+      CAST((
+        DAYOFYEAR(
+          TRUNC(CONVERT_TIMEZONE('UTC', 'America/New_York', s.anchor_ts), 'WEEK') + INTERVAL '3' DAY
+        ) - 1
+      ) DIV 7 + 1 AS STRING),
       2,
       '0'
     )

@@ -379,9 +379,7 @@ def _leaf_value(leaf: Leaf) -> exp.Expr:
         return exp.EQ(this=hits, expression=_num(0))
     assert isinstance(sel, CountSpec | AggregateSpec)
     ops = {">=": exp.GTE, "<=": exp.LTE, ">": exp.GT, "<": exp.LT, "=": exp.EQ}
-    tests: list[exp.Expr] = [
-        ops[op](this=hits, expression=_num(v)) for op, v in sel.comparisons()
-    ]
+    tests: list[exp.Expr] = [ops[op](this=hits, expression=_num(v)) for op, v in sel.comparisons()]
     return exp.Coalesce(this=exp.Paren(this=_and(tests)), expressions=[exp.false()])
 
 
@@ -444,7 +442,9 @@ def _period_key(definition: Definition) -> exp.Expr:
     thursday = exp.Add(this=monday, expression=_interval(3 * 86400))
     day_of_year = exp.func("DAYOFYEAR", thursday)
     week_no = exp.Add(
-        this=exp.IntDiv(this=exp.Sub(this=day_of_year, expression=_num(1)), expression=_num(7)),
+        this=exp.IntDiv(
+            this=exp.Paren(this=exp.Sub(this=day_of_year, expression=_num(1))), expression=_num(7)
+        ),
         expression=_num(1),
     )
     week_text = exp.func(

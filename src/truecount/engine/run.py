@@ -86,7 +86,7 @@ class CountResult:
     @property
     def verdicts(self) -> pa.Table:
         """All verdicts as an Arrow table, sorted by entity, anchor time and anchor event."""
-        return self.verdicts_relation().fetch_arrow_table()
+        return self.verdicts_relation().to_arrow_table()
 
     def write_verdicts(self, path: str | Path, period: str | None = None) -> int:
         """Write verdicts as CSV or Parquet (by extension); return the number of rows."""
