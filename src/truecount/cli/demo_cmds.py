@@ -1,0 +1,222 @@
+"""The ``demo`` verb: the case in the seed, end to end, on generated data with a known truth.
+
+A support team's quarter is generated (fixed seed), written out as an event export and a vendor
+invoice, ingested into a fresh workspace, counted under the buyer's definition, reconciled under
+example terms, and turned into a dispute pack — the same library calls a user makes, in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Final
+
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from truecount.cli.app import EXIT_OK, app, fail, stderr_console, stdout_console
+from truecount.definition import parse_definition
+from truecount.demo.generate import SupportScenario, generate
+from truecount.engine.run import VERDICTS_TABLE, count
+from truecount.ingest.canonical import EVENTS_TABLE
+from truecount.ingest.load import ingest_files
+from truecount.invoice import load_invoice_into
+from truecount.reconcile import Reconciliation, reconcile_in
+from truecount.report.dispute import DisputePack, write_dispute_pack
+from truecount.report.reconciliation import money_table, period_table, waterfall_table
+from truecount.terms import parse_terms
+from truecount.workspace import Workspace
+
+#: The demo's seed: the same quarter on every machine.
+DEMO_SEED: Final[int] = 7
+#: Marks a folder as made by the demo, so a rerun may replace its store and nothing else.
+MARKER: Final[str] = ".truecount-demo"
+STEPS: Final[tuple[str, ...]] = (
+    "generating a quarter of support tickets",
+    "writing the export and the invoice",
+    "ingesting the export into a fresh workspace",
+    "counting under the buyer's definition",
+    "reconciling the invoice",
+    "writing the dispute pack",
+)
+
+Step = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo made, and the reconciliation it printed."""
+
+    folder: Path
+    workspace: Path
+    events_file: Path
+    invoice_file: Path
+    definition_file: Path
+    terms_file: Path
+    recon: Reconciliation
+    pack: DisputePack
+    events: int
+
+
+def package_text(name: str) -> str:
+    """A YAML file shipped in ``truecount/demo`` (the definition and the terms)."""
+    return resources.files("truecount.demo").joinpath(name).read_text(encoding="utf-8")
+
+
+def _fresh_workspace(folder: Path) -> Workspace:
+    """A new workspace in ``folder/workspace``; a previous demo's store is replaced."""
+    root = folder / "workspace"
+    if root.exists():
+        if not (folder / MARKER).is_file():
+            fail(f"{root} exists and was not made by the demo; choose another --out folder")
+        shutil.rmtree(root)
+    return Workspace.init(root)
+
+
+def run_demo(out: Path, step: Step | None = None, seed: int = DEMO_SEED) -> DemoResult:
+    """Run the demo into ``out``; ``step`` is told the name of each step as it starts."""
+    tell: Step = step or (lambda _name: None)
+    out.mkdir(parents=True, exist_ok=True)
+    if any(out.iterdir()) and not (out / MARKER).is_file():
+        fail(f"{out} is not empty and was not made by the demo; choose another --out folder")
+    (out / MARKER).write_text("made by 'truecount demo'; safe to delete\n", encoding="utf-8")
+
+    tell(STEPS[0])
+    scenario = SupportScenario(seed=seed)
+    data = generate(scenario)
+
+    tell(STEPS[1])
+    events_file = out / "events.parquet"
+    pq.write_table(data.events, events_file, compression="zstd")
+    invoice_file = out / "invoice.csv"
+    pacsv.write_csv(data.invoice, invoice_file)
+    definition_text = package_text("resolved_ticket.yaml")
+    terms_text = package_text("terms.yaml")
+    definition_file = out / "resolved_ticket.yaml"
+    definition_file.write_text(definition_text, encoding="utf-8")
+    terms_file = out / "terms.yaml"
+    terms_file.write_text(terms_text, encoding="utf-8")
+    definition = parse_definition(definition_text, str(definition_file))
+    terms = parse_terms(terms_text, str(terms_file))
+
+    tell(STEPS[2])
+    ws = _fresh_workspace(out)
+    report = ingest_files(ws, [events_file])
+
+    tell(STEPS[3])
+    result = count(definition, ws)
+    try:
+        con = result.con
+        tell(STEPS[4])
+        load_invoice_into(con, [invoice_file], table="invoice")
+        recon = reconcile_in(
+            con,
+            VERDICTS_TABLE,
+            "invoice",
+            known_table=EVENTS_TABLE,
+            definition=definition,
+            terms=terms,
+            as_of=result.as_of,
+            fetch_entities=False,
+        )
+        tell(STEPS[5])
+        pack = write_dispute_pack(
+            out / "dispute",
+            recon,
+            con,
+            definition_text=definition_text,
+            invoice_files=[str(invoice_file)],
+            buyer="Support operations",
+            vendor="the AI agent vendor",
+        )
+    finally:
+        result.close()
+    return DemoResult(
+        out,
+        ws.root,
+        events_file,
+        invoice_file,
+        definition_file,
+        terms_file,
+        recon,
+        pack,
+        report.events_loaded,
+    )
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[Step]:
+    """A progress display on a terminal (stderr); nothing when piped."""
+    err = stderr_console()
+    if not err.is_terminal:
+        yield lambda _name: None
+        return
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(STEPS[0], total=len(STEPS))
+        started = False
+
+        def step(name: str) -> None:
+            nonlocal started
+            if started:
+                progress.advance(task)
+            started = True
+            progress.update(task, description=name)
+
+        yield step
+        progress.update(task, completed=len(STEPS))
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the demo's files and workspace.")
+    ] = Path("truecount-demo"),
+) -> None:
+    """Replay the seed case: ~41,000 billed resolutions against ~27,000 that count."""
+    with _progress() as step:
+        result = run_demo(out, step)
+    console = stdout_console()
+    recon = result.recon
+    t = recon.totals
+    console.print(
+        f"A support team's quarter: {result.events:,} events; the vendor billed "
+        f"{t.vendor_billed:,} resolutions on {t.vendor_lines:,} invoice lines.",
+        markup=False,
+    )
+    console.print(period_table(recon))
+    money = money_table(recon)
+    if money is not None:
+        console.print(money)
+    console.print(waterfall_table(recon))
+    cur = recon.currency or ""
+    console.print(
+        f"Credit due to the buyer: {t.credit:,} {cur} "
+        f"(billed {t.amount_billed:,}, due {t.amount_due:,} under {result.terms_file.name}).",
+        markup=False,
+        style="bold",
+    )
+    console.print(
+        f"Dispute pack: {result.pack.folder}/ (letter.md, entities.csv, reconciliation.json)",
+        markup=False,
+    )
+    console.print(
+        "Again by hand: truecount reconcile "
+        f"{result.definition_file} --invoice {result.invoice_file} --terms {result.terms_file} "
+        f"--workspace {result.workspace}",
+        markup=False,
+    )
+    raise typer.Exit(EXIT_OK)

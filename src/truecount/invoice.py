@@ -1,0 +1,593 @@
+"""The vendor's invoice: which entities it billed, when, and for how much (DESIGN §7).
+
+An invoice is read from CSV, JSON Lines or Parquet through DuckDB into one table of *lines*
+with a fixed shape (:data:`INVOICE_COLUMNS`). Nothing is collapsed: a line billed twice stays
+twice, because a duplicate is one of the things the buyer disputes. Nothing is guessed either:
+an amount that is not a number, a negative amount, a second currency or a timestamp that does
+not parse stops the load with an :class:`~truecount.errors.InputError` naming the file, row and
+column, so the reconciliation is never computed on an invoice that was silently "repaired".
+
+Ids that look like the export's ids in another format (spaces, case, a prefix) are detected in
+:mod:`truecount.reconcile`, where the export's ids are known; an :class:`InvoiceMapping` may
+normalise them explicitly.
+
+Column names and file paths are user data: columns are quoted as identifiers through sqlglot
+syntax trees, paths go through DuckDB's Python API, values through query parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import duckdb
+import pyarrow as pa
+import sqlglot
+import yaml
+from sqlglot import exp
+
+from truecount.errors import InputError, Location, MappingError, Problem, suggest
+
+#: Column name -> DuckDB type of the loaded invoice table, in order.
+INVOICE_COLUMNS: Final[dict[str, str]] = {
+    "line_id": "VARCHAR",
+    "entity_id": "VARCHAR",
+    "billed_at": "TIMESTAMP",
+    "period": "VARCHAR",
+    "amount": "DECIMAL(18,6)",
+    "currency": "VARCHAR",
+    "source_file": "VARCHAR",
+    "source_row": "BIGINT",
+    "line_no": "BIGINT",
+}
+
+#: The invoice fields a file (or a mapping) may provide; only ``entity_id`` is required.
+FIELDS: Final[tuple[str, ...]] = (
+    "entity_id",
+    "line_id",
+    "billed_at",
+    "period",
+    "amount",
+    "currency",
+)
+
+#: How many examples an error lists before saying "and N more".
+MAX_EXAMPLES: Final[int] = 5
+
+_OFFSET_RE: Final[str] = r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+
+Format = Literal["csv", "jsonl", "parquet"]
+
+
+def _one(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
+) -> tuple[Any, ...] | None:
+    """The first row of a query, reading the result to its end (DuckDB wants it finished)."""
+    rows = con.execute(sql, list(params or [])).fetchall()
+    return tuple(rows[0]) if rows else None
+
+
+@dataclass(frozen=True)
+class IdNormalization:
+    """Explicit, buyer-chosen rewriting of invoice ids to the export's format.
+
+    Applied in this order: trim, strip_prefix, case, add_prefix. Nothing here is ever applied
+    unless a mapping asks for it.
+    """
+
+    trim: bool = False
+    strip_prefix: str | None = None
+    case: Literal["lower", "upper"] | None = None
+    add_prefix: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.trim or self.strip_prefix or self.case or self.add_prefix)
+
+
+@dataclass(frozen=True)
+class InvoiceMapping:
+    """How a foreign invoice file maps onto the invoice fields.
+
+    ``columns`` maps an invoice field (``entity_id``, ``line_id``, ``billed_at``, ``period``,
+    ``amount``, ``currency``) to the file's column name; fields not listed are read from a
+    column of the same name when the file has one. ``currency`` may instead be a constant for
+    files without a currency column. ``billed_at_format`` is a strptime format for timestamps
+    DuckDB cannot read on its own; ``timezone`` is the zone of timestamps without an offset.
+    """
+
+    columns: Mapping[str, str] = field(default_factory=dict)
+    entity_id: IdNormalization = IdNormalization()
+    billed_at_format: str | None = None
+    timezone: str = "UTC"
+    currency: str | None = None
+
+
+_MAPPING_KEYS: Final[frozenset[str]] = frozenset(
+    {"invoice", "columns", "entity_id", "billed_at_format", "timezone", "currency"}
+)
+_NORMALIZE_KEYS: Final[frozenset[str]] = frozenset({"trim", "strip_prefix", "case", "add_prefix"})
+
+
+def load_invoice_mapping(path: str | Path) -> InvoiceMapping:
+    """Read an invoice mapping (YAML). Unknown keys are errors with a suggestion.
+
+    ```yaml
+    invoice: 1
+    columns: {entity_id: ticket, amount: price_usd, billed_at: billed}
+    entity_id: {trim: true, strip_prefix: "TKT-", case: upper}
+    timezone: UTC
+    currency: USD          # constant, when the file has no currency column
+    ```
+    """
+    file = str(path)
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise MappingError(
+            Problem(f"cannot read the invoice mapping: {exc}", Location(file=file))
+        ) from None
+    if not isinstance(data, dict):
+        raise MappingError(Problem("an invoice mapping must be a mapping of keys", Location(file)))
+    problems: list[Problem] = []
+    for key in data:
+        if key not in _MAPPING_KEYS:
+            problems.append(
+                Problem(
+                    f"unknown key '{key}'",
+                    Location(file=file, key=str(key)),
+                    suggest(str(key), _MAPPING_KEYS),
+                )
+            )
+    columns = data.get("columns") or {}
+    if not isinstance(columns, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in columns.items()
+    ):
+        problems.append(
+            Problem(
+                "columns must map field names to column names", Location(file=file, key="columns")
+            )
+        )
+        columns = {}
+    for key in columns:
+        if key not in FIELDS:
+            problems.append(
+                Problem(
+                    f"unknown invoice field '{key}'",
+                    Location(file=file, key=f"columns.{key}"),
+                    suggest(key, FIELDS) or f"valid fields: {', '.join(FIELDS)}",
+                )
+            )
+    norm_data = data.get("entity_id") or {}
+    norm = IdNormalization()
+    if not isinstance(norm_data, dict):
+        problems.append(
+            Problem(
+                "entity_id must be a mapping of normalisation options",
+                Location(file=file, key="entity_id"),
+            )
+        )
+    else:
+        for key in norm_data:
+            if key not in _NORMALIZE_KEYS:
+                problems.append(
+                    Problem(
+                        f"unknown normalisation '{key}'",
+                        Location(file=file, key=f"entity_id.{key}"),
+                        suggest(str(key), _NORMALIZE_KEYS),
+                    )
+                )
+        case = norm_data.get("case")
+        if case not in (None, "lower", "upper"):
+            problems.append(
+                Problem(
+                    f"case must be 'lower' or 'upper', not {case!r}",
+                    Location(file=file, key="entity_id.case"),
+                )
+            )
+            case = None
+        norm = IdNormalization(
+            trim=bool(norm_data.get("trim", False)),
+            strip_prefix=_opt_str(norm_data.get("strip_prefix")),
+            case=case,
+            add_prefix=_opt_str(norm_data.get("add_prefix")),
+        )
+    if problems:
+        raise MappingError(problems)
+    return InvoiceMapping(
+        columns=dict(columns),
+        entity_id=norm,
+        billed_at_format=_opt_str(data.get("billed_at_format")),
+        timezone=str(data.get("timezone") or "UTC"),
+        currency=_opt_str(data.get("currency")),
+    )
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class InvoiceSummary:
+    """What was loaded: line and entity counts, and findings that are not errors."""
+
+    files: tuple[str, ...]
+    lines: int
+    entities: int
+    duplicate_entities: int
+    currency: str | None
+    has_amounts: bool
+    has_billed_at: bool
+    has_period: bool
+    warnings: tuple[str, ...] = ()
+
+
+def detect_format(path: str | Path) -> Format:
+    """The format of an invoice file from its extension."""
+    name = str(path).lower()
+    for suffix in (".gz", ".zst"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    if name.endswith((".csv", ".tsv", ".txt")):
+        return "csv"
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    raise InputError(
+        Problem(
+            "unknown invoice file type",
+            Location(file=str(path)),
+            "use .csv, .jsonl (JSON Lines) or .parquet",
+        )
+    )
+
+
+def _read(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyRelation:
+    if not path.is_file():
+        raise InputError(Problem("file not found", Location(file=str(path))))
+    fmt = detect_format(path)
+    try:
+        if fmt == "csv":
+            return con.read_csv(str(path), header=True, all_varchar=True)
+        if fmt == "jsonl":
+            return con.read_json(str(path), format="newline_delimited")
+        return con.read_parquet(str(path))
+    except duckdb.Error as exc:
+        raise InputError(
+            Problem(f"cannot read the file as {fmt}: {_first_line(exc)}", Location(file=str(path)))
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _col(name: str) -> exp.Expression:
+    return exp.column(name, quoted=True)
+
+
+def _text(expr: exp.Expression) -> exp.Expression:
+    return exp.Cast(this=expr, to=exp.DataType.build("VARCHAR"))
+
+
+def _normalized_id(expr: exp.Expression, norm: IdNormalization) -> exp.Expression:
+    """Apply an explicit id normalisation as a syntax tree (values are literals, never pasted)."""
+    out = expr
+    if norm.trim:
+        out = exp.Trim(this=out)
+    if norm.strip_prefix:
+        prefix = exp.Literal.string(norm.strip_prefix)
+        out = exp.If(
+            this=exp.func("starts_with", out, prefix),
+            true=exp.Substring(this=out, start=exp.Literal.number(len(norm.strip_prefix) + 1)),
+            false=out,
+        )
+    if norm.case == "lower":
+        out = exp.Lower(this=out)
+    elif norm.case == "upper":
+        out = exp.Upper(this=out)
+    if norm.add_prefix:
+        out = exp.DPipe(this=exp.Literal.string(norm.add_prefix), expression=out)
+    return out
+
+
+def _stage_file(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    mapping: InvoiceMapping,
+    stage: str,
+    first: bool,
+) -> set[str]:
+    """Append one file to the all-text staging table; return the invoice fields it provided."""
+    rel = _read(con, path)
+    columns = list(rel.columns)
+    problems: list[Problem] = []
+    provided: dict[str, str] = {}
+    for fld in FIELDS:
+        source = mapping.columns.get(fld)
+        if source is not None:
+            if source not in columns:
+                problems.append(
+                    Problem(
+                        f"the mapping names column '{source}' for {fld}, which the file lacks",
+                        Location(file=str(path), column=source),
+                        suggest(source, columns) or f"columns: {', '.join(columns)}",
+                    )
+                )
+            else:
+                provided[fld] = source
+        elif fld in columns:
+            provided[fld] = fld
+    if "entity_id" not in provided and "entity_id" not in mapping.columns:
+        problems.append(
+            Problem(
+                "the invoice has no entity_id column",
+                Location(file=str(path), column="entity_id"),
+                (suggest("entity_id", columns) or f"columns: {', '.join(columns)}")
+                + "; name the column in an invoice mapping (columns: {entity_id: ...})",
+            )
+        )
+    if problems:
+        raise InputError(problems)
+    view = "_tc_invoice_raw"
+    con.register(view, rel)
+    try:
+        selects: list[Any] = []
+        for fld in FIELDS:
+            if fld in provided:
+                selects.append(exp.alias_(_text(_col(provided[fld])), fld))
+            else:
+                selects.append(
+                    exp.alias_(exp.Cast(this=exp.Null(), to=exp.DataType.build("VARCHAR")), fld)
+                )
+        selects.append(exp.alias_(exp.Literal.string(str(path)), "source_file"))
+        query = sqlglot.select(*selects).from_(view)
+        sql = query.sql(dialect="duckdb")
+        if first:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS {sql}")
+        else:
+            con.execute(f"INSERT INTO {stage} {sql}")
+    finally:
+        con.unregister(view)
+    return set(provided)
+
+
+def load_invoice_into(
+    con: duckdb.DuckDBPyConnection,
+    files: Sequence[str | Path],
+    mapping: InvoiceMapping | None = None,
+    table: str = "invoice",
+) -> InvoiceSummary:
+    """Load invoice files into ``table`` (replaced) on ``con``, validating every line.
+
+    ``table`` is a name chosen by the caller's code, never by a user. Raises
+    :class:`InputError` listing every problem found (up to a few examples of each kind).
+    """
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table):
+        raise ValueError(f"table name {table!r} is not an identifier")
+    mapping = mapping or InvoiceMapping()
+    if not files:
+        raise InputError(Problem("no invoice file given", hint="pass --invoice FILE"))
+    stage = "_tc_invoice_stage"
+    provided: set[str] = set()
+    for i, f in enumerate(files):
+        provided |= _stage_file(con, Path(f), mapping, stage, first=i == 0)
+    # rowid of a table filled in file order is the file row (insertion order is preserved).
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _tc_invoice_rows AS SELECT *, rowid AS line_no, "  # noqa: S608
+        f"(rowid - min(rowid) OVER (PARTITION BY source_file) + 1) AS source_row FROM {stage}"
+    )
+    con.execute(f"DROP TABLE {stage}")
+    try:
+        _validate(con, provided, mapping)
+        _materialize(con, table, provided, mapping)
+    finally:
+        con.execute("DROP TABLE IF EXISTS _tc_invoice_rows")
+    return summarize(con, table, [str(f) for f in files])
+
+
+def _examples(
+    con: duckdb.DuckDBPyConnection,
+    where_sql: str,
+    column: str,
+    message: str,
+    hint: str,
+    params: Sequence[Any] = (),
+) -> list[Problem]:
+    """Problems for the first rows matching a fixed predicate, plus a count of the rest."""
+    rows = con.execute(
+        f"SELECT source_file, source_row, value FROM (SELECT source_file, source_row, "  # noqa: S608
+        f"{column} AS value, line_no FROM _tc_invoice_rows WHERE {where_sql}) "
+        f"ORDER BY line_no LIMIT {MAX_EXAMPLES + 1}",
+        list(params),
+    ).fetchall()
+    if not rows:
+        return []
+    total = _one(con, f"SELECT count(*) FROM _tc_invoice_rows WHERE {where_sql}", list(params))  # noqa: S608
+    n = int(total[0]) if total else len(rows)
+    problems = [
+        Problem(message.format(value=v), Location(file=f, row=int(r), column=column), hint)
+        for f, r, v in rows[:MAX_EXAMPLES]
+    ]
+    if n > MAX_EXAMPLES:
+        problems.append(Problem(f"{n - MAX_EXAMPLES} more rows with the same problem in {column}"))
+    return problems
+
+
+def _ts_sql(mapping: InvoiceMapping) -> tuple[str, list[Any]]:
+    """SQL turning the text ``billed_at`` into naive UTC, with its parameters."""
+    params: list[Any] = [mapping.timezone]
+    if mapping.billed_at_format:
+        local = "try_strptime(trim(billed_at), ?)"
+        params.append(mapping.billed_at_format)
+    else:
+        local = "try_cast(trim(billed_at) AS TIMESTAMP)"
+    sql = (
+        f"CASE WHEN regexp_matches(trim(billed_at), '{_OFFSET_RE}') "
+        "THEN timezone('UTC', try_cast(trim(billed_at) AS TIMESTAMPTZ)) "
+        f"ELSE timezone('UTC', timezone(?, {local})) END"
+    )
+    return sql, params
+
+
+def _validate(con: duckdb.DuckDBPyConnection, provided: set[str], mapping: InvoiceMapping) -> None:
+    problems: list[Problem] = []
+    count = _one(con, "SELECT count(*) FROM _tc_invoice_rows")
+    files = [
+        r[0] for r in con.execute("SELECT DISTINCT source_file FROM _tc_invoice_rows").fetchall()
+    ]
+    if not count or int(count[0]) == 0:
+        raise InputError(
+            Problem(
+                "the invoice is empty: no lines to reconcile",
+                Location(file=", ".join(files) or None),
+                "check that the file has a header row and at least one line",
+            )
+        )
+    problems += _examples(
+        con,
+        "entity_id IS NULL OR trim(entity_id) = ''",
+        "entity_id",
+        "empty entity_id",
+        "every invoice line must name the entity it bills",
+    )
+    if "amount" in provided:
+        problems += _examples(
+            con,
+            "amount IS NOT NULL AND trim(amount) <> '' "
+            "AND try_cast(trim(amount) AS DECIMAL(18,6)) IS NULL",
+            "amount",
+            "amount '{value}' is not a number",
+            "write plain decimal numbers such as 0.99, without currency symbols or separators",
+        )
+        problems += _examples(
+            con,
+            "try_cast(trim(amount) AS DECIMAL(18,6)) < 0",
+            "amount",
+            "negative amount {value}",
+            "an invoice line bills a positive amount; credits are computed by reconcile",
+        )
+    if "billed_at" in provided:
+        ts, params = _ts_sql(mapping)
+        try:
+            problems += _examples(
+                con,
+                f"billed_at IS NOT NULL AND trim(billed_at) <> '' AND ({ts}) IS NULL",
+                "billed_at",
+                "billed_at '{value}' is not a timestamp",
+                "use ISO 8601 such as 2026-01-31 or 2026-01-31T17:05:00Z, or set "
+                "billed_at_format in the invoice mapping",
+                params,
+            )
+        except duckdb.Error as exc:
+            raise MappingError(
+                Problem(
+                    f"invalid timezone or billed_at_format: {_first_line(exc)}",
+                    Location(key="timezone"),
+                )
+            ) from exc
+    if "currency" in provided:
+        currencies = con.execute(
+            "SELECT upper(trim(currency)) AS c, min(line_no) AS first, count(*) FROM "
+            "_tc_invoice_rows WHERE currency IS NOT NULL AND trim(currency) <> '' "
+            "GROUP BY c ORDER BY first"
+        ).fetchall()
+        if len(currencies) > 1:
+            listing = ", ".join(f"{c} ({n} lines)" for c, _, n in currencies)
+            first_other = _one(
+                con,
+                "SELECT source_file, source_row FROM _tc_invoice_rows WHERE line_no = ?",
+                [currencies[1][1]],
+            )
+            assert first_other is not None
+            problems.append(
+                Problem(
+                    f"mixed currencies: {listing}; first {currencies[1][0]} line here",
+                    Location(file=first_other[0], row=int(first_other[1]), column="currency"),
+                    "split the invoice by currency and reconcile each under its own terms",
+                )
+            )
+    if problems:
+        raise InputError(problems)
+
+
+def _materialize(
+    con: duckdb.DuckDBPyConnection, table: str, provided: set[str], mapping: InvoiceMapping
+) -> None:
+    entity = _normalized_id(exp.column("entity_id"), mapping.entity_id).sql(dialect="duckdb")
+    params: list[Any] = []
+    if "billed_at" in provided:
+        ts, params = _ts_sql(mapping)
+        billed_at = f"CASE WHEN trim(billed_at) = '' THEN NULL ELSE {ts} END"
+    else:
+        billed_at = "CAST(NULL AS TIMESTAMP)"
+    if "currency" in provided:
+        currency = "nullif(upper(trim(currency)), '')"
+    elif mapping.currency:
+        currency = "upper(?)"
+    else:
+        currency = "CAST(NULL AS VARCHAR)"
+    cur_params: list[Any] = (
+        [mapping.currency] if ("currency" not in provided and mapping.currency) else []
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT "  # noqa: S608
+        "coalesce(nullif(trim(line_id), ''), source_file || '#' || source_row) AS line_id, "
+        f"{entity} AS entity_id, "
+        f"CAST({billed_at} AS TIMESTAMP) AS billed_at, "
+        "nullif(trim(period), '') AS period, "
+        "CAST(try_cast(trim(amount) AS DECIMAL(18,6)) AS DECIMAL(18,6)) AS amount, "
+        f"{currency} AS currency, source_file, CAST(source_row AS BIGINT) AS source_row, "
+        "CAST(line_no AS BIGINT) AS line_no FROM _tc_invoice_rows ORDER BY line_no",
+        [*params, *cur_params],
+    )
+
+
+def summarize(
+    con: duckdb.DuckDBPyConnection, table: str, files: Sequence[str] = ()
+) -> InvoiceSummary:
+    """Counts and findings of a loaded invoice table."""
+    row = _one(
+        con,
+        f"SELECT count(*), count(DISTINCT entity_id), count(amount), count(billed_at), "  # noqa: S608
+        f"count(period), min(currency), count(DISTINCT line_id) FROM {table}",
+    )
+    assert row is not None
+    dup = _one(
+        con,
+        f"SELECT count(*) FROM (SELECT entity_id FROM {table} GROUP BY entity_id "  # noqa: S608
+        "HAVING count(*) > 1)",
+    )
+    warnings: list[str] = []
+    lines = int(row[0])
+    if int(row[6]) < lines:
+        warnings.append(
+            f"{lines - int(row[6])} lines repeat a line_id of an earlier line: "
+            "the same invoice line may have been loaded twice"
+        )
+    return InvoiceSummary(
+        files=tuple(files),
+        lines=lines,
+        entities=int(row[1]),
+        duplicate_entities=int(dup[0]) if dup else 0,
+        currency=row[5],
+        has_amounts=int(row[2]) > 0,
+        has_billed_at=int(row[3]) > 0,
+        has_period=int(row[4]) > 0,
+        warnings=tuple(warnings),
+    )
+
+
+def load_invoice(
+    files: Sequence[str | Path] | str | Path, mapping: InvoiceMapping | None = None
+) -> pa.Table:
+    """Load invoice files into an Arrow table with the :data:`INVOICE_COLUMNS` shape."""
+    if isinstance(files, str | Path):
+        files = [files]
+    with duckdb.connect() as con:
+        load_invoice_into(con, files, mapping, table="invoice")
+        return con.sql("SELECT * FROM invoice ORDER BY line_no").to_arrow_table()

@@ -1,0 +1,969 @@
+"""Reconcile the vendor's invoice with the buyer's count, entity by entity (docs/reconcile.md).
+
+Every invoice line and every entity the buyer counts lands in exactly one **cell**:
+
+============== =================================================================================
+agreed          billed once, counted by the buyer, billed in the period its anchor falls in
+vendor_only     billed, but the buyer's definition says no (the failing condition is kept)
+buyer_only      counted by the buyer, never billed
+pending         billed, but the definition's window is still open at the as-of time
+unknown         billed, but the entity is not in the export at all
+duplicate       billed on more than one invoice line
+period_mismatch billed once and counted, but in a period other than its anchor's
+============== =================================================================================
+
+When several apply, the first in this order wins: unknown, duplicate, vendor_only, pending,
+period_mismatch, agreed (see docs/reconcile.md for why). The work is two DuckDB statements — a
+full outer join of the billed entities with the verdicts, and the group-bys over it — so it
+scales with DuckDB, not with Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import zoneinfo
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, cast
+
+import duckdb
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+from truecount.errors import InputError, Location, Problem
+from truecount.invoice import InvoiceMapping, load_invoice_into
+
+if TYPE_CHECKING:
+    from truecount.terms import Terms
+
+#: The cells, in the order reports show them.
+CELLS: Final[tuple[str, ...]] = (
+    "agreed", "vendor_only", "buyer_only", "pending", "unknown", "duplicate", "period_mismatch",
+)  # fmt: skip
+
+#: Precedence when more than one cell applies to a billed entity: the first wins.
+PRECEDENCE: Final[tuple[str, ...]] = (
+    "unknown", "duplicate", "vendor_only", "pending", "period_mismatch", "agreed",
+)  # fmt: skip
+
+#: Name of the per-entity cell table :func:`reconcile_in` leaves on the connection.
+CELLS_TABLE: Final[str] = "reconcile_cells"
+
+#: Reason given for a billed entity in the export that has no anchor event at all.
+NO_ANCHOR: Final[str] = "no_anchor"
+
+CONDITION_PREFIX: Final[str] = "cond_"
+
+#: Problems of one kind listed in an error before the rest are left out.
+MAX_PROBLEMS: Final[int] = 5
+
+_PERIOD_PATTERNS: Final[dict[str, str]] = {
+    "day": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+    "week": r"^[0-9]{4}-W[0-9]{2}$",
+    "month": r"^[0-9]{4}-[0-9]{2}$",
+    "quarter": r"^[0-9]{4}-Q[1-4]$",
+    "year": r"^[0-9]{4}$",
+}
+_PERIOD_EXAMPLES: Final[dict[str, str]] = {
+    "day": "2026-01-15", "week": "2026-W03", "month": "2026-01", "quarter": "2026-Q1",
+    "year": "2026",
+}  # fmt: skip
+_STRFTIME: Final[dict[str, str]] = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
+
+
+def _one(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
+) -> tuple[Any, ...] | None:
+    """The first row of a query, reading the result to its end (DuckDB wants it finished)."""
+    rows = con.execute(sql, list(params or [])).fetchall()
+    return tuple(rows[0]) if rows else None
+
+
+# --------------------------------------------------------------------------------- periods
+def period_key(ts: dt.datetime, every: str = "month", timezone: str = "UTC") -> str:
+    """The period key of a naive-UTC (or aware) timestamp on the wall clock of ``timezone``.
+
+    Mirrors the engine's period keys (docs/definition.md): ``2026-01-15``, ``2026-W03``,
+    ``2026-01``, ``2026-Q1``, ``2026``.
+    """
+    aware = ts if ts.tzinfo is not None else ts.replace(tzinfo=dt.UTC)
+    local = aware.astimezone(zoneinfo.ZoneInfo(timezone))
+    if every in _STRFTIME:
+        return local.strftime(_STRFTIME[every])
+    if every == "quarter":
+        return f"{local.year}-Q{(local.month - 1) // 3 + 1}"
+    if every == "week":
+        year, week, _ = local.isocalendar()
+        return f"{year}-W{week:02d}"
+    raise ValueError(f"unknown period '{every}'")
+
+
+def period_key_sql(column: exp.Expression, every: str, timezone: str) -> exp.Expression:
+    """The same key as :func:`period_key`, as a syntax tree over a naive-UTC timestamp column."""
+    local: exp.Expression = column
+    if timezone != "UTC":
+        local = exp.ConvertTimezone(
+            source_tz=exp.Literal.string("UTC"),
+            target_tz=exp.Literal.string(timezone),
+            timestamp=local,
+        )
+    if every in _STRFTIME:
+        return exp.TimeToStr(this=local, format=exp.Literal.string(_STRFTIME[every]))
+    if every == "quarter":
+        quarter = exp.cast(exp.func("QUARTER", local), exp.DataType.build("VARCHAR"))
+        year = exp.TimeToStr(this=local, format=exp.Literal.string("%Y"))
+        return cast(exp.Expression, exp.func("CONCAT", year, exp.Literal.string("-Q"), quarter))
+    if every == "week":
+        week = exp.func(
+            "LPAD",
+            exp.cast(exp.func("WEEKOFYEAR", local), exp.DataType.build("VARCHAR")),
+            exp.Literal.number(2),
+            exp.Literal.string("0"),
+        )
+        iso_year = exp.cast(exp.func("ISOYEAR", local), exp.DataType.build("VARCHAR"))
+        return cast(exp.Expression, exp.func("CONCAT", iso_year, exp.Literal.string("-W"), week))
+    raise ValueError(f"unknown period '{every}'")
+
+
+# --------------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class PeriodResult:
+    """One row of the reconciliation: counts of entities per cell, and money when known."""
+
+    period: str
+    vendor_billed: int = 0
+    buyer_counted: int = 0
+    agreed: int = 0
+    vendor_only: int = 0
+    buyer_only: int = 0
+    pending: int = 0
+    unknown: int = 0
+    duplicate: int = 0
+    period_mismatch: int = 0
+    difference_pct: float | None = None
+    beyond_tolerance: bool = False
+    billing_source: str | None = None
+    amount_billed: Decimal | None = None
+    amount_due: Decimal | None = None
+    credit: Decimal | None = None
+    #: Invoice lines in the period (a duplicated entity has several).
+    vendor_lines: int = 0
+    #: Billed entities the buyer counts among the duplicate cell (for the waterfall).
+    duplicate_counted: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON shape (docs/reconcile.md); money as decimal strings."""
+
+        def money(v: Decimal | None) -> str | None:
+            return None if v is None else str(v)
+
+        return {
+            "period": self.period,
+            "vendor_billed": self.vendor_billed,
+            "buyer_counted": self.buyer_counted,
+            **{cell: getattr(self, cell) for cell in CELLS},
+            "difference_pct": self.difference_pct,
+            "beyond_tolerance": self.beyond_tolerance,
+            "billing_source": self.billing_source,
+            "amount_billed": money(self.amount_billed),
+            "amount_due": money(self.amount_due),
+            "credit": money(self.credit),
+            "vendor_lines": self.vendor_lines,
+        }
+
+
+@dataclass(frozen=True)
+class WaterfallStep:
+    """One step from the vendor's billed count to the buyer's count (entities)."""
+
+    label: str
+    entities: int
+    kind: str  # 'start' | 'minus' | 'subtotal' | 'plus' | 'total'
+    condition: str | None = None
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """The result of :func:`reconcile`: per-period rows, totals, reasons and the waterfall."""
+
+    definition: Mapping[str, Any]
+    as_of: dt.datetime | None
+    periods: tuple[PeriodResult, ...]
+    totals: PeriodResult
+    reasons: tuple[tuple[str, int], ...]
+    primary_reasons: tuple[tuple[str, int], ...]
+    terms: Mapping[str, Any] | None = None
+    tolerance_pct: Decimal = Decimal(0)
+    currency: str | None = None
+    #: Per-entity cells (entity_id, cell, reason, lines, ...) when fetched; see CELLS_TABLE.
+    entities: pa.Table | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def beyond_tolerance(self) -> bool:
+        """True when any period differs by more than the tolerance (exit code 1)."""
+        return any(p.beyond_tolerance for p in self.periods)
+
+    def waterfall(self) -> list[WaterfallStep]:
+        """From the vendor's billed entities down to the agreed ones, then up to the buyer's count.
+
+        Each vendor_only entity is listed once, under its first failing condition in definition
+        order, so the steps add up; :attr:`reasons` counts every failing condition instead.
+        """
+        t = self.totals
+        steps = [WaterfallStep("billed by the vendor", t.vendor_billed, "start")]
+        steps.append(WaterfallStep("not in the export (unknown)", t.unknown, "minus"))
+        steps.append(WaterfallStep("billed more than once (duplicate)", t.duplicate, "minus"))
+        steps.append(WaterfallStep("window still open (pending)", t.pending, "minus"))
+        for name, n in self.primary_reasons:
+            label = (
+                "no qualifying anchor event"
+                if name == NO_ANCHOR
+                else f"excluded, {name}"
+                if name.startswith("no data")
+                else f"failed {name}"
+            )
+            steps.append(WaterfallStep(label, n, "minus", condition=name))
+        steps.append(
+            WaterfallStep("billed in another period (period_mismatch)", t.period_mismatch, "minus")
+        )
+        steps.append(WaterfallStep("agreed", t.agreed, "subtotal"))
+        steps.append(WaterfallStep("counted, never billed (buyer_only)", t.buyer_only, "plus"))
+        steps.append(WaterfallStep("counted among the duplicates", t.duplicate_counted, "plus"))
+        steps.append(
+            WaterfallStep(
+                "counted in its anchor's period (period_mismatch)", t.period_mismatch, "plus"
+            )
+        )
+        steps.append(WaterfallStep("counted by the buyer", t.buyer_counted, "total"))
+        return steps
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable, documented JSON (docs/reconcile.md). Keys are never renamed."""
+        return {
+            "definition": dict(self.definition),
+            "terms": None if self.terms is None else dict(self.terms),
+            "as_of": None if self.as_of is None else self.as_of.isoformat(),
+            "periods": [p.to_json() for p in self.periods],
+            "totals": self.totals.to_json(),
+            "reasons": [{"condition": c, "entities": n} for c, n in self.reasons],
+            "waterfall": [
+                {
+                    "step": s.label,
+                    "kind": s.kind,
+                    "entities": s.entities,
+                    **({"condition": s.condition} if s.condition else {}),
+                }
+                for s in self.waterfall()
+            ],
+        }
+
+    def to_json_text(self) -> str:
+        return json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
+
+
+# --------------------------------------------------------------------------------- inputs
+Frame = Any  # pa.Table | pandas.DataFrame | duckdb relation
+
+
+def _register(con: duckdb.DuckDBPyConnection, name: str, obj: Frame) -> None:
+    if isinstance(obj, duckdb.DuckDBPyRelation):
+        obj.create_view(name, replace=True)
+    elif isinstance(obj, pa.Table | pa.RecordBatchReader):
+        con.register(name, obj)
+    elif isinstance(obj, Sequence) and not isinstance(obj, str):
+        con.register(name, pa.table({"entity_id": pa.array([str(x) for x in obj], pa.string())}))
+    else:  # pandas
+        con.register(name, obj)
+
+
+def _columns(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
+    return [str(r[0]) for r in con.execute(f"DESCRIBE SELECT * FROM {name}").fetchall()]  # noqa: S608
+
+
+def _q(name: str) -> exp.Expression:
+    return exp.column(name, quoted=True)
+
+
+def _s(text: str) -> exp.Literal:
+    return exp.Literal.string(text)
+
+
+def _sql(node: exp.Expression) -> str:
+    return node.sql(dialect="duckdb")
+
+
+@dataclass(frozen=True)
+class _Setup:
+    every: str
+    timezone: str
+    conditions: tuple[str, ...]
+    unique_verdicts: bool | None
+    definition: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _definition_setup(definition: Any | None, verdict_cols: Sequence[str]) -> _Setup:
+    conds = tuple(
+        c[len(CONDITION_PREFIX) :] for c in verdict_cols if c.startswith(CONDITION_PREFIX)
+    )
+    if definition is None:
+        return _Setup("month", "UTC", conds, None)
+    period = getattr(definition, "period", None)
+    anchor = getattr(definition, "anchor", None)
+    pick = getattr(anchor, "pick", None)
+    names = tuple(getattr(definition, "conditions", {}) or {}) or conds
+    return _Setup(
+        every=str(getattr(period, "every", "month")),
+        timezone=str(getattr(period, "timezone", "UTC")),
+        conditions=tuple(n for n in names if n in conds),
+        unique_verdicts=None if pick is None else pick != "each",
+        definition={
+            "name": getattr(definition, "name", None),
+            "version": getattr(definition, "version", None),
+            "sha256": getattr(definition, "sha256", None),
+        },
+    )
+
+
+# --------------------------------------------------------------------------------- core
+def reconcile(
+    verdicts: Any,
+    invoice: Frame | str | Path | Sequence[str | Path],
+    *,
+    definition: Any | None = None,
+    terms: Terms | None = None,
+    known_entities: Frame | Sequence[str] | None = None,
+    as_of: dt.datetime | None = None,
+    invoice_mapping: InvoiceMapping | None = None,
+    fetch_entities: bool = True,
+) -> Reconciliation:
+    """Reconcile a count (its verdict table, or a result with ``.verdicts``) with an invoice.
+
+    ``invoice`` is a loaded invoice table (see :mod:`truecount.invoice`) or invoice file paths.
+    ``known_entities`` — the entity ids in the export (e.g. the events table) — separates
+    ``unknown`` (not in the export) from ``vendor_only`` with reason ``no_anchor``; without it
+    every billed entity with no verdict is ``unknown``.
+    """
+    table = getattr(verdicts, "verdicts", verdicts)
+    if as_of is None:
+        as_of = getattr(verdicts, "as_of", None)
+    with duckdb.connect() as con:
+        _register(con, "verdicts", table)
+        if isinstance(invoice, str | Path) or (
+            isinstance(invoice, Sequence) and all(isinstance(x, str | Path) for x in invoice)
+        ):
+            files = [invoice] if isinstance(invoice, str | Path) else list(invoice)
+            load_invoice_into(con, files, invoice_mapping, table="invoice")
+        else:
+            _register(con, "invoice", invoice)
+        known = None
+        if known_entities is not None:
+            _register(con, "known_entities", known_entities)
+            known = "known_entities"
+        return reconcile_in(
+            con,
+            "verdicts",
+            "invoice",
+            known_table=known,
+            definition=definition,
+            terms=terms,
+            as_of=as_of,
+            fetch_entities=fetch_entities,
+        )
+
+
+def reconcile_in(
+    con: duckdb.DuckDBPyConnection,
+    verdicts_table: str,
+    invoice_table: str,
+    *,
+    known_table: str | None = None,
+    definition: Any | None = None,
+    terms: Terms | None = None,
+    as_of: dt.datetime | None = None,
+    fetch_entities: bool = True,
+    verdict_periods: Sequence[str] | None = None,
+) -> Reconciliation:
+    """Reconcile tables already on ``con``; leaves :data:`CELLS_TABLE` there for reports.
+
+    Table names are chosen by the calling code (never by a user). ``known_table`` needs an
+    ``entity_id`` column (the events table works). ``verdict_periods`` — the periods the count
+    has candidates in, when the caller knows them — saves a scan of the verdicts.
+    """
+    for name in (verdicts_table, invoice_table, known_table):
+        if name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name):
+            raise ValueError(f"table name {name!r} is not an identifier")
+    vcols = _columns(con, verdicts_table)
+    missing = [c for c in ("entity_id", "period", "status") if c not in vcols]
+    if missing:
+        raise InputError(
+            Problem(f"the verdict table lacks {', '.join(missing)}", Location(column=missing[0]))
+        )
+    icols = _columns(con, invoice_table)
+    setup = _definition_setup(definition, vcols)
+    if setup.every not in _PERIOD_PATTERNS:
+        raise ValueError(f"unknown period '{setup.every}'")
+
+    # 1. invoice lines with their billed period (the period column wins over billed_at).
+    has_period = "period" in icols
+    has_billed_at = "billed_at" in icols
+    has_amount = "amount" in icols
+    billed_at_key = period_key_sql(_q("billed_at"), setup.every, setup.timezone)
+    if has_period and has_billed_at:
+        bperiod: exp.Expression = exp.Coalesce(this=_q("period"), expressions=[billed_at_key])
+    elif has_period:
+        bperiod = _q("period")
+    elif has_billed_at:
+        bperiod = billed_at_key
+    else:
+        bperiod = exp.cast(exp.Null(), exp.DataType.build("VARCHAR"))
+    amount = (
+        exp.cast(_q("amount"), exp.DataType.build("DECIMAL(18,6)"))
+        if has_amount
+        else exp.cast(exp.Null(), exp.DataType.build("DECIMAL(18,6)"))
+    )
+    line_id = _q("line_id") if "line_id" in icols else exp.cast(exp.Null(), "VARCHAR")
+    line_no = (
+        _q("line_no")
+        if "line_no" in icols
+        else sqlglot.parse_one("row_number() OVER ()", dialect="duckdb")
+    )
+    source = (
+        sqlglot.parse_one("source_file || '#' || source_row", dialect="duckdb")
+        if "source_file" in icols and "source_row" in icols
+        else exp.cast(exp.Null(), "VARCHAR")
+    )
+    lines = sqlglot.select(
+        exp.alias_(exp.cast(_q("entity_id"), exp.DataType.build("VARCHAR")), "entity_id"),
+        exp.alias_(bperiod, "bperiod"),
+        exp.alias_(amount, "amount"),
+        exp.alias_(line_id, "line_id"),
+        exp.alias_(line_no, "line_no"),
+        exp.alias_(source, "source"),
+    ).from_(invoice_table)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _tc_lines AS {_sql(lines)}")
+
+    # 2. the entities billed more than once. Grouping ten million text ids is the expensive
+    #    part of a reconciliation, so candidates are found by grouping 64-bit hashes of the ids,
+    #    and only the (few) candidates are grouped by the ids themselves: exact, and cheap.
+    #    The same scan gives the first and last billed period (the empty grouping set).
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _tc_hashes AS SELECT GROUPING(h) AS whole, h, "
+        "min(bperiod) AS first_period, max(bperiod) AS last_period FROM "
+        "(SELECT hash(entity_id) AS h, bperiod FROM _tc_lines) "
+        "GROUP BY GROUPING SETS ((h), ()) HAVING count(*) > 1 OR GROUPING(h) = 1"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _tc_dups AS SELECT entity_id, count(*) AS lines, "
+        "min(bperiod) AS billed_period, sum(amount) AS billed_amount, "
+        "min(line_no) AS first_line FROM _tc_lines WHERE hash(entity_id) IN "
+        "(SELECT h FROM _tc_hashes WHERE whole = 0) GROUP BY entity_id HAVING count(*) > 1"
+    )
+    dup_row = _one(con, "SELECT count(*) FROM _tc_dups")
+    has_dups = bool(dup_row and int(dup_row[0]) > 0)
+
+    # 3. the buyer's verdict per entity (collapsing `pick: each` candidates); the scope: counted
+    #    entities matter in the periods from the invoice's first billed period to its last.
+    _buyer_view(con, verdicts_table, vcols, setup)
+    span_row = _one(con, "SELECT first_period, last_period FROM _tc_hashes WHERE whole = 1")
+    first, last = span_row if span_row else (None, None)
+    if terms is not None and "currency" in icols:
+        _check_currency(con, invoice_table, terms.currency)
+    if first is not None:
+        in_scope: exp.Expression = exp.Between(
+            this=exp.column("period", "v"), low=_s(str(first)), high=_s(str(last))
+        )
+    else:
+        in_scope = exp.true()
+
+    # 4. the cells: one full outer join of billed entities with the buyer's verdicts.
+    cond_cols = [
+        exp.alias_(exp.column(f"{CONDITION_PREFIX}{c}", "v", quoted=True), f"{CONDITION_PREFIX}{c}")
+        for c in setup.conditions
+    ]
+    cell = sqlglot.parse_one(
+        "CASE WHEN b.entity_id IS NULL THEN 'buyer_only' "
+        "WHEN v.entity_id IS NULL THEN '_no_verdict' "
+        "WHEN b.lines > 1 THEN 'duplicate' "
+        "WHEN v.status IN ('not_counted', 'excluded') THEN 'vendor_only' "
+        "WHEN v.status = 'pending' THEN 'pending' "
+        "WHEN b.billed_period IS NOT NULL AND b.billed_period <> v.period "
+        "THEN 'period_mismatch' ELSE 'agreed' END",
+        dialect="duckdb",
+    )
+    # one row per billed entity: its line, or for a duplicate its first line with the totals
+    if has_dups:
+        billed = sqlglot.parse_one(
+            "SELECT l.entity_id, coalesce(d.lines, 1) AS lines, "
+            "coalesce(d.billed_period, l.bperiod) AS billed_period, "
+            "coalesce(d.billed_amount, l.amount) AS billed_amount FROM _tc_lines AS l "
+            "LEFT JOIN _tc_dups AS d ON d.entity_id = l.entity_id "
+            "WHERE d.entity_id IS NULL OR l.line_no = d.first_line",
+            dialect="duckdb",
+        )
+    else:
+        billed = sqlglot.parse_one(
+            "SELECT entity_id, 1 AS lines, bperiod AS billed_period, amount AS billed_amount "
+            "FROM _tc_lines",
+            dialect="duckdb",
+        )
+    cells = (
+        sqlglot.select(
+            exp.alias_(
+                exp.Coalesce(
+                    this=exp.column("entity_id", "b"), expressions=[exp.column("entity_id", "v")]
+                ),
+                "entity_id",
+            ),
+            exp.alias_(cell, "cell"),
+            exp.alias_(exp.column("primary_reason", "v"), "reason"),
+            exp.alias_(exp.column("lines", "b"), "lines"),
+            exp.alias_(exp.column("billed_period", "b"), "billed_period"),
+            exp.alias_(exp.column("billed_amount", "b"), "billed_amount"),
+            exp.alias_(exp.column("status", "v"), "buyer_status"),
+            exp.alias_(exp.column("period", "v"), "buyer_period"),
+            exp.alias_(exp.column("anchor_ts", "v"), "anchor_ts"),
+            *cond_cols,
+        )
+        .from_(cast(exp.Select, billed).subquery("b"))
+        .join("_tc_buyer AS v", on="b.entity_id = v.entity_id", join_type="FULL OUTER")
+        .where(
+            exp.or_(
+                exp.Not(this=exp.Is(this=exp.column("entity_id", "b"), expression=exp.Null())),
+                exp.and_(
+                    exp.EQ(this=exp.column("status", "v"), expression=_s("counted")), in_scope
+                ),
+            )
+        )
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {CELLS_TABLE} AS {_sql(cells)}")
+
+    # 5. billed entities without a verdict: in the export (no anchor) or unknown.
+    _resolve_no_verdict(con, known_table)
+
+    return _summarize(
+        con, setup, terms, as_of, fetch_entities, has_amount, has_dups, verdicts_table,
+        verdict_periods,
+    )
+
+
+def _check_periods(
+    con: duckdb.DuckDBPyConnection,
+    setup: _Setup,
+    verdicts: str,
+    billed: Mapping[str, int],
+    verdict_periods: Sequence[str] | None,
+) -> None:
+    """Invoice periods must be keys of the definition's period, inside the export's range.
+
+    ``billed`` maps each billed period to its number of lines (``-``: lines without a date).
+    A line billed in a period the export does not reach cannot be checked at all; reporting it
+    as a finding would blame the vendor for a gap in the buyer's own export.
+    """
+    problems: list[Problem] = []
+    example = _PERIOD_EXAMPLES[setup.every]
+    pattern = re.compile(_PERIOD_PATTERNS[setup.every])
+    keys = sorted(k for k in billed if k != "-")
+    for value in keys:
+        if not pattern.match(value):
+            problems.append(Problem(
+                f"period '{value}' is not a {setup.every} key ({billed[value]} lines)",
+                _line_location(con, value, "period"),
+                f"write {setup.every} periods like {example}, as the definition's period says",
+            ))
+    if problems:
+        raise InputError(problems[:MAX_PROBLEMS])
+    if verdict_periods is not None:
+        known = sorted(verdict_periods)
+        low, high = (known[0], known[-1]) if known else (None, None)
+    else:
+        span = _one(con, f"SELECT min(period), max(period) FROM {verdicts}")  # noqa: S608
+        low, high = span if span else (None, None)
+    for value in keys:
+        if low is not None and high is not None and low <= value <= high:
+            continue
+        covered = f"the export covers {low} to {high}" if low else "the export has no candidates"
+        problems.append(Problem(
+            f"billed in period {value} ({billed[value]} lines), outside every period of the "
+            "export",
+            _line_location(con, value, "billed_at"),
+            f"{covered}; reconcile with an export that covers the invoice, or drop those lines",
+        ))
+    if problems:
+        raise InputError(problems[:MAX_PROBLEMS])
+
+
+def _line_location(con: duckdb.DuckDBPyConnection, period: str, column: str) -> Location:
+    """Where the first invoice line of a billed period came from, for an error message."""
+    row = _one(
+        con, "SELECT source FROM _tc_lines WHERE bperiod = ? ORDER BY line_no LIMIT 1", [period]
+    )
+    return _location(row[0] if row else None, column)
+
+
+def _check_currency(con: duckdb.DuckDBPyConnection, invoice: str, currency: str) -> None:
+    row = _one(
+        con,
+        f"SELECT upper(currency), count(*) FROM {invoice} WHERE currency IS NOT NULL "  # noqa: S608
+        "AND upper(currency) <> ? GROUP BY 1 ORDER BY 2 DESC LIMIT 1",
+        [currency],
+    )
+    if row is not None:
+        raise InputError(
+            Problem(
+                f"the invoice bills in {row[0]} ({row[1]} lines) but the terms are in {currency}",
+                Location(column="currency"),
+                "reconcile each currency under terms in that currency",
+            )
+        )
+
+
+def _location(source: object, column: str) -> Location:
+    """Location of an invoice line from its 'file#row' source tag."""
+    text = str(source or "")
+    file, _, row = text.rpartition("#")
+    if file and row.isdigit():
+        return Location(file=file, row=int(row), column=column)
+    return Location(column=column)
+
+
+def _buyer_view(
+    con: duckdb.DuckDBPyConnection, table: str, vcols: Sequence[str], setup: _Setup
+) -> None:
+    """One row per entity: status, period, anchor time and the first failing condition."""
+    failing = [
+        exp.If(
+            this=exp.Is(this=_q(f"{CONDITION_PREFIX}{c}"), expression=exp.Not(this=exp.true())),
+            true=_s(c),
+        )
+        for c in setup.conditions
+    ]
+    reason_col = _q("reason") if "reason" in vcols else exp.cast(exp.Null(), "VARCHAR")
+    not_counted = (
+        exp.Case(
+            ifs=failing, default=exp.Coalesce(this=reason_col, expressions=[_s("not_counted")])
+        )
+        if failing
+        else exp.Coalesce(this=reason_col, expressions=[_s("not_counted")])
+    )
+    primary = exp.Case(
+        ifs=[
+            exp.If(this=exp.EQ(this=_q("status"), expression=_s("not_counted")), true=not_counted),
+            exp.If(
+                this=exp.EQ(this=_q("status"), expression=_s("excluded")),
+                true=exp.Coalesce(this=reason_col, expressions=[_s("excluded")]),
+            ),
+        ],
+        default=exp.Null(),
+    )
+    anchor_ts = _q("anchor_ts") if "anchor_ts" in vcols else exp.cast(exp.Null(), "TIMESTAMP")
+    select = sqlglot.select(
+        exp.alias_(exp.cast(_q("entity_id"), exp.DataType.build("VARCHAR")), "entity_id"),
+        exp.alias_(_q("status"), "status"),
+        exp.alias_(_q("period"), "period"),
+        exp.alias_(anchor_ts, "anchor_ts"),
+        exp.alias_(primary, "primary_reason"),
+        *[
+            exp.alias_(_q(f"{CONDITION_PREFIX}{c}"), f"{CONDITION_PREFIX}{c}")
+            for c in setup.conditions
+        ],
+    ).from_(table)
+    unique = setup.unique_verdicts
+    if unique is None:
+        row = _one(con, f"SELECT count(*) = count(DISTINCT entity_id) FROM {table}")  # noqa: S608
+        unique = bool(row[0]) if row else True
+    if not unique:
+        rank = sqlglot.parse_one(
+            "row_number() OVER (PARTITION BY entity_id ORDER BY CASE status "
+            "WHEN 'counted' THEN 0 WHEN 'pending' THEN 1 WHEN 'not_counted' THEN 2 ELSE 3 END, "
+            "anchor_ts, period)",
+            dialect="duckdb",
+        )
+        select = (
+            sqlglot.select("*")
+            .from_(select.subquery("c"))
+            .qualify(exp.EQ(this=rank, expression=exp.Literal.number(1)))
+        )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _tc_buyer AS {_sql(select)}")
+
+
+def _resolve_no_verdict(con: duckdb.DuckDBPyConnection, known_table: str | None) -> None:
+    """Billed entities with no verdict: in the export without an anchor, or unknown.
+
+    They are few, so they go to a small table first; joining that with the export's ids lets
+    DuckDB build its hash table on the small side.
+    """
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _tc_nv AS SELECT entity_id, lines "  # noqa: S608
+        f"FROM {CELLS_TABLE} WHERE cell = '_no_verdict'"
+    )
+    n = _one(con, "SELECT count(*) FROM _tc_nv")
+    if not n or int(n[0]) == 0:
+        return
+    if known_table is not None:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _tc_nv_known AS SELECT DISTINCT n.entity_id "  # noqa: S608
+            f"FROM {known_table} k JOIN _tc_nv n ON k.entity_id = n.entity_id"
+        )
+    else:
+        con.execute("CREATE OR REPLACE TEMP TABLE _tc_nv_known (entity_id VARCHAR)")
+    con.execute(
+        f"UPDATE {CELLS_TABLE} SET "  # noqa: S608
+        "cell = CASE WHEN entity_id IN (SELECT entity_id FROM _tc_nv_known) THEN "
+        "(CASE WHEN lines > 1 THEN 'duplicate' ELSE 'vendor_only' END) ELSE 'unknown' END, "
+        "reason = CASE WHEN entity_id IN (SELECT entity_id FROM _tc_nv_known) "
+        "THEN ? ELSE NULL END WHERE cell = '_no_verdict'",
+        [NO_ANCHOR],
+    )
+    if known_table is not None:
+        _check_id_format(con, known_table)
+
+
+def _check_id_format(con: duckdb.DuckDBPyConnection, known_table: str) -> None:
+    """Refuse to reconcile when unknown invoice ids look like export ids in another format.
+
+    A silent "unknown" here would dispute every line; a silent fix would be a guess. So the
+    user gets examples and the mapping option that makes the rewrite explicit. Each unknown id
+    is rewritten a few ways (trimmed, lower or upper case, its alphabetic prefix removed or
+    replaced by a prefix the export's ids use) and the rewrites are looked up in the export.
+    """
+    strip = "regexp_replace(trim(entity_id), '^[A-Za-z]*[^A-Za-z0-9]+', '')"
+    rows = con.execute(
+        "WITH u AS (SELECT entity_id FROM _tc_nv WHERE entity_id NOT IN "  # noqa: S608
+        "(SELECT entity_id FROM _tc_nv_known) LIMIT 100000), "
+        "prefixes AS (SELECT DISTINCT regexp_extract(entity_id, '^[A-Za-z]*[^A-Za-z0-9]*') AS p "
+        f"FROM (SELECT entity_id FROM {known_table} LIMIT 1000) UNION SELECT ''), "
+        f"core AS (SELECT entity_id, {strip} AS c FROM u), "
+        "base AS (SELECT entity_id, trim(entity_id) AS cand FROM u "
+        "UNION SELECT core.entity_id, prefixes.p || core.c FROM core, prefixes WHERE core.c <> ''),"
+        "cand AS (SELECT entity_id, cand FROM base UNION SELECT entity_id, lower(cand) FROM base "
+        "UNION SELECT entity_id, upper(cand) FROM base) "
+        f"SELECT DISTINCT cand.entity_id, k.entity_id FROM {known_table} k "
+        "JOIN cand ON k.entity_id = cand.cand WHERE cand.cand <> cand.entity_id "
+        "ORDER BY 1 LIMIT 6"
+    ).fetchall()
+    if not rows:
+        return
+    total = _one(con, f"SELECT count(*) FROM {CELLS_TABLE} WHERE cell = 'unknown'")  # noqa: S608
+    problems: list[Problem] = []
+    fixes: set[str] = set()
+    for invoice_id, export_id in rows[:5]:
+        inv, exp_id = str(invoice_id), str(export_id)
+        if inv.strip() == exp_id:
+            kind, fixes_ = "surrounding whitespace", {"trim: true"}
+        elif inv.strip().lower() == exp_id.lower():
+            kind = "letter case"
+            fixes_ = {"case: lower" if exp_id == exp_id.lower() else "case: upper"}
+        else:
+            kind, fixes_ = "a prefix or separator", {"strip_prefix / add_prefix"}
+        fixes |= fixes_
+        problems.append(
+            Problem(
+                f"invoice id {inv!r} is not in the export, but {exp_id!r} is: "
+                f"they differ in {kind}",
+                Location(column="entity_id"),
+            )
+        )
+    n = int(total[0]) if total else 0
+    problems.insert(
+        0,
+        Problem(
+            f"{n} billed ids are not in the export, and some match export ids in another format",
+            Location(column="entity_id"),
+            "fix the invoice, or normalise explicitly in an invoice mapping "
+            f"(--invoice-mapping) with entity_id: {{{', '.join(sorted(fixes))}}}",
+        ),
+    )
+    raise InputError(problems)
+
+
+def _summarize(
+    con: duckdb.DuckDBPyConnection,
+    setup: _Setup,
+    terms: Terms | None,
+    as_of: dt.datetime | None,
+    fetch_entities: bool,
+    has_amount: bool,
+    has_dups: bool,
+    verdicts_table: str,
+    verdict_periods: Sequence[str] | None,
+) -> Reconciliation:
+    # One scan of the cells, grouped two ways: by the entity's period (billed period, else
+    # anchor period) for the cells, and by anchor period for the buyer's count. The buyer's
+    # count covers counted entities in scope and counted entities the vendor billed in any
+    # period, so that in total buyer_counted = agreed + buyer_only + period_mismatch + the
+    # counted duplicates. Lines and money of single-line entities come from the same scan;
+    # the lines of duplicates are added by their own billed period below.
+    counts = ", ".join(f"count(*) FILTER (WHERE cell = '{c}')" for c in CELLS)
+    rows = con.execute(
+        "SELECT GROUPING(p) AS by_anchor, coalesce(p, buyer_period, '-') AS key, "  # noqa: S608
+        f"count(*) FILTER (WHERE lines IS NOT NULL), {counts}, "
+        "count(*) FILTER (WHERE cell = 'duplicate' AND buyer_status = 'counted'), "
+        "count(*) FILTER (WHERE lines = 1), sum(billed_amount) FILTER (WHERE lines = 1), "
+        "count(billed_amount) FILTER (WHERE lines = 1), "
+        "count(*) FILTER (WHERE buyer_status = 'counted') "
+        f"FROM (SELECT *, coalesce(billed_period, buyer_period, '-') AS p FROM {CELLS_TABLE}) "
+        "GROUP BY GROUPING SETS ((p), (buyer_period))"
+    ).fetchall()
+    per: dict[str, dict[str, Any]] = {}
+    money: dict[str, list[Any]] = {}
+    billed_keys: dict[str, int] = {}
+    n_cells = len(CELLS)
+    for r in rows:
+        if int(r[0]) == 1:  # grouped by anchor period
+            if r[1] is not None and int(r[-1]) > 0:
+                per.setdefault(str(r[1]), {})["buyer_counted"] = int(r[-1])
+            continue
+        key = str(r[1])
+        d = per.setdefault(key, {})
+        d["vendor_billed"] = int(r[2])
+        for i, c in enumerate(CELLS):
+            d[c] = int(r[3 + i])
+        d["duplicate_counted"] = int(r[3 + n_cells])
+        money[key] = [int(r[4 + n_cells]), r[5 + n_cells], int(r[6 + n_cells])]
+        if int(r[2]) > 0:
+            billed_keys[key] = int(r[4 + n_cells])
+    if has_dups:
+        for key, n_lines, total, n_amounts in con.execute(
+            "SELECT coalesce(l.bperiod, c.buyer_period, '-'), count(*), sum(l.amount), "  # noqa: S608
+            "count(l.amount) FROM _tc_lines AS l JOIN _tc_dups AS d ON d.entity_id = l.entity_id "
+            f"LEFT JOIN {CELLS_TABLE} AS c ON c.entity_id = l.entity_id GROUP BY 1"
+        ).fetchall():
+            m = money.setdefault(str(key), [0, None, 0])
+            m[0] += int(n_lines)
+            m[1] = total if m[1] is None else (m[1] + total if total is not None else m[1])
+            m[2] += int(n_amounts)
+            billed_keys[str(key)] = billed_keys.get(str(key), 0) + int(n_lines)
+    _check_periods(con, setup, verdicts_table, billed_keys, verdict_periods)
+    for key, (n_lines, total, n_amounts) in money.items():
+        d = per.setdefault(key, {})
+        d["vendor_lines"] = n_lines
+        d["amount_billed"] = (
+            Decimal(total) if total is not None and has_amount and n_amounts > 0 else None
+        )
+    if has_amount and any(d.get("amount_billed") is not None for d in per.values()):
+        for d in per.values():
+            d.setdefault("amount_billed", Decimal(0))
+            if d["amount_billed"] is None:
+                d["amount_billed"] = Decimal(0)
+    periods = [PeriodResult(period=p, **vals) for p, vals in sorted(per.items())]
+    if terms is None:
+        periods = [replace(p, amount_billed=_tidy(p.amount_billed)) for p in periods]
+
+    tolerance = Decimal(0)
+    terms_json: Mapping[str, Any] | None = None
+    currency: str | None = None
+    if terms is not None:
+        tolerance = terms.tolerance_pct
+        terms_json = terms.summary()
+        currency = terms.currency
+    periods = [_tolerance(p, tolerance) for p in periods]
+    if terms is not None:
+        from truecount.terms import apply_terms
+
+        periods = apply_terms(terms, periods)
+    totals = _totals(periods, tolerance)
+
+    # reasons: every failing condition among vendor_only entities (one scan), then the
+    # reasons that are not conditions (no anchor, excluded) from the primary-reason counts.
+    order = {c: i for i, c in enumerate(setup.conditions)}
+    primary = [
+        (str(r), int(n))
+        for r, n in con.execute(
+            f"SELECT reason, count(*) FROM {CELLS_TABLE} WHERE cell = 'vendor_only' "  # noqa: S608
+            "GROUP BY reason"
+        ).fetchall()
+    ]
+    primary.sort(key=lambda x: (order.get(x[0], len(order)), -x[1], x[0]))
+    reasons: list[tuple[str, int]] = []
+    if setup.conditions:
+        failing = [
+            exp.Filter(
+                this=exp.Count(this=exp.Star()),
+                expression=exp.Where(this=exp.and_(
+                    exp.EQ(this=exp.column("buyer_status"), expression=_s("not_counted")),
+                    exp.Is(this=_q(CONDITION_PREFIX + c), expression=exp.Not(this=exp.true())),
+                )),
+            )
+            for c in setup.conditions
+        ]
+        query = sqlglot.select(*failing).from_(CELLS_TABLE).where("cell = 'vendor_only'")
+        row = _one(con, _sql(query))
+        if row is not None:
+            reasons += [(c, int(n)) for c, n in zip(setup.conditions, row, strict=True) if n]
+    reasons += [(r, n) for r, n in primary if r not in order]
+
+    entities = None
+    if fetch_entities:
+        entities = con.sql(f"SELECT * FROM {CELLS_TABLE} ORDER BY entity_id").to_arrow_table()  # noqa: S608
+    return Reconciliation(
+        definition=setup.definition,
+        as_of=as_of,
+        periods=tuple(periods),
+        totals=totals,
+        reasons=tuple(reasons),
+        primary_reasons=tuple(primary),
+        terms=terms_json,
+        tolerance_pct=tolerance,
+        currency=currency,
+        entities=entities,
+    )
+
+
+def _tidy(amount: Decimal | None) -> Decimal | None:
+    """Drop the storage scale's trailing zeros, keeping at least cents (7.920000 -> 7.92)."""
+    if amount is None:
+        return None
+    exponent = amount.normalize().as_tuple().exponent
+    places = max(2, -exponent) if isinstance(exponent, int) else 2
+    return amount.quantize(Decimal(1).scaleb(-places))
+
+
+def difference_pct(vendor: int, buyer: int) -> float | None:
+    """(vendor - buyer) / buyer in percent, two decimals; None when the buyer counts zero."""
+    if buyer == 0:
+        return 0.0 if vendor == 0 else None
+    return round((vendor - buyer) * 100.0 / buyer, 2)
+
+
+def _beyond(vendor: int, buyer: int, tolerance_pct: Decimal) -> bool:
+    """Exact comparison in integers: |vendor - buyer| * 100 > tolerance * buyer."""
+    if buyer == 0:
+        return vendor > 0
+    return Decimal(abs(vendor - buyer) * 100) > tolerance_pct * buyer
+
+
+def _tolerance(p: PeriodResult, tolerance_pct: Decimal) -> PeriodResult:
+    return replace(
+        p,
+        difference_pct=difference_pct(p.vendor_billed, p.buyer_counted),
+        beyond_tolerance=_beyond(p.vendor_billed, p.buyer_counted, tolerance_pct),
+    )
+
+
+def _totals(periods: Sequence[PeriodResult], tolerance_pct: Decimal) -> PeriodResult:
+    ints = ("vendor_billed", "buyer_counted", *CELLS, "vendor_lines", "duplicate_counted")
+    sums = {k: sum(getattr(p, k) for p in periods) for k in ints}
+
+    def money(name: str) -> Decimal | None:
+        values = [getattr(p, name) for p in periods]
+        return None if any(v is None for v in values) or not values else sum(values, Decimal(0))
+
+    sources = {p.billing_source for p in periods}
+    return PeriodResult(
+        period="total",
+        **sums,
+        difference_pct=difference_pct(sums["vendor_billed"], sums["buyer_counted"]),
+        beyond_tolerance=any(p.beyond_tolerance for p in periods),
+        billing_source=(
+            None if sources == {None} else sources.pop() if len(sources) == 1 else "mixed"
+        ),
+        amount_billed=money("amount_billed"),
+        amount_due=money("amount_due"),
+        credit=money("credit"),
+    )

@@ -1,0 +1,1 @@
+"""Renderings of results for people: consoles, letters, files to send."""

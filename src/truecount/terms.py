@@ -1,0 +1,291 @@
+"""Contract terms: what a period's outcomes cost, and whose count decides (docs/terms.md).
+
+The commercial side of an outcome contract, in a small YAML file:
+
+```yaml
+truecount_terms: 1
+currency: USD
+unit_price: 0.99
+tolerance: 2%
+billing_source: buyer_beyond_tolerance
+platform_fee: 0
+annual_cap: null
+discount: 0%
+```
+
+Money is :class:`~decimal.Decimal` throughout and rounded once per period, half up, to the
+currency's minor unit (ISO 4217), because a credit that differs by a cent from the letter that
+demands it is a credit the vendor can argue about.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from truecount.errors import Location, Problem, TermsError, suggest
+
+if TYPE_CHECKING:
+    from truecount.reconcile import PeriodResult
+
+#: ISO 4217 minor units of common currencies (digits after the decimal point).
+MINOR_UNITS: Final[dict[str, int]] = {
+    "USD": 2, "EUR": 2, "GBP": 2, "CHF": 2, "CAD": 2, "AUD": 2, "NZD": 2, "SEK": 2, "NOK": 2,
+    "DKK": 2, "PLN": 2, "CZK": 2, "HUF": 2, "RON": 2, "BGN": 2, "ILS": 2, "INR": 2, "CNY": 2,
+    "HKD": 2, "SGD": 2, "MXN": 2, "BRL": 2, "ZAR": 2, "TRY": 2, "AED": 2, "SAR": 2, "THB": 2,
+    "MYR": 2, "PHP": 2, "IDR": 2, "TWD": 2, "ARS": 2, "COP": 2, "CLP": 0, "JPY": 0, "KRW": 0,
+    "VND": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3, "LYD": 3,
+    "IQD": 3,
+}  # fmt: skip
+
+BillingRule = Literal["buyer_beyond_tolerance", "vendor", "buyer"]
+
+
+def _decimal(value: Any, what: str) -> Decimal:
+    """A Decimal from YAML text or number; floats go through their shortest repr (0.99 -> 0.99)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{what} must be a number, not {value!r}")
+    try:
+        result = Decimal(str(value).strip().replace("_", ""))
+    except (InvalidOperation, ValueError):
+        raise ValueError(f"{what} must be a number, not {value!r}") from None
+    if not result.is_finite():
+        raise ValueError(f"{what} must be a finite number")
+    return result
+
+
+def _percent(value: Any, what: str) -> Decimal:
+    """'2%' -> Decimal('2'). A bare number is refused: 0.02 could mean 2% or 0.02%."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        return _decimal(value.strip()[:-1], what)
+    raise ValueError(f"write {what} as a percentage such as '2%', not {value!r}")
+
+
+class Terms(BaseModel):
+    """Validated contract terms. Frozen: a reconciliation cannot change the contract."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    truecount_terms: Literal[1]
+    currency: str
+    unit_price: Decimal
+    tolerance_pct: Decimal = Field(default=Decimal(0), alias="tolerance")
+    billing_source: BillingRule = "buyer_beyond_tolerance"
+    platform_fee: Decimal = Decimal(0)
+    annual_cap: Decimal | None = None
+    discount_pct: Decimal = Field(default=Decimal(0), alias="discount")
+    minor_units: int | None = Field(default=None, ge=0, le=6)
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _currency(cls, value: Any) -> str:
+        text = str(value).strip().upper()
+        if len(text) != 3 or not text.isalpha():
+            raise ValueError(f"'{value}' is not an ISO 4217 currency code such as USD or EUR")
+        return text
+
+    @field_validator("unit_price", "platform_fee", mode="before")
+    @classmethod
+    def _money(cls, value: Any) -> Decimal:
+        amount = _decimal(value, "an amount")
+        if amount < 0:
+            raise ValueError(f"{amount} is negative; prices and fees are zero or more")
+        return amount
+
+    @field_validator("annual_cap", mode="before")
+    @classmethod
+    def _cap(cls, value: Any) -> Decimal | None:
+        if value is None:
+            return None
+        amount = _decimal(value, "annual_cap")
+        if amount < 0:
+            raise ValueError(f"{amount} is negative; a cap is zero or more (or null for none)")
+        return amount
+
+    @field_validator("tolerance_pct", "discount_pct", mode="before")
+    @classmethod
+    def _pct(cls, value: Any, info: ValidationInfo) -> Decimal:
+        pct = _percent(value, _FIELD_TO_KEY.get(info.field_name or "", "a percentage"))
+        if pct < 0 or pct > 100:
+            raise ValueError(f"{pct}% is outside 0% to 100%")
+        return pct
+
+    # ----------------------------------------------------------------------- money
+    @property
+    def digits(self) -> int:
+        """Minor units of the currency: the explicit setting, else ISO 4217."""
+        if self.minor_units is not None:
+            return self.minor_units
+        return MINOR_UNITS.get(self.currency, 2)
+
+    def round(self, amount: Decimal) -> Decimal:
+        """Round half up to the currency's minor unit."""
+        return amount.quantize(Decimal(1).scaleb(-self.digits), rounding=ROUND_HALF_UP)
+
+    def _show(self, amount: Decimal) -> Decimal:
+        """At least the currency's minor digits (5 -> 5.00), never fewer than given (0.995)."""
+        exponent = amount.as_tuple().exponent
+        if isinstance(exponent, int) and -exponent < self.digits:
+            return amount.quantize(Decimal(1).scaleb(-self.digits))
+        return amount
+
+    def summary(self) -> dict[str, Any]:
+        """The terms as they appear in the reconciliation JSON (money as decimal strings)."""
+        data = {
+            "currency": self.currency,
+            "unit_price": str(self._show(self.unit_price)),
+            "tolerance": f"{self.tolerance_pct}%",
+            "billing_source": self.billing_source,
+            "platform_fee": str(self._show(self.platform_fee)),
+            "annual_cap": None if self.annual_cap is None else str(self._show(self.annual_cap)),
+            "discount": f"{self.discount_pct}%",
+        }
+        data["sha256"] = hashlib.sha256(
+            json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
+        return data
+
+    def source_for(self, beyond_tolerance: bool) -> Literal["vendor", "buyer"]:
+        """Whose count a period is billed on."""
+        if self.billing_source == "vendor":
+            return "vendor"
+        if self.billing_source == "buyer":
+            return "buyer"
+        return "buyer" if beyond_tolerance else "vendor"
+
+
+def apply_terms(terms: Terms, periods: Sequence[PeriodResult]) -> list[PeriodResult]:
+    """Amount billed, amount due and credit per period, in period order.
+
+    * units due: the vendor's billed entities (a duplicate line is never due) or the buyer's
+      count, by the billing-source rule;
+    * outcome charge: units x unit price x (1 - discount), then the annual cap — cumulative over
+      the periods of a calendar year, in order; the platform fee is outside the cap;
+    * amount billed: the invoice's amounts (or, without amounts, its lines at the unit price),
+      plus the platform fee, which invoices list apart from the outcome lines;
+    * credit: amount billed - amount due (negative when the vendor under-billed).
+    """
+    used: dict[str, Decimal] = defaultdict(Decimal)
+    out: list[PeriodResult] = []
+    keep = Decimal(1) - terms.discount_pct / 100
+    for p in sorted(periods, key=lambda r: r.period):
+        source = terms.source_for(p.beyond_tolerance)
+        units = p.vendor_billed if source == "vendor" else p.buyer_counted
+        charge = Decimal(units) * terms.unit_price * keep
+        if terms.annual_cap is not None:
+            year = p.period[:4]
+            room = max(terms.annual_cap - used[year], Decimal(0))
+            charge = min(charge, room)
+            used[year] += charge
+        due = terms.round(charge + terms.platform_fee)
+        if p.amount_billed is not None:
+            billed_lines = p.amount_billed
+        else:
+            billed_lines = Decimal(p.vendor_lines) * terms.unit_price
+        billed = terms.round(billed_lines + terms.platform_fee)
+        out.append(
+            replace(
+                p, billing_source=source, amount_billed=billed, amount_due=due, credit=billed - due
+            )
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------- loading
+_KEYS: Final[tuple[str, ...]] = (
+    "truecount_terms", "currency", "unit_price", "tolerance", "billing_source", "platform_fee",
+    "annual_cap", "discount", "minor_units",
+)  # fmt: skip
+
+_FIELD_TO_KEY: Final[dict[str, str]] = {"tolerance_pct": "tolerance", "discount_pct": "discount"}
+
+
+def parse_terms(text: str, file: str = "<string>") -> Terms:
+    """Validate terms YAML; every problem names file, line and key."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise TermsError(
+            Problem(
+                f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                Location(file=file, line=mark.line + 1 if mark is not None else None),
+            )
+        ) from None
+    if not isinstance(root, yaml.MappingNode):
+        raise TermsError(
+            Problem(
+                "terms must be a mapping of keys",
+                Location(file=file, line=1),
+                "start with 'truecount_terms: 1'",
+            )
+        )
+    lines: dict[str, int] = {}
+    data: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for key_node, value_node in root.value:
+        key = str(key_node.value)
+        line = key_node.start_mark.line + 1
+        lines[key] = line
+        if key not in _KEYS:
+            problems.append(
+                Problem(
+                    f"unknown key '{key}'",
+                    Location(file=file, line=line, key=key),
+                    suggest(key, _KEYS) or f"valid keys: {', '.join(_KEYS)}",
+                )
+            )
+            continue
+        data[key] = yaml.safe_load(yaml.serialize(value_node))
+    try:
+        terms = Terms.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = [str(x) for x in err["loc"]]
+            where = _FIELD_TO_KEY.get(loc[0], loc[0]) if loc else None
+            message = str(err["msg"]).removeprefix("Value error, ")
+            if err["type"] == "missing":
+                message = "required key is missing"
+                if where == "truecount_terms":
+                    message += "; add 'truecount_terms: 1' as the first line"
+            elif err["type"] == "literal_error":
+                message = f"{message}, not {err.get('input')!r}"
+            problems.append(
+                Problem(
+                    message,
+                    Location(
+                        file=file, line=lines.get(where or "", 1 if where else None), key=where
+                    ),
+                )
+            )
+    if problems:
+        problems.sort(key=lambda p: p.location.line or 0)
+        raise TermsError(problems)
+    return terms
+
+
+def load_terms(path: str | Path) -> Terms:
+    """Read and validate a terms file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TermsError(
+            Problem(f"cannot read the terms: {exc.strerror}", Location(file=str(path)))
+        ) from None
+    return parse_terms(text, str(path))

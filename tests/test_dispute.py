@@ -1,0 +1,66 @@
+"""The dispute pack: formula cells neutralised, the letter's waterfall and hash, the JSON."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import ClassVar
+
+import pyarrow as pa
+
+from truecount.reconcile import reconcile
+from truecount.report.dispute import md_escape, neutralize, write_dispute_pack
+from truecount.terms import parse_terms
+
+
+class _Def:
+    class period:  # noqa: N801 - mimics the definition model
+        every = "month"
+        timezone = "UTC"
+
+    class anchor:  # noqa: N801
+        pick = "first"
+
+    conditions: ClassVar[dict[str, None]] = {"satisfied": None}
+    name = "resolved_ticket"
+    version = 2
+    sha256 = "ab" * 32
+
+
+def test_pack(tmp_path: Path) -> None:
+    v = pa.table({
+        "entity_id": ["=HYPERLINK(1)", "B", "C"], "period": ["2026-01"] * 3,
+        "status": ["counted", "not_counted", "counted"], "cond_satisfied": [True, False, True],
+    })
+    inv = pa.table({"entity_id": ["=HYPERLINK(1)", "B", "@x"], "period": ["2026-01"] * 3,
+                    "amount": ["1.00", "1.00", "1.00"]})
+    terms = parse_terms("truecount_terms: 1\ncurrency: USD\nunit_price: 1\ntolerance: 2%\n")
+    r = reconcile(v, inv, definition=_Def, terms=terms, known_entities=["=HYPERLINK(1)", "B"])
+    text = "truecount: 1\nname: resolved_ticket  # ```` fences inside\n"
+    pack = write_dispute_pack(tmp_path / "out", r, definition_text=text,
+                              invoice_files=["inv|oice.csv"])
+    rows = list(csv.DictReader(pack.entities_csv.open(encoding="utf-8")))
+    ids = {row["entity_id"] for row in rows}
+    assert ids == {"'=HYPERLINK(1)", "B", "'@x", "C"}
+    assert all(not row["entity_id"].startswith(("=", "+", "-", "@")) for row in rows)
+    letter = pack.letter.read_text(encoding="utf-8")
+    assert "ab" * 32 in letter and "`````yaml" in letter  # fence longer than the text's
+    assert "inv\\|oice.csv" in letter
+    assert "| **billed by the vendor** | 3 |" in letter
+    assert "| **= counted by the buyer** | 2 |" in letter
+    assert "credit of **1.00 USD**" in letter
+    data = json.loads(pack.json.read_text(encoding="utf-8"))
+    assert data["totals"]["credit"] == "1.00"
+    assert set(data["periods"][0]) >= {
+        "period", "vendor_billed", "buyer_counted", "agreed", "vendor_only", "buyer_only",
+        "pending", "unknown", "duplicate", "period_mismatch", "difference_pct",
+        "beyond_tolerance", "billing_source", "amount_billed", "amount_due", "credit"}
+    assert pack.definition is not None and pack.definition.read_text() == text
+
+
+def test_neutralize_and_escape() -> None:
+    assert [neutralize(x) for x in ("=1", "+1", "-1", "@a", "\tx", "\rx", "ok")] == [
+        "'=1", "'+1", "'-1", "'@a", "'\tx", "'\rx", "ok"]
+    assert md_escape("a|b <i>*x*</i> _y_ snake_case") == (
+        "a\\|b \\<i\\>\\*x\\*\\</i\\> \\_y\\_ snake_case")

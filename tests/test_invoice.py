@@ -1,0 +1,79 @@
+"""Invoice loading: shapes, duplicates kept, and bad input named by file, row and column."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from truecount.errors import InputError
+from truecount.invoice import load_invoice, load_invoice_mapping
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_csv_jsonl_parquet_and_duplicates_kept(tmp_path: Path) -> None:
+    csv = write(tmp_path / "a.csv", "line_id,entity_id,billed_at,amount,currency\n"
+                "L1,T1,2026-01-05,0.99,USD\nL2,T1,2026-01-06T10:00:00Z,0.99,usd\n"
+                "L3,T2,2026-02-01 00:30:00+02:00,0.99,USD\n")
+    t = load_invoice(csv)
+    assert t.column("entity_id").to_pylist() == ["T1", "T1", "T2"]  # never collapsed
+    assert str(t.column("billed_at")[2].as_py()) == "2026-01-31 22:30:00"  # to UTC
+    assert t.column("currency").to_pylist() == ["USD"] * 3
+    assert t.column("amount")[0].as_py() == Decimal("0.99")
+    jl = write(tmp_path / "b.jsonl", "\n".join(json.dumps(r) for r in [
+        {"entity_id": "T9", "amount": 1.5, "period": "2026-01"}]) + "\n")
+    assert load_invoice(jl).column("period").to_pylist() == ["2026-01"]
+    pq.write_table(pa.table({"entity_id": ["X"], "amount": [2.0]}), tmp_path / "c.parquet")
+    t = load_invoice([tmp_path / "c.parquet", csv])
+    assert t.num_rows == 4 and t.column("line_id")[0].as_py().endswith("c.parquet#1")
+
+
+def test_bad_amounts_currencies_and_ids(tmp_path: Path) -> None:
+    bad = write(tmp_path / "bad.csv", "entity_id,amount,currency\nT1,abc,USD\nT2,-1,USD\n"
+                ",1,EUR\n")
+    with pytest.raises(InputError) as err:
+        load_invoice(bad)
+    text = str(err.value)
+    assert f"{bad}, row 1, column 'amount': amount 'abc' is not a number" in text
+    assert f"{bad}, row 2, column 'amount': negative amount -1" in text
+    assert f"{bad}, row 3, column 'entity_id': empty entity_id" in text
+    assert "mixed currencies: USD (2 lines), EUR (1 lines)" in text
+
+
+def test_empty_invoice_and_missing_column(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="the invoice is empty"):
+        load_invoice(write(tmp_path / "e.csv", "entity_id,amount\n"))
+    with pytest.raises(InputError, match=r"no entity_id column.*ticket_id"):
+        load_invoice(write(tmp_path / "m.csv", "ticket_id,amount\nT1,1\n"))
+
+
+def test_bad_timestamp(tmp_path: Path) -> None:
+    f = write(tmp_path / "t.csv", "entity_id,billed_at\nT1,31/01/2026\n")
+    with pytest.raises(InputError, match="row 1, column 'billed_at'"):
+        load_invoice(f)
+
+
+def test_mapping_renames_and_normalises_explicitly(tmp_path: Path) -> None:
+    f = write(tmp_path / "v.csv", "ticket,price,when\n tkt-7 ,1.00,31/01/2026\n")
+    m = write(tmp_path / "m.yaml", "invoice: 1\ncolumns: {entity_id: ticket, amount: price, "
+              "billed_at: when}\nentity_id: {trim: true, case: upper, strip_prefix: tkt-, "
+              "add_prefix: T}\nbilled_at_format: '%d/%m/%Y'\ncurrency: eur\n")
+    t = load_invoice(f, load_invoice_mapping(m))
+    assert t.column("entity_id").to_pylist() == ["T7"]
+    assert t.column("currency").to_pylist() == ["EUR"]
+    assert str(t.column("billed_at")[0].as_py()) == "2026-01-31 00:00:00"
+
+
+def test_mapping_errors(tmp_path: Path) -> None:
+    m = write(tmp_path / "m.yaml", "columns: {entity: ticket}\nentity_id: {trimm: true}\n")
+    with pytest.raises(Exception, match="unknown invoice field 'entity'") as err:
+        load_invoice_mapping(m)
+    assert "trim" in str(err.value)

@@ -1,0 +1,233 @@
+"""Reconciliation: each cell by hand, the one-cell-per-row invariant, self-reconciliation, and an
+independent pandas computation of the cells (written from docs/reconcile.md, not from the code)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from truecount.errors import InputError
+from truecount.reconcile import CELLS, period_key, reconcile
+
+COND = ("not_reopened", "satisfied")
+
+
+def verdicts(rows: list[tuple[str, str, str, bool | None, bool | None]]) -> pa.Table:
+    """rows: entity, period, status, cond_not_reopened, cond_satisfied."""
+    return pa.table({
+        "entity_id": pa.array([r[0] for r in rows], pa.string()),
+        "anchor_event_id": pa.array([f"e-{r[0]}" for r in rows], pa.string()),
+        "anchor_ts": pa.array([dt.datetime(int(r[1][:4]), int(r[1][5:7]), 10) for r in rows],
+                              pa.timestamp("us")),
+        "period": pa.array([r[1] for r in rows], pa.string()),
+        "status": pa.array([r[2] for r in rows], pa.string()),
+        "quantity": pa.array([1.0 if r[2] == "counted" else 0.0 for r in rows], pa.float64()),
+        "reason": pa.array([None for _ in rows], pa.string()),
+        "cond_not_reopened": pa.array([r[3] for r in rows], pa.bool_()),
+        "cond_satisfied": pa.array([r[4] for r in rows], pa.bool_()),
+    })
+
+
+def invoice(rows: list[tuple[str, str]], amount: str = "1.00") -> pa.Table:
+    """rows: entity, billed period."""
+    return pa.table({
+        "line_id": pa.array([f"L{i}" for i in range(len(rows))], pa.string()),
+        "entity_id": pa.array([r[0] for r in rows], pa.string()),
+        "period": pa.array([r[1] for r in rows], pa.string()),
+        "amount": pa.array([Decimal(amount)] * len(rows), pa.decimal128(18, 6)),
+    })
+
+
+V = verdicts([
+    ("A", "2026-01", "counted", True, True),
+    ("B", "2026-01", "not_counted", True, False),
+    ("C", "2026-01", "pending", None, None),
+    ("D", "2026-01", "counted", True, True),
+    ("E", "2026-02", "counted", True, True),
+    ("F", "2026-01", "counted", True, True),
+    ("G", "2026-01", "not_counted", False, False),
+    ("H", "2026-02", "counted", True, True),
+])
+KNOWN = ["A", "B", "C", "D", "E", "F", "G", "H", "N"]
+
+
+def test_each_cell_by_hand() -> None:
+    inv = invoice([("A", "2026-01"), ("B", "2026-01"), ("C", "2026-01"), ("D", "2026-01"),
+                   ("D", "2026-01"), ("E", "2026-01"), ("Z", "2026-01"), ("G", "2026-01"),
+                   ("N", "2026-01"), ("Z", "2026-02")])
+    r = reconcile(V, inv, known_entities=KNOWN)
+    assert r.entities is not None
+    cells = dict(zip(r.entities.column("entity_id").to_pylist(),
+                     r.entities.column("cell").to_pylist(), strict=True))
+    assert cells == {
+        "A": "agreed", "B": "vendor_only", "C": "pending", "D": "duplicate",
+        "E": "period_mismatch", "F": "buyer_only", "G": "vendor_only", "Z": "unknown",
+        "N": "vendor_only", "H": "buyer_only",
+    }
+    reasons = dict(zip(r.entities.column("entity_id").to_pylist(),
+                       r.entities.column("reason").to_pylist(), strict=True))
+    # first failing condition in definition order; no anchor for an entity without a verdict
+    assert reasons["B"] == "satisfied" and reasons["G"] == "not_reopened"
+    assert reasons["N"] == "no_anchor"
+    assert dict(r.reasons) == {"not_reopened": 1, "satisfied": 2, "no_anchor": 1}
+    t = r.totals
+    assert (t.vendor_billed, t.vendor_lines) == (8, 10)
+    # buyer_counted = agreed + buyer_only + period_mismatch + counted duplicates
+    assert t.buyer_counted == t.agreed + t.buyer_only + t.period_mismatch + t.duplicate_counted
+    assert t.buyer_counted == 5  # A D E F H
+    steps = r.waterfall()
+    running = steps[0].entities
+    for s in steps[1:]:
+        if s.kind == "minus":
+            running -= s.entities
+        elif s.kind == "plus":
+            running += s.entities
+        else:
+            assert s.entities == running, s
+    assert steps[-1].entities == t.buyer_counted
+
+
+def test_unknown_without_known_entities() -> None:
+    r = reconcile(V, invoice([("N", "2026-01"), ("A", "2026-01")]))
+    assert r.totals.unknown == 1 and r.totals.agreed == 1
+
+
+def test_ids_in_another_format_are_reported_not_guessed() -> None:
+    inv = invoice([(" A", "2026-01"), ("b", "2026-01"), ("TKT-D", "2026-01"), ("F", "2026-01")])
+    with pytest.raises(InputError) as err:
+        reconcile(verdicts([("A", "2026-01", "counted", True, True),
+                            ("B", "2026-01", "counted", True, True),
+                            ("D", "2026-01", "counted", True, True),
+                            ("F", "2026-01", "counted", True, True)]),
+                  inv, known_entities=["A", "B", "D", "F"])
+    text = str(err.value)
+    assert "' A'" in text and "whitespace" in text
+    assert "'b'" in text and "case" in text
+    assert "'TKT-D'" in text and "prefix" in text
+
+
+def test_bad_period_key_and_period_outside_export() -> None:
+    with pytest.raises(InputError, match="not a month key"):
+        reconcile(V, invoice([("A", "Jan 2026")]))
+    with pytest.raises(InputError, match="outside every period"):
+        reconcile(V, invoice([("A", "2027-05")]))
+
+
+def test_period_key_python() -> None:
+    ts = dt.datetime(2026, 1, 31, 23, 30)
+    assert period_key(ts, "month", "UTC") == "2026-01"
+    assert period_key(ts, "month", "Europe/Berlin") == "2026-02"
+    assert period_key(ts, "quarter") == "2026-Q1"
+    assert period_key(dt.datetime(2027, 1, 1), "week") == "2026-W53"
+    assert period_key(ts, "day", "America/New_York") == "2026-01-31"
+    assert period_key(ts, "year") == "2026"
+
+
+# ------------------------------------------------------------------ property tests
+STATUSES = ("counted", "not_counted", "pending", "excluded")
+PERIODS = ("2026-01", "2026-02", "2026-03")
+
+
+@st.composite
+def scenario(draw: st.DrawFn) -> tuple[pa.Table, pa.Table, list[str]]:
+    n = draw(st.integers(1, 30))
+    ids = [f"T{i}" for i in range(n)]
+    vrows = []
+    for e in ids:
+        if draw(st.booleans()) or len(vrows) == 0:
+            status = draw(st.sampled_from(STATUSES))
+            a = draw(st.booleans()) if status == "not_counted" else True
+            b = draw(st.booleans()) if status == "not_counted" and a else (
+                status != "not_counted")
+            vrows.append((e, draw(st.sampled_from(PERIODS)), status, a, b))
+    # billed periods stay inside the export's periods (outside is bad input, tested above)
+    covered = [p for p in PERIODS if min(r[1] for r in vrows) <= p <= max(r[1] for r in vrows)]
+    irows = []
+    for e in [*ids, "X1", "X2"]:
+        for _ in range(draw(st.integers(0, 3))):
+            irows.append((e, draw(st.sampled_from(covered))))
+    if not irows:
+        irows.append((ids[0], covered[0]))
+    known = [e for e in ids if draw(st.booleans()) or e in {r[0] for r in vrows}]
+    return verdicts(vrows), invoice(irows), known
+
+
+def reference_cells(v: pd.DataFrame, inv: pd.DataFrame, known: set[str]) -> dict[str, str]:
+    """docs/reconcile.md, re-implemented with pandas group-bys and dict lookups."""
+    lines = inv.groupby("entity_id").agg(n=("line_id", "size"), period=("period", "min"))
+    status = v.set_index("entity_id")
+    scope_lo, scope_hi = inv["period"].min(), inv["period"].max()
+    out: dict[str, str] = {}
+    for e, row in lines.iterrows():
+        has_v = e in status.index
+        if not has_v and e not in known:
+            out[str(e)] = "unknown"
+        elif row["n"] > 1:
+            out[str(e)] = "duplicate"
+        elif not has_v or status.loc[e, "status"] in ("not_counted", "excluded"):
+            out[str(e)] = "vendor_only"
+        elif status.loc[e, "status"] == "pending":
+            out[str(e)] = "pending"
+        elif row["period"] != status.loc[e, "period"]:
+            out[str(e)] = "period_mismatch"
+        else:
+            out[str(e)] = "agreed"
+    counted = v[(v["status"] == "counted") & (v["period"] >= scope_lo) & (v["period"] <= scope_hi)]
+    for e in counted["entity_id"]:
+        out.setdefault(str(e), "buyer_only")
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(scenario())
+def test_every_row_lands_in_exactly_one_cell_and_matches_pandas(
+    data: tuple[pa.Table, pa.Table, list[str]],
+) -> None:
+    v, inv, known = data
+    r = reconcile(v, inv, known_entities=known)
+    assert r.entities is not None
+    got = dict(zip(r.entities.column("entity_id").to_pylist(),
+                   r.entities.column("cell").to_pylist(), strict=True))
+    assert len(got) == r.entities.num_rows  # one row per entity
+    assert set(got.values()) <= set(CELLS)
+    billed = set(inv.column("entity_id").to_pylist())
+    counted_in_scope = {
+        e for e, p, s in zip(v.column("entity_id").to_pylist(), v.column("period").to_pylist(),
+                             v.column("status").to_pylist(), strict=True)
+        if s == "counted" and min(inv.column("period").to_pylist()) <= p
+        <= max(inv.column("period").to_pylist())
+    }
+    assert set(got) == billed | counted_in_scope  # every invoice line's entity, every counted
+    assert got == reference_cells(v.to_pandas(), inv.to_pandas(), set(known))
+    t = r.totals
+    assert sum(getattr(t, c) for c in CELLS) == len(got)
+    assert t.vendor_billed == len(billed)
+    assert t.vendor_lines == inv.num_rows
+    assert t.buyer_counted == t.agreed + t.buyer_only + t.period_mismatch + t.duplicate_counted
+
+
+@settings(max_examples=40, deadline=None)
+@given(scenario())
+def test_invoice_made_from_the_count_reconciles_to_zero(
+    data: tuple[pa.Table, pa.Table, list[str]],
+) -> None:
+    v, _, _ = data
+    df = v.to_pandas()
+    counted = df[df["status"] == "counted"]
+    if counted.empty:
+        return
+    inv = invoice(list(zip(counted["entity_id"], counted["period"], strict=True)), "0.99")
+    r = reconcile(v, inv)
+    t = r.totals
+    assert t.agreed == t.vendor_billed == t.buyer_counted == len(counted)
+    for c in CELLS:
+        if c != "agreed":
+            assert getattr(t, c) == 0, c
+    assert t.difference_pct == 0.0 and not r.beyond_tolerance
+    assert t.amount_billed == Decimal("0.99") * len(counted)
