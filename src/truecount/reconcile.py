@@ -35,6 +35,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
+from truecount.engine.compile import period_key_sql as engine_period_key_sql
 from truecount.errors import InputError, Location, Problem
 from truecount.invoice import InvoiceMapping, load_invoice_into
 
@@ -104,30 +105,8 @@ def period_key(ts: dt.datetime, every: str = "month", timezone: str = "UTC") -> 
 
 
 def period_key_sql(column: exp.Expression, every: str, timezone: str) -> exp.Expression:
-    """The same key as :func:`period_key`, as a syntax tree over a naive-UTC timestamp column."""
-    local: exp.Expression = column
-    if timezone != "UTC":
-        local = exp.ConvertTimezone(
-            source_tz=exp.Literal.string("UTC"),
-            target_tz=exp.Literal.string(timezone),
-            timestamp=local,
-        )
-    if every in _STRFTIME:
-        return exp.TimeToStr(this=local, format=exp.Literal.string(_STRFTIME[every]))
-    if every == "quarter":
-        quarter = exp.cast(exp.func("QUARTER", local), exp.DataType.build("VARCHAR"))
-        year = exp.TimeToStr(this=local, format=exp.Literal.string("%Y"))
-        return cast(exp.Expression, exp.func("CONCAT", year, exp.Literal.string("-Q"), quarter))
-    if every == "week":
-        week = exp.func(
-            "LPAD",
-            exp.cast(exp.func("WEEKOFYEAR", local), exp.DataType.build("VARCHAR")),
-            exp.Literal.number(2),
-            exp.Literal.string("0"),
-        )
-        iso_year = exp.cast(exp.func("ISOYEAR", local), exp.DataType.build("VARCHAR"))
-        return cast(exp.Expression, exp.func("CONCAT", iso_year, exp.Literal.string("-W"), week))
-    raise ValueError(f"unknown period '{every}'")
+    """The same key as :func:`period_key`, as a syntax tree: the engine's own period key."""
+    return cast(exp.Expression, engine_period_key_sql(column, every, timezone))
 
 
 # --------------------------------------------------------------------------------- results
@@ -547,7 +526,14 @@ def reconcile_in(
     _resolve_no_verdict(con, known_table)
 
     return _summarize(
-        con, setup, terms, as_of, fetch_entities, has_amount, has_dups, verdicts_table,
+        con,
+        setup,
+        terms,
+        as_of,
+        fetch_entities,
+        has_amount,
+        has_dups,
+        verdicts_table,
         verdict_periods,
     )
 
@@ -571,11 +557,13 @@ def _check_periods(
     keys = sorted(k for k in billed if k != "-")
     for value in keys:
         if not pattern.match(value):
-            problems.append(Problem(
-                f"period '{value}' is not a {setup.every} key ({billed[value]} lines)",
-                _line_location(con, value, "period"),
-                f"write {setup.every} periods like {example}, as the definition's period says",
-            ))
+            problems.append(
+                Problem(
+                    f"period '{value}' is not a {setup.every} key ({billed[value]} lines)",
+                    _line_location(con, value, "period"),
+                    f"write {setup.every} periods like {example}, as the definition's period says",
+                )
+            )
     if problems:
         raise InputError(problems[:MAX_PROBLEMS])
     if verdict_periods is not None:
@@ -588,12 +576,14 @@ def _check_periods(
         if low is not None and high is not None and low <= value <= high:
             continue
         covered = f"the export covers {low} to {high}" if low else "the export has no candidates"
-        problems.append(Problem(
-            f"billed in period {value} ({billed[value]} lines), outside every period of the "
-            "export",
-            _line_location(con, value, "billed_at"),
-            f"{covered}; reconcile with an export that covers the invoice, or drop those lines",
-        ))
+        problems.append(
+            Problem(
+                f"billed in period {value} ({billed[value]} lines), outside every period of the "
+                "export",
+                _line_location(con, value, "billed_at"),
+                f"{covered}; reconcile with an export that covers the invoice, or drop those lines",
+            )
+        )
     if problems:
         raise InputError(problems[:MAX_PROBLEMS])
 
@@ -885,10 +875,12 @@ def _summarize(
         failing = [
             exp.Filter(
                 this=exp.Count(this=exp.Star()),
-                expression=exp.Where(this=exp.and_(
-                    exp.EQ(this=exp.column("buyer_status"), expression=_s("not_counted")),
-                    exp.Is(this=_q(CONDITION_PREFIX + c), expression=exp.Not(this=exp.true())),
-                )),
+                expression=exp.Where(
+                    this=exp.and_(
+                        exp.EQ(this=exp.column("buyer_status"), expression=_s("not_counted")),
+                        exp.Is(this=_q(CONDITION_PREFIX + c), expression=exp.Not(this=exp.true())),
+                    )
+                ),
             )
             for c in setup.conditions
         ]

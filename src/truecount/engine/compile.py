@@ -427,11 +427,20 @@ def _no_data(leaves: list[Leaf]) -> exp.Expr | None:
 
 def _period_key(definition: Definition) -> exp.Expr:
     """The period key of the anchor on the wall clock of the definition's time zone."""
-    local: exp.Expr = _col("anchor_ts", "m")
-    tz = definition.period.timezone
+    p = definition.period
+    return period_key_sql(_col("anchor_ts", "m"), p.every, p.timezone)
+
+
+def period_key_sql(column: exp.Expr, every: str, timezone: str) -> exp.Expr:
+    """The period key (``2026-01``, ``2026-W03``...) of a naive-UTC timestamp column.
+
+    One function for every place a time becomes a period (anchors here, ``billed_at`` in
+    reconciliation), so that the two can never disagree about a boundary.
+    """
+    local: exp.Expr = column
+    tz = timezone
     if tz != "UTC":
         local = exp.ConvertTimezone(source_tz=_str("UTC"), target_tz=_str(tz), timestamp=local)
-    every = definition.period.every
     if every in _PERIOD_FORMAT:
         return exp.TimeToStr(this=local, format=_str(_PERIOD_FORMAT[every]))
     if every == "quarter":
