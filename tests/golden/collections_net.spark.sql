@@ -1,17 +1,4 @@
-WITH visible /* events known at the as-of time */ AS (
-  SELECT
-    entity_id,
-    event_id,
-    ts,
-    seq,
-    type,
-    actor,
-    value,
-    attrs
-  FROM events
-  WHERE
-    ts <= CAST('2026-06-30 23:59:59.000000' AS TIMESTAMP)
-), anchors /* anchor: first contacted by ai per entity */ AS (
+WITH anchors /* anchor: first contacted by ai per entity */ AS (
   SELECT
     entity_id,
     anchor_event_id,
@@ -25,9 +12,11 @@ WITH visible /* events known at the as-of time */ AS (
         PARTITION BY v.entity_id
         ORDER BY v.ts ASC NULLS LAST, v.seq ASC NULLS LAST, v.event_id ASC NULLS LAST
       ) AS pick_rank
-    FROM visible AS v
+    FROM events AS v
     WHERE
-      v.type = 'contacted' AND v.actor = 'ai'
+      v.type = 'contacted'
+      AND v.actor = 'ai'
+      AND v.ts <= CAST('2026-06-30 23:59:59.000000' AS TIMESTAMP)
   ) AS ranked
   WHERE
     pick_rank = 1
@@ -38,22 +27,21 @@ WITH visible /* events known at the as-of time */ AS (
     a.anchor_ts,
     SUM(e.value) FILTER(WHERE
       e.type = 'payment'
-      AND e.event_id <> a.anchor_event_id
       AND e.ts >= a.anchor_ts
       AND e.ts <= a.anchor_ts + INTERVAL '90' DAY) AS leaf1_hits, /* leaf 1: payment within 90 days after the anchor */
     SUM(e.value) FILTER(WHERE
       e.type = 'payment'
-      AND e.event_id <> a.anchor_event_id
       AND e.ts >= a.anchor_ts
       AND e.ts <= a.anchor_ts + INTERVAL '90' DAY) AS quantity1, /* quantity: sum of payment within 90 days after the anchor */
     SUM(e.value) FILTER(WHERE
       e.type = 'chargeback'
-      AND e.event_id <> a.anchor_event_id
       AND e.ts >= a.anchor_ts
       AND e.ts <= a.anchor_ts + INTERVAL '90' DAY) AS quantity2 /* quantity: sum of chargeback within 90 days after the anchor */
   FROM anchors AS a
-  LEFT JOIN visible AS e
-    ON e.entity_id = a.entity_id AND e.type IN ('chargeback', 'payment')
+  LEFT JOIN events AS e
+    ON e.entity_id = a.entity_id
+    AND e.type IN ('chargeback', 'payment')
+    AND e.ts <= CAST('2026-06-30 23:59:59.000000' AS TIMESTAMP)
   GROUP BY
     a.entity_id,
     a.anchor_event_id,

@@ -1,17 +1,4 @@
-WITH visible /* events known at the as-of time */ AS (
-  SELECT
-    entity_id,
-    event_id,
-    ts,
-    seq,
-    type,
-    actor,
-    value,
-    attrs
-  FROM events
-  WHERE
-    ts <= CAST('2026-06-30 23:59:59.000000' AS TIMESTAMP)
-), anchors /* anchor: last answered by ai per entity */ AS (
+WITH anchors /* anchor: last answered by ai per entity */ AS (
   SELECT
     entity_id,
     anchor_event_id,
@@ -25,9 +12,11 @@ WITH visible /* events known at the as-of time */ AS (
         PARTITION BY v.entity_id
         ORDER BY v.ts DESC NULLS FIRST, v.seq DESC NULLS FIRST, v.event_id DESC NULLS FIRST
       ) AS pick_rank
-    FROM visible AS v
+    FROM events AS v
     WHERE
-      v.type = 'answered' AND v.actor = 'ai'
+      v.type = 'answered'
+      AND v.actor = 'ai'
+      AND v.ts <= CAST('2026-06-30 23:59:59.000000' AS TIMESTAMP)
   ) AS ranked
   WHERE
     pick_rank = 1
@@ -41,25 +30,23 @@ WITH visible /* events known at the as-of time */ AS (
       AND (
         e.attrs ->> '$.to'
       ) = 'human'
-      AND e.event_id <> a.anchor_event_id
       AND e.ts >= a.anchor_ts
       AND e.ts <= a.anchor_ts + INTERVAL '2' HOUR) AS leaf1_hits, /* leaf 1: transferred where attrs.to == 'human' within 2 hours after the anchor */
     COUNT(*) FILTER(WHERE
       e.type = 'repeat_call'
-      AND e.event_id <> a.anchor_event_id
       AND e.ts >= a.anchor_ts
       AND e.ts <= a.anchor_ts + INTERVAL '3' DAY) AS leaf2_hits, /* leaf 2: repeat_call within 3 days after the anchor */
     AVG(e.value) FILTER(WHERE
       e.type = 'sentiment'
-      AND e.event_id <> a.anchor_event_id
       AND e.ts >= a.anchor_ts
       AND e.ts <= a.anchor_ts + INTERVAL '1' HOUR) AS leaf3_hits, /* leaf 3: sentiment within 1 hour after the anchor */
     COUNT(*) FILTER(WHERE
       e.type = 'sentiment') AS leaf3_has_data
   FROM anchors AS a
-  LEFT JOIN visible AS e
+  LEFT JOIN events AS e
     ON e.entity_id = a.entity_id
     AND e.type IN ('repeat_call', 'sentiment', 'transferred')
+    AND e.ts <= CAST('2026-06-30 23:59:59.000000' AS TIMESTAMP)
   GROUP BY
     a.entity_id,
     a.anchor_event_id,

@@ -1,26 +1,14 @@
-WITH visible /* events known at the as-of time */ AS (
-  SELECT
-    entity_id,
-    event_id,
-    ts,
-    seq,
-    type,
-    actor,
-    value,
-    attrs
-  FROM events
-  WHERE
-    ts <= CAST('2026-06-30 23:59:59.000000' AS TIMESTAMP)
-), anchors /* anchor: each meeting_booked by ai where attrs.kind in ('demo', 'discovery') per entity */ AS (
+WITH anchors /* anchor: each meeting_booked by ai where attrs.kind in ('demo', 'discovery') per entity */ AS (
   SELECT
     v.entity_id,
     v.event_id AS anchor_event_id,
     v.ts AS anchor_ts
-  FROM visible AS v
+  FROM events AS v
   WHERE
     v.type = 'meeting_booked'
     AND v.actor = 'ai'
     AND GET_JSON_OBJECT(v.attrs, '$.kind') IN ('demo', 'discovery')
+    AND v.ts <= CAST('2026-06-30 23:59:59.000000' AS TIMESTAMP)
 ), matched /* each anchor joined once to its events; one aggregate per leaf condition */ AS (
   SELECT
     a.entity_id,
@@ -28,24 +16,20 @@ WITH visible /* events known at the as-of time */ AS (
     a.anchor_ts,
     COUNT(*) FILTER(WHERE
       e.type = 'meeting_held'
-      AND e.event_id <> a.anchor_event_id
       AND e.ts >= a.anchor_ts
       AND e.ts <= a.anchor_ts + INTERVAL '14' DAY) AS leaf1_hits, /* leaf 1: meeting_held within 14 days after the anchor */
     COUNT(*) FILTER(WHERE
       e.type = 'status_changed'
       AND GET_JSON_OBJECT(e.attrs, '$.to') = 'held'
-      AND e.event_id <> a.anchor_event_id
       AND e.ts >= a.anchor_ts
       AND e.ts <= a.anchor_ts + INTERVAL '14' DAY) AS leaf2_hits, /* leaf 2: status_changed where attrs.to == 'held' within 14 days after the anchor */
     COUNT(*) FILTER(WHERE
       e.type = 'disqualified'
       AND NOT GET_JSON_OBJECT(e.attrs, '$.reason') IS NULL
-      AND e.event_id <> a.anchor_event_id
       AND e.ts >= a.anchor_ts
       AND e.ts <= a.anchor_ts + INTERVAL '30' DAY) AS leaf3_hits, /* leaf 3: disqualified where attrs.reason is not null within 30 days after the anchor */
     COUNT(*) FILTER(WHERE
       e.type = 'no_show'
-      AND e.event_id <> a.anchor_event_id
       AND e.ts >= a.anchor_ts - INTERVAL '90' DAY
       AND e.ts <= a.anchor_ts) AS leaf4_hits, /* leaf 4: no_show within 90 days before the anchor */
     MAX_BY(
@@ -58,13 +42,14 @@ WITH visible /* events known at the as-of time */ AS (
         COALESCE(e.event_id, '')
       )
     ) FILTER(WHERE
-      e.type = 'scored' AND e.event_id <> a.anchor_event_id) AS leaf5_hits, /* leaf 5: scored at any time */
+      e.type = 'scored') AS leaf5_hits, /* leaf 5: scored at any time */
     COUNT(*) FILTER(WHERE
       e.type = 'scored') AS leaf5_has_data
   FROM anchors AS a
-  LEFT JOIN visible AS e
+  LEFT JOIN events AS e
     ON e.entity_id = a.entity_id
     AND e.type IN ('disqualified', 'meeting_held', 'no_show', 'scored', 'status_changed')
+    AND e.ts <= CAST('2026-06-30 23:59:59.000000' AS TIMESTAMP)
   GROUP BY
     a.entity_id,
     a.anchor_event_id,

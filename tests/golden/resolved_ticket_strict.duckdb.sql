@@ -1,17 +1,4 @@
-WITH visible /* events known at the as-of time */ AS (
-  SELECT
-    entity_id,
-    event_id,
-    ts,
-    seq,
-    type,
-    actor,
-    value,
-    attrs
-  FROM events
-  WHERE
-    ts <= CAST('2026-06-30 23:59:59.000000' AS TIMESTAMP)
-), anchors /* anchor: first closed by ai per entity */ AS (
+WITH anchors /* anchor: first closed by ai per entity */ AS (
   SELECT
     entity_id,
     anchor_event_id,
@@ -22,9 +9,11 @@ WITH visible /* events known at the as-of time */ AS (
       v.event_id AS anchor_event_id,
       v.ts AS anchor_ts,
       ROW_NUMBER() OVER (PARTITION BY v.entity_id ORDER BY v.ts ASC, v.seq ASC, v.event_id ASC) AS pick_rank
-    FROM visible AS v
+    FROM events AS v
     WHERE
-      v.type = 'closed' AND v.actor = 'ai'
+      v.type = 'closed'
+      AND v.actor = 'ai'
+      AND v.ts <= CAST('2026-06-30 23:59:59.000000' AS TIMESTAMP)
   ) AS ranked
   WHERE
     pick_rank = 1
@@ -35,26 +24,25 @@ WITH visible /* events known at the as-of time */ AS (
     a.anchor_ts,
     COUNT(*) FILTER(WHERE
       e.type = 'reopened'
-      AND e.event_id <> a.anchor_event_id
       AND e.ts >= a.anchor_ts
       AND e.ts <= a.anchor_ts + INTERVAL '14' DAY) AS leaf1_hits, /* leaf 1: reopened within 14 days after the anchor */
     COUNT(*) FILTER(WHERE
       e.type = 'message'
       AND e.actor = 'human'
-      AND e.event_id <> a.anchor_event_id
       AND e.ts >= a.anchor_ts
       AND e.ts <= a.anchor_ts + INTERVAL '14' DAY) AS leaf2_hits, /* leaf 2: message by human within 14 days after the anchor */
     COUNT(*) FILTER(WHERE
       e.type = 'rated'
       AND e.value >= 4
-      AND e.event_id <> a.anchor_event_id
       AND e.ts >= a.anchor_ts
       AND e.ts <= a.anchor_ts + INTERVAL '7' DAY) AS leaf3_hits, /* leaf 3: rated where value >= 4 within 7 days after the anchor */
     COUNT(*) FILTER(WHERE
       e.type = 'rated') AS leaf3_has_data
   FROM anchors AS a
-  LEFT JOIN visible AS e
-    ON e.entity_id = a.entity_id AND e.type IN ('message', 'rated', 'reopened')
+  LEFT JOIN events AS e
+    ON e.entity_id = a.entity_id
+    AND e.type IN ('message', 'rated', 'reopened')
+    AND e.ts <= CAST('2026-06-30 23:59:59.000000' AS TIMESTAMP)
   GROUP BY
     a.entity_id,
     a.anchor_event_id,

@@ -187,13 +187,18 @@ def _and(parts: list[exp.Expr]) -> exp.Expr:
     return out
 
 
-def window_sql(sel: Selector, table: str = _E) -> list[exp.Expr]:
-    """Window bounds relative to the anchor (both ends inclusive), minus the anchor event."""
+def window_sql(sel: Selector, table: str = _E, anchor_type: str | None = None) -> list[exp.Expr]:
+    """Window bounds relative to the anchor (both ends inclusive), minus the anchor event.
+
+    The anchor event can only match a selector of its own type, so the ``event_id`` test is
+    written only then (``anchor_type`` None means: always write it); leaving it out elsewhere
+    spares the engine reading every event's id.
+    """
     ts = _col("ts", table)
     anchor_ts = _col("anchor_ts", _A)
-    parts: list[exp.Expr] = [
-        exp.NEQ(this=_col("event_id", table), expression=_col("anchor_event_id", _A))
-    ]
+    parts: list[exp.Expr] = []
+    if anchor_type is None or anchor_type == sel.type:
+        parts.append(exp.NEQ(this=_col("event_id", table), expression=_col("anchor_event_id", _A)))
     if sel.within is not None:
         parts.append(exp.GTE(this=ts, expression=anchor_ts))
         parts.append(
@@ -207,9 +212,9 @@ def window_sql(sel: Selector, table: str = _E) -> list[exp.Expr]:
     return parts
 
 
-def selector_predicate(sel: Selector, table: str = _E) -> exp.Expr:
+def selector_predicate(sel: Selector, table: str = _E, anchor_type: str | None = None) -> exp.Expr:
     """Everything an event must satisfy to be seen by a leaf condition for this anchor."""
-    return _and([filter_sql(sel, table), *window_sql(sel, table)])
+    return _and([filter_sql(sel, table), *window_sql(sel, table, anchor_type)])
 
 
 # --------------------------------------------------------------------------- description
@@ -308,10 +313,10 @@ def _plan(definition: Definition) -> _Plan:
     return plan
 
 
-def _leaf_aggregates(leaf: Leaf) -> list[exp.Expr]:
+def _leaf_aggregates(leaf: Leaf, anchor_type: str) -> list[exp.Expr]:
     """The aggregate columns of one leaf: its measure in the window, and data presence."""
     sel = leaf.sel
-    pred = selector_predicate(sel)
+    pred = selector_predicate(sel, anchor_type=anchor_type)
     measure: exp.Expr
     if isinstance(sel, AggregateSpec):
         measure = _field_aggregate(sel.fn, sel.field, pred)
@@ -485,7 +490,7 @@ def _quantity_aggregates(plan: _Plan) -> list[exp.Expr]:
     cols: list[exp.Expr] = []
     for name, spec in plan.quantity_cols:
         sel = spec.agg
-        pred = selector_predicate(sel)
+        pred = selector_predicate(sel, anchor_type=plan.definition.anchor.type)
         agg = _field_aggregate(spec.fn, sel.field, pred)
         col = exp.alias_(agg, name)
         col.add_comments([_safe_comment(f"quantity: {spec.fn} of {describe_selector(sel)}")])
@@ -513,29 +518,26 @@ def compile_definition(
     plan = _plan(definition)
     as_of_sql = _ts_literal(as_of)
 
-    # 1. visible events
-    visible_where: exp.Expr = exp.LTE(this=_col("ts"), expression=as_of_sql)
-    if entity_id is not None:
-        visible_where = exp.And(
-            this=visible_where,
-            expression=exp.EQ(this=_col("entity_id"), expression=_str(entity_id)),
-        )
-    visible = (
-        exp.select("entity_id", "event_id", "ts", "seq", "type", "actor", "value", "attrs")
-        .from_(exp.to_table(events_table))
-        .where(visible_where)
-    )
+    # 1. the events known at the as-of time (a predicate, not a CTE: a CTE used twice may be
+    #    materialised by the engine, which would copy every event once more)
+    def visible(alias: str) -> list[exp.Expr]:
+        preds: list[exp.Expr] = [exp.LTE(this=_col("ts", alias), expression=as_of_sql)]
+        if entity_id is not None:
+            preds.append(exp.EQ(this=_col("entity_id", alias), expression=_str(entity_id)))
+        return preds
+
+    events = exp.to_table(events_table)
 
     # 2. anchors
     anchor = definition.anchor
-    anchor_pred = filter_sql(anchor, table="v")
+    anchor_pred = _and([filter_sql(anchor, table="v"), *visible("v")])
     base = exp.select(
         _col("entity_id", "v"),
         exp.alias_(_col("event_id", "v"), "anchor_event_id"),
         exp.alias_(_col("ts", "v"), "anchor_ts"),
     )
     if anchor.pick == "each":
-        anchors = base.from_(exp.to_table("visible").as_("v")).where(anchor_pred)
+        anchors = base.from_(events.copy().as_("v")).where(anchor_pred)
     else:
         descending = anchor.pick == "last"
         order = [
@@ -549,7 +551,7 @@ def compile_definition(
         )
         ranked = (
             base.select(exp.alias_(rn, "pick_rank"))
-            .from_(exp.to_table("visible").as_("v"))
+            .from_(events.copy().as_("v"))
             .where(anchor_pred)
         )
         anchors = (
@@ -565,7 +567,7 @@ def compile_definition(
     group_cols = [_col("entity_id", _A), _col("anchor_event_id", _A), _col("anchor_ts", _A)]
     aggregates: list[exp.Expr] = []
     for leaf in plan.leaves:
-        aggregates.extend(_leaf_aggregates(leaf))
+        aggregates.extend(_leaf_aggregates(leaf, definition.anchor.type))
     aggregates.extend(_quantity_aggregates(plan))
     matched = exp.select(*group_cols, *aggregates).from_(exp.to_table("anchors").as_(_A))
     if types:
@@ -573,9 +575,10 @@ def compile_definition(
             [
                 exp.EQ(this=_col("entity_id", _E), expression=_col("entity_id", _A)),
                 exp.In(this=_col("type", _E), expressions=[_str(t) for t in types]),
+                *visible(_E),
             ]
         )
-        matched = matched.join(exp.to_table("visible").as_(_E), on=on, join_type="left")
+        matched = matched.join(events.copy().as_(_E), on=on, join_type="left")
     matched = matched.group_by(*group_cols)
 
     # 4. final select: conditions, status, reason, quantity, period
@@ -645,19 +648,14 @@ def compile_definition(
     final = final.from_(inner.subquery("s"))
     final = _rebase(final)
 
-    query = (
-        final.with_("visible", as_=visible)
-        .with_("anchors", as_=anchors)
-        .with_("matched", as_=matched)
-    )
+    query = final.with_("anchors", as_=anchors).with_("matched", as_=matched)
     if ordered:
         query = query.order_by(_col("entity_id"), _col("anchor_ts"), _col("anchor_event_id"))
     with_clause = query.args.get("with_") or query.args.get("with")
     assert with_clause is not None
     ctes = with_clause.expressions
-    ctes[0].add_comments([_safe_comment("events known at the as-of time")])
-    ctes[1].add_comments([_safe_comment(f"anchor: {_describe_anchor(definition)}")])
-    ctes[2].add_comments(
+    ctes[0].add_comments([_safe_comment(f"anchor: {_describe_anchor(definition)}")])
+    ctes[1].add_comments(
         [_safe_comment("each anchor joined once to its events; one aggregate per leaf condition")]
     )
     header = (

@@ -119,7 +119,13 @@ def _entity_events(con: Any, entity_id: str, as_of: dt.datetime) -> list[dict[st
 
 
 def _window_events(
-    con: Any, leaf: Leaf, entity_id: str, anchor_id: str, anchor_ts: dt.datetime, as_of: dt.datetime
+    con: Any,
+    leaf: Leaf,
+    entity_id: str,
+    anchor_id: str,
+    anchor_ts: dt.datetime,
+    as_of: dt.datetime,
+    anchor_type: str | None = None,
 ) -> list[str]:
     anchor = exp.select(
         exp.alias_(exp.Literal.string(anchor_id), "anchor_event_id"),
@@ -138,7 +144,7 @@ def _window_events(
                 exp.Literal.string(as_of.isoformat(sep=" ")), exp.DataType.build("TIMESTAMP")
             ),
         ),
-        selector_predicate(leaf.sel),
+        selector_predicate(leaf.sel, anchor_type=anchor_type),
     )
     query = (
         exp.select(exp.column("event_id", "e"))
