@@ -68,9 +68,20 @@ def test_cli_demo_and_reconcile_exit_codes(tmp_path: Path) -> None:
     res = runner.invoke(app, ["demo", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "Credit due to the buyer" in res.output
-    res = runner.invoke(app, [
-        "reconcile", str(out / "resolved_ticket.yaml"), "--invoice", str(out / "invoice.csv"),
-        "--terms", str(out / "terms.yaml"), "--workspace", str(out / "workspace"),
-        "--format", "json"])
+    res = runner.invoke(
+        app,
+        [
+            "reconcile",
+            str(out / "resolved_ticket.yaml"),
+            "--invoice",
+            str(out / "invoice.csv"),
+            "--terms",
+            str(out / "terms.yaml"),
+            "--workspace",
+            str(out / "workspace"),
+            "--format",
+            "json",
+        ],
+    )
     assert res.exit_code == 1  # beyond tolerance
     assert json.loads(res.stdout)["totals"]["vendor_billed"] > 0

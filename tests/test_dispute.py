@@ -29,17 +29,27 @@ class _Def:
 
 
 def test_pack(tmp_path: Path) -> None:
-    v = pa.table({
-        "entity_id": ["=HYPERLINK(1)", "B", "C"], "period": ["2026-01"] * 3,
-        "status": ["counted", "not_counted", "counted"], "cond_satisfied": [True, False, True],
-    })
-    inv = pa.table({"entity_id": ["=HYPERLINK(1)", "B", "@x"], "period": ["2026-01"] * 3,
-                    "amount": ["1.00", "1.00", "1.00"]})
+    v = pa.table(
+        {
+            "entity_id": ["=HYPERLINK(1)", "B", "C"],
+            "period": ["2026-01"] * 3,
+            "status": ["counted", "not_counted", "counted"],
+            "cond_satisfied": [True, False, True],
+        }
+    )
+    inv = pa.table(
+        {
+            "entity_id": ["=HYPERLINK(1)", "B", "@x"],
+            "period": ["2026-01"] * 3,
+            "amount": ["1.00", "1.00", "1.00"],
+        }
+    )
     terms = parse_terms("truecount_terms: 1\ncurrency: USD\nunit_price: 1\ntolerance: 2%\n")
     r = reconcile(v, inv, definition=_Def, terms=terms, known_entities=["=HYPERLINK(1)", "B"])
     text = "truecount: 1\nname: resolved_ticket  # ```` fences inside\n"
-    pack = write_dispute_pack(tmp_path / "out", r, definition_text=text,
-                              invoice_files=["inv|oice.csv"])
+    pack = write_dispute_pack(
+        tmp_path / "out", r, definition_text=text, invoice_files=["inv|oice.csv"]
+    )
     rows = list(csv.DictReader(pack.entities_csv.open(encoding="utf-8")))
     ids = {row["entity_id"] for row in rows}
     assert ids == {"'=HYPERLINK(1)", "B", "'@x", "C"}
@@ -53,14 +63,36 @@ def test_pack(tmp_path: Path) -> None:
     data = json.loads(pack.json.read_text(encoding="utf-8"))
     assert data["totals"]["credit"] == "1.00"
     assert set(data["periods"][0]) >= {
-        "period", "vendor_billed", "buyer_counted", "agreed", "vendor_only", "buyer_only",
-        "pending", "unknown", "duplicate", "period_mismatch", "difference_pct",
-        "beyond_tolerance", "billing_source", "amount_billed", "amount_due", "credit"}
+        "period",
+        "vendor_billed",
+        "buyer_counted",
+        "agreed",
+        "vendor_only",
+        "buyer_only",
+        "pending",
+        "unknown",
+        "duplicate",
+        "period_mismatch",
+        "difference_pct",
+        "beyond_tolerance",
+        "billing_source",
+        "amount_billed",
+        "amount_due",
+        "credit",
+    }
     assert pack.definition is not None and pack.definition.read_text() == text
 
 
 def test_neutralize_and_escape() -> None:
     assert [neutralize(x) for x in ("=1", "+1", "-1", "@a", "\tx", "\rx", "ok")] == [
-        "'=1", "'+1", "'-1", "'@a", "'\tx", "'\rx", "ok"]
+        "'=1",
+        "'+1",
+        "'-1",
+        "'@a",
+        "'\tx",
+        "'\rx",
+        "ok",
+    ]
     assert md_escape("a|b <i>*x*</i> _y_ snake_case") == (
-        "a\\|b \\<i\\>\\*x\\*\\</i\\> \\_y\\_ snake_case")
+        "a\\|b \\<i\\>\\*x\\*\\</i\\> \\_y\\_ snake_case"
+    )

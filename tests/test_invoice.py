@@ -20,16 +20,22 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_csv_jsonl_parquet_and_duplicates_kept(tmp_path: Path) -> None:
-    csv = write(tmp_path / "a.csv", "line_id,entity_id,billed_at,amount,currency\n"
-                "L1,T1,2026-01-05,0.99,USD\nL2,T1,2026-01-06T10:00:00Z,0.99,usd\n"
-                "L3,T2,2026-02-01 00:30:00+02:00,0.99,USD\n")
+    csv = write(
+        tmp_path / "a.csv",
+        "line_id,entity_id,billed_at,amount,currency\n"
+        "L1,T1,2026-01-05,0.99,USD\nL2,T1,2026-01-06T10:00:00Z,0.99,usd\n"
+        "L3,T2,2026-02-01 00:30:00+02:00,0.99,USD\n",
+    )
     t = load_invoice(csv)
     assert t.column("entity_id").to_pylist() == ["T1", "T1", "T2"]  # never collapsed
     assert str(t.column("billed_at")[2].as_py()) == "2026-01-31 22:30:00"  # to UTC
     assert t.column("currency").to_pylist() == ["USD"] * 3
     assert t.column("amount")[0].as_py() == Decimal("0.99")
-    jl = write(tmp_path / "b.jsonl", "\n".join(json.dumps(r) for r in [
-        {"entity_id": "T9", "amount": 1.5, "period": "2026-01"}]) + "\n")
+    jl = write(
+        tmp_path / "b.jsonl",
+        "\n".join(json.dumps(r) for r in [{"entity_id": "T9", "amount": 1.5, "period": "2026-01"}])
+        + "\n",
+    )
     assert load_invoice(jl).column("period").to_pylist() == ["2026-01"]
     pq.write_table(pa.table({"entity_id": ["X"], "amount": [2.0]}), tmp_path / "c.parquet")
     t = load_invoice([tmp_path / "c.parquet", csv])
@@ -37,8 +43,7 @@ def test_csv_jsonl_parquet_and_duplicates_kept(tmp_path: Path) -> None:
 
 
 def test_bad_amounts_currencies_and_ids(tmp_path: Path) -> None:
-    bad = write(tmp_path / "bad.csv", "entity_id,amount,currency\nT1,abc,USD\nT2,-1,USD\n"
-                ",1,EUR\n")
+    bad = write(tmp_path / "bad.csv", "entity_id,amount,currency\nT1,abc,USD\nT2,-1,USD\n,1,EUR\n")
     with pytest.raises(InputError) as err:
         load_invoice(bad)
     text = str(err.value)
@@ -63,9 +68,12 @@ def test_bad_timestamp(tmp_path: Path) -> None:
 
 def test_mapping_renames_and_normalises_explicitly(tmp_path: Path) -> None:
     f = write(tmp_path / "v.csv", "ticket,price,when\n tkt-7 ,1.00,31/01/2026\n")
-    m = write(tmp_path / "m.yaml", "invoice: 1\ncolumns: {entity_id: ticket, amount: price, "
-              "billed_at: when}\nentity_id: {trim: true, case: upper, strip_prefix: tkt-, "
-              "add_prefix: T}\nbilled_at_format: '%d/%m/%Y'\ncurrency: eur\n")
+    m = write(
+        tmp_path / "m.yaml",
+        "invoice: 1\ncolumns: {entity_id: ticket, amount: price, "
+        "billed_at: when}\nentity_id: {trim: true, case: upper, strip_prefix: tkt-, "
+        "add_prefix: T}\nbilled_at_format: '%d/%m/%Y'\ncurrency: eur\n",
+    )
     t = load_invoice(f, load_invoice_mapping(m))
     assert t.column("entity_id").to_pylist() == ["T7"]
     assert t.column("currency").to_pylist() == ["EUR"]

@@ -20,58 +20,93 @@ COND = ("not_reopened", "satisfied")
 
 def verdicts(rows: list[tuple[str, str, str, bool | None, bool | None]]) -> pa.Table:
     """rows: entity, period, status, cond_not_reopened, cond_satisfied."""
-    return pa.table({
-        "entity_id": pa.array([r[0] for r in rows], pa.string()),
-        "anchor_event_id": pa.array([f"e-{r[0]}" for r in rows], pa.string()),
-        "anchor_ts": pa.array([dt.datetime(int(r[1][:4]), int(r[1][5:7]), 10) for r in rows],
-                              pa.timestamp("us")),
-        "period": pa.array([r[1] for r in rows], pa.string()),
-        "status": pa.array([r[2] for r in rows], pa.string()),
-        "quantity": pa.array([1.0 if r[2] == "counted" else 0.0 for r in rows], pa.float64()),
-        "reason": pa.array([None for _ in rows], pa.string()),
-        "cond_not_reopened": pa.array([r[3] for r in rows], pa.bool_()),
-        "cond_satisfied": pa.array([r[4] for r in rows], pa.bool_()),
-    })
+    return pa.table(
+        {
+            "entity_id": pa.array([r[0] for r in rows], pa.string()),
+            "anchor_event_id": pa.array([f"e-{r[0]}" for r in rows], pa.string()),
+            "anchor_ts": pa.array(
+                [dt.datetime(int(r[1][:4]), int(r[1][5:7]), 10) for r in rows], pa.timestamp("us")
+            ),
+            "period": pa.array([r[1] for r in rows], pa.string()),
+            "status": pa.array([r[2] for r in rows], pa.string()),
+            "quantity": pa.array([1.0 if r[2] == "counted" else 0.0 for r in rows], pa.float64()),
+            "reason": pa.array([None for _ in rows], pa.string()),
+            "cond_not_reopened": pa.array([r[3] for r in rows], pa.bool_()),
+            "cond_satisfied": pa.array([r[4] for r in rows], pa.bool_()),
+        }
+    )
 
 
 def invoice(rows: list[tuple[str, str]], amount: str = "1.00") -> pa.Table:
     """rows: entity, billed period."""
-    return pa.table({
-        "line_id": pa.array([f"L{i}" for i in range(len(rows))], pa.string()),
-        "entity_id": pa.array([r[0] for r in rows], pa.string()),
-        "period": pa.array([r[1] for r in rows], pa.string()),
-        "amount": pa.array([Decimal(amount)] * len(rows), pa.decimal128(18, 6)),
-    })
+    return pa.table(
+        {
+            "line_id": pa.array([f"L{i}" for i in range(len(rows))], pa.string()),
+            "entity_id": pa.array([r[0] for r in rows], pa.string()),
+            "period": pa.array([r[1] for r in rows], pa.string()),
+            "amount": pa.array([Decimal(amount)] * len(rows), pa.decimal128(18, 6)),
+        }
+    )
 
 
-V = verdicts([
-    ("A", "2026-01", "counted", True, True),
-    ("B", "2026-01", "not_counted", True, False),
-    ("C", "2026-01", "pending", None, None),
-    ("D", "2026-01", "counted", True, True),
-    ("E", "2026-02", "counted", True, True),
-    ("F", "2026-01", "counted", True, True),
-    ("G", "2026-01", "not_counted", False, False),
-    ("H", "2026-02", "counted", True, True),
-])
+V = verdicts(
+    [
+        ("A", "2026-01", "counted", True, True),
+        ("B", "2026-01", "not_counted", True, False),
+        ("C", "2026-01", "pending", None, None),
+        ("D", "2026-01", "counted", True, True),
+        ("E", "2026-02", "counted", True, True),
+        ("F", "2026-01", "counted", True, True),
+        ("G", "2026-01", "not_counted", False, False),
+        ("H", "2026-02", "counted", True, True),
+    ]
+)
 KNOWN = ["A", "B", "C", "D", "E", "F", "G", "H", "N"]
 
 
 def test_each_cell_by_hand() -> None:
-    inv = invoice([("A", "2026-01"), ("B", "2026-01"), ("C", "2026-01"), ("D", "2026-01"),
-                   ("D", "2026-01"), ("E", "2026-01"), ("Z", "2026-01"), ("G", "2026-01"),
-                   ("N", "2026-01"), ("Z", "2026-02")])
+    inv = invoice(
+        [
+            ("A", "2026-01"),
+            ("B", "2026-01"),
+            ("C", "2026-01"),
+            ("D", "2026-01"),
+            ("D", "2026-01"),
+            ("E", "2026-01"),
+            ("Z", "2026-01"),
+            ("G", "2026-01"),
+            ("N", "2026-01"),
+            ("Z", "2026-02"),
+        ]
+    )
     r = reconcile(V, inv, known_entities=KNOWN)
     assert r.entities is not None
-    cells = dict(zip(r.entities.column("entity_id").to_pylist(),
-                     r.entities.column("cell").to_pylist(), strict=True))
+    cells = dict(
+        zip(
+            r.entities.column("entity_id").to_pylist(),
+            r.entities.column("cell").to_pylist(),
+            strict=True,
+        )
+    )
     assert cells == {
-        "A": "agreed", "B": "vendor_only", "C": "pending", "D": "duplicate",
-        "E": "period_mismatch", "F": "buyer_only", "G": "vendor_only", "Z": "unknown",
-        "N": "vendor_only", "H": "buyer_only",
+        "A": "agreed",
+        "B": "vendor_only",
+        "C": "pending",
+        "D": "duplicate",
+        "E": "period_mismatch",
+        "F": "buyer_only",
+        "G": "vendor_only",
+        "Z": "unknown",
+        "N": "vendor_only",
+        "H": "buyer_only",
     }
-    reasons = dict(zip(r.entities.column("entity_id").to_pylist(),
-                       r.entities.column("reason").to_pylist(), strict=True))
+    reasons = dict(
+        zip(
+            r.entities.column("entity_id").to_pylist(),
+            r.entities.column("reason").to_pylist(),
+            strict=True,
+        )
+    )
     # first failing condition in definition order; no anchor for an entity without a verdict
     assert reasons["B"] == "satisfied" and reasons["G"] == "not_reopened"
     assert reasons["N"] == "no_anchor"
@@ -101,11 +136,18 @@ def test_unknown_without_known_entities() -> None:
 def test_ids_in_another_format_are_reported_not_guessed() -> None:
     inv = invoice([(" A", "2026-01"), ("b", "2026-01"), ("TKT-D", "2026-01"), ("F", "2026-01")])
     with pytest.raises(InputError) as err:
-        reconcile(verdicts([("A", "2026-01", "counted", True, True),
-                            ("B", "2026-01", "counted", True, True),
-                            ("D", "2026-01", "counted", True, True),
-                            ("F", "2026-01", "counted", True, True)]),
-                  inv, known_entities=["A", "B", "D", "F"])
+        reconcile(
+            verdicts(
+                [
+                    ("A", "2026-01", "counted", True, True),
+                    ("B", "2026-01", "counted", True, True),
+                    ("D", "2026-01", "counted", True, True),
+                    ("F", "2026-01", "counted", True, True),
+                ]
+            ),
+            inv,
+            known_entities=["A", "B", "D", "F"],
+        )
     text = str(err.value)
     assert "' A'" in text and "whitespace" in text
     assert "'b'" in text and "case" in text
@@ -143,8 +185,7 @@ def scenario(draw: st.DrawFn) -> tuple[pa.Table, pa.Table, list[str]]:
         if draw(st.booleans()) or len(vrows) == 0:
             status = draw(st.sampled_from(STATUSES))
             a = draw(st.booleans()) if status == "not_counted" else True
-            b = draw(st.booleans()) if status == "not_counted" and a else (
-                status != "not_counted")
+            b = draw(st.booleans()) if status == "not_counted" and a else (status != "not_counted")
             vrows.append((e, draw(st.sampled_from(PERIODS)), status, a, b))
     # billed periods stay inside the export's periods (outside is bad input, tested above)
     covered = [p for p in PERIODS if min(r[1] for r in vrows) <= p <= max(r[1] for r in vrows)]
@@ -192,16 +233,26 @@ def test_every_row_lands_in_exactly_one_cell_and_matches_pandas(
     v, inv, known = data
     r = reconcile(v, inv, known_entities=known)
     assert r.entities is not None
-    got = dict(zip(r.entities.column("entity_id").to_pylist(),
-                   r.entities.column("cell").to_pylist(), strict=True))
+    got = dict(
+        zip(
+            r.entities.column("entity_id").to_pylist(),
+            r.entities.column("cell").to_pylist(),
+            strict=True,
+        )
+    )
     assert len(got) == r.entities.num_rows  # one row per entity
     assert set(got.values()) <= set(CELLS)
     billed = set(inv.column("entity_id").to_pylist())
     counted_in_scope = {
-        e for e, p, s in zip(v.column("entity_id").to_pylist(), v.column("period").to_pylist(),
-                             v.column("status").to_pylist(), strict=True)
-        if s == "counted" and min(inv.column("period").to_pylist()) <= p
-        <= max(inv.column("period").to_pylist())
+        e
+        for e, p, s in zip(
+            v.column("entity_id").to_pylist(),
+            v.column("period").to_pylist(),
+            v.column("status").to_pylist(),
+            strict=True,
+        )
+        if s == "counted"
+        and min(inv.column("period").to_pylist()) <= p <= max(inv.column("period").to_pylist())
     }
     assert set(got) == billed | counted_in_scope  # every invoice line's entity, every counted
     assert got == reference_cells(v.to_pandas(), inv.to_pandas(), set(known))

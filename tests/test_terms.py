@@ -14,17 +14,33 @@ from truecount.terms import apply_terms, load_terms, parse_terms
 BASE = "truecount_terms: 1\ncurrency: USD\nunit_price: 0.99\ntolerance: 2%\n"
 
 
-def period(name: str, billed: int, counted: int, beyond: bool, amount: str | None = None,
-           lines: int | None = None) -> PeriodResult:
-    return PeriodResult(period=name, vendor_billed=billed, buyer_counted=counted,
-                        beyond_tolerance=beyond, vendor_lines=billed if lines is None else lines,
-                        amount_billed=None if amount is None else Decimal(amount))
+def period(
+    name: str,
+    billed: int,
+    counted: int,
+    beyond: bool,
+    amount: str | None = None,
+    lines: int | None = None,
+) -> PeriodResult:
+    return PeriodResult(
+        period=name,
+        vendor_billed=billed,
+        buyer_counted=counted,
+        beyond_tolerance=beyond,
+        vendor_lines=billed if lines is None else lines,
+        amount_billed=None if amount is None else Decimal(amount),
+    )
 
 
 def test_buyer_count_is_the_billing_source_beyond_tolerance() -> None:
     t = parse_terms(BASE)
-    out = apply_terms(t, [period("2026-01", 1000, 900, True, "990.00"),
-                          period("2026-02", 1000, 990, False, "990.00")])
+    out = apply_terms(
+        t,
+        [
+            period("2026-01", 1000, 900, True, "990.00"),
+            period("2026-02", 1000, 990, False, "990.00"),
+        ],
+    )
     # 900 x 0.99 = 891.00 ; within tolerance the vendor's 1000 x 0.99 = 990.00 is due
     assert [(p.billing_source, p.amount_due, p.credit) for p in out] == [
         ("buyer", Decimal("891.00"), Decimal("99.00")),
@@ -43,9 +59,14 @@ def test_discount_fee_cap_and_rounding() -> None:
         "truecount_terms: 1\ncurrency: USD\nunit_price: 0.995\ntolerance: 0%\n"
         "billing_source: buyer\nplatform_fee: 100\nannual_cap: 1500\ndiscount: 10%\n"
     )
-    out = apply_terms(t, [period("2026-01", 1000, 1001, True, "995.00"),
-                          period("2026-02", 1000, 1001, True, "995.00"),
-                          period("2027-01", 10, 10, False, "9.95")])
+    out = apply_terms(
+        t,
+        [
+            period("2026-01", 1000, 1001, True, "995.00"),
+            period("2026-02", 1000, 1001, True, "995.00"),
+            period("2027-01", 10, 10, False, "9.95"),
+        ],
+    )
     # 1001 x 0.995 x 0.9 = 896.4045 -> capped by year: 896.4045, then 1500 - 896.4045 = 603.5955
     assert out[0].amount_due == Decimal("996.40")  # 896.4045 + 100, half up
     assert out[1].amount_due == Decimal("703.60")  # 603.5955 + 100
@@ -63,8 +84,11 @@ def test_yen_has_no_minor_units_and_lines_without_amounts_use_the_price() -> Non
 
 def test_errors_name_file_line_and_key(tmp_path: Path) -> None:
     f = tmp_path / "terms.yaml"
-    f.write_text("truecount_terms: 1\ncurrency: USD\nunit_price: -1\ntolerance: 150%\n"
-                 "discount: 0.1\nbiling_source: vendor\n", encoding="utf-8")
+    f.write_text(
+        "truecount_terms: 1\ncurrency: USD\nunit_price: -1\ntolerance: 150%\n"
+        "discount: 0.1\nbiling_source: vendor\n",
+        encoding="utf-8",
+    )
     with pytest.raises(TermsError) as err:
         load_terms(f)
     lines = str(err.value).splitlines()

@@ -6,6 +6,7 @@ benchmark to produce tens of millions of events, and by tests that need an indep
 
 from truecount.demo.generate import (
     CELLS,
+    REASONS,
     ChunkFiles,
     SupportData,
     SupportScenario,
@@ -16,6 +17,7 @@ from truecount.demo.generate import (
 
 __all__ = [
     "CELLS",
+    "REASONS",
     "ChunkFiles",
     "SupportData",
     "SupportScenario",

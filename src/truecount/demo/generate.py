@@ -44,6 +44,7 @@ __all__ = [
     "BLOCK_TICKETS",
     "CELLS",
     "GENERATOR_VERSION",
+    "REASONS",
     "ChunkFiles",
     "SupportData",
     "SupportScenario",
@@ -58,8 +59,24 @@ GENERATOR_VERSION: Final[int] = 1
 #: Tickets per random block. Part of the output's identity: changing it changes the data.
 BLOCK_TICKETS: Final[int] = 100_000
 
-#: Reconciliation cells of the truth table (DESIGN §4), one per ticket.
+#: Reconciliation cells of the truth table (DESIGN §4), one per ticket. ``neither``: not billed
+#: and not counted (never closed, closed after the span, or unbilled and failing the definition).
+#: Duplicates and billing-period shifts are invoice-line facts, kept in their own columns.
 CELLS: Final[tuple[str, ...]] = ("agreed", "vendor_only", "buyer_only", "unknown", "neither")
+
+#: The truth table's ``reason`` vocabulary (null for ``agreed``), most specific first.
+REASONS: Final[tuple[str, ...]] = (
+    "no_ai_close",  # no close by the AI: the buyer's definition has no anchor
+    "ai_close_outside_period",  # the first AI close falls after the span
+    "reopened_within_14d",
+    "no_rating",
+    "rating_outside_7d",
+    "rating_below_4",
+    "not_billed",  # buyer_only: closed in the span, the vendor did not bill it
+    "not_closed",
+    "closed_after_period",
+    "not_in_export",  # unknown: billed, but missing from the event export
+)
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -299,6 +316,12 @@ def _ts(values: I64, valid: B | None = None) -> Any:
 
 
 def _block(sc: SupportScenario, cal: _Calendar, block: int) -> _Block:
+    """Tickets ``block * BLOCK_TICKETS`` onward: their events, invoice lines and truth.
+
+    Three steps, in this order on purpose: draw each ticket's story as latent arrays; derive the
+    vendor's and the buyer's view from those arrays; only then render events. The truth never
+    looks at the rendered events, so it can catch a meter that reads them wrongly.
+    """
     lo = block * BLOCK_TICKETS
     hi = min(lo + BLOCK_TICKETS, sc.tickets)
     n = hi - lo
@@ -490,18 +513,6 @@ def _block(sc: SupportScenario, cal: _Calendar, block: int) -> _Block:
         [0, 1, 2, 3, 4, 5],
         default=-1,
     )
-    reason_names = (
-        "no_ai_close",
-        "ai_close_outside_period",
-        "reopened_within_14d",
-        "no_rating",
-        "rating_outside_7d",
-        "rating_below_4",
-        "not_billed",
-        "not_closed",
-        "closed_after_period",
-        "not_in_export",
-    )
     reason = np.select(
         [
             cell_code == 0,
@@ -595,7 +606,7 @@ def _block(sc: SupportScenario, cal: _Calendar, block: int) -> _Block:
             "invoice_lines": pa.array(vendor_bills.astype(np.int64) + duplicate),
             "in_export": pa.array(in_export),
             "cell": _take_names(CELLS, cell_code),
-            "reason": _take_names(reason_names, np.maximum(reason, 0), reason >= 0),
+            "reason": _take_names(REASONS, np.maximum(reason, 0), reason >= 0),
             "failing_conditions": _take_names(
                 ("not_reopened", "satisfied", "not_reopened,satisfied"),
                 np.maximum(failing, 0),
@@ -613,7 +624,16 @@ def _block(sc: SupportScenario, cal: _Calendar, block: int) -> _Block:
 
 @dataclass(frozen=True)
 class SupportData:
-    """A generated span: canonical events, the vendor's invoice, and the truth per ticket."""
+    """A generated span: canonical events, the vendor's invoice, and the truth per ticket.
+
+    ``truth`` columns: ``entity_id``; ``created_ts``; ``first_close_ts`` / ``first_close_actor``;
+    ``first_ai_close_ts`` (the buyer's anchor, null if none) and its ``anchor_period``;
+    ``reopened_within_14d`` and ``rated_4plus_within_7d`` (null without an anchor);
+    ``buyer_counts`` (counted, anchored in the span); ``closed_in_period``; ``vendor_bills``;
+    ``billed_period``; ``invoice_lines`` (2 for a duplicate); ``in_export``; ``cell`` (one of
+    :data:`CELLS`); ``reason`` (one of :data:`REASONS`); ``failing_conditions`` (the
+    definition's condition names, comma-separated).
+    """
 
     scenario: SupportScenario
     events: Any = field(repr=False)  # pyarrow.Table, canonical columns (DESIGN §5)
