@@ -30,6 +30,7 @@ import yaml
 from sqlglot import exp
 
 from truecount.errors import InputError, Location, MappingError, Problem, suggest
+from truecount.workspace import configure
 
 #: Column name -> DuckDB type of the loaded invoice table, in order.
 INVOICE_COLUMNS: Final[dict[str, str]] = {
@@ -589,5 +590,6 @@ def load_invoice(
     if isinstance(files, str | Path):
         files = [files]
     with duckdb.connect() as con:
+        configure(con)
         load_invoice_into(con, files, mapping, table="invoice")
         return con.sql("SELECT * FROM invoice ORDER BY line_no").to_arrow_table()

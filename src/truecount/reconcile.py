@@ -38,6 +38,7 @@ from sqlglot import exp
 from truecount.engine.compile import period_key_sql as engine_period_key_sql
 from truecount.errors import InputError, Location, Problem
 from truecount.invoice import InvoiceMapping, load_invoice_into
+from truecount.workspace import configure
 
 if TYPE_CHECKING:
     from truecount.terms import Terms
@@ -332,6 +333,7 @@ def reconcile(
     if as_of is None:
         as_of = getattr(verdicts, "as_of", None)
     with duckdb.connect() as con:
+        configure(con)
         _register(con, "verdicts", table)
         if isinstance(invoice, str | Path) or (
             isinstance(invoice, Sequence) and all(isinstance(x, str | Path) for x in invoice)

@@ -7,6 +7,8 @@ reason), and a log of every ingest, so any count can be traced back to the files
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -97,12 +99,39 @@ class Workspace:
         """Open the store. Callers close it (use ``with``)."""
         try:
             con = duckdb.connect(str(self.store_path), read_only=read_only)
-            con.execute("SET TimeZone = 'UTC'")  # results must not depend on the machine's zone
+            configure(con)
             return con
         except duckdb.Error as exc:  # pragma: no cover - depends on the file system
             raise WorkspaceError(
                 Problem(f"cannot open the store: {exc}", Location(file=str(self.store_path)))
             ) from exc
+
+
+#: DuckDB's memory budget unless TRUECOUNT_MEMORY_LIMIT says otherwise. DuckDB's own default
+#: (80% of RAM) lets hash tables grow far past need; with a budget it spills to disk instead,
+#: at no measured cost in speed on the 10M-ticket benchmark (bench/README.md).
+DEFAULT_MEMORY_LIMIT: Final[str] = "2GB"
+_MEMORY_RE: Final = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+
+
+def configure(con: duckdb.DuckDBPyConnection, memory_limit: str | None = None) -> None:
+    """Settings every truecount connection runs with.
+
+    UTC session time zone (results must not depend on the machine's zone), no progress bar
+    on stdout (output stays machine-readable), and a memory budget.
+    """
+    limit = memory_limit or os.environ.get("TRUECOUNT_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
+    if not _MEMORY_RE.match(limit.strip()):
+        raise WorkspaceError(
+            Problem(
+                f"memory limit '{limit}' is not a size",
+                Location(key="TRUECOUNT_MEMORY_LIMIT"),
+                "use e.g. 2GB or 512MB",
+            )
+        )
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
+    con.execute(f"SET memory_limit = '{limit.strip()}'")  # checked against _MEMORY_RE above
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:

@@ -60,7 +60,9 @@ SELECT
   status AS status,
   CASE
     WHEN status = 'counted'
-    THEN CAST(COALESCE(s.quantity1, 0) - COALESCE(s.quantity2, 0) AS DOUBLE)
+    THEN CAST(COALESCE(s.quantity1, 0) - (
+      COALESCE(s.quantity2, 0)
+    ) AS DOUBLE)
     ELSE CAST(0 AS DOUBLE)
   END AS quantity,
   CASE

@@ -470,20 +470,18 @@ def period_key_sql(column: exp.Expr, every: str, timezone: str) -> exp.Expr:
 
 
 def _quantity(plan: _Plan) -> exp.Expr:
-    q = plan.definition.quantity
-    if not isinstance(q, QuantitySpec):
-        return _num(float(q))
-    out: exp.Expr | None = None
-    for name, _spec in plan.quantity_cols:
-        term = exp.Coalesce(this=_col(name, "m"), expressions=[_num(0)])
-        out = term if out is None else exp.Sub(this=out, expression=term)
-    assert out is not None
-    tail: float | QuantitySpec = q
-    while isinstance(tail, QuantitySpec) and tail.minus is not None:
-        tail = tail.minus
-    if not isinstance(tail, QuantitySpec) and tail != 0:
-        out = exp.Sub(this=out, expression=_num(tail))
-    return out
+    """``aggregate - (minus)``, recursively: ``a minus (b minus 1)`` is ``a - (b - 1)``."""
+    names = iter(name for name, _ in plan.quantity_cols)
+
+    def value(q: float | QuantitySpec) -> exp.Expr:
+        if not isinstance(q, QuantitySpec):
+            return _num(float(q))
+        term: exp.Expr = exp.Coalesce(this=_col(next(names), "m"), expressions=[_num(0)])
+        if q.minus is None:
+            return term
+        return exp.Sub(this=term, expression=exp.Paren(this=value(q.minus)))
+
+    return value(plan.definition.quantity)
 
 
 def _quantity_aggregates(plan: _Plan) -> list[exp.Expr]:

@@ -207,7 +207,7 @@ def count_source(
     """:func:`count` on an already opened source (the CLI and reconcile reuse connections)."""
     con = source.con
     con.execute("SET TimeZone = 'UTC'")
-    moment = _parse_as_of(as_of) or default_as_of(con) or dt.datetime(1970, 1, 1)
+    moment = _parse_as_of(as_of) or source.max_ts or default_as_of(con) or dt.datetime(1970, 1, 1)
     query = compile_definition(definition, moment, ordered=False)
     sql = render_sql(query, "duckdb", pretty=True)
     con.execute(

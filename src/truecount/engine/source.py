@@ -9,6 +9,7 @@ quarantined with their reason rather than silently dropped.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from sqlglot import exp
 
 from truecount.errors import InputError, Location, Problem
 from truecount.ingest.canonical import CANONICAL_COLUMNS, EVENTS_TABLE, REQUIRED_COLUMNS
-from truecount.workspace import Workspace
+from truecount.workspace import Workspace, configure
 
 EventsInput = Any  # pyarrow.Table | pandas.DataFrame | Workspace | path | sequence of paths
 
@@ -34,6 +35,7 @@ class EventSource:
     files: list[str] = field(default_factory=list)
     rows_skipped: int = 0
     skipped_reasons: dict[str, int] = field(default_factory=dict)
+    max_ts: dt.datetime | None = None  # the latest event time, when known without a scan
 
 
 def _canonical_select(source_table: str, present: set[str]) -> exp.Select:
@@ -69,6 +71,7 @@ def _check_required(present: set[str], where: str) -> None:
 
 def _from_arrow(table: pa.Table) -> EventSource:
     con = duckdb.connect()
+    configure(con)
     present = set(table.column_names)
     _check_required(present, "<table>")
     if "event_id" not in present:
@@ -84,12 +87,64 @@ def _from_arrow(table: pa.Table) -> EventSource:
     return EventSource(con, "in-memory table")
 
 
+def _parquet_stats(
+    con: duckdb.DuckDBPyConnection, files: list[str]
+) -> tuple[dict[str, int | None], dt.datetime | None]:
+    """Null counts of the required columns and the latest ``ts``, from the Parquet footers.
+
+    Footers carry per-row-group statistics, so a clean export is checked without reading a
+    single row. A count of None means some row group has no statistics: scan instead.
+    """
+    meta = (
+        exp.select(
+            exp.column("path_in_schema"),
+            exp.alias_(exp.func("SUM", exp.column("stats_null_count")), "nulls"),
+            exp.alias_(
+                exp.func("COUNT", exp.Star()).neq(
+                    exp.func("COUNT", exp.column("stats_null_count"))
+                ),
+                "unknown",
+            ),
+            exp.alias_(
+                exp.func(
+                    "MAX",
+                    exp.TryCast(this=exp.column("stats_max"), to=exp.DataType.build("TIMESTAMP")),
+                ),
+                "max_ts",
+            ),
+        )
+        .from_(
+            exp.func(
+                "parquet_metadata", exp.Array(expressions=[exp.Literal.string(f) for f in files])
+            )
+        )
+        .where(exp.column("path_in_schema").isin(*REQUIRED_COLUMNS))
+        .group_by(exp.column("path_in_schema"))
+    )
+    nulls: dict[str, int | None] = dict.fromkeys(REQUIRED_COLUMNS)
+    max_ts: dt.datetime | None = None
+    for column, count, unknown, latest in con.execute(meta.sql("duckdb")).fetchall():
+        nulls[str(column)] = None if unknown else int(count or 0)
+        if column == "ts" and isinstance(latest, dt.datetime):
+            max_ts = latest
+    return nulls, max_ts
+
+
 def _parquet_view(con: duckdb.DuckDBPyConnection, files: list[str]) -> EventSource:
     rel = con.read_parquet(files, union_by_name=True)
     present = set(rel.columns)
     _check_required(present, files[0])
     rel.create_view("events_parquet")
     select = _canonical_select("events_parquet", present)
+    src = EventSource(con, f"{len(files)} Parquet file(s)", files=files)
+    nulls, max_ts = _parquet_stats(con, files)
+    ts_type = str(dict(zip(rel.columns, rel.dtypes, strict=True))["ts"])
+    if all(n == 0 for n in nulls.values()):
+        # Clean by the footers: no row to skip, and the latest ts is known without a scan.
+        if ts_type == "TIMESTAMP":
+            src.max_ts = max_ts
+        con.execute(f"CREATE VIEW {EVENTS_TABLE} AS {select.sql(dialect='duckdb')}")
+        return src
     not_null = [exp.column(c).is_(exp.Null()).not_() for c in REQUIRED_COLUMNS]
     cond: exp.Expr = not_null[0]
     for extra in not_null[1:]:
@@ -107,7 +162,6 @@ def _parquet_view(con: duckdb.DuckDBPyConnection, files: list[str]) -> EventSour
     reasons = {
         f"missing {c}": int(n) for c, n in zip(REQUIRED_COLUMNS, row or (), strict=False) if n
     }
-    src = EventSource(con, f"{len(files)} Parquet file(s)", files=files)
     if reasons:
         skipped = con.execute(
             exp.select(exp.func("COUNT", exp.Star()))
@@ -126,6 +180,7 @@ def _from_files(paths: Sequence[str | Path]) -> EventSource:
         if not Path(f).exists():
             raise InputError(Problem("no such file", Location(file=f)))
     con = duckdb.connect()
+    configure(con)
     if files and all(f.lower().endswith(".parquet") for f in files):
         return _parquet_view(con, files)
     from truecount.ingest import load_events_into  # the ingest layer validates other formats

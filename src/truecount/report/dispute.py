@@ -25,6 +25,7 @@ from typing import Any, Final
 import duckdb
 
 from truecount.reconcile import CELLS, CELLS_TABLE, PeriodResult, Reconciliation
+from truecount.workspace import configure
 
 #: Characters that make a spreadsheet treat a cell as a formula.
 FORMULA_START: Final[tuple[str, ...]] = ("=", "+", "-", "@", "\t", "\r")
@@ -173,8 +174,7 @@ def render_letter(
     lines.append("")
     periods = [p.period for p in recon.periods]
     span = (
-        f"{periods[0]} to {periods[-1]}" if len(periods) > 1
-        else (periods[0] if periods else DASH)
+        f"{periods[0]} to {periods[-1]}" if len(periods) > 1 else (periods[0] if periods else DASH)
     )
     diff = "n/a" if t.difference_pct is None else f"{t.difference_pct:+.2f}%"
     lines.append(
@@ -278,6 +278,7 @@ def write_dispute_pack(
         if recon.entities is None:
             raise ValueError("the reconciliation has no entities; pass the connection")
         with duckdb.connect() as tmp:
+            configure(tmp)
             tmp.register(CELLS_TABLE, recon.entities)
             n = write_entities_csv(tmp, entities_csv)
     letter_path = folder / "letter.md"
