@@ -98,9 +98,9 @@ def events_from_frame(frame: pd.DataFrame) -> list[Event]:
                 ts=_to_datetime(rec["ts"]),
                 type=str(rec["type"]),
                 actor=None if _is_null(actor_raw) else str(actor_raw),
-                value=None if _is_null(value_raw) else float(value_raw),
+                value=None if _is_null(value_raw) else float(value_raw),  # type: ignore[arg-type]
                 attrs=attrs,
-                seq=None if _is_null(seq_raw) else int(seq_raw),
+                seq=None if _is_null(seq_raw) else int(seq_raw),  # type: ignore[arg-type]
             )
         )
     return out
@@ -731,7 +731,8 @@ def canonical_rows(frame: pd.DataFrame) -> dict[tuple[str, str], dict[str, Any]]
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for rec in frame.to_dict("records"):
         row: dict[str, Any] = {}
-        for k, v in rec.items():
+        for col, v in rec.items():
+            k = str(col)
             if k == "reason":
                 row[k] = reason_set(v)
             elif k == "anchor_ts":

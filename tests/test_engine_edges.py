@@ -89,8 +89,8 @@ def engine_available() -> bool:
 
 def run_engine(text: str, events: pa.Table, as_of: datetime | None) -> pd.DataFrame:
     res = truecount.count(truecount.parse_definition(text), events, as_of=as_of)
-    verdicts: pa.Table = res.verdicts
-    return verdicts.to_pandas()
+    frame: pd.DataFrame = res.verdicts.to_pandas()
+    return frame
 
 
 @pytest.fixture(params=["engine", "reference"])

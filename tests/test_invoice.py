@@ -85,3 +85,37 @@ def test_mapping_errors(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="unknown invoice field 'entity'") as err:
         load_invoice_mapping(m)
     assert "trim" in str(err.value)
+
+
+def test_mapping_with_unknown_time_zone_is_refused(tmp_path: Path) -> None:
+    from truecount.errors import MappingError
+    from truecount.invoice import load_invoice_mapping
+
+    bad = tmp_path / "m.yaml"
+    bad.write_text("invoice: 1\ntimezone: Mars/Base\n", encoding="utf-8")
+    with pytest.raises(MappingError, match="unknown time zone 'Mars/Base'"):
+        load_invoice_mapping(bad)
+
+
+def test_typed_parquet_invoice_matches_the_same_invoice_as_text(tmp_path: Path) -> None:
+    """A Parquet invoice with real timestamp and decimal columns loads like its CSV twin."""
+    import pandas as pd
+
+    from truecount.invoice import load_invoice
+
+    frame = pd.DataFrame(
+        {
+            "line_id": ["L1", "L2"],
+            "entity_id": ["T1", "T2"],
+            "billed_at": pd.to_datetime(["2026-01-31 23:30:00", "2026-02-01 00:10:00"]),
+            "amount": [0.99, 1.5],
+        }
+    )
+    frame.to_parquet(tmp_path / "inv.parquet")
+    frame.assign(billed_at=frame["billed_at"].dt.strftime("%Y-%m-%dT%H:%M:%S")).to_csv(
+        tmp_path / "inv.csv", index=False
+    )
+    typed = load_invoice(tmp_path / "inv.parquet").to_pandas()
+    text = load_invoice(tmp_path / "inv.csv").to_pandas()
+    cols = ["line_id", "entity_id", "billed_at", "amount"]
+    pd.testing.assert_frame_equal(typed[cols], text[cols])

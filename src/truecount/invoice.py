@@ -18,6 +18,7 @@ syntax trees, paths go through DuckDB's Python API, values through query paramet
 from __future__ import annotations
 
 import re
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,6 +197,17 @@ def load_invoice_mapping(path: str | Path) -> InvoiceMapping:
             case=case,
             add_prefix=_opt_str(norm_data.get("add_prefix")),
         )
+    zone = str(data.get("timezone") or "UTC")
+    try:
+        zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        problems.append(
+            Problem(
+                f"unknown time zone '{zone}'",
+                Location(file=str(path), key="timezone"),
+                "use an IANA name such as UTC, Europe/Berlin or America/New_York",
+            )
+        )
     if problems:
         raise MappingError(problems)
     return InvoiceMapping(
@@ -296,14 +308,48 @@ def _normalized_id(expr: exp.Expression, norm: IdNormalization) -> exp.Expressio
     return out
 
 
+def _null(type_name: str) -> exp.Expr:
+    return exp.Cast(this=exp.Null(), to=exp.DataType.build(type_name))
+
+
+_NUMERIC_TYPES: Final[tuple[str, ...]] = (
+    "DECIMAL", "DOUBLE", "FLOAT", "REAL", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT",
+    "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT",
+)  # fmt: skip
+
+
+def _native(
+    fld: str, col: exp.Expression, source_type: str, mapping: InvoiceMapping
+) -> exp.Expr | None:
+    """A typed source column as its canonical value, or None when it must be parsed as text.
+
+    Naive timestamps and dates are wall-clock times in the mapping's zone, exactly as the
+    same text would be; zoned timestamps are converted to UTC.
+    """
+    if fld == "billed_at":
+        if source_type.startswith("TIMESTAMP WITH TIME ZONE"):
+            return exp.func("timezone", exp.Literal.string("UTC"), col)
+        if source_type.startswith("TIMESTAMP") or source_type == "DATE":
+            local = exp.Cast(this=col, to=exp.DataType.build("TIMESTAMP"))
+            if mapping.timezone == "UTC":
+                return local
+            zoned = exp.func("timezone", exp.Literal.string(mapping.timezone), local)
+            return exp.func("timezone", exp.Literal.string("UTC"), zoned)
+        return None
+    if fld == "amount" and source_type.startswith(_NUMERIC_TYPES):
+        return exp.Cast(this=col, to=exp.DataType.build("DECIMAL(18,6)"))
+    return None
+
+
 def _stage_file(
     con: duckdb.DuckDBPyConnection,
     path: Path,
     mapping: InvoiceMapping,
     stage: str,
-    first: bool,
+    file_index: int,
 ) -> set[str]:
     """Append one file to the all-text staging table; return the invoice fields it provided."""
+    first = file_index == 0
     rel = _read(con, path)
     columns = list(rel.columns)
     problems: list[Problem] = []
@@ -337,15 +383,24 @@ def _stage_file(
     view = "_tc_invoice_raw"
     con.register(view, rel)
     try:
+        types = {c: str(t).upper() for c, t in zip(rel.columns, rel.dtypes, strict=True)}
         selects: list[Any] = []
+        natives: dict[str, exp.Expr] = {}
         for fld in FIELDS:
-            if fld in provided:
+            if fld not in provided:
+                selects.append(exp.alias_(_null("VARCHAR"), fld))
+                continue
+            source_type = types[provided[fld]]
+            native = _native(fld, _col(provided[fld]), source_type, mapping)
+            if native is None:
                 selects.append(exp.alias_(_text(_col(provided[fld])), fld))
             else:
-                selects.append(
-                    exp.alias_(exp.Cast(this=exp.Null(), to=exp.DataType.build("VARCHAR")), fld)
-                )
-        selects.append(exp.alias_(exp.Literal.string(str(path)), "source_file"))
+                # Already typed (Parquet, JSON): keep the value, skip the text round trip.
+                natives[fld] = native
+                selects.append(exp.alias_(_null("VARCHAR"), fld))
+        for fld, typ in (("billed_at", "TIMESTAMP"), ("amount", "DECIMAL(18,6)")):
+            selects.append(exp.alias_(natives.get(fld, _null(typ)), f"{fld}_native"))
+        selects.append(exp.alias_(exp.Literal.number(file_index), "file_index"))
         query = sqlglot.select(*selects).from_(view)
         sql = query.sql(dialect="duckdb")
         if first:
@@ -375,20 +430,75 @@ def load_invoice_into(
         raise InputError(Problem("no invoice file given", hint="pass --invoice FILE"))
     stage = "_tc_invoice_stage"
     provided: set[str] = set()
+    offsets: list[int] = []
     for i, f in enumerate(files):
-        provided |= _stage_file(con, Path(f), mapping, stage, first=i == 0)
-    # rowid of a table filled in file order is the file row (insertion order is preserved).
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _tc_invoice_rows AS SELECT *, rowid AS line_no, "  # noqa: S608
-        f"(rowid - min(rowid) OVER (PARTITION BY source_file) + 1) AS source_row FROM {stage}"
-    )
-    con.execute(f"DROP TABLE {stage}")
+        offsets.append(_table_rows(con, stage) if i else 0)
+        provided |= _stage_file(con, Path(f), mapping, stage, file_index=i)
+    # rowid of a table filled in file order is the line number; a file's rows start at its
+    # offset. File names and offsets enter as literals of a list, never as pasted text.
+    names = exp.Array(expressions=[exp.Literal.string(str(f)) for f in files])
+    starts = exp.Array(expressions=[exp.Literal.number(o) for o in offsets])
+    file_pos = exp.Add(this=exp.column("file_index"), expression=exp.Literal.number(1))
+    typed = _typed_columns(provided, mapping)
+    rows = sqlglot.select(
+        exp.Star(**{"except": [exp.column("file_index")]}),
+        exp.alias_(exp.column("rowid"), "line_no"),
+        exp.alias_(exp.func("list_extract", names, file_pos), "source_file"),
+        exp.alias_(
+            exp.Add(
+                this=exp.Sub(
+                    this=exp.column("rowid"),
+                    expression=exp.func("list_extract", starts, file_pos.copy()),
+                ),
+                expression=exp.Literal.number(1),
+            ),
+            "source_row",
+        ),
+        *typed,
+    ).from_(stage)
+    try:
+        con.execute(
+            # A view: typed columns are computed where they are read, and a typed (Parquet)
+            # invoice is never copied a second time.
+            f"CREATE OR REPLACE TEMP VIEW _tc_invoice_rows AS {rows.sql(dialect='duckdb')}",
+        )
+    except duckdb.Error as exc:
+        raise MappingError(
+            Problem(
+                f"invalid timezone or billed_at_format: {_first_line(exc)}",
+                Location(key="timezone"),
+            )
+        ) from exc
     try:
         _validate(con, provided, mapping)
         _materialize(con, table, provided, mapping)
     finally:
-        con.execute("DROP TABLE IF EXISTS _tc_invoice_rows")
+        con.execute("DROP VIEW IF EXISTS _tc_invoice_rows")
+        con.execute(f"DROP TABLE IF EXISTS {stage}")
     return summarize(con, table, [str(f) for f in files])
+
+
+def _table_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    row = _one(con, f"SELECT count(*) FROM {table}")  # noqa: S608 - our own table name
+    return int(row[0]) if row else 0
+
+
+def _typed_columns(provided: set[str], mapping: InvoiceMapping) -> list[exp.Expr]:
+    """``amount_num`` and ``billed_ts``: each text parsed once, for checks and the table alike."""
+    cols: list[exp.Expr] = []
+    if "amount" in provided:
+        cols.append(sqlglot.parse_one(
+            "coalesce(amount_native, try_cast(trim(amount) AS DECIMAL(18,6))) AS amount_num",
+            dialect="duckdb",
+        ))  # fmt: skip
+    if "billed_at" in provided:
+        empty = exp.EQ(
+            this=exp.Trim(this=exp.column("billed_at")), expression=exp.Literal.string("")
+        )
+        parsed = exp.Case(ifs=[exp.If(this=empty, true=exp.Null())], default=_ts_sql(mapping))
+        billed = exp.Coalesce(this=exp.column("billed_at_native"), expressions=[parsed])
+        cols.append(exp.alias_(billed, "billed_ts"))
+    return cols
 
 
 def _examples(
@@ -419,29 +529,74 @@ def _examples(
     return problems
 
 
-def _ts_sql(mapping: InvoiceMapping) -> tuple[str, list[Any]]:
-    """SQL turning the text ``billed_at`` into naive UTC, with its parameters."""
-    params: list[Any] = [mapping.timezone]
+def _ts_sql(mapping: InvoiceMapping) -> exp.Expr:
+    """The text ``billed_at`` as naive UTC: a syntax tree, the zone and format as literals."""
+    text = exp.Trim(this=exp.column("billed_at"))
+    local: exp.Expr
     if mapping.billed_at_format:
-        local = "try_strptime(trim(billed_at), ?)"
-        params.append(mapping.billed_at_format)
+        local = exp.func("try_strptime", text.copy(), exp.Literal.string(mapping.billed_at_format))
     else:
-        local = "try_cast(trim(billed_at) AS TIMESTAMP)"
-    sql = (
-        f"CASE WHEN regexp_matches(trim(billed_at), '{_OFFSET_RE}') "
-        "THEN timezone('UTC', try_cast(trim(billed_at) AS TIMESTAMPTZ)) "
-        f"ELSE timezone('UTC', timezone(?, {local})) END"
+        local = exp.TryCast(this=text.copy(), to=exp.DataType.build("TIMESTAMP"))
+    utc = exp.Literal.string("UTC")
+    with_offset = exp.func("regexp_matches", text.copy(), exp.Literal.string(_OFFSET_RE))
+    zoned = exp.TryCast(this=text.copy(), to=exp.DataType.build("TIMESTAMPTZ"))
+    return exp.Case(
+        ifs=[exp.If(this=with_offset, true=exp.func("timezone", utc, zoned))],
+        default=exp.func(
+            "timezone",
+            utc.copy(),
+            exp.func("timezone", exp.Literal.string(mapping.timezone), local),
+        ),
     )
-    return sql, params
 
 
 def _validate(con: duckdb.DuckDBPyConnection, provided: set[str], mapping: InvoiceMapping) -> None:
-    problems: list[Problem] = []
-    count = _one(con, "SELECT count(*) FROM _tc_invoice_rows")
-    files = [
-        r[0] for r in con.execute("SELECT DISTINCT source_file FROM _tc_invoice_rows").fetchall()
+    checks: list[tuple[str, str, str, str]] = [
+        (
+            "entity_id IS NULL OR trim(entity_id) = ''",
+            "entity_id",
+            "empty entity_id",
+            "every invoice line must name the entity it bills",
+        )
     ]
-    if not count or int(count[0]) == 0:
+    if "amount" in provided:
+        checks.append(
+            (
+                "amount IS NOT NULL AND trim(amount) <> '' AND amount_num IS NULL",
+                "amount",
+                "amount '{value}' is not a number",
+                "write plain decimal numbers such as 0.99, without currency symbols or separators",
+            )
+        )
+        checks.append(
+            (
+                "amount_num < 0",
+                "amount",
+                "negative amount {value}",
+                "an invoice line bills a positive amount; credits are computed by reconcile",
+            )
+        )
+    if "billed_at" in provided:
+        checks.append(
+            (
+                "billed_at IS NOT NULL AND trim(billed_at) <> '' AND billed_ts IS NULL",
+                "billed_at",
+                "billed_at '{value}' is not a timestamp",
+                "use ISO 8601 such as 2026-01-31 or 2026-01-31T17:05:00Z, or set "
+                "billed_at_format in the invoice mapping",
+            )
+        )
+    # One scan counts the lines and every check; the checks are fixed text written here.
+    counts_sql = "SELECT count(*), " + ", ".join(
+        f"count(*) FILTER (WHERE {where})" for where, _, _, _ in checks
+    )
+    counts = _one(con, counts_sql + " FROM _tc_invoice_rows")
+    assert counts is not None
+    if int(counts[0]) == 0:
+        files = [
+            r[0]
+            for r in con.execute("SELECT DISTINCT source_file FROM _tc_invoice_rows").fetchall()
+        ]
         raise InputError(
             Problem(
                 "the invoice is empty: no lines to reconcile",
@@ -449,48 +604,10 @@ def _validate(con: duckdb.DuckDBPyConnection, provided: set[str], mapping: Invoi
                 "check that the file has a header row and at least one line",
             )
         )
-    problems += _examples(
-        con,
-        "entity_id IS NULL OR trim(entity_id) = ''",
-        "entity_id",
-        "empty entity_id",
-        "every invoice line must name the entity it bills",
-    )
-    if "amount" in provided:
-        problems += _examples(
-            con,
-            "amount IS NOT NULL AND trim(amount) <> '' "
-            "AND try_cast(trim(amount) AS DECIMAL(18,6)) IS NULL",
-            "amount",
-            "amount '{value}' is not a number",
-            "write plain decimal numbers such as 0.99, without currency symbols or separators",
-        )
-        problems += _examples(
-            con,
-            "try_cast(trim(amount) AS DECIMAL(18,6)) < 0",
-            "amount",
-            "negative amount {value}",
-            "an invoice line bills a positive amount; credits are computed by reconcile",
-        )
-    if "billed_at" in provided:
-        ts, params = _ts_sql(mapping)
-        try:
-            problems += _examples(
-                con,
-                f"billed_at IS NOT NULL AND trim(billed_at) <> '' AND ({ts}) IS NULL",
-                "billed_at",
-                "billed_at '{value}' is not a timestamp",
-                "use ISO 8601 such as 2026-01-31 or 2026-01-31T17:05:00Z, or set "
-                "billed_at_format in the invoice mapping",
-                params,
-            )
-        except duckdb.Error as exc:
-            raise MappingError(
-                Problem(
-                    f"invalid timezone or billed_at_format: {_first_line(exc)}",
-                    Location(key="timezone"),
-                )
-            ) from exc
+    problems: list[Problem] = []
+    for (where, column, message, hint), failing in zip(checks, counts[1:], strict=True):
+        if failing:
+            problems += _examples(con, where, column, message, hint)
     if "currency" in provided:
         currencies = con.execute(
             "SELECT upper(trim(currency)) AS c, min(line_no) AS first, count(*) FROM "
@@ -521,11 +638,8 @@ def _materialize(
 ) -> None:
     entity = _normalized_id(exp.column("entity_id"), mapping.entity_id).sql(dialect="duckdb")
     params: list[Any] = []
-    if "billed_at" in provided:
-        ts, params = _ts_sql(mapping)
-        billed_at = f"CASE WHEN trim(billed_at) = '' THEN NULL ELSE {ts} END"
-    else:
-        billed_at = "CAST(NULL AS TIMESTAMP)"
+    billed_at = "billed_ts" if "billed_at" in provided else "CAST(NULL AS TIMESTAMP)"
+    amount = "amount_num" if "amount" in provided else "CAST(NULL AS DECIMAL(18,6))"
     if "currency" in provided:
         currency = "nullif(upper(trim(currency)), '')"
     elif mapping.currency:
@@ -541,9 +655,9 @@ def _materialize(
         f"{entity} AS entity_id, "
         f"CAST({billed_at} AS TIMESTAMP) AS billed_at, "
         "nullif(trim(period), '') AS period, "
-        "CAST(try_cast(trim(amount) AS DECIMAL(18,6)) AS DECIMAL(18,6)) AS amount, "
+        f"CAST({amount} AS DECIMAL(18,6)) AS amount, "
         f"{currency} AS currency, source_file, CAST(source_row AS BIGINT) AS source_row, "
-        "CAST(line_no AS BIGINT) AS line_no FROM _tc_invoice_rows ORDER BY line_no",
+        "CAST(line_no AS BIGINT) AS line_no FROM _tc_invoice_rows",
         [*params, *cur_params],
     )
 
@@ -554,15 +668,19 @@ def summarize(
     """Counts and findings of a loaded invoice table."""
     row = _one(
         con,
-        f"SELECT count(*), count(DISTINCT entity_id), count(amount), count(billed_at), "  # noqa: S608
+        f"SELECT count(*), 0, count(amount), count(billed_at), "  # noqa: S608
         f"count(period), min(currency), count(DISTINCT line_id) FROM {table}",
     )
     assert row is not None
-    dup = _one(
+    # Entities and those billed more than once, from one grouping.
+    ent = _one(
         con,
-        f"SELECT count(*) FROM (SELECT entity_id FROM {table} GROUP BY entity_id "  # noqa: S608
-        "HAVING count(*) > 1)",
+        "SELECT count(*), count(*) FILTER (WHERE n > 1) FROM "  # noqa: S608
+        f"(SELECT entity_id, count(*) AS n FROM {table} GROUP BY entity_id)",
     )
+    assert ent is not None
+    row = (row[0], ent[0], *row[2:])
+    dup = (ent[1],)
     warnings: list[str] = []
     lines = int(row[0])
     if int(row[6]) < lines:
