@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 _STAGE: Final[str] = "__tc_stage"
 _CANDIDATES: Final[str] = "__tc_candidates"
 _NEW: Final[str] = "__tc_new"
+_EXISTING: Final[str] = "__tc_existing"
 _IDENTIFIER: Final[re.Pattern[str]] = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -232,9 +233,19 @@ def _insert_new(
             .from_(_STAGE)
             .where(exp.Is(this=exp.column(PROBLEM), expression=exp.Null()))
         )
+    # The ids of this file already in the store, found by probing the store against the
+    # file's ids (a hash table of one file) rather than hashing the whole store on every
+    # ingest, which would grow with the store. Usually empty; materialised because it is small.
+    in_file = exp.select(exp.column("event_id")).from_(candidates.subquery("f"))
+    existing = (
+        exp.select(exp.column("event_id", table="e"))
+        .from_(target.copy().as_("e"))
+        .where(exp.column("event_id", table="e").isin(query=in_file))
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_EXISTING} AS {existing.sql('duckdb')}")
     stored = (
         exp.select(exp.Literal.number(1))
-        .from_(target.copy().as_("e"))
+        .from_(exp.to_table(_EXISTING).as_("e"))
         .where(
             exp.EQ(
                 this=exp.column("event_id", table="e"),
@@ -264,6 +275,7 @@ def _insert_new(
         # One event per row: insert straight from the stage.
         insert = exp.insert(exp.select(*columns).from_(new.subquery("n")), target)
         inserted = _as_int(_scalar(con, insert.sql("duckdb")))
+        con.execute(f"DROP TABLE IF EXISTS {_EXISTING}")
         return inserted, inserted
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_NEW} AS {new.sql('duckdb')}")
     insert = exp.insert(exp.select(*columns).from_(_NEW), target)
@@ -271,6 +283,7 @@ def _insert_new(
     rows = _as_int(_scalar(con, f"SELECT count(DISTINCT {ROW_COLUMN}) FROM {_NEW}"))  # noqa: S608
     con.execute(f"DROP TABLE IF EXISTS {_NEW}")
     con.execute(f"DROP TABLE IF EXISTS {_CANDIDATES}")
+    con.execute(f"DROP TABLE IF EXISTS {_EXISTING}")
     return rows, inserted
 
 
