@@ -562,20 +562,6 @@ def truth_counts(folder: Path) -> dict[str, dict[str, int]]:
     }
 
 
-def engine_available() -> bool:
-    probe = subprocess.run(
-        [sys.executable, "-c", "import truecount; truecount.count; truecount.load_definition"],
-        capture_output=True,
-        check=False,
-    )
-    return probe.returncode == 0
-
-
-def module_available(expr: str) -> bool:
-    probe = subprocess.run([sys.executable, "-c", expr], capture_output=True, check=False)
-    return probe.returncode == 0
-
-
 def compare(label: str, results: dict[str, Any], problems: list[str]) -> None:
     """Every result must equal the first; record a loud problem otherwise."""
     names = list(results)
@@ -667,13 +653,9 @@ def main() -> int:
     problems: list[str] = []
     notes: list[str] = []
     rows: dict[str, dict[str, Any]] = {}
-    have_engine = engine_available()
-    if not have_engine:
-        notes.append("`truecount.count` is not importable yet: the truecount rows are missing.")
-
     # 1. count
     if "count" not in skip:
-        names = (["truecount"] if have_engine else []) + ["duckdb"]
+        names = ["truecount", "duckdb"]
         names += [] if "pandas" in skip else ["pandas"]
         rows.update(measure(names, ctx, runs))
         compare(
@@ -695,47 +677,39 @@ def main() -> int:
 
     # 2. ingest
     if "ingest" not in skip:
-        if module_available("from truecount.ingest import ingest_files"):
-            rows.update(measure(["ingest_truecount", "ingest_duckdb"], ctx, ingest_runs))
-            loaded = rows["ingest_truecount"]["result"]
-            if loaded["loaded"] != manifest["counts"]["events"] or loaded["quarantined"]:
-                problems.append(
-                    f"ingest: loaded {loaded} but the files hold "
-                    f"{manifest['counts']['events']} events"
-                )
-        else:
-            notes.append("TODO ingest: `truecount.ingest.ingest_files` does not exist yet.")
-            rows.update(measure(["ingest_duckdb"], ctx, ingest_runs))
+        rows.update(measure(["ingest_truecount", "ingest_duckdb"], ctx, ingest_runs))
+        loaded = rows["ingest_truecount"]["result"]
+        if loaded["loaded"] != manifest["counts"]["events"] or loaded["quarantined"]:
+            problems.append(
+                f"ingest: loaded {loaded} but the files hold {manifest['counts']['events']} events"
+            )
 
     # 3. reconcile
     if "reconcile" not in skip:
-        if have_engine and module_available("from truecount.reconcile import reconcile_in"):
-            if not Path(ctx["verdicts"]).is_file():
-                _log("writing the engine's verdicts for the reconcile task ...")
-                run_child("verdicts", ctx)
-            rows.update(measure(["reconcile_truecount", "reconcile_duckdb"], ctx, runs))
-            compare(
-                "reconcile cells per period",
-                {
-                    "reconcile_duckdb": rows["reconcile_duckdb"]["result"],
-                    "reconcile_truecount": rows["reconcile_truecount"]["result"],
-                },
-                problems,
-            )
-            totals = dict.fromkeys(RECONCILE_CELLS, 0)
-            for cells in rows["reconcile_truecount"]["result"].values():
-                for c in RECONCILE_CELLS:
-                    totals[c] += cells[c]
-            for cell in ("unknown", "buyer_only"):
-                if totals[cell] != truth["cells"].get(cell, 0):
-                    problems.append(
-                        f"reconcile: {cell} = {totals[cell]} but the truth table "
-                        f"says {truth['cells'].get(cell, 0)}"
-                    )
-        else:
-            notes.append("reconcile: `truecount.reconcile` is not there yet; row left out.")
+        if not Path(ctx["verdicts"]).is_file():
+            _log("writing the engine's verdicts for the reconcile task ...")
+            run_child("verdicts", ctx)
+        rows.update(measure(["reconcile_truecount", "reconcile_duckdb"], ctx, runs))
+        compare(
+            "reconcile cells per period",
+            {
+                "reconcile_duckdb": rows["reconcile_duckdb"]["result"],
+                "reconcile_truecount": rows["reconcile_truecount"]["result"],
+            },
+            problems,
+        )
+        totals = dict.fromkeys(RECONCILE_CELLS, 0)
+        for cells in rows["reconcile_truecount"]["result"].values():
+            for c in RECONCILE_CELLS:
+                totals[c] += cells[c]
+        for cell in ("unknown", "buyer_only"):
+            if totals[cell] != truth["cells"].get(cell, 0):
+                problems.append(
+                    f"reconcile: {cell} = {totals[cell]} but the truth table "
+                    f"says {truth['cells'].get(cell, 0)}"
+                )
 
-    if args.profile and have_engine:
+    if args.profile:
         _log("profiling (EXPLAIN ANALYZE) ...")
         prof = run_child("profile", ctx)
         notes.append(

@@ -83,10 +83,6 @@ def run_reference(text: str, events: pa.Table, as_of: datetime | None) -> pd.Dat
     return evaluate(yaml.safe_load(text), events.to_pandas(), as_of)
 
 
-def engine_available() -> bool:
-    return hasattr(truecount, "count") and hasattr(truecount, "parse_definition")
-
-
 def run_engine(text: str, events: pa.Table, as_of: datetime | None) -> pd.DataFrame:
     res = truecount.count(truecount.parse_definition(text), events, as_of=as_of)
     frame: pd.DataFrame = res.verdicts.to_pandas()
@@ -96,8 +92,6 @@ def run_engine(text: str, events: pa.Table, as_of: datetime | None) -> pd.DataFr
 @pytest.fixture(params=["engine", "reference"])
 def run(request: pytest.FixtureRequest) -> Runner:
     if request.param == "engine":
-        if not engine_available():
-            pytest.skip("truecount.count is not there yet")
         return run_engine
     return run_reference
 
@@ -979,7 +973,6 @@ def _consistency_logs() -> list[tuple[str, pa.Table, datetime | None]]:
     ]
 
 
-@pytest.mark.skipif(not engine_available(), reason="truecount.count is not there yet")
 @pytest.mark.parametrize("case", range(4))
 def test_periods_and_reasons_add_up(case: int) -> None:
     text, events, as_of = _consistency_logs()[case]

@@ -359,10 +359,6 @@ def cases(draw: st.DrawFn, ambiguous: bool, quantity_focus: bool = False) -> Cas
 # ------------------------------------------------------------------------------ comparison
 
 
-def engine_available() -> bool:
-    return hasattr(truecount, "count") and hasattr(truecount, "parse_definition")
-
-
 def compare(case: Case) -> None:
     """Every verdict field the doc defines must agree; the message shows the whole example."""
     reference = evaluate(yaml.safe_load(case.yaml_text), case.events.to_pandas(), case.as_of)
@@ -393,7 +389,6 @@ def compare(case: Case) -> None:
         assert pd.Timestamp(res.as_of) == pd.Timestamp(case.events.to_pandas()["ts"].max())
 
 
-needs_engine = pytest.mark.skipif(not engine_available(), reason="truecount.count not there yet")
 PROFILE = settings(
     max_examples=160,
     deadline=None,
@@ -403,21 +398,18 @@ PROFILE = settings(
 )
 
 
-@needs_engine
 @PROFILE
 @given(cases(ambiguous=False))
 def test_engine_matches_reference(case: Case) -> None:
     compare(case)
 
 
-@needs_engine
 @PROFILE
 @given(cases(ambiguous=True))
 def test_engine_matches_reference_on_ambiguous_readings(case: Case) -> None:
     compare(case)
 
 
-@needs_engine
 @PROFILE
 @given(cases(ambiguous=False, quantity_focus=True))
 def test_engine_matches_reference_on_quantities(case: Case) -> None:
