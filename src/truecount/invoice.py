@@ -30,6 +30,7 @@ import sqlglot
 import yaml
 from sqlglot import exp
 
+from truecount.db import one_row as _one
 from truecount.errors import InputError, Location, MappingError, Problem, suggest
 from truecount.workspace import configure
 
@@ -62,14 +63,6 @@ MAX_EXAMPLES: Final[int] = 5
 _OFFSET_RE: Final[str] = r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 
 Format = Literal["csv", "jsonl", "parquet"]
-
-
-def _one(
-    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
-) -> tuple[Any, ...] | None:
-    """The first row of a query, reading the result to its end (DuckDB wants it finished)."""
-    rows = con.execute(sql, list(params or [])).fetchall()
-    return tuple(rows[0]) if rows else None
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
+from truecount.db import one_row as _one
 from truecount.engine.compile import period_key_sql as engine_period_key_sql
 from truecount.errors import InputError, Location, Problem
 from truecount.invoice import InvoiceMapping, load_invoice_into
@@ -76,14 +77,6 @@ _PERIOD_EXAMPLES: Final[dict[str, str]] = {
     "year": "2026",
 }  # fmt: skip
 _STRFTIME: Final[dict[str, str]] = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
-
-
-def _one(
-    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
-) -> tuple[Any, ...] | None:
-    """The first row of a query, reading the result to its end (DuckDB wants it finished)."""
-    rows = con.execute(sql, list(params or [])).fetchall()
-    return tuple(rows[0]) if rows else None
 
 
 # --------------------------------------------------------------------------------- periods

@@ -29,7 +29,6 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -40,6 +39,7 @@ from pydantic import (
 )
 
 from truecount.errors import Location, Problem, TermsError, suggest
+from truecount.yamlsource import parse_with_lines
 
 if TYPE_CHECKING:
     from truecount.reconcile import PeriodResult
@@ -218,17 +218,8 @@ _FIELD_TO_KEY: Final[dict[str, str]] = {"tolerance_pct": "tolerance", "discount_
 
 def parse_terms(text: str, file: str = "<string>") -> Terms:
     """Validate terms YAML; every problem names file, line and key."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise TermsError(
-            Problem(
-                f"not valid YAML: {getattr(exc, 'problem', exc)}",
-                Location(file=file, line=mark.line + 1 if mark is not None else None),
-            )
-        ) from None
-    if not isinstance(root, yaml.MappingNode):
+    root, key_lines = parse_with_lines(text, file, TermsError)
+    if not isinstance(root, dict):
         raise TermsError(
             Problem(
                 "terms must be a mapping of keys",
@@ -236,23 +227,20 @@ def parse_terms(text: str, file: str = "<string>") -> Terms:
                 "start with 'truecount_terms: 1'",
             )
         )
-    lines: dict[str, int] = {}
+    lines: dict[str, int] = {str(k[0]): v for k, v in key_lines.items() if len(k) == 1}
     data: dict[str, Any] = {}
     problems: list[Problem] = []
-    for key_node, value_node in root.value:
-        key = str(key_node.value)
-        line = key_node.start_mark.line + 1
-        lines[key] = line
+    for key, value in root.items():
         if key not in _KEYS:
             problems.append(
                 Problem(
                     f"unknown key '{key}'",
-                    Location(file=file, line=line, key=key),
+                    Location(file=file, line=lines.get(key), key=key),
                     suggest(key, _KEYS) or f"valid keys: {', '.join(_KEYS)}",
                 )
             )
             continue
-        data[key] = yaml.safe_load(yaml.serialize(value_node))
+        data[key] = value
     try:
         terms = Terms.model_validate(data)
     except ValidationError as exc:

@@ -1,9 +1,8 @@
 """Read a definition from YAML, keeping line numbers so every error says file:line and key.
 
-PyYAML's composer gives a node tree with positions; we turn it into plain data ourselves and
-remember the line of every key path. Pydantic then validates the data and reports *all*
-problems at once; each is mapped back to the line it came from, with a suggestion for
-misspelt keys.
+:mod:`truecount.yamlsource` gives plain data and the line of every key path. Pydantic then
+validates the data and reports *all* problems at once; each is mapped back to the line it came
+from, with a suggestion for misspelt keys.
 """
 
 from __future__ import annotations
@@ -11,13 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
 from pydantic import ValidationError
 
 from truecount.definition.model import Definition
 from truecount.errors import DefinitionError, Location, Problem, suggest
+from truecount.yamlsource import line_of, parse_with_lines
 
-PathKey = tuple[str | int, ...]
+PathKey = tuple[str | int, ...]  # a key path, as in pydantic's error ``loc``
 
 #: Every key the format knows, for "did you mean" suggestions on unknown keys.
 KNOWN_KEYS: Final[frozenset[str]] = frozenset(
@@ -31,66 +30,13 @@ KNOWN_KEYS: Final[frozenset[str]] = frozenset(
 )  # fmt: skip
 
 
-class _Positions:
-    """Line (1-based) of each key path in a YAML document."""
-
-    def __init__(self) -> None:
-        self.lines: dict[PathKey, int] = {}
-
-    def line_of(self, path: PathKey) -> int | None:
-        """The line of ``path``, or of its nearest ancestor that has one."""
-        while True:
-            if path in self.lines:
-                return self.lines[path]
-            if not path:
-                return None
-            path = path[:-1]
-
-
-def _to_data(node: yaml.Node, path: PathKey, pos: _Positions, file: str) -> Any:
-    pos.lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node))
-            if not isinstance(key, str):
-                raise DefinitionError(
-                    Problem(
-                        f"keys must be text, got {key!r}",
-                        Location(file=file, line=key_node.start_mark.line + 1),
-                    )
-                )
-            if key in out:
-                raise DefinitionError(
-                    Problem(
-                        f"key '{key}' appears twice",
-                        Location(file=file, line=key_node.start_mark.line + 1, key=key),
-                    )
-                )
-            pos.lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _to_data(value_node, (*path, key), pos, file)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_data(item, (*path, i), pos, file) for i, item in enumerate(node.value)]
-    return yaml.safe_load(yaml.serialize(node))
-
-
-def _compose(text: str, file: str) -> tuple[Any, _Positions]:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise DefinitionError(
-            Problem(f"not valid YAML: {reason}", Location(file=file, line=line))
-        ) from None
-    pos = _Positions()
-    if root is None:
+def _compose(text: str, file: str) -> tuple[Any, dict[PathKey, int]]:
+    data, lines = parse_with_lines(text, file, DefinitionError)
+    if data is None:
         raise DefinitionError(
             Problem("the file is empty", Location(file=file), "start with 'truecount: 1'")
         )
-    return _to_data(root, (), pos, file), pos
+    return data, lines
 
 
 def _key_path(loc: tuple[str | int, ...]) -> PathKey:
@@ -107,7 +53,7 @@ def _is_branch_tag(part: str | int) -> bool:
 _SCALAR_TAGS: Final[frozenset[str]] = frozenset({"float", "int", "str", "bool"})
 
 
-def _problems(exc: ValidationError, pos: _Positions, file: str) -> list[Problem]:
+def _problems(exc: ValidationError, lines: dict[PathKey, int], file: str) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[tuple[PathKey, str]] = set()
     for err in exc.errors(include_url=False):
@@ -134,7 +80,7 @@ def _problems(exc: ValidationError, pos: _Positions, file: str) -> list[Problem]
             continue
         seen.add(dedupe)
         problems.append(
-            Problem(message, Location(file=file, line=pos.line_of(path), key=key), hint)
+            Problem(message, Location(file=file, line=line_of(lines, path), key=key), hint)
         )
     problems.sort(key=lambda p: p.location.line or 0)
     return problems
@@ -142,7 +88,7 @@ def _problems(exc: ValidationError, pos: _Positions, file: str) -> list[Problem]
 
 def parse_definition(text: str, file: str = "<string>") -> Definition:
     """Validate a definition given as YAML text; ``file`` names it in error messages."""
-    data, pos = _compose(text, file)
+    data, lines = _compose(text, file)
     if not isinstance(data, dict):
         raise DefinitionError(
             Problem("a definition must be a mapping of keys", Location(file=file, line=1))
@@ -158,7 +104,7 @@ def parse_definition(text: str, file: str = "<string>") -> Definition:
     try:
         return Definition.model_validate(data)
     except ValidationError as exc:
-        raise DefinitionError(_problems(exc, pos, file)) from None
+        raise DefinitionError(_problems(exc, lines, file)) from None
 
 
 def load_definition(path: str | Path) -> Definition:

@@ -328,6 +328,10 @@ class Definition(_Model):
     def sha256(self) -> str:
         return hashlib.sha256(self.canonical_text.encode("utf-8")).hexdigest()
 
+    def identity(self) -> dict[str, Any]:
+        """Name, version and hash: how every JSON output names the definition it used."""
+        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+
     # ----------------------------------------------------------------- windows
     def longest_within(self) -> int:
         """Seconds after the anchor until every ``within`` window has closed (0 if none)."""

@@ -89,11 +89,7 @@ class Explanation:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "definition": {
-                "name": self.definition.name,
-                "version": self.definition.version,
-                "sha256": self.definition.sha256,
-            },
+            "definition": self.definition.identity(),
             "entity_id": self.entity_id,
             "as_of": self.as_of.isoformat(),
             "events": [

@@ -114,11 +114,7 @@ class CountResult:
     def to_json(self) -> dict[str, Any]:
         """The stable JSON shape of ``truecount count --format json`` (see README)."""
         return {
-            "definition": {
-                "name": self.definition.name,
-                "version": self.definition.version,
-                "sha256": self.definition.sha256,
-            },
+            "definition": self.definition.identity(),
             "as_of": self.as_of.isoformat(),
             "periods": [
                 {

@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from truecount.errors import Location, MappingError, Problem, suggest
-from truecount.ingest._yaml import KeyPath, line_of, load_with_lines
+from truecount.yamlsource import KeyPath, line_of, load_with_lines
 
 #: The mapping format version this code reads.
 MAPPING_FORMAT: Final[int] = 1

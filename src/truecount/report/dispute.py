@@ -24,6 +24,7 @@ from typing import Any, Final
 
 import duckdb
 
+from truecount.db import one_row as _one
 from truecount.reconcile import CELLS, CELLS_TABLE, PeriodResult, Reconciliation
 from truecount.workspace import configure
 
@@ -45,14 +46,6 @@ ENTITY_COLUMNS: Final[tuple[str, ...]] = (
     "entity_id", "cell", "disputed", "reason", "lines", "line_ids", "billed_period",
     "billed_amount", "buyer_status", "buyer_period", "anchor_ts",
 )  # fmt: skip
-
-
-def _one(
-    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
-) -> tuple[Any, ...] | None:
-    """The first row of a query, reading the result to its end (DuckDB wants it finished)."""
-    rows = con.execute(sql, list(params or [])).fetchall()
-    return tuple(rows[0]) if rows else None
 
 
 @dataclass(frozen=True)

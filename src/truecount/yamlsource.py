@@ -1,8 +1,10 @@
 """Read YAML while remembering the line every key and item came from.
 
-Validation happens after parsing, on plain Python data, so the line numbers have to be carried
-alongside: :func:`load_with_lines` returns the data and a table from *key path* (the tuple of
-keys and list indexes leading to a node, as in pydantic's error ``loc``) to its 1-based line.
+Definitions, mappings and terms are all validated after parsing, on plain Python data, so the
+line numbers have to be carried alongside: :func:`parse_with_lines` returns the data and a
+table from *key path* (the tuple of keys and list indexes leading to a node, as in pydantic's
+error ``loc``) to its 1-based line. One reader for every YAML file the user writes, so every
+file reports errors the same way.
 """
 
 from __future__ import annotations
@@ -12,61 +14,74 @@ from typing import Any
 
 import yaml
 
-from truecount.errors import Location, MappingError, Problem
+from truecount.errors import Location, MappingError, Problem, TruecountError
 
 KeyPath = tuple[str | int, ...]
 
 
-def load_with_lines(path: Path) -> tuple[Any, dict[KeyPath, int]]:
-    """Parse ``path`` with PyYAML's composer (which keeps node marks) and build plain data."""
+def load_with_lines(
+    path: Path, error: type[TruecountError] = MappingError
+) -> tuple[Any, dict[KeyPath, int]]:
+    """Read ``path`` and parse it with :func:`parse_with_lines`."""
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MappingError(
-            Problem(f"cannot read the mapping: {exc.strerror}", Location(file=str(path)))
-        ) from exc
+    except FileNotFoundError:
+        raise error(Problem("no such file", Location(file=str(path)))) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(Problem(f"cannot read: {exc}", Location(file=str(path)))) from None
+    return parse_with_lines(text, str(path), error)
+
+
+def parse_with_lines(
+    text: str, file: str, error: type[TruecountError] = MappingError
+) -> tuple[Any, dict[KeyPath, int]]:
+    """Parse with PyYAML's composer (which keeps node marks) and build plain data."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         reason = getattr(exc, "problem", None) or str(exc)
-        raise MappingError(
-            Problem(f"not valid YAML: {reason}", Location(file=str(path), line=line))
-        ) from exc
+        raise error(Problem(f"not valid YAML: {reason}", Location(file=file, line=line))) from None
     lines: dict[KeyPath, int] = {}
     if node is None:
         return None, lines
-    return _build(node, (), lines, path), lines
+    return _build(node, (), lines, file, error), lines
 
 
-def _build(node: yaml.Node, at: KeyPath, lines: dict[KeyPath, int], path: Path) -> Any:
+def _build(
+    node: yaml.Node,
+    at: KeyPath,
+    lines: dict[KeyPath, int],
+    path: str,
+    error: type[TruecountError],
+) -> Any:
     lines.setdefault(at, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             key = yaml.SafeLoader(" ").construct_object(key_node)  # scalars only
             if not isinstance(key, str | int | float | bool) or key is None:
-                raise MappingError(
+                raise error(
                     Problem(
                         "keys must be plain text",
-                        Location(file=str(path), line=key_node.start_mark.line + 1),
+                        Location(file=path, line=key_node.start_mark.line + 1),
                     )
                 )
             text_key = _scalar_text(key)
             if text_key in out:
-                raise MappingError(
+                raise error(
                     Problem(
                         f"key '{text_key}' appears twice",
-                        Location(file=str(path), line=key_node.start_mark.line + 1, key=text_key),
+                        Location(file=path, line=key_node.start_mark.line + 1, key=text_key),
                     )
                 )
             child = (*at, text_key)
             lines[child] = key_node.start_mark.line + 1
-            out[text_key] = _build(value_node, child, lines, path)
+            out[text_key] = _build(value_node, child, lines, path, error)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*at, i), lines, path) for i, item in enumerate(node.value)]
+        return [_build(item, (*at, i), lines, path, error) for i, item in enumerate(node.value)]
     return yaml.SafeLoader(" ").construct_object(node)
 
 
