@@ -709,6 +709,20 @@ def _resolve_no_verdict(con: duckdb.DuckDBPyConnection, known_table: str | None)
         _check_id_format(con, known_table)
 
 
+def _first_line_of(con: duckdb.DuckDBPyConnection, entity_id: str) -> Location:
+    """File and row of the first invoice line billing ``entity_id`` (for error messages)."""
+    row = _one(
+        con,
+        "SELECT source FROM _tc_lines WHERE entity_id = ? ORDER BY line_no LIMIT 1",
+        [entity_id],
+    )
+    source = str(row[0]) if row and row[0] is not None else ""
+    file, _, line = source.rpartition("#")
+    if file and line.isdigit():
+        return Location(file=file, row=int(line), column="entity_id")
+    return Location(column="entity_id")
+
+
 def _check_id_format(con: duckdb.DuckDBPyConnection, known_table: str) -> None:
     """Refuse to reconcile when unknown invoice ids look like export ids in another format.
 
@@ -751,15 +765,16 @@ def _check_id_format(con: duckdb.DuckDBPyConnection, known_table: str) -> None:
             Problem(
                 f"invoice id {inv!r} is not in the export, but {exp_id!r} is: "
                 f"they differ in {kind}",
-                Location(column="entity_id"),
+                _first_line_of(con, inv),
             )
         )
     n = int(total[0]) if total else 0
+    first = problems[0].location
     problems.insert(
         0,
         Problem(
             f"{n} billed ids are not in the export, and some match export ids in another format",
-            Location(column="entity_id"),
+            Location(file=first.file, column="entity_id"),
             "fix the invoice, or normalise explicitly in an invoice mapping "
             f"(--invoice-mapping) with entity_id: {{{', '.join(sorted(fixes))}}}",
         ),
