@@ -340,10 +340,15 @@ def _stage_file(
     mapping: InvoiceMapping,
     stage: str,
     file_index: int,
+    in_place: bool = False,
 ) -> set[str]:
-    """Append one file to the all-text staging table; return the invoice fields it provided."""
+    """Append one file to the staging table; return the invoice fields it provided.
+
+    ``in_place`` (one Parquet file): the stage is a view over the file with its row numbers,
+    so ten million lines are not copied before they are checked.
+    """
     first = file_index == 0
-    rel = _read(con, path)
+    rel = con.read_parquet(str(path), file_row_number=True) if in_place else _read(con, path)
     columns = list(rel.columns)
     problems: list[Problem] = []
     provided: dict[str, str] = {}
@@ -374,7 +379,10 @@ def _stage_file(
     if problems:
         raise InputError(problems)
     view = "_tc_invoice_raw"
-    con.register(view, rel)
+    if in_place:
+        rel.create_view(view, replace=True)
+    else:
+        con.register(view, rel)
     try:
         types = {c: str(t).upper() for c, t in zip(rel.columns, rel.dtypes, strict=True)}
         selects: list[Any] = []
@@ -394,14 +402,19 @@ def _stage_file(
         for fld, typ in (("billed_at", "TIMESTAMP"), ("amount", "DECIMAL(18,6)")):
             selects.append(exp.alias_(natives.get(fld, _null(typ)), f"{fld}_native"))
         selects.append(exp.alias_(exp.Literal.number(file_index), "file_index"))
+        if in_place:
+            selects.append(exp.alias_(exp.column("file_row_number"), "file_row"))
         query = sqlglot.select(*selects).from_(view)
         sql = query.sql(dialect="duckdb")
-        if first:
+        if in_place:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {stage} AS {sql}")
+        elif first:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS {sql}")
         else:
             con.execute(f"INSERT INTO {stage} {sql}")
     finally:
-        con.unregister(view)
+        if not in_place:
+            con.unregister(view)
     return set(provided)
 
 
@@ -410,8 +423,12 @@ def load_invoice_into(
     files: Sequence[str | Path],
     mapping: InvoiceMapping | None = None,
     table: str = "invoice",
-) -> InvoiceSummary:
+    summary: bool = False,
+) -> InvoiceSummary | None:
     """Load invoice files into ``table`` (replaced) on ``con``, validating every line.
+
+    ``summary=True`` also returns :func:`summarize` (distinct entities and line ids: two more
+    passes over the lines, which reconciliation itself does not need).
 
     ``table`` is a name chosen by the caller's code, never by a user. Raises
     :class:`InputError` listing every problem found (up to a few examples of each kind).
@@ -424,25 +441,29 @@ def load_invoice_into(
     stage = "_tc_invoice_stage"
     provided: set[str] = set()
     offsets: list[int] = []
+    in_place = len(files) == 1 and detect_format(files[0]) == "parquet" and Path(files[0]).is_file()
     for i, f in enumerate(files):
         offsets.append(_table_rows(con, stage) if i else 0)
-        provided |= _stage_file(con, Path(f), mapping, stage, file_index=i)
+        provided |= _stage_file(con, Path(f), mapping, stage, file_index=i, in_place=in_place)
     # rowid of a table filled in file order is the line number; a file's rows start at its
-    # offset. File names and offsets enter as literals of a list, never as pasted text.
+    # offset (in place, the file's own row number is both). File names and offsets enter as
+    # literals of a list, never as pasted text.
     names = exp.Array(expressions=[exp.Literal.string(str(f)) for f in files])
     starts = exp.Array(expressions=[exp.Literal.number(o) for o in offsets])
     file_pos = exp.Add(this=exp.column("file_index"), expression=exp.Literal.number(1))
     typed = _typed_columns(provided, mapping)
+    line_no: exp.Expr = exp.column("file_row") if in_place else exp.column("rowid")
+    start: exp.Expr = (
+        exp.Literal.number(0) if in_place else exp.func("list_extract", starts, file_pos.copy())
+    )
+    hidden = [exp.column("file_index"), *([exp.column("file_row")] if in_place else [])]
     rows = sqlglot.select(
-        exp.Star(**{"except": [exp.column("file_index")]}),
-        exp.alias_(exp.column("rowid"), "line_no"),
+        exp.Star(**{"except": hidden}),
+        exp.alias_(line_no, "line_no"),
         exp.alias_(exp.func("list_extract", names, file_pos), "source_file"),
         exp.alias_(
             exp.Add(
-                this=exp.Sub(
-                    this=exp.column("rowid"),
-                    expression=exp.func("list_extract", starts, file_pos.copy()),
-                ),
+                this=exp.Sub(this=line_no.copy(), expression=start),
                 expression=exp.Literal.number(1),
             ),
             "source_row",
@@ -465,10 +486,10 @@ def load_invoice_into(
     try:
         _validate(con, provided, mapping)
         _materialize(con, table, provided, mapping)
-    finally:
+    except BaseException:
         con.execute("DROP VIEW IF EXISTS _tc_invoice_rows")
-        con.execute(f"DROP TABLE IF EXISTS {stage}")
-    return summarize(con, table, [str(f) for f in files])
+        raise
+    return summarize(con, table, [str(f) for f in files]) if summary else None
 
 
 def _table_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
@@ -629,21 +650,20 @@ def _validate(con: duckdb.DuckDBPyConnection, provided: set[str], mapping: Invoi
 def _materialize(
     con: duckdb.DuckDBPyConnection, table: str, provided: set[str], mapping: InvoiceMapping
 ) -> None:
+    """The invoice as a view over the checked lines: each text is parsed where it is read, and
+    a typed (Parquet) invoice is never copied (reconciliation reads it two or three times)."""
     entity = _normalized_id(exp.column("entity_id"), mapping.entity_id).sql(dialect="duckdb")
-    params: list[Any] = []
     billed_at = "billed_ts" if "billed_at" in provided else "CAST(NULL AS TIMESTAMP)"
     amount = "amount_num" if "amount" in provided else "CAST(NULL AS DECIMAL(18,6))"
     if "currency" in provided:
         currency = "nullif(upper(trim(currency)), '')"
     elif mapping.currency:
-        currency = "upper(?)"
+        # a literal node rendered by SQLGlot (quoted and escaped): a view cannot take parameters
+        currency = exp.Upper(this=exp.Literal.string(mapping.currency)).sql(dialect="duckdb")
     else:
         currency = "CAST(NULL AS VARCHAR)"
-    cur_params: list[Any] = (
-        [mapping.currency] if ("currency" not in provided and mapping.currency) else []
-    )
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT "  # noqa: S608
+        f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT "  # noqa: S608
         "coalesce(nullif(trim(line_id), ''), source_file || '#' || source_row) AS line_id, "
         f"{entity} AS entity_id, "
         f"CAST({billed_at} AS TIMESTAMP) AS billed_at, "
@@ -651,7 +671,6 @@ def _materialize(
         f"CAST({amount} AS DECIMAL(18,6)) AS amount, "
         f"{currency} AS currency, source_file, CAST(source_row AS BIGINT) AS source_row, "
         "CAST(line_no AS BIGINT) AS line_no FROM _tc_invoice_rows",
-        [*params, *cur_params],
     )
 
 

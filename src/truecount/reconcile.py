@@ -422,21 +422,18 @@ def reconcile_in(
     ).from_(invoice_table)
     con.execute(f"CREATE OR REPLACE TEMP VIEW _tc_lines AS {_sql(lines)}")
 
-    # 2. the entities billed more than once. Grouping ten million text ids is the expensive
-    #    part of a reconciliation, so candidates are found by grouping 64-bit hashes of the ids,
-    #    and only the (few) candidates are grouped by the ids themselves: exact, and cheap.
-    #    The same scan gives the first and last billed period (the empty grouping set).
+    # 2. one row per billed entity: its lines, first billed period and amount, in one grouping
+    #    (the same grouping a hand-written reconciliation does); the entities billed more
+    #    than once are the few rows with lines > 1.
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _tc_hashes AS SELECT GROUPING(h) AS whole, h, "
-        "min(bperiod) AS first_period, max(bperiod) AS last_period FROM "
-        "(SELECT hash(entity_id) AS h, bperiod FROM _tc_lines) "
-        "GROUP BY GROUPING SETS ((h), ()) HAVING count(*) > 1 OR GROUPING(h) = 1"
+        "CREATE OR REPLACE TEMP TABLE _tc_billed AS SELECT entity_id, count(*) AS lines, "
+        "min(bperiod) AS billed_period, max(bperiod) AS last_period, "
+        "sum(amount) AS billed_amount, min(line_no) AS first_line "
+        "FROM _tc_lines GROUP BY entity_id"
     )
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _tc_dups AS SELECT entity_id, count(*) AS lines, "
-        "min(bperiod) AS billed_period, sum(amount) AS billed_amount, "
-        "min(line_no) AS first_line FROM _tc_lines WHERE hash(entity_id) IN "
-        "(SELECT h FROM _tc_hashes WHERE whole = 0) GROUP BY entity_id HAVING count(*) > 1"
+        "CREATE OR REPLACE TEMP TABLE _tc_dups AS SELECT entity_id, lines, billed_period, "
+        "billed_amount, first_line FROM _tc_billed WHERE lines > 1"
     )
     dup_row = _one(con, "SELECT count(*) FROM _tc_dups")
     has_dups = bool(dup_row and int(dup_row[0]) > 0)
@@ -444,7 +441,7 @@ def reconcile_in(
     # 3. the buyer's verdict per entity (collapsing `pick: each` candidates); the scope: counted
     #    entities matter in the periods from the invoice's first billed period to its last.
     _buyer_view(con, verdicts_table, vcols, setup)
-    span_row = _one(con, "SELECT first_period, last_period FROM _tc_hashes WHERE whole = 1")
+    span_row = _one(con, "SELECT min(billed_period), max(last_period) FROM _tc_billed")
     first, last = span_row if span_row else (None, None)
     if terms is not None and "currency" in icols:
         _check_currency(con, invoice_table, terms.currency)
@@ -470,22 +467,9 @@ def reconcile_in(
         "THEN 'period_mismatch' ELSE 'agreed' END",
         dialect="duckdb",
     )
-    # one row per billed entity: its line, or for a duplicate its first line with the totals
-    if has_dups:
-        billed = sqlglot.parse_one(
-            "SELECT l.entity_id, coalesce(d.lines, 1) AS lines, "
-            "coalesce(d.billed_period, l.bperiod) AS billed_period, "
-            "coalesce(d.billed_amount, l.amount) AS billed_amount FROM _tc_lines AS l "
-            "LEFT JOIN _tc_dups AS d ON d.entity_id = l.entity_id "
-            "WHERE d.entity_id IS NULL OR l.line_no = d.first_line",
-            dialect="duckdb",
-        )
-    else:
-        billed = sqlglot.parse_one(
-            "SELECT entity_id, 1 AS lines, bperiod AS billed_period, amount AS billed_amount "
-            "FROM _tc_lines",
-            dialect="duckdb",
-        )
+    billed = sqlglot.parse_one(
+        "SELECT entity_id, lines, billed_period, billed_amount FROM _tc_billed", dialect="duckdb"
+    )
     cells = (
         sqlglot.select(
             exp.alias_(
