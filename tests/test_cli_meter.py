@@ -157,3 +157,16 @@ def test_csv_out_neutralises_formulas(tmp_path: Path) -> None:
     tc("count", DEFINITION, "--events", events, "--out", out)
     text = out.read_text()
     assert "'=HYPERLINK" in text and "\n=" not in text
+
+
+def test_empty_workspace_says_why_nothing_counts(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    tc("init", ws)
+    proc = tc("count", DEFINITION, "-w", ws)
+    assert "no events in workspace" in proc.stderr
+    other = tmp_path / "other.parquet"
+    pd.DataFrame(
+        {"entity_id": ["a"], "ts": [pd.Timestamp("2026-01-01")], "type": ["created"]}
+    ).to_parquet(other)
+    proc = tc("count", DEFINITION, "--events", other)
+    assert "none is a 'closed' event by 'ai'" in proc.stderr

@@ -161,7 +161,9 @@ def _render_count(result: CountResult, d: Definition, fmt: OutputFormat) -> None
         print(buf.getvalue(), end="")
         return
     con.print(_count_table(result, d))
-    if result.reasons:
+    if result.totals.candidates == 0:
+        _explain_no_candidates(result, d)
+    if result.reasons and result.totals.not_counted:
         reasons = Table(title="why not counted", caption="a candidate may fail several conditions")
         reasons.add_column("condition")
         reasons.add_column("entities", justify="right")
@@ -173,6 +175,24 @@ def _render_count(result: CountResult, d: Definition, fmt: OutputFormat) -> None
             f"[yellow]note:[/] {result.source.rows_skipped:,} event rows were not usable "
             f"({', '.join(f'{k}: {v:,}' for k, v in result.source.skipped_reasons.items())})"
         )
+
+
+def _explain_no_candidates(result: CountResult, d: Definition) -> None:
+    """Say why a count is empty: no events at all, or none that match the anchor."""
+    rows = result.con.execute("SELECT count(*) FROM events").fetchall()
+    events = int(rows[0][0]) if rows else 0
+    err = stderr_console()
+    if events == 0:
+        err.print(
+            f"note: no events in {_escape(result.source.description)}; "
+            "load an export with 'truecount ingest FILE' first"
+        )
+        return
+    actor = f" by '{_escape(d.anchor.actor)}'" if d.anchor.actor else ""
+    err.print(
+        f"note: {events:,} events, but none is a '{_escape(d.anchor.type)}' event{actor} "
+        "at or before the as-of time: check the anchor, or the mapping's type and actor values"
+    )
 
 
 def _condition_tree(tree: Tree, c: ConditionExplanation) -> None:
