@@ -32,10 +32,28 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+import pyarrow as pa
 
 # --------------------------------------------------------------------------------------------
 # Events
 # --------------------------------------------------------------------------------------------
+
+
+#: Canonical events as the tests build them (the columns of DESIGN §5, Arrow types).
+SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("entity_id", pa.string()),
+        ("ts", pa.timestamp("us")),
+        ("type", pa.string()),
+        ("actor", pa.string()),
+        ("value", pa.float64()),
+        ("attrs", pa.string()),
+        ("source", pa.string()),
+        ("recorded_at", pa.timestamp("us")),
+        ("seq", pa.int64()),
+    ]
+)
 
 
 @dataclass(frozen=True)

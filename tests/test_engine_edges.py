@@ -20,22 +20,7 @@ import pytest
 import yaml
 
 import truecount
-from reference import canonical_rows, evaluate
-
-SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("entity_id", pa.string()),
-        ("ts", pa.timestamp("us")),
-        ("type", pa.string()),
-        ("actor", pa.string()),
-        ("value", pa.float64()),
-        ("attrs", pa.string()),
-        ("source", pa.string()),
-        ("recorded_at", pa.timestamp("us")),
-        ("seq", pa.int64()),
-    ]
-)
+from reference import SCHEMA, canonical_rows, evaluate
 
 T0 = datetime(2026, 1, 10, 10, 0, 0)
 

@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import truecount
-from reference import canonical_rows, evaluate
+from reference import SCHEMA, canonical_rows, evaluate
 
 TYPES = ("closed", "reopened", "rated", "message")
 ACTORS = ("ai", "human", "customer")
@@ -50,21 +50,6 @@ DURATIONS = ("30m", "1h", "90m", "3h", "1d", "36h", "2d", "1w", "1800s", "7200s"
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Adelaide")
 PERIODS = ("day", "week", "month", "quarter", "year")
 COMPARISONS = ("at_least", "at_most", "more_than", "less_than", "equals")
-
-SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("entity_id", pa.string()),
-        ("ts", pa.timestamp("us")),
-        ("type", pa.string()),
-        ("actor", pa.string()),
-        ("value", pa.float64()),
-        ("attrs", pa.string()),
-        ("source", pa.string()),
-        ("recorded_at", pa.timestamp("us")),
-        ("seq", pa.int64()),
-    ]
-)
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,17 @@ def load_with_lines(
     path: Path, error: type[TruecountError] = MappingError
 ) -> tuple[Any, dict[KeyPath, int]]:
     """Read ``path`` and parse it with :func:`parse_with_lines`."""
+    return parse_with_lines(read_text(path, error), str(path), error)
+
+
+def read_text(path: Path, error: type[TruecountError] = MappingError) -> str:
+    """A user's file as text; a missing or unreadable file is an error naming it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise error(Problem("no such file", Location(file=str(path)))) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise error(Problem(f"cannot read: {exc}", Location(file=str(path)))) from None
-    return parse_with_lines(text, str(path), error)
 
 
 def parse_with_lines(

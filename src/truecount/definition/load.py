@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from truecount.definition.model import Definition
 from truecount.errors import DefinitionError, Location, Problem, suggest
-from truecount.yamlsource import line_of, parse_with_lines
+from truecount.yamlsource import line_of, parse_with_lines, read_text
 
 PathKey = tuple[str | int, ...]  # a key path, as in pydantic's error ``loc``
 
@@ -110,10 +110,4 @@ def parse_definition(text: str, file: str = "<string>") -> Definition:
 def load_definition(path: str | Path) -> Definition:
     """Read and validate a definition file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DefinitionError(Problem("no such file", Location(file=str(p)))) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DefinitionError(Problem(f"cannot read: {exc}", Location(file=str(p)))) from None
-    return parse_definition(text, file=str(p))
+    return parse_definition(read_text(p, DefinitionError), file=str(p))
