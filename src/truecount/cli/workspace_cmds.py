@@ -14,6 +14,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from truecount.adapters import get_adapter, ingest_source, source_names
 from truecount.cli.app import OutputFormat, app, fail, stderr_console, stdout_console
 from truecount.ingest import IngestReport, ProgressUpdate, ingest_files
 from truecount.ingest.canonical import QUARANTINE_TABLE
@@ -45,6 +46,29 @@ def ingest(
         Path | None,
         typer.Option("--mapping", "-m", help="Mapping YAML for a non-canonical export."),
     ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            "-s",
+            help="Read a platform's own export: zendesk, intercom, salesforce, servicenow "
+            "(see 'truecount sources').",
+        ),
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            "-o",
+            help="KEY=VALUE choice for --source, e.g. -o good_rating=5 (repeatable).",
+        ),
+    ] = None,
+    partial: Annotated[
+        bool,
+        typer.Option(
+            "--partial", help="With --source: load a file even when a companion file is missing."
+        ),
+    ] = False,
     workspace: WorkspaceOption = None,
     output: Annotated[
         OutputFormat, typer.Option("--format", help="table or json.")
@@ -53,6 +77,11 @@ def ingest(
     """Load event files into the workspace: loaded, duplicate and quarantined rows per file."""
     if output is OutputFormat.csv:
         fail("--format csv is not available for ingest; use table or json")
+    if source is not None and mapping is not None:
+        fail("give --source or --mapping, not both: a source reads the platform's own shape")
+    if source is None and (option or partial):
+        fail("--option and --partial apply to --source")
+    options = _parse_options(option or [])
     ws = Workspace.open(workspace)
     err = stderr_console()
     with Progress(
@@ -70,7 +99,13 @@ def ingest(
             where = f"[{update.index}/{update.total}] {Path(update.file).name}"
             bar.update(task, description=f"{where}: {update.step}{rows}")
 
-        report = ingest_files(ws, files, mapping=mapping, progress=show)
+        if source is None:
+            report = ingest_files(ws, files, mapping=mapping, progress=show)
+        else:
+            with ws.connect() as con:
+                report = ingest_source(
+                    con, source, files, options=options, partial=partial, progress=show
+                )
     if output is OutputFormat.json:
         stdout_console().print_json(json.dumps(report.to_dict()))
         return
@@ -80,6 +115,71 @@ def ingest(
             f"{report.quarantined:,} row(s) quarantined; see 'truecount quarantine'",
             highlight=False,
         )
+
+
+def _parse_options(given: list[str]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for item in given:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"--option takes KEY=VALUE, got {item!r}")
+        options[key.strip()] = value.strip()
+    return options
+
+
+@app.command()
+def sources(
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="table or json.")
+    ] = OutputFormat.table,
+) -> None:
+    """List the platforms 'ingest --source' reads: their files and the options with defaults."""
+    if output is OutputFormat.csv:
+        fail("--format csv is not available for sources; use table or json")
+    listed: list[dict[str, Any]] = []
+    for name in source_names():
+        adapter = get_adapter(name)
+        fields = adapter.options_model.model_fields
+        defaults = adapter.options_model().described()
+        listed.append(
+            {
+                "source": name,
+                "title": adapter.title,
+                "files": [
+                    {"kind": k.name, "description": k.description, "needs": list(k.needs)}
+                    for k in adapter.kinds.values()
+                ],
+                "options": [
+                    {
+                        "name": key,
+                        "default": defaults.get(key),
+                        "description": field.description or "",
+                    }
+                    for key, field in fields.items()
+                ],
+            }
+        )
+    if output is OutputFormat.json:
+        stdout_console().print_json(json.dumps({"sources": listed}))
+        return
+    out = stdout_console()
+    for entry in listed:
+        table = Table(title=f"--source {entry['source']}: {entry['title']}", title_justify="left")
+        table.add_column("file kind")
+        table.add_column("what it holds")
+        table.add_column("needs")
+        for f in entry["files"]:
+            table.add_row(f["kind"], f["description"], ", ".join(f["needs"]))
+        out.print(table)
+        if entry["options"]:
+            opts = Table(show_header=True, box=None, padding=(0, 2))
+            opts.add_column("option")
+            opts.add_column("default")
+            opts.add_column("meaning")
+            for o in entry["options"]:
+                opts.add_row(o["name"], json.dumps(o["default"]), o["description"])
+            out.print(opts)
+        out.print()
 
 
 def _report_table(report: IngestReport) -> Table:

@@ -55,6 +55,23 @@ _IDENTIFIER: Final[re.Pattern[str]] = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
+class StagedFile:
+    """One input file with the function that stages it, for loaders other than mappings.
+
+    ``stage(con, table)`` must create the temporary table ``table`` in the *multi-event*
+    shape: every canonical column plus ``__tc_row`` (the record's number in the file),
+    ``__tc_sub`` (the event's number within its record), ``__tc_problem``,
+    ``__tc_problem_column`` and ``__tc_raw``. A record is either exactly one row with a
+    problem (quarantined) or one or more rows without (its events). ``label`` is what the
+    ingest log records in place of a mapping: which reader and which options.
+    """
+
+    path: Path
+    label: str
+    stage: Callable[[duckdb.DuckDBPyConnection, str], None]
+
+
+@dataclass(frozen=True)
 class ProgressUpdate:
     """A step of an ingest, for a progress display: which file, what is happening, how far."""
 
@@ -104,42 +121,111 @@ def load_events_into(
             source = open_source(con, Path(name))
             plan = None if source.empty else build_stage(source, mapping_file, recorded_at)
             planned.append((source, plan))
+        label = f"{mapping_file.path} sha256:{mapping_file.sha256}" if mapping_file else None
         reports = [
-            _load_one(con, source, plan, table, mapping_file, i, len(planned), progress)
+            _load_one(
+                con,
+                source.path,
+                label,
+                _mapped_stage(plan, mapping_file),
+                table,
+                i,
+                len(planned),
+                progress,
+            )
             for i, (source, plan) in enumerate(planned, start=1)
         ]
-    label = f"{mapping_file.path} sha256:{mapping_file.sha256}" if mapping_file else None
     return IngestReport(table=table, files=tuple(reports), mapping=label)
+
+
+def load_staged_into(
+    con: duckdb.DuckDBPyConnection,
+    files: Sequence[StagedFile],
+    table: str = "events",
+    progress: ProgressCallback | None = None,
+    label: str | None = None,
+) -> IngestReport:
+    """Load files that a reader other than a mapping has staged (the vendor adapters), with
+    the same quarantine, de-duplication, counting and log as :func:`load_events_into`."""
+    if not _IDENTIFIER.fullmatch(table):
+        raise ValueError(f"table name must be a plain identifier, got {table!r}")
+    _ensure_tables(con, table)
+    with _ingest_settings(con):
+        reports = [
+            _load_one(con, f.path, f.label, _adapter_stage(f), table, i, len(files), progress)
+            for i, f in enumerate(files, start=1)
+        ]
+    return IngestReport(table=table, files=tuple(reports), mapping=label)
+
+
+@dataclass(frozen=True)
+class _Staging:
+    """How to build the stage table of one file and what shape it has."""
+
+    build: Callable[[duckdb.DuckDBPyConnection], None] | None  # None: empty file
+    derived_ids: bool = False
+    #: Events derived from a status column by :func:`history_events` (mappings only).
+    closed_statuses: Sequence[str] | None = None
+    has_status: bool = False
+    #: The stage already holds several events per record, numbered by ``__tc_sub``.
+    multi: bool = False
+
+
+def _mapped_stage(plan: StagePlan | None, mapping: MappingFile | None) -> _Staging:
+    if plan is None:
+        return _Staging(build=None)
+    sql = f"CREATE OR REPLACE TEMP TABLE {_STAGE} AS {plan.query.sql('duckdb')}"
+    closed = None
+    if plan.has_status:
+        assert mapping is not None and mapping.spec.status_history is not None
+        closed = mapping.spec.status_history.closed_statuses
+
+    def build(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(sql)
+
+    return _Staging(
+        build=build,
+        derived_ids=plan.derived_ids,
+        closed_statuses=closed,
+        has_status=plan.has_status,
+    )
+
+
+def _adapter_stage(staged: StagedFile) -> _Staging:
+    def build(con: duckdb.DuckDBPyConnection) -> None:
+        staged.stage(con, _STAGE)
+
+    return _Staging(build=build, multi=True)
 
 
 def _load_one(
     con: duckdb.DuckDBPyConnection,
-    source: Source,
-    plan: StagePlan | None,
+    path: Path,
+    label: str | None,
+    staging: _Staging,
     table: str,
-    mapping: MappingFile | None,
     index: int,
     total: int,
     progress: ProgressCallback | None,
 ) -> FileReport:
     started = time.perf_counter()
-    name = str(source.path)
+    name = str(path)
 
     def tell(step: str, rows: int | None = None) -> None:
         if progress is not None:
             progress(ProgressUpdate(file=name, index=index, total=total, step=step, rows=rows))
 
     tell("hashing")
-    digest = _sha256(source.path)
+    digest = _sha256(path)
     rows_read = quarantined = loaded = events_loaded = 0
     con.begin()
     try:
         next_id = f"SELECT coalesce(max(ingest_id), 0) + 1 FROM {INGEST_LOG_TABLE}"  # noqa: S608
         ingest_id = _as_int(_scalar(con, next_id))
-        if plan is not None:
+        if staging.build is not None:
             tell("reading and checking")
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGE} AS {plan.query.sql('duckdb')}")
-            rows_read, quarantined, repeats = _counts(con, plan.derived_ids)
+            staging.build(con)
+            rows_read, quarantined, repeats = _counts(con, staging.derived_ids, staging.multi)
             tell("quarantining", rows_read)
             quarantine = (
                 f"INSERT INTO {QUARANTINE_TABLE} SELECT ?, ?, {ROW_COLUMN}, "  # noqa: S608
@@ -147,7 +233,7 @@ def _load_one(
             )
             con.execute(quarantine, [ingest_id, name])
             tell("loading", rows_read)
-            loaded, events_loaded = _insert_new(con, plan, table, mapping, repeats)
+            loaded, events_loaded = _insert_new(con, staging, table, repeats)
             con.execute(f"DROP TABLE IF EXISTS {_STAGE}")
         duplicate = rows_read - quarantined - loaded
         con.execute(
@@ -156,7 +242,7 @@ def _load_one(
                 ingest_id,
                 name,
                 digest,
-                f"{mapping.path} sha256:{mapping.sha256}" if mapping else None,
+                label,
                 rows_read,
                 loaded,
                 duplicate,
@@ -191,18 +277,20 @@ def _load_one(
     )
 
 
-def _counts(con: duckdb.DuckDBPyConnection, derived_ids: bool) -> tuple[int, int, int]:
-    """Rows, rows with a problem, and repeated event_ids among the good rows, in one scan.
+def _counts(con: duckdb.DuckDBPyConnection, derived_ids: bool, multi: bool) -> tuple[int, int, int]:
+    """Records, records with a problem, and repeated event_ids among the good rows, in one scan.
 
     Ids derived from file name and row cannot repeat within a file, so they are not counted.
+    In a multi-event stage a record spans several rows, so records are distinct row numbers.
     """
+    records = f"count(DISTINCT {ROW_COLUMN})" if multi else "count(*)"
     repeats = (
         "0"
         if derived_ids
         else f"count(*) FILTER (WHERE {PROBLEM} IS NULL) "
         f"- count(DISTINCT event_id) FILTER (WHERE {PROBLEM} IS NULL)"
     )
-    sql = f"SELECT count(*), count({PROBLEM}), {repeats} FROM {_STAGE}"  # noqa: S608
+    sql = f"SELECT {records}, count({PROBLEM}), {repeats} FROM {_STAGE}"  # noqa: S608
     row = con.execute(sql).fetchone()
     assert row is not None
     return int(row[0]), int(row[1]), int(row[2])
@@ -210,16 +298,15 @@ def _counts(con: duckdb.DuckDBPyConnection, derived_ids: bool) -> tuple[int, int
 
 def _insert_new(
     con: duckdb.DuckDBPyConnection,
-    plan: StagePlan,
+    staging: _Staging,
     table: str,
-    mapping: MappingFile | None,
     repeats: int,
 ) -> tuple[int, int]:
     """Insert the events not yet stored; return (rows loaded, events inserted)."""
     target = exp.Table(this=quoted(table))
-    if plan.has_status:
-        assert mapping is not None and mapping.spec.status_history is not None
-        derived = history_events(_STAGE, mapping.spec.status_history.closed_statuses)
+    several = staging.has_status or staging.multi
+    if staging.has_status:
+        derived = history_events(_STAGE, staging.closed_statuses)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_CANDIDATES} AS {derived.sql('duckdb')}")
         candidates = exp.select(exp.Star()).from_(_CANDIDATES)
         # A derived event id repeats only if its row's id does; count again to be sure.
@@ -227,9 +314,12 @@ def _insert_new(
             _scalar(con, f"SELECT count(*) - count(DISTINCT event_id) FROM {_CANDIDATES}")  # noqa: S608
         )
     else:
+        sub: exp.Expr = (
+            exp.column(SUB_COLUMN) if staging.multi else exp.Literal.number(0).as_(SUB_COLUMN)
+        )
         candidates = (
             exp.select(*[exp.column(c, quoted=True) for c in CANONICAL_COLUMNS])
-            .select(exp.column(ROW_COLUMN), exp.Literal.number(0).as_(SUB_COLUMN))
+            .select(exp.column(ROW_COLUMN), sub)
             .from_(_STAGE)
             .where(exp.Is(this=exp.column(PROBLEM), expression=exp.Null()))
         )
@@ -271,7 +361,7 @@ def _insert_new(
         )
         new = new.qualify(exp.EQ(this=first, expression=exp.Literal.number(1)))
     columns = [exp.column(c, quoted=True) for c in CANONICAL_COLUMNS]
-    if not plan.has_status:
+    if not several:
         # One event per row: insert straight from the stage.
         insert = exp.insert(exp.select(*columns).from_(new.subquery("n")), target)
         inserted = _as_int(_scalar(con, insert.sql("duckdb")))

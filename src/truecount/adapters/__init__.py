@@ -1,0 +1,232 @@
+"""Vendor adapters: platform exports in, canonical events out (DESIGN §5, docs/sources.md).
+
+``truecount ingest --source NAME FILE...`` goes through :func:`ingest_source`: every file is
+recognised (or refused, naming the vendor it looks like), the kinds of file the export needs
+together are checked, and each file is staged by its adapter and loaded with the same
+quarantine, de-duplication and log as a mapped file. The options an export forces (which
+author is the AI, what a binary rating means on a 1-5 scale) are recorded with every file in
+the ingest log, so reports can say which choices their numbers rest on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import duckdb
+
+from truecount.adapters.base import (
+    Adapter,
+    AdapterOptions,
+    FileKind,
+    Sniff,
+    read_csv_records,
+    read_records,
+    sniff,
+    stage_file,
+)
+from truecount.errors import InputError, Location, Problem, suggest
+from truecount.ingest.canonical import INGEST_LOG_TABLE
+from truecount.ingest.load import ProgressCallback, StagedFile, load_staged_into
+from truecount.ingest.report import IngestReport
+from truecount.ingest.source import FileFormat
+
+#: Source name -> module defining ``ADAPTER``. Imported on first use.
+_MODULES: Final[dict[str, str]] = {
+    "zendesk": "truecount.adapters.zendesk",
+    "intercom": "truecount.adapters.intercom",
+    "salesforce": "truecount.adapters.salesforce",
+    "servicenow": "truecount.adapters.servicenow",
+}
+
+#: Prefix of the ingest-log label of a file read by an adapter.
+LOG_PREFIX: Final[str] = "source "
+
+
+def source_names() -> list[str]:
+    return [name for name in _MODULES if _module(name) is not None]
+
+
+def get_adapter(name: str) -> Adapter:
+    """The adapter called ``name``; a clear error (with the nearest name) otherwise."""
+    adapter = _module(name) if name in _MODULES else None
+    if adapter is None:
+        names = source_names()
+        raise InputError(
+            Problem(
+                f"unknown source '{name}'",
+                hint=suggest(name, names) or f"sources: {', '.join(names)}",
+            )
+        )
+    return adapter
+
+
+def _module(name: str) -> Adapter | None:
+    try:
+        module = importlib.import_module(_MODULES[name])
+    except ModuleNotFoundError as exc:
+        if exc.name == _MODULES[name]:
+            return None
+        raise
+    adapter = getattr(module, "ADAPTER", None)
+    return adapter if isinstance(adapter, Adapter) else None
+
+
+@dataclass(frozen=True)
+class RecognizedFile:
+    path: Path
+    kind: FileKind
+    sniff: Sniff
+
+
+def recognize_files(
+    con: duckdb.DuckDBPyConnection, adapter: Adapter, files: Sequence[Path]
+) -> list[RecognizedFile]:
+    """The kind of every file, or one error listing every file that is not this vendor's."""
+    found: list[RecognizedFile] = []
+    problems: list[Problem] = []
+    for path in files:
+        seen = sniff(con, path)
+        if not seen.keys and path.is_file() and path.stat().st_size == 0:
+            problems.append(
+                Problem(
+                    "empty file: cannot tell which export it is",
+                    Location(file=str(path)),
+                    hint="an export with no records still has a header or a page object",
+                )
+            )
+            continue
+        kind = adapter.recognize(seen)
+        if kind is None:
+            problems.append(_not_this_vendor(adapter, seen))
+            continue
+        found.append(RecognizedFile(path, adapter.kinds[kind], seen))
+    if problems:
+        raise InputError(*problems)
+    return found
+
+
+def _not_this_vendor(adapter: Adapter, seen: Sniff) -> Problem:
+    others = [
+        f"--source {name} ({other.kinds[kind].description})"
+        for name in source_names()
+        if name != adapter.name
+        for other in [get_adapter(name)]
+        for kind in [other.recognize(seen)]
+        if kind is not None
+    ]
+    kinds = "; ".join(f"{k.name}: {k.description}" for k in adapter.kinds.values())
+    hint = (
+        f"it looks like {' or '.join(others)}"
+        if others
+        else f"{adapter.title} files read here are — {kinds}"
+    )
+    what = "columns" if seen.format is FileFormat.csv else "top-level keys"
+    return Problem(
+        f"not a {adapter.title} export this version of truecount knows: its {what} are "
+        f"{seen.shown_keys() or '(none)'}",
+        Location(file=str(seen.path)),
+        hint=hint,
+    )
+
+
+def check_needs(
+    con: duckdb.DuckDBPyConnection, adapter: Adapter, files: Sequence[RecognizedFile]
+) -> None:
+    """Refuse a partial multi-file export: a kind whose companion kind is neither in this
+    ingest nor ingested before would give a wrong picture (audits without tickets cannot say
+    which tickets the AI handled)."""
+    given = {f.kind.name for f in files}
+    before = {
+        str(r[0])
+        for r in con.execute(
+            f"SELECT DISTINCT split_part(split_part(mapping, ' ', 2), ':', 2) "  # noqa: S608
+            f"FROM {INGEST_LOG_TABLE} WHERE starts_with(mapping, $p)",
+            {"p": f"{LOG_PREFIX}{adapter.name}:"},
+        ).fetchall()
+    }
+    problems = [
+        Problem(
+            f"the {f.kind.name} file needs the {adapter.title} {need} export as well "
+            f"({adapter.kinds[need].description}), and it is neither in this ingest nor "
+            "in the workspace",
+            Location(file=str(f.path)),
+            hint=f"add the {need} file to this ingest, or pass --partial to load it anyway",
+        )
+        for f in files
+        for need in f.kind.needs
+        if need not in given and need not in before
+    ]
+    if problems:
+        raise InputError(*problems)
+
+
+def choices_label(adapter: Adapter, kind: str, options: AdapterOptions) -> str:
+    """The ingest-log label: which source and kind, and every option in force."""
+    return (
+        f"{LOG_PREFIX}{adapter.name}:{kind} options "
+        f"{json.dumps(options.described(), sort_keys=True, separators=(',', ':'))}"
+    )
+
+
+def ingest_source(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    files: Sequence[Path | str],
+    options: Mapping[str, str] | None = None,
+    partial: bool = False,
+    table: str = "events",
+    progress: ProgressCallback | None = None,
+) -> IngestReport:
+    """Read ``files`` exported from ``source`` into ``table`` of ``con``; see the module doc."""
+    from truecount.workspace import ensure_schema  # the workspace module imports ingest
+
+    adapter = get_adapter(source)
+    chosen = adapter.parse_options(options or {})
+    ensure_schema(con)
+    recognized = recognize_files(con, adapter, [Path(f) for f in files])
+    if not partial:
+        check_needs(con, adapter, recognized)
+    recorded_at = dt.datetime.now(dt.UTC)
+
+    def stager(found: RecognizedFile) -> StagedFile:
+        def stage(c: duckdb.DuckDBPyConnection, table_name: str) -> None:
+            seen = sniff(c, found.path)
+            if seen.format in (FileFormat.csv, FileFormat.parquet):
+                read_csv_records(c, found.path)
+            else:
+                read_records(c, found.path, seen.format, found.kind.array_key)
+            stage_file(
+                c, adapter, found.kind.name, chosen, table_name, found.path.name, recorded_at
+            )
+
+        return StagedFile(
+            path=found.path,
+            label=choices_label(adapter, found.kind.name, chosen),
+            stage=stage,
+        )
+
+    return load_staged_into(
+        con,
+        [stager(f) for f in recognized],
+        table=table,
+        progress=progress,
+        label=f"{LOG_PREFIX}{adapter.name} options "
+        f"{json.dumps(chosen.described(), sort_keys=True)}",
+    )
+
+
+__all__ = [
+    "Adapter",
+    "AdapterOptions",
+    "FileKind",
+    "Sniff",
+    "get_adapter",
+    "ingest_source",
+    "source_names",
+]
