@@ -301,6 +301,7 @@ def work_reconcile_truecount(ctx: Ctx) -> Result:
         known_table="events",
         definition=definition,
         fetch_entities=False,
+        cells=False,
     )
     # Periods with no cell at all (the buyer's counts outside the invoiced periods) are left
     # out, as the hand-written query has no row for them.

@@ -1014,3 +1014,27 @@ def test_periods_and_reasons_add_up(case: int) -> None:
             assert entities == len(rows), name
         else:
             assert sorted(entities) == sorted(rows["entity_id"]), name
+
+
+@pytest.mark.parametrize(("fn", "expected"), [("first", 2), ("last", 5)])
+def test_first_and_last_aggregate_put_events_without_seq_after(
+    run: Runner, fn: str, expected: int
+) -> None:
+    """At one instant an event without seq comes after those with one (docs/definition.md)."""
+    text = definition(
+        f"""
+        anchor: {{type: closed}}
+        conditions:
+          rating:
+            aggregate: {{fn: {fn}, field: value, type: rated, within: 7d, equals: {expected}}}
+        """
+    )
+    later = T0 + timedelta(hours=1)
+    events = table(
+        [
+            ev("c", "t1", T0, "closed", actor="ai"),
+            ev("a", "t1", later, "rated", value=5),
+            ev("b", "t1", later, "rated", value=2, seq=1),
+        ]
+    )
+    assert statuses(run(text, events, later + timedelta(days=8))) == {"c": "counted"}

@@ -282,3 +282,37 @@ def test_invoice_made_from_the_count_reconciles_to_zero(
             assert getattr(t, c) == 0, c
     assert t.difference_pct == 0.0 and not r.beyond_tolerance
     assert t.amount_billed == Decimal("0.99") * len(counted)
+
+
+@settings(max_examples=60, deadline=None)
+@given(scenario())
+def test_counts_from_the_join_equal_counts_from_the_cell_table_and_pandas(
+    data: tuple[pa.Table, pa.Table, list[str]],
+) -> None:
+    """Without a dispute pack the counts are aggregated straight from the join; they must be
+    the very numbers the per-entity cell table gives, and pandas' per-period cells."""
+    v, inv, known = data
+    with_cells = reconcile(v, inv, known_entities=known)
+    direct = reconcile(v, inv, known_entities=known, fetch_entities=False)
+    assert direct.entities is None
+    assert direct.periods == with_cells.periods
+    assert direct.totals == with_cells.totals
+    assert direct.reasons == with_cells.reasons
+    assert direct.primary_reasons == with_cells.primary_reasons
+
+    cells = reference_cells(v.to_pandas(), inv.to_pandas(), set(known))
+    inv_df = inv.to_pandas()
+    first_billed = inv_df.groupby("entity_id")["period"].min().to_dict()
+    anchor = dict(
+        zip(v.column("entity_id").to_pylist(), v.column("period").to_pylist(), strict=True)
+    )
+    expected: dict[tuple[str, str], int] = {}
+    for e, cell in cells.items():
+        key = (first_billed.get(e) or anchor[e], cell)
+        expected[key] = expected.get(key, 0) + 1
+    got = {(p.period, c): getattr(p, c) for p in direct.periods for c in CELLS if getattr(p, c)}
+    assert got == expected
+    lines_per_period = inv_df.groupby("period").size().to_dict()
+    for p in direct.periods:
+        assert p.vendor_lines == lines_per_period.get(p.period, 0)
+        assert p.amount_billed == Decimal("1.00") * lines_per_period.get(p.period, 0)

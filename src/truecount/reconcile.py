@@ -348,6 +348,7 @@ def reconcile(
             terms=terms,
             as_of=as_of,
             fetch_entities=fetch_entities,
+            cells=fetch_entities,
         )
 
 
@@ -362,13 +363,20 @@ def reconcile_in(
     as_of: dt.datetime | None = None,
     fetch_entities: bool = True,
     verdict_periods: Sequence[str] | None = None,
+    cells: bool = True,
 ) -> Reconciliation:
     """Reconcile tables already on ``con``; leaves :data:`CELLS_TABLE` there for reports.
 
     Table names are chosen by the calling code (never by a user). ``known_table`` needs an
     ``entity_id`` column (the events table works). ``verdict_periods`` — the periods the count
     has candidates in, when the caller knows them — saves a scan of the verdicts.
+    ``cells=False`` skips writing the per-entity cell table (nothing that needs it — a dispute
+    pack, ``fetch_entities`` — will follow): the counts are then aggregated straight from the
+    join, which is most of the cost of a reconciliation at scale. Both ways give the same
+    numbers; the tests hold them to it.
     """
+    if fetch_entities and not cells:
+        raise ValueError("fetch_entities needs the cell table (cells=True)")
     for name in (verdicts_table, invoice_table, known_table):
         if name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name):
             raise ValueError(f"table name {name!r} is not an identifier")
@@ -422,37 +430,38 @@ def reconcile_in(
     ).from_(invoice_table)
     con.execute(f"CREATE OR REPLACE TEMP VIEW _tc_lines AS {_sql(lines)}")
 
-    # 2. one row per billed entity: its lines, first billed period and amount, in one grouping
-    #    (the same grouping a hand-written reconciliation does); the entities billed more
-    #    than once are the few rows with lines > 1.
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _tc_billed AS SELECT entity_id, count(*) AS lines, "
-        "min(bperiod) AS billed_period, max(bperiod) AS last_period, "
-        "sum(amount) AS billed_amount, min(line_no) AS first_line "
-        "FROM _tc_lines GROUP BY entity_id"
+    # 2. one row per billed entity: its lines, first and last billed period, amount, in one
+    #    grouping (the same grouping a hand-written reconciliation does). With a cell table it
+    #    is materialised for the scope below; without one it stays inside the single query of
+    #    step 4, so the lines flow from the grouping through the join into the counts.
+    billed_sql = (
+        "SELECT entity_id, count(*) AS lines, min(bperiod) AS billed_period, "
+        "max(bperiod) AS last_period, count(bperiod) AS dated, "
+        "sum(amount) AS billed_amount FROM _tc_lines GROUP BY entity_id"
     )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _tc_dups AS SELECT entity_id, lines, billed_period, "
-        "billed_amount, first_line FROM _tc_billed WHERE lines > 1"
-    )
-    dup_row = _one(con, "SELECT count(*) FROM _tc_dups")
-    has_dups = bool(dup_row and int(dup_row[0]) > 0)
 
     # 3. the buyer's verdict per entity (collapsing `pick: each` candidates); the scope: counted
     #    entities matter in the periods from the invoice's first billed period to its last.
     _buyer_view(con, verdicts_table, vcols, setup)
-    span_row = _one(con, "SELECT min(billed_period), max(last_period) FROM _tc_billed")
-    first, last = span_row if span_row else (None, None)
     if terms is not None and "currency" in icols:
         _check_currency(con, invoice_table, terms.currency)
-    if first is not None:
-        in_scope: exp.Expression = exp.Between(
-            this=exp.column("period", "v"), low=_s(str(first)), high=_s(str(last))
-        )
+    in_scope: exp.Expr = exp.true()
+    if cells:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _tc_billed AS {billed_sql}")
+        span_row = _one(con, "SELECT min(billed_period), max(last_period) FROM _tc_billed")
+        if span_row and span_row[0] is not None:
+            in_scope = exp.Between(
+                this=exp.column("period", "v"), low=_s(str(span_row[0])), high=_s(str(span_row[1]))
+            )
+        billed_from: exp.Expr = exp.to_table("_tc_billed").as_("b")
     else:
-        in_scope = exp.true()
+        billed_from = cast(exp.Select, sqlglot.parse_one(billed_sql, dialect="duckdb")).subquery(
+            "b"
+        )
 
-    # 4. the cells: one full outer join of billed entities with the buyer's verdicts.
+    # 4. the cells: one full outer join of billed entities with the buyer's verdicts. Without a
+    #    cell table, counted entities outside the invoice's span are dropped after counting (the
+    #    span is only known once every line is grouped), which gives the same numbers.
     cond_cols = [
         exp.alias_(exp.column(f"{CONDITION_PREFIX}{c}", "v", quoted=True), f"{CONDITION_PREFIX}{c}")
         for c in setup.conditions
@@ -467,10 +476,7 @@ def reconcile_in(
         "THEN 'period_mismatch' ELSE 'agreed' END",
         dialect="duckdb",
     )
-    billed = sqlglot.parse_one(
-        "SELECT entity_id, lines, billed_period, billed_amount FROM _tc_billed", dialect="duckdb"
-    )
-    cells = (
+    cells_query = (
         sqlglot.select(
             exp.alias_(
                 exp.Coalesce(
@@ -488,7 +494,7 @@ def reconcile_in(
             exp.alias_(exp.column("anchor_ts", "v"), "anchor_ts"),
             *cond_cols,
         )
-        .from_(cast(exp.Select, billed).subquery("b"))
+        .from_(billed_from)
         .join("_tc_buyer AS v", on="b.entity_id = v.entity_id", join_type="FULL OUTER")
         .where(
             exp.or_(
@@ -499,10 +505,23 @@ def reconcile_in(
             )
         )
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {CELLS_TABLE} AS {_sql(cells)}")
 
-    # 5. billed entities without a verdict: in the export (no anchor) or unknown.
-    _resolve_no_verdict(con, known_table)
+    # 5. the counts: from the cell table when one is written (a dispute pack reads it), else
+    #    straight from the join. Billed entities without a verdict are grouped one by one and
+    #    sorted out afterwards: in the export without an anchor, or unknown.
+    if cells:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {CELLS_TABLE} AS {_sql(cells_query)}")
+        joined = f"{CELLS_TABLE} AS c LEFT JOIN _tc_billed AS bb ON bb.entity_id = c.entity_id"
+        _aggregate(con, joined, "bb.", setup.conditions)
+    else:
+        con.execute(f"DROP TABLE IF EXISTS {CELLS_TABLE}")
+        extra = sqlglot.select(
+            exp.column("last_period", "b").as_("last_period"),
+            exp.column("dated", "b").as_("dated"),
+        )
+        full = cells_query.select(*extra.expressions)
+        _aggregate(con, f"({_sql(full)}) AS c", "c.", setup.conditions)
+    _resolve_no_verdict(con, known_table, update_cells=cells)
 
     return _summarize(
         con,
@@ -511,7 +530,6 @@ def reconcile_in(
         as_of,
         fetch_entities,
         has_amount,
-        has_dups,
         verdicts_table,
         verdict_periods,
     )
@@ -661,34 +679,100 @@ def _buyer_view(
     con.execute(f"CREATE OR REPLACE TEMP VIEW _tc_buyer AS {_sql(select)}")
 
 
-def _resolve_no_verdict(con: duckdb.DuckDBPyConnection, known_table: str | None) -> None:
+def _aggregate(
+    con: duckdb.DuckDBPyConnection, source: str, billed: str, conditions: Sequence[str]
+) -> None:
+    """Every count a reconciliation reports, in one grouping of the per-entity cells.
+
+    ``source`` is the cell table (joined to the billed entities for their last period) or the
+    join that would fill it, as fixed SQL text built here; ``billed`` qualifies the columns
+    ``last_period`` and ``dated``. The groups are few — period, cell, anchor period, counted
+    or not, the primary reason of vendor_only entities — except that each billed entity
+    without a verdict is its own group, for :func:`_resolve_no_verdict` to sort out. Every
+    other figure (per period, per anchor period, per reason) is a sum over these groups.
+    """
+    failing = [
+        exp.alias_(
+            exp.Filter(
+                this=exp.Count(this=exp.Star()),
+                expression=exp.Where(
+                    this=exp.and_(
+                        exp.EQ(this=exp.column("cell"), expression=_s("vendor_only")),
+                        exp.EQ(this=exp.column("buyer_status"), expression=_s("not_counted")),
+                        exp.Is(this=_q(CONDITION_PREFIX + c), expression=exp.Not(this=exp.true())),
+                    )
+                ),
+            ),
+            f"_tc_fail_{i}",
+        ).sql(dialect="duckdb")
+        for i, c in enumerate(conditions)
+    ]
+    extra = "".join(f", {f}" for f in failing)
+    # Entities billed on several lines that all carry one period: their lines and money go to
+    # that period from here; the others ("spread") need the invoice read again (rare).
+    same = "lines > 1 AND dated = lines AND billed_period = last_period"
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _tc_agg AS SELECT "  # noqa: S608 - fixed text and names
+        "p, cell, buyer_period, counted, vo_reason, nv_id, nv_lines, count(*) AS n, "
+        "count(*) FILTER (WHERE lines IS NOT NULL) AS billed, "
+        "count(*) FILTER (WHERE cell = 'duplicate' AND counted) AS dup_counted, "
+        "count(*) FILTER (WHERE lines = 1) AS single_lines, "
+        "sum(billed_amount) FILTER (WHERE lines = 1) AS single_amount, "
+        "count(billed_amount) FILTER (WHERE lines = 1) AS single_amounts, "
+        f"coalesce(sum(lines) FILTER (WHERE {same}), 0) AS same_lines, "
+        f"sum(billed_amount) FILTER (WHERE {same}) AS same_amount, "
+        f"count(billed_amount) FILTER (WHERE {same}) AS same_amounts, "
+        f"count(*) FILTER (WHERE lines > 1 AND NOT ({same})) AS spread, "
+        f"min(billed_period) AS first_billed, max(last_period) AS last_billed{extra} "
+        "FROM (SELECT c.*, "
+        f"{billed}last_period AS last_period, {billed}dated AS dated, "
+        "coalesce(c.billed_period, c.buyer_period, '-') AS p, "
+        "coalesce(c.buyer_status = 'counted', false) AS counted, "
+        "CASE WHEN c.cell = 'vendor_only' THEN c.reason END AS vo_reason, "
+        "CASE WHEN c.cell = '_no_verdict' THEN c.entity_id END AS nv_id, "
+        "CASE WHEN c.cell = '_no_verdict' THEN c.lines END AS nv_lines "
+        f"FROM {source}) AS c "
+        "GROUP BY p, cell, buyer_period, counted, vo_reason, nv_id, nv_lines"
+    )
+    # Counted entities the vendor never billed matter only inside the invoice's span.
+    con.execute(
+        "DELETE FROM _tc_agg WHERE cell = 'buyer_only' AND p NOT BETWEEN "
+        "(SELECT min(first_billed) FROM _tc_agg) AND (SELECT max(last_billed) FROM _tc_agg)"
+    )
+
+
+def _resolve_no_verdict(
+    con: duckdb.DuckDBPyConnection, known_table: str | None, update_cells: bool
+) -> None:
     """Billed entities with no verdict: in the export without an anchor, or unknown.
 
     They are few, so they go to a small table first; joining that with the export's ids lets
-    DuckDB build its hash table on the small side.
+    DuckDB build its hash table on the small side. ``_tc_nv`` / ``_tc_nv_known`` stay on the
+    connection for the summary.
     """
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _tc_nv AS SELECT entity_id, lines "  # noqa: S608
-        f"FROM {CELLS_TABLE} WHERE cell = '_no_verdict'"
+        "CREATE OR REPLACE TEMP TABLE _tc_nv AS SELECT nv_id AS entity_id, nv_lines AS lines, "
+        "p FROM _tc_agg WHERE nv_id IS NOT NULL"
     )
     n = _one(con, "SELECT count(*) FROM _tc_nv")
-    if not n or int(n[0]) == 0:
-        return
-    if known_table is not None:
+    if known_table is not None and n and int(n[0]) > 0:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _tc_nv_known AS SELECT DISTINCT n.entity_id "  # noqa: S608
             f"FROM {known_table} k JOIN _tc_nv n ON k.entity_id = n.entity_id"
         )
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE _tc_nv_known (entity_id VARCHAR)")
-    con.execute(
-        f"UPDATE {CELLS_TABLE} SET "  # noqa: S608
-        "cell = CASE WHEN entity_id IN (SELECT entity_id FROM _tc_nv_known) THEN "
-        "(CASE WHEN lines > 1 THEN 'duplicate' ELSE 'vendor_only' END) ELSE 'unknown' END, "
-        "reason = CASE WHEN entity_id IN (SELECT entity_id FROM _tc_nv_known) "
-        "THEN ? ELSE NULL END WHERE cell = '_no_verdict'",
-        [NO_ANCHOR],
-    )
+    if not n or int(n[0]) == 0:
+        return
+    if update_cells:
+        con.execute(
+            f"UPDATE {CELLS_TABLE} SET "  # noqa: S608
+            "cell = CASE WHEN entity_id IN (SELECT entity_id FROM _tc_nv_known) THEN "
+            "(CASE WHEN lines > 1 THEN 'duplicate' ELSE 'vendor_only' END) ELSE 'unknown' END, "
+            "reason = CASE WHEN entity_id IN (SELECT entity_id FROM _tc_nv_known) "
+            "THEN ? ELSE NULL END WHERE cell = '_no_verdict'",
+            [NO_ANCHOR],
+        )
     if known_table is not None:
         _check_id_format(con, known_table)
 
@@ -732,7 +816,10 @@ def _check_id_format(con: duckdb.DuckDBPyConnection, known_table: str) -> None:
     ).fetchall()
     if not rows:
         return
-    total = _one(con, f"SELECT count(*) FROM {CELLS_TABLE} WHERE cell = 'unknown'")  # noqa: S608
+    total = _one(
+        con,
+        "SELECT count(*) FROM _tc_nv WHERE entity_id NOT IN (SELECT entity_id FROM _tc_nv_known)",
+    )
     problems: list[Problem] = []
     fixes: set[str] = set()
     for invoice_id, export_id in rows[:5]:
@@ -773,56 +860,76 @@ def _summarize(
     as_of: dt.datetime | None,
     fetch_entities: bool,
     has_amount: bool,
-    has_dups: bool,
     verdicts_table: str,
     verdict_periods: Sequence[str] | None,
 ) -> Reconciliation:
-    # One scan of the cells, grouped two ways: by the entity's period (billed period, else
-    # anchor period) for the cells, and by anchor period for the buyer's count. The buyer's
-    # count covers counted entities in scope and counted entities the vendor billed in any
-    # period, so that in total buyer_counted = agreed + buyer_only + period_mismatch + the
-    # counted duplicates. Lines and money of single-line entities come from the same scan;
-    # the lines of duplicates are added by their own billed period below.
-    counts = ", ".join(f"count(*) FILTER (WHERE cell = '{c}')" for c in CELLS)
-    rows = con.execute(
-        "SELECT GROUPING(p) AS by_anchor, coalesce(p, buyer_period, '-') AS key, "  # noqa: S608
-        f"count(*) FILTER (WHERE lines IS NOT NULL), {counts}, "
-        "count(*) FILTER (WHERE cell = 'duplicate' AND buyer_status = 'counted'), "
-        "count(*) FILTER (WHERE lines = 1), sum(billed_amount) FILTER (WHERE lines = 1), "
-        "count(billed_amount) FILTER (WHERE lines = 1), "
-        "count(*) FILTER (WHERE buyer_status = 'counted') "
-        f"FROM (SELECT *, coalesce(billed_period, buyer_period, '-') AS p FROM {CELLS_TABLE}) "
-        "GROUP BY GROUPING SETS ((p), (buyer_period))"
-    ).fetchall()
+    # The grouping of _aggregate: per period (billed period, else anchor period) and cell, and
+    # per anchor period for the buyer's count. The buyer's count covers counted entities in
+    # scope and counted entities the vendor billed in any period, so that in total
+    # buyer_counted = agreed + buyer_only + period_mismatch + the counted duplicates. Lines
+    # and money of single-line entities come from the same grouping; those of entities billed
+    # more than once are added by their own billed period below.
     per: dict[str, dict[str, Any]] = {}
     money: dict[str, list[Any]] = {}
     billed_keys: dict[str, int] = {}
-    n_cells = len(CELLS)
-    for r in rows:
-        if int(r[0]) == 1:  # grouped by anchor period
-            if r[1] is not None and int(r[-1]) > 0:
-                per.setdefault(str(r[1]), {})["buyer_counted"] = int(r[-1])
-            continue
-        key = str(r[1])
-        d = per.setdefault(key, {})
-        d["vendor_billed"] = int(r[2])
-        for i, c in enumerate(CELLS):
-            d[c] = int(r[3 + i])
-        d["duplicate_counted"] = int(r[3 + n_cells])
-        money[key] = [int(r[4 + n_cells]), r[5 + n_cells], int(r[6 + n_cells])]
-        if int(r[2]) > 0:
-            billed_keys[key] = int(r[4 + n_cells])
-    if has_dups:
+    failing = [0] * len(setup.conditions)
+    spread = 0
+
+    def add_money(key: str, n_lines: int, total: Any, n_amounts: int) -> None:
+        m = money.setdefault(key, [0, None, 0])
+        m[0] += n_lines
+        m[1] = total if m[1] is None else (m[1] + total if total is not None else m[1])
+        m[2] += n_amounts
+        if n_lines:
+            billed_keys[key] = billed_keys.get(key, 0) + n_lines
+
+    fails_sql = "".join(f", sum(_tc_fail_{i})" for i in range(len(setup.conditions)))
+    by_cell = (
+        "SELECT p, cell, sum(n), sum(billed), sum(dup_counted), sum(single_lines), "  # noqa: S608
+        "sum(single_amount), sum(single_amounts), sum(same_lines), sum(same_amount), "
+        f"sum(same_amounts), sum(spread){fails_sql} FROM _tc_agg GROUP BY p, cell"
+    )
+    for row in con.execute(by_cell).fetchall():
+        key, cell, n, billed, dup_counted = str(row[0]), str(row[1]), *map(int, row[2:5])
+        d = per.setdefault(key, dict.fromkeys(("vendor_billed", *CELLS, "duplicate_counted"), 0))
+        d["vendor_billed"] += billed
+        if cell in d:
+            d[cell] += n
+        d["duplicate_counted"] += dup_counted
+        add_money(key, int(row[5]), row[6], int(row[7]))
+        add_money(key, int(row[8]), row[9], int(row[10]))
+        spread += int(row[11])
+        failing = [a + int(b) for a, b in zip(failing, row[12:], strict=True)]
+    for key, counted in con.execute(
+        "SELECT buyer_period, sum(n) FROM _tc_agg WHERE counted AND buyer_period IS NOT NULL "
+        "GROUP BY 1"
+    ).fetchall():
+        per.setdefault(str(key), {})["buyer_counted"] = int(counted)
+    # Billed entities without a verdict, now sorted: unknown, or no anchor in the export.
+    no_anchor = 0
+    for key, unknown, lone, several in con.execute(
+        "SELECT n.p, count(*) FILTER (WHERE k.entity_id IS NULL), "
+        "count(*) FILTER (WHERE k.entity_id IS NOT NULL AND n.lines = 1), "
+        "count(*) FILTER (WHERE k.entity_id IS NOT NULL AND n.lines > 1) "
+        "FROM _tc_nv AS n LEFT JOIN _tc_nv_known AS k ON k.entity_id = n.entity_id GROUP BY 1"
+    ).fetchall():
+        d = per.setdefault(str(key), {})
+        d["unknown"] = d.get("unknown", 0) + int(unknown)
+        d["vendor_only"] = d.get("vendor_only", 0) + int(lone)
+        d["duplicate"] = d.get("duplicate", 0) + int(several)
+        no_anchor += int(lone)
+    if spread:
+        # Entities billed on several lines in different periods (or undated): lines and money
+        # by each line's own period, which needs the invoice lines read again.
         for key, n_lines, total, n_amounts in con.execute(
-            "SELECT coalesce(l.bperiod, c.buyer_period, '-'), count(*), sum(l.amount), "  # noqa: S608
-            "count(l.amount) FROM _tc_lines AS l JOIN _tc_dups AS d ON d.entity_id = l.entity_id "
-            f"LEFT JOIN {CELLS_TABLE} AS c ON c.entity_id = l.entity_id GROUP BY 1"
+            "SELECT coalesce(l.bperiod, v.period, '-'), count(*), sum(l.amount), "
+            "count(l.amount) FROM _tc_lines AS l JOIN (SELECT entity_id FROM _tc_lines "
+            "GROUP BY entity_id HAVING count(*) > 1 AND NOT "
+            "(count(bperiod) = count(*) AND min(bperiod) = max(bperiod))) AS d "
+            "ON d.entity_id = l.entity_id "
+            "LEFT JOIN _tc_buyer AS v ON v.entity_id = l.entity_id GROUP BY 1"
         ).fetchall():
-            m = money.setdefault(str(key), [0, None, 0])
-            m[0] += int(n_lines)
-            m[1] = total if m[1] is None else (m[1] + total if total is not None else m[1])
-            m[2] += int(n_amounts)
-            billed_keys[str(key)] = billed_keys.get(str(key), 0) + int(n_lines)
+            add_money(str(key), int(n_lines), total, int(n_amounts))
     _check_periods(con, setup, verdicts_table, billed_keys, verdict_periods)
     for key, (n_lines, total, n_amounts) in money.items():
         d = per.setdefault(key, {})
@@ -853,35 +960,21 @@ def _summarize(
         periods = apply_terms(terms, periods)
     totals = _totals(periods, tolerance)
 
-    # reasons: every failing condition among vendor_only entities (one scan), then the
-    # reasons that are not conditions (no anchor, excluded) from the primary-reason counts.
+    # reasons: every failing condition among vendor_only entities, then the reasons that are
+    # not conditions (no anchor, excluded) from the primary-reason counts.
     order = {c: i for i, c in enumerate(setup.conditions)}
     primary = [
         (str(r), int(n))
         for r, n in con.execute(
-            f"SELECT reason, count(*) FROM {CELLS_TABLE} WHERE cell = 'vendor_only' "  # noqa: S608
-            "GROUP BY reason"
+            "SELECT vo_reason, sum(n) FROM _tc_agg WHERE vo_reason IS NOT NULL GROUP BY 1"
         ).fetchall()
     ]
+    if no_anchor:
+        primary.append((NO_ANCHOR, no_anchor))
     primary.sort(key=lambda x: (order.get(x[0], len(order)), -x[1], x[0]))
-    reasons: list[tuple[str, int]] = []
-    if setup.conditions:
-        failing = [
-            exp.Filter(
-                this=exp.Count(this=exp.Star()),
-                expression=exp.Where(
-                    this=exp.and_(
-                        exp.EQ(this=exp.column("buyer_status"), expression=_s("not_counted")),
-                        exp.Is(this=_q(CONDITION_PREFIX + c), expression=exp.Not(this=exp.true())),
-                    )
-                ),
-            )
-            for c in setup.conditions
-        ]
-        query = sqlglot.select(*failing).from_(CELLS_TABLE).where("cell = 'vendor_only'")
-        row = _one(con, _sql(query))
-        if row is not None:
-            reasons += [(c, int(n)) for c, n in zip(setup.conditions, row, strict=True) if n]
+    reasons: list[tuple[str, int]] = [
+        (c, n) for c, n in zip(setup.conditions, failing, strict=True) if n
+    ]
     reasons += [(r, n) for r, n in primary if r not in order]
 
     entities = None

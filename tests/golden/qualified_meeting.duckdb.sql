@@ -40,7 +40,7 @@ WITH anchors /* anchor: each meeting_booked by ai where attrs.kind in ('demo', '
       AND e.ts <= a.anchor_ts) AS leaf4_hits, /* leaf 4: no_show within 90 days before the anchor */
     ARG_MAX(
       TRY_CAST(e.attrs ->> '$.score' AS DOUBLE),
-      STRFTIME(e.ts, '%Y-%m-%d %H:%M:%S.%f') || '|' || LPAD(CAST(COALESCE(e.seq, 0) AS TEXT), 20, '0') || '|' || COALESCE(e.event_id, '')
+      STRFTIME(e.ts, '%Y-%m-%d %H:%M:%S.%f') || '|' || COALESCE(LPAD(CAST(e.seq AS TEXT), 20, '0'), '~') || '|' || COALESCE(e.event_id, '')
     ) FILTER(WHERE
       e.type = 'scored') AS leaf5_hits, /* leaf 5: scored at any time */
     COUNT(*) FILTER(WHERE

@@ -37,7 +37,7 @@ WITH anchors /* anchor: each meeting_booked by ai where attrs.kind in ('demo', '
       CONCAT(
         DATE_FORMAT(e.ts, 'yyyy-MM-dd HH:mm:ss.SSSSSS'),
         '|',
-        LPAD(CAST(COALESCE(e.seq, 0) AS STRING), 20, '0'),
+        COALESCE(LPAD(CAST(e.seq AS STRING), 20, '0'), '~'),
         '|',
         COALESCE(e.event_id, '')
       )

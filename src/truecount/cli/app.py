@@ -35,6 +35,8 @@ _VERB_MODULES: Final[tuple[str, ...]] = (
     "truecount.cli.meter_cmds",
     "truecount.cli.reconcile_cmds",
     "truecount.cli.demo_cmds",
+    "truecount.cli.check_cmds",
+    "truecount.cli.library_cmds",
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

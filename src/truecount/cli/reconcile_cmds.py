@@ -87,6 +87,7 @@ def reconcile_cmd(
                 terms=t,
                 as_of=result.as_of,
                 fetch_entities=False,
+                cells=out is not None,
             )
         if out is not None:
             pack = write_dispute_pack(

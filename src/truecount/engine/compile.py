@@ -361,8 +361,14 @@ def _ordering_key() -> exp.Expr:
     number and the event id sorts exactly as the three columns would.
     """
     ts_text = exp.TimeToStr(this=_col("ts", _E), format=_str("%Y-%m-%d %H:%M:%S.%f"))
-    seq = exp.Coalesce(this=_col("seq", _E), expressions=[_num(0)])
-    seq_text = exp.func("LPAD", exp.cast(seq, exp.DataType.build("VARCHAR")), _num(20), _str("0"))
+    # An event without seq sorts after those with one at the same instant ('~' > any digit),
+    # as docs/definition.md says and as the anchor's ORDER BY ... NULLS LAST does.
+    seq_text = exp.Coalesce(
+        this=exp.func(
+            "LPAD", exp.cast(_col("seq", _E), exp.DataType.build("VARCHAR")), _num(20), _str("0")
+        ),
+        expressions=[_str("~")],
+    )
     return exp.func(
         "CONCAT",
         ts_text,
@@ -511,7 +517,9 @@ def compile_definition(
 
     ``entity_id`` restricts the query to one entity (for ``explain``); it becomes a literal.
     ``ordered=False`` leaves out the final sort, for callers that aggregate or sort later.
-    ``with_leaves=True`` adds ``leafN_hits`` and ``leafN_pass`` per leaf condition (``explain``).
+    ``with_leaves=True`` adds ``leafN_hits`` and ``leafN_pass`` per leaf condition (``explain``),
+    and ``leafN_has_data`` (events of the leaf's type, 0 = ``if_no_data`` applied) per leaf that
+    has ``if_no_data`` (``check``).
     """
     plan = _plan(definition)
     as_of_sql = _ts_literal(as_of)
@@ -635,7 +643,8 @@ def compile_definition(
                 _col(f"leaf{leaf.index}_{kind}", "s")
                 for leaf in plan.leaves
                 for kind in ("hits", "pass")
-            ]
+            ],
+            *[_col(leaf.data, "s") for leaf in plan.leaves if leaf.cond.if_no_data is not None],
         )
     inner = exp.select(
         exp.Column(this=exp.Star(), table=exp.to_identifier("m")),
