@@ -63,7 +63,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_count_json_matches_pandas(workspace: Path) -> None:
     expected = pandas_resolved(pd.read_csv(SUPPORT / "events.csv"))
     got = json.loads(tc("count", DEFINITION, "-w", workspace, "--format", "json").stdout)
-    assert set(got) == {"definition", "as_of", "periods", "reasons"}
+    assert set(got) == {"definition", "as_of", "periods", "reasons", "choices"}
+    assert got["choices"] == []  # canonical files: no adapter, no choices
     for period in got["periods"]:
         sub = expected[expected["period"] == period["period"]]
         assert period["candidates"] == len(sub)

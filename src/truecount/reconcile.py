@@ -176,6 +176,8 @@ class Reconciliation:
     #: Per-entity cells (entity_id, cell, reason, lines, ...) when fetched; see CELLS_TABLE.
     entities: pa.Table | None = None
     warnings: tuple[str, ...] = ()
+    #: Adapter options the events were read with (docs/sources.md), as JSON objects.
+    choices: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def beyond_tolerance(self) -> bool:
@@ -234,6 +236,7 @@ class Reconciliation:
                 }
                 for s in self.waterfall()
             ],
+            "choices": [dict(c) for c in self.choices],
         }
 
     def to_json_text(self) -> str:

@@ -21,6 +21,7 @@ from typing import Final
 import duckdb
 
 from truecount.adapters.base import (
+    STORE,
     Adapter,
     AdapterOptions,
     FileKind,
@@ -107,7 +108,7 @@ def recognize_files(
             continue
         found.append(RecognizedFile(path, adapter.kinds[kind], seen))
     if problems:
-        raise InputError(*problems)
+        raise InputError(problems)
     return found
 
 
@@ -163,7 +164,19 @@ def check_needs(
         if need not in given and need not in before
     ]
     if problems:
-        raise InputError(*problems)
+        raise InputError(problems)
+
+
+def load_order(adapter: Adapter, files: Sequence[RecognizedFile]) -> list[RecognizedFile]:
+    """The files in loading order: a kind after the kinds it reads from the store
+    (:attr:`FileKind.reads`), otherwise in the order given, so the order of a command line
+    never changes what an ingest stores."""
+
+    def depth(kind: str, seen: frozenset[str] = frozenset()) -> int:
+        reads = [k for k in adapter.kinds[kind].reads if k in adapter.kinds and k not in seen]
+        return max((1 + depth(k, seen | {kind}) for k in reads), default=0)
+
+    return sorted(files, key=lambda f: depth(f.kind.name))
 
 
 def choices_label(adapter: Adapter, kind: str, options: AdapterOptions) -> str:
@@ -192,10 +205,13 @@ def ingest_source(
     recognized = recognize_files(con, adapter, [Path(f) for f in files])
     if not partial:
         check_needs(con, adapter, recognized)
+    recognized = load_order(adapter, recognized)
     recorded_at = dt.datetime.now(dt.UTC)
 
     def stager(found: RecognizedFile) -> StagedFile:
         def stage(c: duckdb.DuckDBPyConnection, table_name: str) -> None:
+            # table: checked to be a plain identifier by load_staged_into before any stage
+            c.execute(f'CREATE OR REPLACE TEMP VIEW {STORE} AS SELECT * FROM "{table}"')  # noqa: S608
             seen = sniff(c, found.path)
             if seen.format in (FileFormat.csv, FileFormat.parquet):
                 read_csv_records(c, found.path)

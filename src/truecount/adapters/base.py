@@ -44,6 +44,9 @@ from truecount.ingest.source import ROW_COLUMN, FileFormat, detect_format
 RECORD: Final[str] = "__tc_record"  # the vendor record as JSON (JSON inputs)
 SUB: Final[str] = "__tc_sub"
 RECORDS_TABLE: Final[str] = "__tc_records"
+#: A view of the events already stored (earlier ingests and earlier files of this one), for
+#: kinds whose meaning depends on a companion file (see :attr:`FileKind.reads`).
+STORE: Final[str] = "__tc_store"
 _LINE: Final[str] = "__tc_line"
 _INDEX: Final[str] = "__tc_index"
 
@@ -81,6 +84,9 @@ class Sniff:
     file), or the CSV header's columns. ``array_keys`` are those keys whose values are arrays
     (a page's record list). ``record_keys`` are the keys of the records themselves: of the
     page's array elements when the file is paged, else the same as ``keys``.
+    ``element_keys`` are the keys of the objects inside the top-level objects' arrays (the
+    first records of every page array, whatever its key): a page key as generic as
+    ``result`` only tells a kind when its records' fields are seen too.
     """
 
     path: Path
@@ -88,6 +94,7 @@ class Sniff:
     keys: frozenset[str]
     array_keys: frozenset[str]
     record_keys: frozenset[str]
+    element_keys: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:
@@ -109,6 +116,9 @@ class FileKind:
     needs: tuple[str, ...] = ()
     #: For paged JSON: the key of the page's record array.
     array_key: str | None = None
+    #: Kinds whose stored events this kind's SQL consults through :data:`STORE` (e.g. which
+    #: statuses are closed); files of those kinds are loaded first within one ingest.
+    reads: tuple[str, ...] = ()
 
 
 class Adapter(ABC):
@@ -133,7 +143,9 @@ class Adapter(ABC):
         table has the file's columns as text. Every record must give at least one row: its
         events (``__tc_problem`` NULL, numbered by ``__tc_sub`` from 0) or exactly one row
         with a problem. ``attrs`` should carry ``origin``; ``vendor`` and ``record`` are
-        added for you. The SQL text is fixed: options and names are parameters.
+        added for you. The SQL text is fixed: options and names are parameters. A kind that
+        declares :attr:`FileKind.reads` may also select from the view :data:`STORE` (the
+        events stored so far, in the canonical columns).
         """
 
     def parse_options(self, given: Mapping[str, str]) -> AdapterOptions:
@@ -148,14 +160,14 @@ class Adapter(ABC):
             if key not in fields
         ]
         if problems:
-            raise InputError(*problems)
+            raise InputError(problems)
         try:
             return self.options_model.model_validate(
                 {k: _option_value(v) for k, v in given.items()}
             )
         except ValidationError as exc:
             raise InputError(
-                *[
+                [
                     Problem(
                         f"option '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}",
                         hint=f"given {err.get('input')!r}",
@@ -209,11 +221,17 @@ def sniff(con: duckdb.DuckDBPyConnection, path: Path) -> Sniff:
         SELECT 'element', unnest(json_keys(e)) FROM (
             SELECT unnest(CAST(j AS JSON[])) AS e FROM top WHERE json_type(j) = 'ARRAY'
         ) WHERE json_type(e) = 'OBJECT'
+        UNION
+        SELECT 'page', unnest(json_keys(e)) FROM (
+            SELECT unnest(CAST(j -> ('$."' || k || '"') AS JSON[])[1:20]) AS e
+            FROM keyed WHERE json_type(j -> ('$."' || k || '"')) = 'ARRAY'
+        ) WHERE json_type(e) = 'OBJECT'
         """  # noqa: S608 - fixed text
     ).fetchall()
     keys = frozenset(str(k) for t, k in rows if t in ("key", "element"))
     arrays = frozenset(str(k) for t, k in rows if t == "array")
-    return Sniff(path, fmt, keys, arrays, keys)
+    elements = frozenset(str(k) for t, k in rows if t == "page")
+    return Sniff(path, fmt, keys, arrays, keys, elements)
 
 
 def with_record_keys(con: duckdb.DuckDBPyConnection, found: Sniff, array_key: str) -> Sniff:
@@ -228,7 +246,12 @@ def with_record_keys(con: duckdb.DuckDBPyConnection, found: Sniff, array_key: st
         {"k": _key_path(array_key)},
     ).fetchall()
     return Sniff(
-        found.path, found.format, found.keys, found.array_keys, frozenset(str(r[0]) for r in rows)
+        found.path,
+        found.format,
+        found.keys,
+        found.array_keys,
+        frozenset(str(r[0]) for r in rows),
+        found.element_keys,
     )
 
 
@@ -357,7 +380,7 @@ def read_csv_records(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {RECORDS_TABLE} AS
-            SELECT COLUMNS(c -> c <> 'file_row_number')::VARCHAR,
+            SELECT COLUMNS(lambda c: c <> 'file_row_number')::VARCHAR,
                    file_row_number + 1 AS {ROW_COLUMN},
                    CAST(NULL AS VARCHAR) AS {PROBLEM}
             FROM {reader}

@@ -7,12 +7,13 @@ import csv
 import datetime as dt
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from truecount.cli.app import EXIT_OK, OutputFormat, app, fail, stderr_console, stdout_console
@@ -22,6 +23,7 @@ from truecount.engine.compile import DIALECTS, compile_sql
 from truecount.engine.explain import ConditionExplanation, explain
 from truecount.engine.run import CountResult, count
 from truecount.engine.source import EventsInput
+from truecount.ingest.choices import Choice
 from truecount.workspace import Workspace
 
 DefArg = Annotated[Path, typer.Argument(help="The outcome definition (YAML).", show_default=False)]
@@ -170,11 +172,19 @@ def _render_count(result: CountResult, d: Definition, fmt: OutputFormat) -> None
         for r in result.reasons:
             reasons.add_row(r.condition, f"{r.entities:,}")
         con.print(reasons)
+    show_choices(result.source.choices)
     if result.source.rows_skipped:
         stderr_console().print(
             f"[yellow]note:[/] {result.source.rows_skipped:,} event rows were not usable "
             f"({', '.join(f'{k}: {v:,}' for k, v in result.source.skipped_reasons.items())})"
         )
+
+
+def show_choices(choices: Sequence[Choice]) -> None:
+    """Print the adapter options the events were read with: every number depends on them."""
+    out = stdout_console()
+    for c in choices:
+        out.print(Text(f"events read with --source {c.describe()}", style="dim"))
 
 
 def _explain_no_candidates(result: CountResult, d: Definition) -> None:

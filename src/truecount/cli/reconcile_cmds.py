@@ -6,7 +6,9 @@ it; 2 on bad input (through the app's error boundary).
 
 from __future__ import annotations
 
+import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -89,6 +91,7 @@ def reconcile_cmd(
                 fetch_entities=False,
                 cells=out is not None,
             )
+            recon = replace(recon, choices=tuple(c.to_json() for c in result.source.choices))
         if out is not None:
             pack = write_dispute_pack(
                 out,
@@ -118,6 +121,13 @@ def render(recon: Reconciliation, fmt: OutputFormat) -> None:
     if money is not None:
         console.print(money)
     console.print(waterfall_table(recon))
+    for c in recon.choices:
+        console.print(
+            f"events read with --source {c['source']}: "
+            + ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(c["options"].items())),
+            markup=False,
+            style="dim",
+        )
     if recon.beyond_tolerance:
         beyond = ", ".join(p.period for p in recon.periods if p.beyond_tolerance)
         console.print(f"beyond tolerance: {beyond}", markup=False, style="bold red")

@@ -129,6 +129,7 @@ class CountResult:
                 for p in self.periods
             ],
             "reasons": [{"condition": r.condition, "entities": r.entities} for r in self.reasons],
+            "choices": [c.to_json() for c in self.source.choices],
         }
 
 

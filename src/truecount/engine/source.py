@@ -21,6 +21,7 @@ from sqlglot import exp
 
 from truecount.errors import InputError, Location, Problem
 from truecount.ingest.canonical import CANONICAL_COLUMNS, EVENTS_TABLE, REQUIRED_COLUMNS
+from truecount.ingest.choices import Choice, recorded_choices
 from truecount.workspace import Workspace, configure
 
 EventsInput = Any  # pyarrow.Table | pandas.DataFrame | Workspace | path | sequence of paths
@@ -36,6 +37,8 @@ class EventSource:
     rows_skipped: int = 0
     skipped_reasons: dict[str, int] = field(default_factory=dict)
     max_ts: dt.datetime | None = None  # the latest event time, when known without a scan
+    #: Options of the vendor adapters that produced the events (docs/sources.md).
+    choices: list[Choice] = field(default_factory=list)
 
 
 def _canonical_select(source_table: str, present: set[str]) -> exp.Select:
@@ -195,7 +198,7 @@ def open_events(events: EventsInput) -> EventSource:
     """Open any supported events input as a DuckDB connection with an ``events`` relation."""
     if isinstance(events, Workspace):
         con = events.connect(read_only=True)
-        return EventSource(con, f"workspace {events.root}")
+        return EventSource(con, f"workspace {events.root}", choices=recorded_choices(con))
     if isinstance(events, pa.Table):
         return _from_arrow(events)
     if isinstance(events, str | Path):

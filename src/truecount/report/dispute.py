@@ -15,6 +15,7 @@ Four files in one folder, each readable without truecount:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -242,6 +243,21 @@ def render_letter(
         "`truecount reconcile` and check the hash; `truecount sql` prints the query."
     )
     lines.append("")
+    if recon.choices:
+        lines.append("## How the export was read")
+        lines.append("")
+        lines.append(
+            "The export was read in the platform's own shape; where it forced a choice, "
+            "this is the one made (change it with `truecount ingest --source ... -o KEY=VALUE`):"
+        )
+        lines.append("")
+        for c in recon.choices:
+            shown = ", ".join(
+                f"`{md_escape(k)}` = `{md_escape(json.dumps(v))}`"
+                for k, v in sorted(c["options"].items())
+            )
+            lines.append(f"- {md_escape(str(c['source']))}: {shown or 'defaults'}")
+        lines.append("")
     lines.append("## Files")
     lines.append("")
     lines.append("- `entities.csv`: every billed or counted entity, its cell and reason")
