@@ -129,8 +129,8 @@ def _not_this_vendor(adapter: Adapter, seen: Sniff) -> Problem:
     )
     what = "columns" if seen.format is FileFormat.csv else "top-level keys"
     return Problem(
-        f"not a {adapter.title} export this version of truecount knows: its {what} are "
-        f"{seen.shown_keys() or '(none)'}",
+        f"not {_article(adapter.title)} {adapter.title} export this version of truecount "
+        f"knows: its {what} are {seen.shown_keys() or '(none)'}",
         Location(file=str(seen.path)),
         hint=hint,
     )
@@ -246,3 +246,7 @@ __all__ = [
     "ingest_source",
     "source_names",
 ]
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
