@@ -346,6 +346,7 @@ def test_cli_full_export_exits_0(full: pa.Table, tmp_path: Path) -> None:
         "conditions",
         "quantity",
         "notes",
+        "choices",
     }
     assert data["ok"] is True and data["status"] == "ok"
     assert data["definition"]["name"] == "resolved_ticket"

@@ -22,6 +22,7 @@ from truecount.cli.meter_cmds import (
     EventsOpt,
     WorkspaceOpt,
     events_input,
+    show_choices,
     working,
 )
 from truecount.definition import load_definition
@@ -77,6 +78,7 @@ def check_cmd(
         print(json.dumps(result.to_json(), indent=2))
     else:
         _render(result)
+        show_choices(result.choices)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FINDING)
 
 

@@ -46,6 +46,7 @@ from truecount.engine.run import _parse_as_of, default_as_of
 from truecount.engine.source import EventsInput, EventSource, open_events
 from truecount.errors import InputError, Location, Problem
 from truecount.ingest.canonical import EVENTS_TABLE, KNOWN_ACTORS
+from truecount.ingest.choices import Choice
 
 Status = Literal["ok", "thin", "missing"]
 
@@ -283,6 +284,8 @@ class CheckResult:
     conditions: list[ConditionCheck]
     quantity: QuantityCheck | None
     notes: list[str] = field(default_factory=list)
+    #: Options of the vendor adapters that produced the events (docs/sources.md).
+    choices: list[Choice] = field(default_factory=list)
 
     @property
     def parts(self) -> list[tuple[str, Status]]:
@@ -325,6 +328,7 @@ class CheckResult:
             "conditions": [c.to_json() for c in self.conditions],
             "quantity": self.quantity.to_json() if self.quantity is not None else None,
             "notes": self.notes,
+            "choices": [c.to_json() for c in self.choices],
         }
 
 
@@ -842,6 +846,7 @@ def check_source(
         definition=definition,
         as_of=moment,
         source=source.description,
+        choices=list(source.choices),
         events=stats["events"],
         types=types,
         min_coverage=min_coverage,
