@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -305,8 +306,11 @@ def work_reconcile_truecount(ctx: Ctx) -> Result:
     )
     # Periods with no cell at all (the buyer's counts outside the invoiced periods) are left
     # out, as the hand-written query has no row for them.
-    periods = {
-        p.period: {c: int(getattr(p, c)) for c in RECONCILE_CELLS}
+    periods: dict[str, dict[str, Any]] = {
+        p.period: {
+            **{c: int(getattr(p, c)) for c in RECONCILE_CELLS},
+            "amount_billed": f"{p.amount_billed or 0:.2f}",
+        }
         for p in rec.periods
         if any(getattr(p, c) for c in RECONCILE_CELLS)
     }
@@ -316,18 +320,20 @@ def work_reconcile_truecount(ctx: Ctx) -> Result:
 
 
 def handwritten_reconcile_sql(invoice: str, verdicts: str, events: str) -> str:
-    """Cells per period, by hand: billed entities FULL OUTER JOIN verdicts, plus the anti-join
-    of billed-without-verdict entities against the export (unknown). Same precedence as the
-    library documents: unknown, duplicate, vendor_only, pending, period_mismatch, agreed."""
+    """Cells and billed amount per period, by hand: billed entities FULL OUTER JOIN verdicts,
+    plus the anti-join of billed-without-verdict entities against the export (unknown). Same
+    precedence as the library documents: unknown, duplicate, vendor_only, pending,
+    period_mismatch, agreed. The amount is what the library reports as amount_billed."""
     return f"""
 WITH b AS (
-    SELECT entity_id, count(*) AS lines, min(period) AS billed_period
+    SELECT entity_id, count(*) AS lines, min(period) AS billed_period,
+           sum(CAST(amount AS DECIMAL(18, 6))) AS amount
     FROM read_parquet('{invoice}') GROUP BY entity_id
 ),
 v AS (SELECT entity_id, status, period FROM read_parquet('{verdicts}')),
 scope AS (SELECT DISTINCT period FROM read_parquet('{invoice}')),
 joined AS (
-    SELECT coalesce(b.entity_id, v.entity_id) AS entity_id, b.lines, b.billed_period,
+    SELECT coalesce(b.entity_id, v.entity_id) AS entity_id, b.lines, b.billed_period, b.amount,
            v.entity_id IS NULL AS no_verdict, v.status, v.period AS buyer_period
     FROM b FULL OUTER JOIN v ON b.entity_id = v.entity_id
     WHERE b.entity_id IS NOT NULL
@@ -346,7 +352,7 @@ SELECT coalesce(billed_period, buyer_period, '-') AS p,
             WHEN status = 'pending' THEN 'pending'
             WHEN billed_period <> buyer_period THEN 'period_mismatch'
             ELSE 'agreed' END AS cell,
-       count(*) AS n
+       count(*) AS n, sum(amount) AS amount
 FROM joined GROUP BY ALL
 """
 
@@ -358,9 +364,13 @@ def work_reconcile_duckdb(ctx: Ctx) -> Result:
     con = duckdb.connect()
     _duckdb_settings(con, ctx)
     sql = handwritten_reconcile_sql(ctx["invoice"], ctx["verdicts"], _files_sql(ctx["events"]))
-    periods: dict[str, dict[str, int]] = {}
-    for p, cell, n in con.execute(sql).fetchall():
+    periods: dict[str, dict[str, Any]] = {}
+    money: dict[str, Decimal] = {}
+    for p, cell, n, amount in con.execute(sql).fetchall():
         periods.setdefault(p, dict.fromkeys(RECONCILE_CELLS, 0))[cell] = int(n)
+        money[p] = money.get(p, Decimal(0)) + (amount or Decimal(0))
+    for p, cells in periods.items():
+        cells["amount_billed"] = f"{money[p]:.2f}"
     timing = _done(started, None)
     con.close()
     return {**timing, "result": dict(sorted(periods.items()))}

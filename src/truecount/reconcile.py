@@ -515,15 +515,19 @@ def reconcile_in(
     if cells:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {CELLS_TABLE} AS {_sql(cells_query)}")
         joined = f"{CELLS_TABLE} AS c LEFT JOIN _tc_billed AS bb ON bb.entity_id = c.entity_id"
-        _aggregate(con, joined, "bb.", setup.conditions)
+        _aggregate(con, joined, "bb.", setup.conditions, "c.reason")
     else:
         con.execute(f"DROP TABLE IF EXISTS {CELLS_TABLE}")
         extra = sqlglot.select(
             exp.column("last_period", "b").as_("last_period"),
             exp.column("dated", "b").as_("dated"),
+            exp.column("reason_raw", "v").as_("reason_raw"),
         )
         full = cells_query.select(*extra.expressions)
-        _aggregate(con, f"({_sql(full)}) AS c", "c.", setup.conditions)
+        # The raw reason, not the view's primary reason: the conditions already say which
+        # failed, so the per-entity CASE is not computed for every verdict.
+        reason = "coalesce(c.reason_raw, c.buyer_status)"
+        _aggregate(con, f"({_sql(full)}) AS c", "c.", setup.conditions, reason)
     _resolve_no_verdict(con, known_table, update_cells=cells)
 
     return _summarize(
@@ -658,6 +662,7 @@ def _buyer_view(
         exp.alias_(_q("period"), "period"),
         exp.alias_(anchor_ts, "anchor_ts"),
         exp.alias_(primary, "primary_reason"),
+        exp.alias_(reason_col.copy(), "reason_raw"),
         *[
             exp.alias_(_q(f"{CONDITION_PREFIX}{c}"), f"{CONDITION_PREFIX}{c}")
             for c in setup.conditions
@@ -683,59 +688,52 @@ def _buyer_view(
 
 
 def _aggregate(
-    con: duckdb.DuckDBPyConnection, source: str, billed: str, conditions: Sequence[str]
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    billed: str,
+    conditions: Sequence[str],
+    other_reason: str,
 ) -> None:
     """Every count a reconciliation reports, in one grouping of the per-entity cells.
 
     ``source`` is the cell table (joined to the billed entities for their last period) or the
     join that would fill it, as fixed SQL text built here; ``billed`` qualifies the columns
-    ``last_period`` and ``dated``. The groups are few — period, cell, anchor period, counted
-    or not, the primary reason of vendor_only entities — except that each billed entity
-    without a verdict is its own group, for :func:`_resolve_no_verdict` to sort out. Every
-    other figure (per period, per anchor period, per reason) is a sum over these groups.
+    ``last_period`` and ``dated``; ``other_reason`` gives the reason of a vendor_only entity
+    that fails no condition (excluded, or not counted for a reason of its own).
+
+    The grouping keys are the entity's period and cell, and a few more that are NULL for
+    almost every entity, so the groups stay few and the per-entity work stays a hash of
+    mostly-constant columns: the anchor period and status where they can differ from the
+    cell's (period_mismatch, duplicate), the failing conditions of vendor_only entities as a
+    bit mask, the entity itself when it has no verdict (for :func:`_resolve_no_verdict`), and
+    whether its lines are spread over periods. Every figure is a sum over these groups.
     """
-    failing = [
-        exp.alias_(
-            exp.Filter(
-                this=exp.Count(this=exp.Star()),
-                expression=exp.Where(
-                    this=exp.and_(
-                        exp.EQ(this=exp.column("cell"), expression=_s("vendor_only")),
-                        exp.EQ(this=exp.column("buyer_status"), expression=_s("not_counted")),
-                        exp.Is(this=_q(CONDITION_PREFIX + c), expression=exp.Not(this=exp.true())),
-                    )
-                ),
-            ),
-            f"_tc_fail_{i}",
-        ).sql(dialect="duckdb")
-        for i, c in enumerate(conditions)
-    ]
-    extra = "".join(f", {f}" for f in failing)
-    # Entities billed on several lines that all carry one period: their lines and money go to
-    # that period from here; the others ("spread") need the invoice read again (rare).
-    same = "lines > 1 AND dated = lines AND billed_period = last_period"
+    if len(conditions) > 120:
+        raise InputError(Problem("a definition with more than 120 conditions cannot be reconciled"))
+    mask = (
+        " + ".join(
+            f"(CAST(c.{_q(CONDITION_PREFIX + name).sql(dialect='duckdb')} IS NOT TRUE AS HUGEINT)"
+            f" * {1 << i})"
+            for i, name in enumerate(conditions)
+        )
+        or "CAST(0 AS HUGEINT)"
+    )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _tc_agg AS SELECT "  # noqa: S608 - fixed text and names
-        "p, cell, buyer_period, counted, vo_reason, nv_id, nv_lines, count(*) AS n, "
-        "count(*) FILTER (WHERE lines IS NOT NULL) AS billed, "
-        "count(*) FILTER (WHERE cell = 'duplicate' AND counted) AS dup_counted, "
-        "count(*) FILTER (WHERE lines = 1) AS single_lines, "
-        "sum(billed_amount) FILTER (WHERE lines = 1) AS single_amount, "
-        "count(billed_amount) FILTER (WHERE lines = 1) AS single_amounts, "
-        f"coalesce(sum(lines) FILTER (WHERE {same}), 0) AS same_lines, "
-        f"sum(billed_amount) FILTER (WHERE {same}) AS same_amount, "
-        f"count(billed_amount) FILTER (WHERE {same}) AS same_amounts, "
-        f"count(*) FILTER (WHERE lines > 1 AND NOT ({same})) AS spread, "
-        f"min(billed_period) AS first_billed, max(last_period) AS last_billed{extra} "
-        "FROM (SELECT c.*, "
-        f"{billed}last_period AS last_period, {billed}dated AS dated, "
-        "coalesce(c.billed_period, c.buyer_period, '-') AS p, "
-        "coalesce(c.buyer_status = 'counted', false) AS counted, "
-        "CASE WHEN c.cell = 'vendor_only' THEN c.reason END AS vo_reason, "
+        "coalesce(c.billed_period, c.buyer_period, '-') AS p, c.cell, "
+        "CASE WHEN c.cell IN ('period_mismatch', 'duplicate') THEN c.buyer_period END "
+        "AS buyer_period, "
+        "CASE WHEN c.cell = 'duplicate' THEN c.buyer_status = 'counted' END AS dup_counted, "
+        "CASE WHEN c.cell = 'vendor_only' AND c.buyer_status = 'not_counted' "
+        f"THEN {mask} END AS fmask, "
+        f"CASE WHEN c.cell = 'vendor_only' THEN {other_reason} END AS other_reason, "
         "CASE WHEN c.cell = '_no_verdict' THEN c.entity_id END AS nv_id, "
-        "CASE WHEN c.cell = '_no_verdict' THEN c.lines END AS nv_lines "
-        f"FROM {source}) AS c "
-        "GROUP BY p, cell, buyer_period, counted, vo_reason, nv_id, nv_lines"
+        f"CASE WHEN c.lines > 1 AND NOT coalesce({billed}dated = c.lines "
+        f"AND c.billed_period = {billed}last_period, false) THEN true END AS spread, "
+        "count(*) AS n, sum(c.lines) AS lines, sum(c.billed_amount) AS amount, "
+        "count(c.billed_amount) AS amounts, min(c.billed_period) AS first_billed, "
+        f"max({billed}last_period) AS last_billed "
+        f"FROM {source} GROUP BY ALL"
     )
     # Counted entities the vendor never billed matter only inside the invoice's span.
     con.execute(
@@ -754,7 +752,7 @@ def _resolve_no_verdict(
     connection for the summary.
     """
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _tc_nv AS SELECT nv_id AS entity_id, nv_lines AS lines, "
+        "CREATE OR REPLACE TEMP TABLE _tc_nv AS SELECT nv_id AS entity_id, lines, "
         "p FROM _tc_agg WHERE nv_id IS NOT NULL"
     )
     n = _one(con, "SELECT count(*) FROM _tc_nv")
@@ -877,6 +875,7 @@ def _summarize(
     billed_keys: dict[str, int] = {}
     failing = [0] * len(setup.conditions)
     spread = 0
+    counted_by: dict[str, int] = {}
 
     def add_money(key: str, n_lines: int, total: Any, n_amounts: int) -> None:
         m = money.setdefault(key, [0, None, 0])
@@ -886,28 +885,52 @@ def _summarize(
         if n_lines:
             billed_keys[key] = billed_keys.get(key, 0) + n_lines
 
-    fails_sql = "".join(f", sum(_tc_fail_{i})" for i in range(len(setup.conditions)))
-    by_cell = (
-        "SELECT p, cell, sum(n), sum(billed), sum(dup_counted), sum(single_lines), "  # noqa: S608
-        "sum(single_amount), sum(single_amounts), sum(same_lines), sum(same_amount), "
-        f"sum(same_amounts), sum(spread){fails_sql} FROM _tc_agg GROUP BY p, cell"
-    )
-    for row in con.execute(by_cell).fetchall():
-        key, cell, n, billed, dup_counted = str(row[0]), str(row[1]), *map(int, row[2:5])
+    primary_counts: dict[str, int] = {}
+    rows = con.execute(
+        "SELECT p, cell, buyer_period, dup_counted, fmask, other_reason, spread, sum(n), "
+        "sum(lines), sum(amount), sum(amounts) FROM _tc_agg GROUP BY ALL"
+    ).fetchall()
+    for (
+        key,
+        cell,
+        anchor_period,
+        counted_dup,
+        fmask,
+        other,
+        spread_,
+        n,
+        lines,
+        amount,
+        amounts,
+    ) in rows:
+        key, n = str(key), int(n)
         d = per.setdefault(key, dict.fromkeys(("vendor_billed", *CELLS, "duplicate_counted"), 0))
-        d["vendor_billed"] += billed
+        if cell != "buyer_only":
+            d["vendor_billed"] += n
         if cell in d:
             d[cell] += n
-        d["duplicate_counted"] += dup_counted
-        add_money(key, int(row[5]), row[6], int(row[7]))
-        add_money(key, int(row[8]), row[9], int(row[10]))
-        spread += int(row[11])
-        failing = [a + int(b) for a, b in zip(failing, row[12:], strict=True)]
-    for key, counted in con.execute(
-        "SELECT buyer_period, sum(n) FROM _tc_agg WHERE counted AND buyer_period IS NOT NULL "
-        "GROUP BY 1"
-    ).fetchall():
-        per.setdefault(str(key), {})["buyer_counted"] = int(counted)
+        # The buyer's count, by anchor period: counted entities in every cell that holds them.
+        if cell in ("agreed", "buyer_only"):
+            counted_by[key] = counted_by.get(key, 0) + n
+        elif (cell == "period_mismatch" or (cell == "duplicate" and counted_dup)) and anchor_period:
+            counted_by[str(anchor_period)] = counted_by.get(str(anchor_period), 0) + n
+        if cell == "duplicate" and counted_dup:
+            d["duplicate_counted"] += n
+        if cell == "vendor_only":
+            mask = int(fmask) if fmask is not None else 0
+            for i in range(len(setup.conditions)):
+                if mask >> i & 1:
+                    failing[i] += n
+            first = (mask & -mask).bit_length() - 1
+            reason = setup.conditions[first] if mask else str(other)
+            primary_counts[reason] = primary_counts.get(reason, 0) + n
+        if cell != "buyer_only":
+            if spread_:
+                spread += n
+            else:
+                add_money(key, int(lines), amount, int(amounts))
+    for key, counted in counted_by.items():
+        per.setdefault(key, {})["buyer_counted"] = counted
     # Billed entities without a verdict, now sorted: unknown, or no anchor in the export.
     no_anchor = 0
     for key, unknown, lone, several in con.execute(
@@ -966,12 +989,7 @@ def _summarize(
     # reasons: every failing condition among vendor_only entities, then the reasons that are
     # not conditions (no anchor, excluded) from the primary-reason counts.
     order = {c: i for i, c in enumerate(setup.conditions)}
-    primary = [
-        (str(r), int(n))
-        for r, n in con.execute(
-            "SELECT vo_reason, sum(n) FROM _tc_agg WHERE vo_reason IS NOT NULL GROUP BY 1"
-        ).fetchall()
-    ]
+    primary = list(primary_counts.items())
     if no_anchor:
         primary.append((NO_ANCHOR, no_anchor))
     primary.sort(key=lambda x: (order.get(x[0], len(order)), -x[1], x[0]))
