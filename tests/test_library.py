@@ -28,6 +28,7 @@ import pytest
 from typer.testing import CliRunner
 
 import truecount.cli.library_cmds  # noqa: F401  (registers the verbs)
+from reference import SCHEMA
 from truecount import library
 from truecount.cli.app import app
 from truecount.definition import load_definition
@@ -43,20 +44,7 @@ MIN = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 
-EVENT_SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("entity_id", pa.string()),
-        ("ts", pa.timestamp("us")),
-        ("type", pa.string()),
-        ("actor", pa.string()),
-        ("value", pa.float64()),
-        ("attrs", pa.string()),
-        ("source", pa.string()),
-        ("recorded_at", pa.timestamp("us")),
-        ("seq", pa.int64()),
-    ]
-)
+EVENT_SCHEMA = SCHEMA  # the canonical columns, shared by every test
 
 runner = CliRunner()
 
