@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 import truecount.cli.check_cmds  # registers the verbs
 import truecount.cli.workspace_cmds  # noqa: F401
+from truecount import library
 from truecount.adapters import get_adapter, source_names
 from truecount.cli.app import app
 from truecount.definition import load_definition
@@ -141,6 +142,7 @@ class Ticket:
     reopens: list[tuple[dt.datetime, str]] = field(default_factory=list)
     escalated: tuple[dt.datetime, str] | None = None
     messages: Counter[str] = field(default_factory=Counter)
+    said: list[tuple[dt.datetime, str]] = field(default_factory=list)  # public comment: ts, actor
     audit_events: int = 0  # canonical events the ticket's audits give
 
 
@@ -219,7 +221,9 @@ def ticket_model(hist: list[dict[str, Any]], o: Opts) -> Ticket:
             if e["type"] == "Comment":
                 if e["public"]:
                     author = e.get("author_id", a["author_id"])
-                    t.messages[actor(author, e.get("via") or a["via"], i)] += 1
+                    speaker = actor(author, e.get("via") or a["via"], i)
+                    t.messages[speaker] += 1
+                    t.said.append((when, speaker))
                 continue
             if e.get("field_name") != "status":
                 continue
@@ -294,6 +298,81 @@ def expected_verdicts(o: Opts) -> dict[str, str]:
     return out
 
 
+#: A verdict as the model and the engine both give it: status, reason, and each condition.
+Verdict = tuple[str, str | None, dict[str, bool]]
+
+
+def judged(window_end: dt.datetime, as_of: dt.datetime, conditions: dict[str, bool]) -> Verdict:
+    """The status rules of docs/definition.md: pending while the longest window is open."""
+    failed = [name for name, ok in conditions.items() if not ok]
+    if window_end > as_of:
+        return "pending", "pending", conditions
+    if failed:
+        return "not_counted", ", ".join(failed), conditions
+    return "counted", None, conditions
+
+
+def strict_model(o: Opts) -> dict[str, Verdict]:
+    """The packaged support_resolution_strict, read from its YAML and page, over the records:
+    the AI's first close; no reopen and no follow-up ticket within 14 days; the latest rating
+    within 7 days is 4 or more (no rating fails); no public human comment in the 365 days up
+    to the close."""
+    as_of = dt.datetime.fromisoformat(AS_OF)
+    model = audit_model(all_records("ticket_audits"), o)
+    rated = ratings_model(o)
+    follow = followups()
+    out: dict[str, Verdict] = {}
+    for tid, t in model.items():
+        ai = [when for when, _, who in t.closes if who == "ai" and when <= as_of]
+        if not ai:
+            continue
+        anchor = min(ai)
+
+        def inside(when: dt.datetime, span: dt.timedelta, anchor: dt.datetime = anchor) -> bool:
+            return anchor <= when <= min(anchor + span, as_of)
+
+        week = sorted(
+            (when, v) for when, v in rated.get(tid, []) if inside(when, dt.timedelta(days=7))
+        )
+        if week:  # the latest by time: two in its second would need the engine's tie-break
+            assert len({v for when, v in week if when == week[-1][0]}) == 1
+        conditions = {
+            "not_reopened": not any(inside(w, dt.timedelta(days=14)) for w, _ in t.reopens),
+            "no_followup": not any(
+                inside(w, dt.timedelta(days=14)) for w, _ in follow.get(tid, [])
+            ),
+            "satisfied": bool(week) and week[-1][1] >= 4,
+            "no_human_message": not any(
+                anchor - dt.timedelta(days=365) <= w <= anchor and who == "human"
+                for w, who in t.said
+            ),
+        }
+        out[str(tid)] = judged(anchor + dt.timedelta(days=14), as_of, conditions)
+    return out
+
+
+def automated_model(o: Opts) -> dict[str, Verdict]:
+    """The packaged automated_resolution over the records: the AI's last public reply; the
+    ticket never escalated; no public comment by the customer or a human within 72 hours."""
+    as_of = dt.datetime.fromisoformat(AS_OF)
+    out: dict[str, Verdict] = {}
+    for tid, t in audit_model(all_records("ticket_audits"), o).items():
+        said = [(when, who) for when, who in t.said if when <= as_of]
+        answers = [when for when, who in said if who == "ai"]
+        if not answers:
+            continue
+        anchor = max(answers)
+        end = anchor + dt.timedelta(hours=72)
+        conditions = {
+            "never_escalated": t.escalated is None or t.escalated[0] > as_of,
+            "inactive_72h": not any(
+                anchor <= when <= end and who in ("customer", "human") for when, who in said
+            ),
+        }
+        out[str(tid)] = judged(end, as_of, conditions)
+    return out
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -325,6 +404,24 @@ def verdicts(ws: Path) -> dict[str, str]:
     finally:
         result.close()
     return {str(r["entity_id"]): str(r["status"]) for r in table}
+
+
+def library_verdicts(ws: Path, name: str) -> dict[str, Verdict]:
+    """The engine's verdicts of a packaged definition, with the reason and every condition."""
+    definition = library.load(name)
+    result = count(definition, Workspace.open(ws), as_of=AS_OF)
+    try:
+        table = result.verdicts.to_pylist()
+    finally:
+        result.close()
+    return {
+        str(r["entity_id"]): (
+            str(r["status"]),
+            r["reason"],
+            {n: r[f"cond_{n}"] for n in definition.conditions},
+        )
+        for r in table
+    }
 
 
 @pytest.fixture(scope="module")
@@ -517,6 +614,66 @@ def test_count_matches_a_hand_computed_expectation(loaded: tuple[Path, dict[str,
     assert {t for t, s in expected.items() if s == "pending"} == {
         str(t) for t in scenarios.INTENDED_PENDING
     }
+
+
+def failing(verdicts: dict[str, Verdict]) -> dict[str, tuple[str, list[str]]]:
+    """Per ticket: status and the conditions that failed (readable in an assertion)."""
+    return {
+        tid: (status, [n for n, ok in conditions.items() if not ok])
+        for tid, (status, _, conditions) in verdicts.items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("given", "opts"),
+    [([], Opts()), (["-o", "ai_author_ids=[777]"], Opts(ai_author_ids=(777,)))],
+    ids=["default", "email_ai_agent"],
+)
+def test_library_definitions_count_as_read_from_the_records(
+    loaded: tuple[Path, dict[str, Any]], tmp_path: Path, given: list[str], opts: Opts
+) -> None:
+    """The packaged support_resolution_strict and automated_resolution, counted by the engine
+    over the ingested fixtures, against the same definitions evaluated by hand over the JSON."""
+    ws = loaded[0]
+    if given:
+        ws = init(tmp_path / "ws")
+        ingest(ws, GOOD_FILES, *given)
+    strict = library_verdicts(ws, "support_resolution_strict")
+    assert strict == strict_model(opts)
+    automated = library_verdicts(ws, "automated_resolution")
+    assert automated == automated_model(opts)
+
+    # The stories the fixtures were written to tell, so the model cannot drift with the engine.
+    strict_failed = failing(strict)
+    auto_failed = failing(automated)
+    assert strict_failed["1002"] == ("not_counted", ["satisfied"])  # legacy bad
+    assert strict_failed["1003"] == ("not_counted", ["satisfied"])  # never rated
+    assert strict_failed["1004"] == ("not_counted", ["not_reopened"])
+    assert strict_failed["1005"] == ("counted", [])  # reopened after 20 days
+    assert strict_failed["1008"] == ("not_counted", ["no_followup"])  # follow-up 1030
+    assert strict_failed["1012"] == ("not_counted", ["not_reopened"])  # same second
+    assert strict_failed["1013"] == ("not_counted", ["satisfied"])  # rated after 9 days
+    assert strict_failed["1014"][0] == "pending"
+    assert not {"1006", "1007", "1016", "1023", "1030", "1031"} & set(strict)  # human closes
+    assert auto_failed["1006"] == ("not_counted", ["never_escalated", "inactive_72h"])
+    assert auto_failed["1007"] == ("not_counted", ["never_escalated", "inactive_72h"])
+    assert auto_failed["1024"] == ("not_counted", ["never_escalated"])  # customer back after 74h
+    assert auto_failed["1012"] == ("not_counted", ["inactive_72h"])
+    assert auto_failed["1025"] == ("not_counted", ["inactive_72h"])
+    assert auto_failed["1014"] == ("counted", [])  # 72 hours have passed by AS_OF
+    # Solved without an AI reply: an Answer Bot article, an abandoned messaging ticket.
+    assert not {"1015", "1019"} & set(automated)
+    if not given:
+        scenarios = _scenarios()
+        assert {t for t, v in strict.items() if v[0] == "counted"} == {
+            str(t) for t in scenarios.INTENDED_COUNTED
+        }
+        assert {"1017", "1018"}.isdisjoint(set(strict) | set(automated))
+    else:
+        # The email AI agent's user is the AI now: its solves and replies are candidates.
+        assert strict_failed["1017"] == ("counted", [])
+        assert strict_failed["1018"] == ("not_counted", ["satisfied"])
+        assert auto_failed["1017"] == auto_failed["1018"] == ("counted", [])
 
 
 # --------------------------------------------------------------------------- (d) bad input
