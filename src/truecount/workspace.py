@@ -23,6 +23,7 @@ from truecount.ingest.canonical import (
     QUARANTINE_TABLE,
     create_table_sql,
 )
+from truecount.versions import ensure_versions_table
 
 CONFIG_NAME: Final[str] = "truecount.yaml"
 STORE_NAME: Final[str] = "truecount.duckdb"
@@ -135,7 +136,8 @@ def configure(con: duckdb.DuckDBPyConnection, memory_limit: str | None = None) -
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the events, quarantine and ingest-log tables if they are missing."""
+    """Create the events, quarantine, ingest-log and definition-version tables if missing."""
     con.execute(create_table_sql(EVENTS_TABLE))
     con.execute(_QUARANTINE_DDL)
     con.execute(_INGEST_LOG_DDL)
+    ensure_versions_table(con)

@@ -10,7 +10,6 @@ the ingest log, so reports can say which choices their numbers rest on.
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
 import json
 from collections.abc import Mapping, Sequence
@@ -206,7 +205,6 @@ def ingest_source(
     if not partial:
         check_needs(con, adapter, recognized)
     recognized = load_order(adapter, recognized)
-    recorded_at = dt.datetime.now(dt.UTC)
 
     def stager(found: RecognizedFile) -> StagedFile:
         def stage(c: duckdb.DuckDBPyConnection, table_name: str) -> None:
@@ -217,9 +215,7 @@ def ingest_source(
                 read_csv_records(c, found.path)
             else:
                 read_records(c, found.path, seen.format, found.kind.array_key)
-            stage_file(
-                c, adapter, found.kind.name, chosen, table_name, found.path.name, recorded_at
-            )
+            stage_file(c, adapter, found.kind.name, chosen, table_name, found.path.name)
 
         return StagedFile(
             path=found.path,

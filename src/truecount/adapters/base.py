@@ -24,7 +24,6 @@ row is one vendor record.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -408,7 +407,6 @@ def stage_file(
     options: AdapterOptions,
     table: str,
     file_name: str,
-    recorded_at: dt.datetime,
 ) -> None:
     """Create the stage table ``table`` for one file laid out in ``__tc_records``.
 
@@ -448,7 +446,7 @@ def stage_file(
                    coalesce(CAST(attrs AS JSON), CAST('{{}}' AS JSON)), CAST($tc_marks AS JSON)
                ) AS JSON) END AS attrs,
                coalesce(CAST(source AS VARCHAR), $tc_file || ':' || {ROW_COLUMN}) AS source,
-               coalesce(CAST(recorded_at AS TIMESTAMP), $tc_recorded_at) AS recorded_at,
+               CAST(recorded_at AS TIMESTAMP) AS recorded_at,
                CAST(seq AS BIGINT) AS seq,
                CAST({ROW_COLUMN} AS BIGINT) AS {ROW_COLUMN},
                CAST({SUB} AS INTEGER) AS {SUB},
@@ -466,7 +464,6 @@ def stage_file(
             "tc_vendor": adapter.name,
             "tc_file": file_name,
             "tc_marks": json.dumps({"vendor": adapter.name, "record": kind}),
-            "tc_recorded_at": recorded_at.astimezone(dt.UTC).replace(tzinfo=None),
         },
     )
     con.execute("DROP TABLE IF EXISTS __tc_bad")

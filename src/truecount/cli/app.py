@@ -37,10 +37,12 @@ _VERB_MODULES: Final[tuple[str, ...]] = (
     "truecount.cli.demo_cmds",
     "truecount.cli.check_cmds",
     "truecount.cli.library_cmds",
+    "truecount.cli.evidence_cmds",
     "truecount.cli.watch_cmds",
     "truecount.cli.replay_cmds",
     "truecount.cli.drift_cmds",
     "truecount.cli.sample_cmds",
+    "truecount.cli.contract_cmds",
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -437,6 +437,35 @@ def _plan_needs(definition: Definition) -> tuple[_Need, list[tuple[str, list[_Ne
     return anchor_need, conditions, quantity
 
 
+@dataclass(frozen=True)
+class Requirement:
+    """One event filter of a definition and what it reads from an export, without any data.
+
+    The same plan ``check`` measures coverage with, for callers that need it before there is an
+    export (the contract's raw-event-export clause lists exactly these types and fields).
+    """
+
+    path: str
+    form: str
+    type: str
+    actor: str | None
+    fields: tuple[str, ...]
+    expects_data: bool
+    if_no_data: str | None
+
+
+def requirements(definition: Definition) -> list[Requirement]:
+    """The anchor, each leaf condition and each quantity term, in definition order."""
+    anchor, conditions, quantity = _plan_needs(definition)
+    needs = [anchor, *(n for _, mine in conditions for n in mine), *quantity]
+    return [
+        Requirement(
+            n.path, n.form, n.flt.type, n.flt.actor, tuple(n.fields), n.expects_data, n.if_no_data
+        )
+        for n in needs
+    ]
+
+
 # --------------------------------------------------------------------------- SQL pieces
 
 
@@ -1055,6 +1084,8 @@ __all__ = [
     "NeedCheck",
     "PeriodCoverage",
     "QuantityCheck",
+    "Requirement",
     "check",
     "check_source",
+    "requirements",
 ]

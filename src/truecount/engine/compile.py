@@ -512,9 +512,13 @@ def compile_definition(
     entity_id: str | None = None,
     ordered: bool = True,
     with_leaves: bool = False,
+    known_at: dt.datetime | None = None,
 ) -> exp.Select:
     """The verdict query: one row per candidate, columns :data:`VERDICT_COLUMNS` + conditions.
 
+    ``known_at`` adds the second clock: an event is visible only if it had reached the buyer by
+    then, ``COALESCE(recorded_at, ts) <= known_at`` (its receipt time where the export has one,
+    its event time otherwise), on top of ``ts <= as_of``. Left out, the query is unchanged.
     ``entity_id`` restricts the query to one entity (for ``explain``); it becomes a literal.
     ``ordered=False`` leaves out the final sort, for callers that aggregate or sort later.
     ``with_leaves=True`` adds ``leafN_hits`` and ``leafN_pass`` per leaf condition (``explain``),
@@ -523,11 +527,17 @@ def compile_definition(
     """
     plan = _plan(definition)
     as_of_sql = _ts_literal(as_of)
+    known_at_sql = _ts_literal(known_at) if known_at is not None else None
 
     # 1. the events known at the as-of time (a predicate, not a CTE: a CTE used twice may be
     #    materialised by the engine, which would copy every event once more)
     def visible(alias: str) -> list[exp.Expr]:
         preds: list[exp.Expr] = [exp.LTE(this=_col("ts", alias), expression=as_of_sql)]
+        if known_at_sql is not None:
+            received = exp.Coalesce(
+                this=_col("recorded_at", alias), expressions=[_col("ts", alias)]
+            )
+            preds.append(exp.LTE(this=received, expression=known_at_sql))
         if entity_id is not None:
             preds.append(exp.EQ(this=_col("entity_id", alias), expression=_str(entity_id)))
         return preds
@@ -670,6 +680,8 @@ def compile_definition(
         f"sha256:{definition.sha256}; as of {as_of.isoformat(sep=' ')}; "
         f"window ends inclusive"
     )
+    if known_at is not None:
+        header += f"; as known at {known_at.isoformat(sep=' ')} (recorded_at, else ts)"
     query.add_comments([_safe_comment(header)], prepend=True)
     return query
 
@@ -752,9 +764,11 @@ def compile_sql(
     dialect: str = "duckdb",
     events_table: str = "events",
     pretty: bool = True,
+    known_at: dt.datetime | None = None,
 ) -> str:
     """Compile and render in one step: the text ``truecount sql`` prints."""
-    return render_sql(compile_definition(definition, as_of, events_table), dialect, pretty)
+    query = compile_definition(definition, as_of, events_table, known_at=known_at)
+    return render_sql(query, dialect, pretty)
 
 
 __all__ = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import duckdb
 import pyarrow as pa
@@ -56,6 +56,8 @@ class CountResult:
     periods: list[PeriodCount]
     reasons: list[ReasonCount]
     source: EventSource
+    #: The second clock, when the count was made "as known at" a time (see :class:`KnownClock`).
+    clock: KnownClock | None = None
     totals: PeriodCount = field(init=False)
 
     def __post_init__(self) -> None:
@@ -112,10 +114,17 @@ class CountResult:
         self.con.close()
 
     def to_json(self) -> dict[str, Any]:
-        """The stable JSON shape of ``truecount count --format json`` (see README)."""
+        """The stable JSON shape of ``truecount count --format json`` (see README).
+
+        ``known_at`` and ``clock`` appear only when the count was made as known at a time.
+        """
+        known: dict[str, Any] = {}
+        if self.clock is not None:
+            known = {"known_at": self.clock.known_at.isoformat(), "clock": self.clock.to_json()}
         return {
             "definition": self.definition.identity(),
             "as_of": self.as_of.isoformat(),
+            **known,
             "periods": [
                 {
                     "period": p.period,
@@ -192,27 +201,148 @@ def count(
     definition: Definition,
     events: EventsInput,
     as_of: dt.datetime | str | None = None,
+    known_at: dt.datetime | str | None = None,
 ) -> CountResult:
-    """Evaluate ``definition`` over ``events`` and return verdicts, period counts and reasons."""
+    """Evaluate ``definition`` over ``events`` and return verdicts, period counts and reasons.
+
+    ``known_at`` counts only the events that had reached the buyer by then (``recorded_at``
+    where the export has it, event time otherwise); ``as_of`` then defaults to ``known_at``.
+    ``result.clock`` says which clock the data allowed.
+    """
+    if known_at is None:
+        return count_source(definition, open_events(events), as_of)
     source = open_events(events)
-    return count_source(definition, source, as_of)
+    return count_source(definition, source, as_of, known_at=known_at)
 
 
 def count_source(
-    definition: Definition, source: EventSource, as_of: dt.datetime | str | None = None
+    definition: Definition,
+    source: EventSource,
+    as_of: dt.datetime | str | None = None,
+    known_at: dt.datetime | str | None = None,
+    clock: KnownClock | None = None,
 ) -> CountResult:
-    """:func:`count` on an already opened source (the CLI and reconcile reuse connections)."""
+    """:func:`count` on an already opened source (the CLI and reconcile reuse connections).
+
+    ``clock`` passes a :class:`KnownClock` already measured on this source and time, so that
+    counting several definitions as known at one time scans the events for it only once.
+    """
     con = source.con
     con.execute("SET TimeZone = 'UTC'")
-    moment = _parse_as_of(as_of) or source.max_ts or default_as_of(con) or dt.datetime(1970, 1, 1)
-    query = compile_definition(definition, moment, ordered=False)
+    known = _parse_as_of(known_at)
+    moment = (
+        _parse_as_of(as_of)
+        or known
+        or source.max_ts
+        or default_as_of(con)
+        or dt.datetime(1970, 1, 1)
+    )
+    if known is not None and clock is None:
+        clock = known_clock(con, moment, known)
+    query = compile_definition(definition, moment, ordered=False, known_at=known)
     sql = render_sql(query, "duckdb", pretty=True)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {VERDICTS_TABLE} AS {render_sql(query, 'duckdb', False)}"
     )
     periods = _period_counts(con)
     reasons = _reason_counts(con, definition)
-    return CountResult(definition, moment, sql, periods, reasons, source)
+    return CountResult(definition, moment, sql, periods, reasons, source, clock=clock)
+
+
+def parse_time(value: dt.datetime | str | None) -> dt.datetime | None:
+    """An as-of or known-at time as naive UTC; a bare date means the end of that day."""
+    return _parse_as_of(value)
+
+
+# --------------------------------------------------------------------------- the second clock
+
+ClockBasis = Literal["recorded_at", "mixed", "event_time"]
+
+
+@dataclass(frozen=True)
+class KnownClock:
+    """Which clock an "as known at" count could use, measured on the events up to ``as_of``.
+
+    ``basis`` is ``recorded_at`` when every such event carries a receipt time, ``event_time``
+    when none does, ``mixed`` otherwise; ``held_back`` is how many of them reached the buyer
+    only after ``known_at`` and were left out.
+    """
+
+    known_at: dt.datetime
+    basis: ClockBasis
+    events: int
+    with_recorded_at: int
+    held_back: int
+
+    @property
+    def note(self) -> str:
+        """One line for people: 'as known on 2026-03-01 by recorded_at (all events carry it)'."""
+        when = _describe_time(self.known_at)
+        if self.basis == "recorded_at":
+            text = f"as known on {when} by recorded_at (all events carry it)"
+        elif self.basis == "mixed":
+            text = (
+                f"as known on {when} by recorded_at where the export has it "
+                f"({self.with_recorded_at:,} of {self.events:,} events), "
+                "by event time for the rest"
+            )
+        elif self.events == 0:
+            text = f"as known on {when} by event time: no events up to then"
+        else:
+            text = f"as known on {when} by event time: the export has no recorded_at"
+        if self.held_back:
+            text += f"; {self.held_back:,} events recorded after that are left out"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "known_at": self.known_at.isoformat(),
+            "basis": self.basis,
+            "events": self.events,
+            "with_recorded_at": self.with_recorded_at,
+            "held_back": self.held_back,
+            "note": self.note,
+        }
+
+
+def _describe_time(moment: dt.datetime) -> str:
+    """A date when the time is the end of a day (how a bare date is read), else the time."""
+    if moment.time() == dt.time(23, 59, 59, 999999):
+        return moment.date().isoformat()
+    return moment.isoformat(sep=" ") + " UTC"
+
+
+def known_clock(
+    con: duckdb.DuckDBPyConnection, as_of: dt.datetime, known_at: dt.datetime
+) -> KnownClock:
+    """Measure, in one scan of ``events``, which clock the known-at filter used and what it cut."""
+    ts = exp.column("ts")
+    recorded = exp.column("recorded_at")
+    in_horizon = exp.LTE(this=ts, expression=_ts_param(as_of))
+    has_recorded = exp.Not(this=exp.Is(this=recorded, expression=exp.Null()))
+    late = exp.GT(
+        this=exp.Coalesce(this=recorded, expressions=[ts]), expression=_ts_param(known_at)
+    )
+    query = exp.select(
+        exp.func("COUNT_IF", in_horizon),
+        exp.func("COUNT_IF", exp.and_(in_horizon, has_recorded)),
+        exp.func("COUNT_IF", exp.and_(in_horizon, late)),
+    ).from_("events")
+    row = con.execute(query.sql("duckdb")).fetchall()[0]
+    events, with_recorded, held_back = (int(v or 0) for v in row)
+    basis: ClockBasis
+    if events and with_recorded == events:
+        basis = "recorded_at"
+    elif with_recorded:
+        basis = "mixed"
+    else:
+        basis = "event_time"
+    return KnownClock(known_at, basis, events, with_recorded, held_back)
+
+
+def _ts_param(value: dt.datetime) -> exp.Expr:
+    text = value.isoformat(sep=" ", timespec="microseconds")
+    return exp.cast(exp.Literal.string(text), exp.DataType.build("TIMESTAMP"))
 
 
 def _period_counts(con: duckdb.DuckDBPyConnection) -> list[PeriodCount]:

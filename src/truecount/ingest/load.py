@@ -114,12 +114,11 @@ def load_events_into(
         raise ValueError(f"table name must be a plain identifier, got {table!r}")
     mapping_file = load_mapping(mapping) if isinstance(mapping, Path | str) else mapping
     _ensure_tables(con, table)
-    recorded_at = dt.datetime.now(dt.UTC)
     with _ingest_settings(con):
         planned: list[tuple[Source, StagePlan | None]] = []
         for name in files:
             source = open_source(con, Path(name))
-            plan = None if source.empty else build_stage(source, mapping_file, recorded_at)
+            plan = None if source.empty else build_stage(source, mapping_file)
             planned.append((source, plan))
         label = f"{mapping_file.path} sha256:{mapping_file.sha256}" if mapping_file else None
         reports = [

@@ -16,7 +16,6 @@ takes every canonical column present under its own name.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Final
 
@@ -104,10 +103,10 @@ class StagePlan:
     derived_ids: bool = False
 
 
-def build_stage(source: Source, mapping: MappingFile | None, recorded_at: dt.datetime) -> StagePlan:
+def build_stage(source: Source, mapping: MappingFile | None) -> StagePlan:
     """Plan the conversion of ``source``; raise InputError / MappingError for file-wide issues."""
     assert source.query is not None
-    builder = _Builder(source, mapping, recorded_at)
+    builder = _Builder(source, mapping)
     targets = builder.targets()
     inner = exp.select(exp.Star())
     for t in targets:
@@ -158,12 +157,9 @@ def _v(name: str) -> str:
 
 
 class _Builder:
-    def __init__(
-        self, source: Source, mapping: MappingFile | None, recorded_at: dt.datetime
-    ) -> None:
+    def __init__(self, source: Source, mapping: MappingFile | None) -> None:
         self.source = source
         self.mapping = mapping
-        self.recorded_at = recorded_at
         self.zone = mapping.spec.timezone if mapping is not None else "UTC"
         self.specs: dict[str, FieldSpec] = {}
         self.attr_specs: dict[str, FieldSpec] = {}
@@ -524,13 +520,12 @@ class _Builder:
         return _Target("seq", value, tuple(checks))
 
     def _recorded_at(self) -> _Target:
+        """The export's own receipt time, or NULL: the time of the ingest is not a fact about
+        the events (it is in the ingest log), and stamping it would make two loads of the same
+        export differ and hide every event from an "as known at" count before the load."""
         if "recorded_at" in self.specs:
             return self._timestamp("recorded_at", required=False)
-        stamp = self.recorded_at.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
-        return _Target(
-            "recorded_at",
-            exp.Cast(this=exp.Literal.string(stamp), to=exp.DataType.build("TIMESTAMP")),
-        )
+        return _Target("recorded_at", exp.Cast(this=exp.Null(), to=exp.DataType.build("TIMESTAMP")))
 
     def _attrs(self) -> _Target:
         json_type = exp.DataType.build("JSON")
