@@ -63,8 +63,11 @@ def check_cmd(
         CheckFormat, typer.Option("--format", "-f", help="Output format.")
     ] = CheckFormat.table,
 ) -> None:
-    """Say whether the export has the events and fields each condition needs, and for how many
-    candidates; exit 1 when a part of the definition has no data at all."""
+    """Say whether the export has the data each condition needs; exit 1 where it has none.
+
+    For each condition: the event types and fields it reads, whether the export has them, the
+    share of candidates with the data per period, and the verdicts if_no_data would decide.
+    """
     d = load_definition(definition)
     with working("checking…"):
         result = check(
