@@ -23,6 +23,15 @@ in the vendor's own system"): **a ticket is billed once, in the UTC month of its
 [``start``, ``start + months``)**. Realistic invoice defects can be switched on: duplicate lines,
 billed tickets missing from the event export, lines put in the following month, and (rarely)
 closed tickets the vendor forgot to bill.
+
+A second billing rule, ``vendor_rule='classifier'``, stands for a vendor that bills by its own
+outcome classifier instead (docs/drift.md): among tickets first closed in the span it bills those
+the buyer counts, except a share ``vendor_miss_rate`` it misses, and a share
+``vendor_false_rate`` of those the buyer does not count. With ``drift_start_month`` the false
+share grows linearly from the start of that month to ``vendor_false_rate + drift_extra`` at the
+end of the span, by the time of the first close: the slow slip that ``truecount drift`` exists to
+catch. The classifier draws from a random stream of its own, so a scenario with drift and the
+same scenario without it share every ticket's story and differ only in the extra billed tickets.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 
@@ -45,6 +54,7 @@ __all__ = [
     "CELLS",
     "GENERATOR_VERSION",
     "REASONS",
+    "VENDOR_RULES",
     "ChunkFiles",
     "SupportData",
     "SupportScenario",
@@ -94,6 +104,13 @@ _ACTORS: Final[tuple[str, ...]] = ("customer", "ai", "human", "system")
 _A_CUSTOMER, _A_AI, _A_HUMAN, _A_SYSTEM = range(4)
 
 _CHANNELS: Final[tuple[str, ...]] = ("chat", "email", "whatsapp")
+
+#: The vendor's billing rules (see the module doc).
+VENDOR_RULES: Final[tuple[str, ...]] = ("all_closed", "classifier")
+#: Scenario fields added with the classifier rule (left out of fingerprints at their defaults).
+_VENDOR_KNOBS: Final[tuple[str, ...]] = (
+    "vendor_rule", "vendor_miss_rate", "vendor_false_rate", "drift_start_month", "drift_extra",
+)  # fmt: skip
 
 
 def _json(obj: dict[str, str]) -> str:
@@ -191,6 +208,19 @@ class SupportScenario:
 
     source: str = "helpdesk-export"
 
+    #: How the vendor decides what it bills: 'all_closed' (every ticket first closed in the span,
+    #: the rule of the case) or 'classifier' (its own outcome classifier, see the module doc).
+    vendor_rule: str = "all_closed"
+    #: 'classifier' only: share of the tickets the buyer counts that the vendor does not bill.
+    vendor_miss_rate: float = 0.02
+    #: 'classifier' only: share of closed tickets the buyer does not count that it bills anyway.
+    vendor_false_rate: float = 0.05
+    #: 'classifier' only: first month of drift (1 = the span's first month); None = no drift.
+    drift_start_month: int | None = None
+    #: Added to ``vendor_false_rate`` by the end of the span, ramping linearly from zero at the
+    #: start of ``drift_start_month``.
+    drift_extra: float = 0.0
+
     def __post_init__(self) -> None:
         if self.tickets < 0:
             raise ValueError(f"tickets must be >= 0, got {self.tickets}")
@@ -207,6 +237,19 @@ class SupportScenario:
                 raise ValueError(f"{name} must be 5 probabilities summing to 1, got {probs}")
         if abs(sum(self.channel_weights) - 1.0) > 1e-9:
             raise ValueError(f"channel_weights must sum to 1, got {self.channel_weights}")
+        if self.vendor_rule not in VENDOR_RULES:
+            raise ValueError(f"vendor_rule must be one of {VENDOR_RULES}, got {self.vendor_rule!r}")
+        top = self.vendor_false_rate + max(self.drift_extra, 0.0)
+        rates = (self.vendor_miss_rate, self.vendor_false_rate, top)
+        if not all(0.0 <= r <= 1.0 for r in rates) or self.drift_extra < 0:
+            raise ValueError(
+                "vendor_miss_rate, vendor_false_rate and vendor_false_rate + drift_extra must lie "
+                f"in [0, 1] and drift_extra must be >= 0, got {rates} and {self.drift_extra}"
+            )
+        if self.drift_start_month is not None and not 1 <= self.drift_start_month <= self.months:
+            raise ValueError(
+                f"drift_start_month must lie in 1..{self.months}, got {self.drift_start_month}"
+            )
 
     @property
     def end(self) -> dt.date:
@@ -231,6 +274,12 @@ class SupportScenario:
         """A JSON-able identity of the generated data (for caches): parameters + version."""
         params = asdict(self)
         params["start"] = self.start.isoformat()
+        # The vendor-rule knobs came later: left out at their defaults, so cached data made
+        # before them (the same rows) keep their key.
+        defaults = {f.name: f.default for f in fields(self)}
+        for name in _VENDOR_KNOBS:
+            if params[name] == defaults[name]:
+                del params[name]
         return {"generator_version": GENERATOR_VERSION, "block": BLOCK_TICKETS, **params}
 
 
@@ -313,6 +362,25 @@ def _take_names(names: tuple[str, ...], codes: I64, valid: B | None = None) -> A
 def _ts(values: I64, valid: B | None = None) -> Any:
     mask = None if valid is None else ~valid
     return pa.array(values, type=pa.timestamp("us"), mask=mask)
+
+
+def _vendor_classifier(sc: SupportScenario, block: int, c1: I64, buyer_counts: B) -> B:
+    """What the vendor's own classifier calls an outcome (``vendor_rule='classifier'``).
+
+    A noisy copy of the buyer's verdict: it misses ``vendor_miss_rate`` of the counted tickets
+    and calls ``vendor_false_rate`` of the others outcomes, plus the drift's linear ramp by the
+    time of the first close. One uniform draw per ticket from a stream of its own, so the same
+    scenario with and without drift differs only in the tickets the ramp adds.
+    """
+    u = np.random.default_rng([sc.seed, 2, block]).random(c1.size)
+    false_rate = np.full(c1.size, sc.vendor_false_rate)
+    if sc.drift_start_month is not None and sc.drift_extra > 0:
+        drift_us = _epoch_us(_add_months(sc.start, sc.drift_start_month - 1))
+        end_us = _epoch_us(sc.end)
+        ramp = np.clip((c1 - drift_us) / max(end_us - drift_us, 1), 0.0, 1.0)
+        false_rate = false_rate + sc.drift_extra * ramp
+    says: B = np.where(buyer_counts, u >= sc.vendor_miss_rate, u < false_rate)
+    return says
 
 
 def _block(sc: SupportScenario, cal: _Calendar, block: int) -> _Block:
@@ -456,21 +524,6 @@ def _block(sc: SupportScenario, cal: _Calendar, block: int) -> _Block:
     on = sc.defects
     unknown = closed_in_period & on & (rng.random(n) < sc.unknown_rate)
     in_export = ~unknown
-    unbilled = closed_in_period & ~unknown & on & (rng.random(n) < sc.unbilled_rate)
-    vendor_bills = closed_in_period & ~unbilled
-    c1_month = _month_index(c1)
-    last_month = _month_index(np.asarray([end_us - 1], dtype=np.int64))[0]
-    next_month_us = (c1_month + 1).astype("datetime64[M]").astype("datetime64[us]").astype(np.int64)
-    near_month_end = (next_month_us - c1) <= 2 * _DAY
-    wrong_month = (
-        vendor_bills
-        & on
-        & near_month_end
-        & (c1_month < last_month)
-        & (rng.random(n) < sc.wrong_month_rate)
-    )
-    billed_month = c1_month + wrong_month.astype(np.int64)
-    duplicate = vendor_bills & on & (rng.random(n) < sc.duplicate_rate)
 
     # --- the buyer's side: its definition applied to the latent story --------------------------
     a1 = np.where(closed & c1_ai & vis_c1 & in_export, c1, _NEVER)
@@ -495,6 +548,27 @@ def _block(sc: SupportScenario, cal: _Calendar, block: int) -> _Block:
     )
     satisfied = rating_in_window & (rating >= sc.min_rating)
     buyer_counts = anchor_in_period & ~reopened_in_window & satisfied
+
+    # The vendor's rule: every ticket first closed in the span, or its classifier's verdict.
+    if sc.vendor_rule == "classifier":
+        vendor_says = unknown | _vendor_classifier(sc, block, c1, buyer_counts)
+    else:
+        vendor_says = np.ones(n, dtype=bool)
+    unbilled = closed_in_period & ~unknown & on & (rng.random(n) < sc.unbilled_rate)
+    vendor_bills = closed_in_period & ~unbilled & vendor_says
+    c1_month = _month_index(c1)
+    last_month = _month_index(np.asarray([end_us - 1], dtype=np.int64))[0]
+    next_month_us = (c1_month + 1).astype("datetime64[M]").astype("datetime64[us]").astype(np.int64)
+    near_month_end = (next_month_us - c1) <= 2 * _DAY
+    wrong_month = (
+        vendor_bills
+        & on
+        & near_month_end
+        & (c1_month < last_month)
+        & (rng.random(n) < sc.wrong_month_rate)
+    )
+    billed_month = c1_month + wrong_month.astype(np.int64)
+    duplicate = vendor_bills & on & (rng.random(n) < sc.duplicate_rate)
 
     cell_code = np.select(
         [vendor_bills & ~in_export, vendor_bills & buyer_counts, vendor_bills, buyer_counts],

@@ -1,0 +1,564 @@
+"""The drift report: the vendor's classification against the buyer's, period by period.
+
+A reconciliation says which entities are billed wrongly this month; drift asks whether the
+vendor's classifier *moves* relative to the buyer's frozen definition. The buyer's definition is
+the stable counterfactual, so the two verdicts on each entity form a paired table per period (and
+per day) and a per-entity stream in time order on which a sequential alarm watches the
+vendor-only rate against a frozen baseline (docs/drift.md).
+
+How each entity enters the paired table (every choice here is documented in docs/drift.md):
+
+- **The universe** is the reconciliation's per-entity cells (every billed entity, and every
+  counted entity in the periods the invoice bills) plus the buyer's other candidates in those
+  periods: entities whose anchor made them candidates but which the buyer does not count and the
+  vendor did not bill. Those are cell **d**, "both no". Entities in the export that are not
+  candidates and were not billed are outside it: neither side said anything about them.
+- **vendor yes** = billed (any number of lines); **buyer yes** = counted. So a = agreed,
+  period_mismatch and counted duplicates; b = vendor_only and the other duplicates; c =
+  buyer_only; d = the unbilled, uncounted candidates.
+- **Left out of the rates, but reported**: ``unknown`` (billed, not in the export: the buyer has
+  no verdict) and ``pending`` (the definition's window is still open, billed or not).
+- **Period** of an entity: the period it was billed in, else its anchor's period — the period
+  the reconciliation reports it in, so the two reports add up the same way.
+- **Time** of an entity (its day, and its place in the stream): its anchor time, else its first
+  ``billed_at``, else its first event.
+
+Everything is computed in DuckDB (one table of entities, GROUP BYs for the tables) and the stream
+comes back once as a numpy array of 0/1, so the cost grows with DuckDB, not with Python.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+from sqlglot import exp
+
+from truecount.db import one_row
+from truecount.drift.alarm import (
+    DEFAULT_ALARM,
+    AlarmResult,
+    AlarmSettings,
+    baseline_rate,
+    bernoulli_cusum,
+)
+from truecount.drift.stats import CONFIDENCE, PairedStats, paired_stats
+from truecount.errors import InputError, Location, Problem
+from truecount.reconcile import CELLS_TABLE, period_key_sql, reconcile_in
+
+__all__ = [
+    "DEFAULT_BASELINE_PERIODS",
+    "DRIFT_TABLE",
+    "Baseline",
+    "DriftReport",
+    "DriftTable",
+    "FirstAlarm",
+    "drift_in",
+    "parse_baseline",
+]
+
+#: Per-entity table :func:`drift_in` leaves on the connection (entity_id, k, period, day, t).
+DRIFT_TABLE: Final[str] = "drift_entities"
+
+#: Periods the baseline covers when the user states none: the first quarter of monthly billing.
+DEFAULT_BASELINE_PERIODS: Final[int] = 3
+
+#: The kinds of entity in DRIFT_TABLE: the four paired cells, then the two left out of the rates.
+KINDS: Final[tuple[str, ...]] = ("a", "b", "c", "d", "pending", "unknown")
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+
+
+# ------------------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class DriftTable:
+    """Paired tables for a run of keys (periods or days), with what was left out of them."""
+
+    keys: tuple[str, ...]
+    stats: PairedStats
+    pending: npt.NDArray[np.int64]
+    unknown: npt.NDArray[np.int64]
+    #: Keys inside the baseline (periods only; days are never marked).
+    baseline: tuple[bool, ...] = ()
+
+    def rows(self, key_name: str) -> list[dict[str, Any]]:
+        """One JSON object per key: the issue's names first, then the documented extras."""
+        out: list[dict[str, Any]] = []
+        for i, key in enumerate(self.keys):
+            r = self.stats.row(i)
+            row: dict[str, Any] = {
+                key_name: key,
+                "vendor_billed": int(self.stats.a[i] + self.stats.b[i]),
+                "buyer_counted": int(self.stats.a[i] + self.stats.c[i]),
+                "agreed": r["agreed"],
+                "vendor_only": r["vendor_only"],
+                "buyer_only": r["buyer_only"],
+                "vendor_only_rate": r["vendor_only_rate"],
+                "buyer_only_rate": r["buyer_only_rate"],
+                "mcnemar_p": r["mcnemar_p"],
+                "kappa": r["kappa"],
+                "neither": r["neither"],
+                "entities": r["entities"],
+                "agreement": r["agreement"],
+                "vendor_only_ci": r["vendor_only_ci"],
+                "buyer_only_ci": r["buyer_only_ci"],
+                "difference": r["difference"],
+                "difference_ci": r["difference_ci"],
+                "kappa_ci": r["kappa_ci"],
+                "ratio": r["ratio"],
+                "pending": int(self.pending[i]),
+                "unknown": int(self.unknown[i]),
+            }
+            if self.baseline:
+                row["baseline"] = self.baseline[i]
+            out.append(row)
+        return out
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The frozen reference rate the alarm compares with, and where it came from."""
+
+    #: 'periods' (--baseline), 'default' (the first periods, no option given), 'contract'.
+    source: str
+    rate: float
+    first: str | None = None
+    last: str | None = None
+    entities: int = 0
+    vendor_only: int = 0
+
+    @property
+    def observed_rate(self) -> float | None:
+        return self.vendor_only / self.entities if self.entities else None
+
+    @property
+    def label(self) -> str:
+        """How the report names it: 'baseline 2026-01..2026-03' or 'contractual rate'."""
+        if self.source == "contract":
+            return "contractual rate"
+        span = self.first if self.first == self.last else f"{self.first}..{self.last}"
+        return f"baseline {span}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "from": self.first,
+            "to": self.last,
+            "entities": self.entities,
+            "vendor_only": self.vendor_only,
+            "observed_rate": self.observed_rate,
+            "rate": self.rate,
+        }
+
+
+@dataclass(frozen=True)
+class FirstAlarm:
+    """Where the alarm's statistic first crossed its threshold."""
+
+    period: str
+    date: str
+    statistic: float
+    entity_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "period": self.period,
+            "date": self.date,
+            "statistic": self.statistic,
+            "entity_id": self.entity_id,
+        }
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """The result of :func:`drift_in` (JSON shape in docs/drift.md; names are stable)."""
+
+    definition: Mapping[str, Any]
+    as_of: dt.datetime | None
+    baseline: Baseline
+    settings: AlarmSettings
+    result: AlarmResult
+    first_alarm: FirstAlarm | None
+    periods: DriftTable
+    totals: DriftTable
+    #: Entities the alarm watched (after the baseline), and the first period they fall in.
+    watched: int
+    watch_from: str | None
+    days: DriftTable | None = None
+    confidence: float = CONFIDENCE
+
+    @property
+    def alarm(self) -> bool:
+        return bool(self.result.alarm)
+
+    def to_json(self) -> dict[str, Any]:
+        settings = {"method": "bernoulli_cusum", **_jsonable(dataclasses.asdict(self.settings))}
+        out: dict[str, Any] = {
+            "definition": dict(self.definition),
+            "as_of": None if self.as_of is None else self.as_of.isoformat(),
+            "baseline": self.baseline.to_json(),
+            "alarm": self.alarm,
+            "first_alarm": None if self.first_alarm is None else self.first_alarm.to_json(),
+            "alarm_settings": settings,
+            "watched": {"from": self.watch_from, "entities": self.watched},
+            "cusum_peak": _num(self.result.peak),
+            "confidence": self.confidence,
+            "periods": self.periods.rows("period"),
+            "totals": self.totals.rows("period")[0],
+        }
+        if self.days is not None:
+            out["days"] = self.days.rows("date")
+        return out
+
+    def to_json_text(self) -> str:
+        return json.dumps(self.to_json(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _num(x: float | None) -> float | None:
+    if x is None:
+        return None
+    v = float(x)
+    return None if math.isnan(v) or math.isinf(v) else v
+
+
+def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (_num(v) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+# ------------------------------------------------------------------------------------- inputs
+def parse_baseline(text: str) -> tuple[str, str]:
+    """``2026-01..2026-03`` -> ('2026-01', '2026-03'); ``2026-02`` -> ('2026-02', '2026-02')."""
+    first, sep, last = text.strip().partition("..")
+    first, last = first.strip(), (last.strip() if sep else first.strip())
+    if not first or not last:
+        raise InputError(
+            Problem(
+                f"'{text}' is not a baseline",
+                Location(key="baseline"),
+                "write one period (2026-01) or a range of periods (2026-01..2026-03)",
+            )
+        )
+    if first > last:
+        raise InputError(
+            Problem(
+                f"the baseline '{text}' ends before it starts",
+                Location(key="baseline"),
+                f"write {last}..{first}",
+            )
+        )
+    return first, last
+
+
+# ------------------------------------------------------------------------------------- core
+def drift_in(
+    con: duckdb.DuckDBPyConnection,
+    definition: Any,
+    verdicts_table: str,
+    invoice_table: str,
+    *,
+    events_table: str | None = None,
+    baseline: str | tuple[str, str] | None = None,
+    contract_rate: float | None = None,
+    settings: AlarmSettings = DEFAULT_ALARM,
+    by_day: bool = False,
+    as_of: dt.datetime | None = None,
+    confidence: float = CONFIDENCE,
+    scale_to_volume: bool = True,
+) -> DriftReport:
+    """Paired tables per period (and day), and the alarm on the vendor-only stream.
+
+    The tables are already on ``con``: the count's verdicts, the loaded invoice and, when given,
+    the events (to tell unknown entities from billed ones without an anchor, and to date the
+    latter). The reconciliation runs here on the same connection with its cell table.
+    ``baseline`` (periods) and ``contract_rate`` are exclusive; with neither, the first
+    :data:`DEFAULT_BASELINE_PERIODS` periods are the baseline. ``scale_to_volume`` raises the
+    threshold for streams of more than the reference volume a day (the CUSUM's false-alarm
+    rate is per entity; docs/drift-alarm.md); pass False to use ``settings`` exactly.
+    """
+    for name in (verdicts_table, invoice_table, events_table):
+        if name is not None and not _NAME.fullmatch(name):
+            raise ValueError(f"table name {name!r} is not an identifier")
+    if baseline is not None and contract_rate is not None:
+        raise InputError(
+            Problem(
+                "give a baseline period or a contractual rate, not both",
+                Location(key="baseline"),
+                "drop --baseline or --baseline-rate",
+            )
+        )
+    if contract_rate is not None and not 0.0 < contract_rate < 1.0:
+        raise InputError(
+            Problem(
+                f"the contractual vendor-only rate must lie between 0 and 1, got {contract_rate}",
+                Location(key="baseline-rate"),
+                "write it as a fraction, e.g. 0.02 for 2%",
+            )
+        )
+    span = baseline if not isinstance(baseline, str) else parse_baseline(baseline)
+
+    recon = reconcile_in(
+        con,
+        verdicts_table,
+        invoice_table,
+        known_table=events_table,
+        definition=definition,
+        as_of=as_of,
+        fetch_entities=False,
+        cells=True,
+    )
+    every = str(definition.period.every)
+    timezone = str(definition.period.timezone)
+    pick_each = str(definition.anchor.pick) == "each"
+    _entities(con, verdicts_table, invoice_table, events_table, timezone, pick_each)
+
+    if scale_to_volume:
+        volume = one_row(
+            con,
+            f"SELECT count(*), count(DISTINCT day) FROM {DRIFT_TABLE} "  # noqa: S608 - fixed text
+            "WHERE k IN ('a', 'b', 'c', 'd')",
+        )
+        if volume is not None and volume[1]:
+            settings = settings.for_volume(int(volume[0]) / int(volume[1]))
+
+    periods = _tables(con, "period", confidence)
+    if not periods.keys:
+        raise InputError(
+            Problem(
+                "nothing to compare: the invoice bills no entity the export knows, and the "
+                "buyer has no candidate in the invoice's periods",
+                Location(key="invoice"),
+                "check that the invoice and the export cover the same periods and ids",
+            )
+        )
+    base = _baseline(periods, span, contract_rate, settings, every)
+    watch_after = base.last
+    first, last = base.first, base.last
+    flags = tuple(
+        first is not None and last is not None and first <= k <= last for k in periods.keys
+    )
+    periods = dataclasses.replace(periods, baseline=flags)
+    totals = _totals(periods, confidence)
+
+    # The stream: one 0/1 per entity judged by both sides, in time order, fetched once.
+    where = "k IN ('a', 'b', 'c', 'd')" + ("" if watch_after is None else " AND period > ?")
+    params: list[Any] = [] if watch_after is None else [watch_after]
+    fetched = con.execute(
+        f"SELECT CAST(k = 'b' AS TINYINT) AS x FROM {DRIFT_TABLE} "  # noqa: S608 - fixed text
+        f"WHERE {where} ORDER BY t, entity_id",
+        params,
+    ).fetchnumpy()
+    x = np.asarray(fetched["x"], dtype=np.int8)
+    result = bernoulli_cusum(x, base.rate, settings)
+    first_alarm = None
+    if result.alarm and result.index is not None:
+        row = one_row(
+            con,
+            f"SELECT period, day, entity_id FROM {DRIFT_TABLE} WHERE {where} "  # noqa: S608
+            "ORDER BY t, entity_id LIMIT 1 OFFSET ?",
+            [*params, int(result.index)],
+        )
+        if row is not None:
+            first_alarm = FirstAlarm(
+                period=str(row[0]),
+                date=str(row[1]),
+                statistic=float(result.statistic if result.statistic is not None else math.nan),
+                entity_id=str(row[2]),
+            )
+    watch_from = next((k for k in periods.keys if watch_after is None or k > watch_after), None)
+
+    days = _tables(con, "day", confidence) if by_day else None
+    return DriftReport(
+        definition=recon.definition,
+        as_of=as_of,
+        baseline=base,
+        settings=settings,
+        result=result,
+        first_alarm=first_alarm,
+        periods=periods,
+        totals=totals,
+        watched=int(x.size),
+        watch_from=watch_from,
+        days=days,
+        confidence=confidence,
+    )
+
+
+def _entities(
+    con: duckdb.DuckDBPyConnection,
+    verdicts: str,
+    invoice: str,
+    events: str | None,
+    timezone: str,
+    pick_each: bool,
+) -> None:
+    """Write :data:`DRIFT_TABLE`: one row per entity with its kind, period, day and time.
+
+    The reconciliation's cells give every billed entity and the counted ones in the invoice's
+    periods; the buyer's other candidates in those periods (not counted, or still pending, and
+    not billed) come from the verdicts. With ``pick: each`` an entity's verdict is its best
+    candidate's, ranked as the reconciliation ranks them (counted, pending, not counted,
+    excluded; then the earliest).
+    """
+    best = (
+        "SELECT entity_id, status, period, anchor_ts FROM "  # noqa: S608 - names checked above
+        f"{verdicts} QUALIFY row_number() OVER (PARTITION BY entity_id ORDER BY CASE status "
+        "WHEN 'counted' THEN 0 WHEN 'pending' THEN 1 WHEN 'not_counted' THEN 2 ELSE 3 END, "
+        "anchor_ts, period) = 1"
+        if pick_each
+        else f"SELECT entity_id, status, period, anchor_ts FROM {verdicts}"  # noqa: S608
+    )
+    kind = (
+        "CASE WHEN c.cell IN ('agreed', 'period_mismatch') THEN 'a' "
+        "WHEN c.cell = 'buyer_only' THEN 'c' "
+        "WHEN c.cell = 'unknown' THEN 'unknown' "
+        "WHEN c.cell = 'pending' THEN 'pending' "
+        "WHEN c.cell = 'duplicate' AND c.buyer_status = 'counted' THEN 'a' "
+        "WHEN c.cell = 'duplicate' AND c.buyer_status = 'pending' THEN 'pending' "
+        "ELSE 'b' END"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _tc_drift_base AS "  # noqa: S608 - fixed text
+        f"WITH span AS (SELECT min(billed_period) AS lo, max(billed_period) AS hi "
+        f"FROM {CELLS_TABLE}) "
+        f"SELECT c.entity_id, {kind} AS k, coalesce(c.billed_period, c.buyer_period) AS period, "
+        f"c.anchor_ts FROM {CELLS_TABLE} AS c "
+        "UNION ALL "
+        "SELECT v.entity_id, CASE WHEN v.status = 'pending' THEN 'pending' ELSE 'd' END, "
+        "v.period, v.anchor_ts "
+        f"FROM ({best}) AS v, span "
+        "WHERE v.status IN ('not_counted', 'excluded', 'pending') "
+        "AND v.period BETWEEN span.lo AND span.hi "
+        f"AND NOT EXISTS (SELECT 1 FROM {CELLS_TABLE} AS x WHERE x.entity_id = v.entity_id)"
+    )
+    # Entities without an anchor time (billed without a verdict) are dated by their first
+    # billed_at, else by their first event: few rows, looked up on their own.
+    icols = {str(r[0]) for r in con.execute(f"DESCRIBE {invoice}").fetchall()}
+    sources: list[str] = []
+    if "billed_at" in icols:
+        sources.append(
+            f"SELECT i.entity_id, min(i.billed_at) AS t, 0 AS pri FROM {invoice} AS i "  # noqa: S608
+            "JOIN _tc_drift_undated AS u ON u.entity_id = CAST(i.entity_id AS VARCHAR) "
+            "WHERE i.billed_at IS NOT NULL GROUP BY 1"
+        )
+    if events is not None:
+        sources.append(
+            f"SELECT e.entity_id, min(e.ts) AS t, 1 AS pri FROM {events} AS e "  # noqa: S608
+            "JOIN _tc_drift_undated AS u ON u.entity_id = e.entity_id GROUP BY 1"
+        )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _tc_drift_undated AS "
+        "SELECT DISTINCT entity_id FROM _tc_drift_base WHERE anchor_ts IS NULL"
+    )
+    fallback = (
+        "SELECT entity_id, arg_min(t, pri) AS t FROM ("  # noqa: S608 - fixed text
+        + " UNION ALL ".join(sources)
+        + ") GROUP BY 1"
+        if sources
+        else "SELECT NULL::VARCHAR AS entity_id, NULL::TIMESTAMP AS t WHERE false"
+    )
+    t = exp.column("t", "w")
+    day = period_key_sql(t, "day", timezone).sql(dialect="duckdb")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {DRIFT_TABLE} AS "  # noqa: S608 - fixed text
+        f"SELECT w.entity_id, w.k, w.period, {day} AS day, w.t FROM ("
+        "SELECT b.entity_id, b.k, b.period, coalesce(b.anchor_ts, f.t) AS t "
+        f"FROM _tc_drift_base AS b LEFT JOIN ({fallback}) AS f ON f.entity_id = b.entity_id"
+        ") AS w"
+    )
+
+
+def _tables(con: duckdb.DuckDBPyConnection, key: str, confidence: float) -> DriftTable:
+    """Counts per period or per day, in one GROUP BY, turned into statistics at once."""
+    column = {"period": "period", "day": "day"}[key]
+    counts = ", ".join(f"count(*) FILTER (WHERE k = '{k}') AS n_{k}" for k in KINDS)
+    got = con.execute(
+        f"SELECT {column} AS key, {counts} FROM {DRIFT_TABLE} "  # noqa: S608 - fixed text
+        f"WHERE {column} IS NOT NULL GROUP BY 1 ORDER BY 1"
+    ).fetchnumpy()
+    keys = tuple(str(k) for k in got["key"])
+
+    def col(k: str) -> npt.NDArray[np.int64]:
+        return np.asarray(got[f"n_{k}"], dtype=np.int64)
+
+    return DriftTable(
+        keys=keys,
+        stats=paired_stats(col("a"), col("b"), col("c"), col("d"), confidence),
+        pending=col("pending"),
+        unknown=col("unknown"),
+    )
+
+
+def _totals(periods: DriftTable, confidence: float) -> DriftTable:
+    s = periods.stats
+    return DriftTable(
+        keys=("total",),
+        stats=paired_stats(
+            [int(s.a.sum())], [int(s.b.sum())], [int(s.c.sum())], [int(s.d.sum())], confidence
+        ),
+        pending=np.asarray([int(periods.pending.sum())], dtype=np.int64),
+        unknown=np.asarray([int(periods.unknown.sum())], dtype=np.int64),
+    )
+
+
+def _baseline(
+    periods: DriftTable,
+    span: tuple[str, str] | None,
+    contract_rate: float | None,
+    settings: AlarmSettings,
+    every: str,
+) -> Baseline:
+    """The frozen reference: stated periods, the contract's rate, or the first periods.
+
+    Never a running mean: a reference that follows the stream absorbs the slow ramp it is
+    there to catch.
+    """
+    keys = periods.keys
+    if contract_rate is not None:
+        return Baseline(source="contract", rate=float(contract_rate))
+    if span is None:
+        if len(keys) < 2:
+            raise InputError(
+                Problem(
+                    f"the data covers one {every} ({keys[0]}): there is no baseline to watch from",
+                    Location(key="baseline"),
+                    "give the contractual vendor-only rate with --baseline-rate, "
+                    "or drift over more periods",
+                )
+            )
+        first, last = keys[0], keys[min(DEFAULT_BASELINE_PERIODS, len(keys) - 1) - 1]
+        source = "default"
+    else:
+        first, last = span
+        missing = [p for p in (first, last) if p not in keys]
+        if missing:
+            raise InputError(
+                Problem(
+                    f"baseline period {missing[0]} is not in the data",
+                    Location(key="baseline"),
+                    f"periods in the data: {', '.join(keys[:24])}"
+                    + (" …" if len(keys) > 24 else ""),
+                )
+            )
+        source = "periods"
+    inside = np.asarray([first <= k <= last for k in keys], dtype=bool)
+    n = int(periods.stats.n[inside].sum())
+    b = int(periods.stats.b[inside].sum())
+    if n == 0:
+        raise InputError(
+            Problem(
+                f"the baseline {first}..{last} has no entity judged by both sides",
+                Location(key="baseline"),
+                "choose periods the invoice bills, or give --baseline-rate",
+            )
+        )
+    rate = float(baseline_rate(b, n, settings))
+    return Baseline(source=source, rate=rate, first=first, last=last, entities=n, vendor_only=b)
