@@ -1,0 +1,277 @@
+"""The evidence verbs: ``keygen``, ``evidence``, ``verify`` and ``prove`` (docs/evidence.md).
+
+``verify`` exits 0 when every check passed and 1 when any failed (a finding, as elsewhere), so
+an auditor's script can rely on it; bad input or usage is 2 through the app's error boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from truecount.cli.app import (
+    EXIT_FINDING,
+    EXIT_OK,
+    OutputFormat,
+    app,
+    fail,
+    stderr_console,
+    stdout_console,
+)
+from truecount.cli.meter_cmds import AsOfOpt, DefArg, EventsOpt, WorkspaceOpt, events_input, working
+from truecount.engine.source import EventsInput
+from truecount.errors import InputError, Location, Problem, WorkspaceError
+from truecount.evidence import (
+    Verification,
+    build_pack,
+    generate_key,
+    load_public_key,
+    make_proof,
+    verify_pack,
+    verify_proof,
+)
+from truecount.workspace import Workspace
+
+InvoiceOpt = Annotated[
+    list[Path],
+    typer.Option(
+        "--invoice",
+        "-i",
+        help="The vendor's invoice (CSV, JSON Lines, Parquet); repeat for several files.",
+    ),
+]
+PubkeyOpt = Annotated[
+    str,
+    typer.Option(
+        "--pubkey",
+        "-k",
+        help="The signer's public key: the .pub file keygen wrote, or its base64 text.",
+    ),
+]
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table or json.")]
+
+MARKS = {"passed": ("✓", "green"), "failed": ("✗", "bold red"), "note": ("•", "dim")}
+
+
+@app.command("keygen")
+def keygen_cmd(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Private key file to write (never overwritten).")
+    ],
+) -> None:
+    """Make an Ed25519 key pair for signing evidence packs; print the public key."""
+    keys = generate_key(out)
+    console = stdout_console()
+    console.print(f"private key: {keys.private} (owner-only)", markup=False)
+    console.print(f"public key:  {keys.public}", markup=False)
+    console.print(f"base64:      {keys.base64}", markup=False)
+    console.print(f"key id:      {keys.key_id}", markup=False)
+    stderr_console().print(
+        "Publish the public key out of band (contract annex, website); keep the private key "
+        "off shared drives.",
+        markup=False,
+        style="dim",
+    )
+
+
+@app.command("evidence")
+def evidence_cmd(
+    definition: DefArg,
+    invoice: InvoiceOpt,
+    key: Annotated[Path, typer.Option("--key", help="Private key file (truecount keygen).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="The pack folder to write (new or empty).")
+    ],
+    terms: Annotated[
+        Path | None, typer.Option("--terms", "-t", help="Contract terms (YAML).")
+    ] = None,
+    as_of: AsOfOpt = None,
+    previous: Annotated[
+        Path | None,
+        typer.Option("--previous", help="The pack of the periods just before: chain to it."),
+    ] = None,
+    events: EventsOpt = None,
+    workspace: WorkspaceOpt = None,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Reconcile and write a signed evidence pack that anyone can verify offline."""
+    if fmt == OutputFormat.csv:
+        fail("evidence prints table or json")
+    with working("counting, reconciling and signing…"):
+        pack = build_pack(
+            definition,
+            invoice,
+            key,
+            out,
+            events=events_input(events, workspace),
+            terms=terms,
+            as_of=as_of,
+            previous=previous,
+        )
+    pred = pack.statement["predicate"]
+    totals = pred["results"]["totals"]
+    if fmt == OutputFormat.json:
+        info = {
+            "pack": str(pack.folder),
+            "digest": pack.digest,
+            "as_of": pred["as_of"],
+            "periods": pred["period"]["covered"],
+            "events": pred["events"],
+            "verdicts": pred["verdicts"],
+            "entities": pred["entities"],
+            "totals": totals,
+            "previous": pred["previous"],
+        }
+        sys.stdout.write(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+    else:
+        table = Table(title="evidence pack", show_header=False)
+        table.add_column("", style="bold")
+        table.add_column("")
+        rows = [
+            ("pack", str(pack.folder)),
+            ("digest (SHA-256 of statement.json)", pack.digest),
+            ("as of", str(pred["as_of"])),
+            ("periods", ", ".join(pred["period"]["covered"])),
+            (
+                "events",
+                f"{pred['events']['tree_size']:,} events of {pred['events']['entities']:,} "
+                f"entities, root {pred['events']['merkle_root']}",
+            ),
+            (
+                "verdicts",
+                f"{pred['verdicts']['tree_size']:,} rows, root {pred['verdicts']['merkle_root']}",
+            ),
+            (
+                "entities",
+                f"{pred['entities']['tree_size']:,} rows, root {pred['entities']['merkle_root']}",
+            ),
+            (
+                "billed / counted",
+                f"{totals['vendor_billed']:,} / {totals['buyer_counted']:,}"
+                + (f"; credit {totals['credit']} {totals['currency']}" if totals["credit"] else ""),
+            ),
+            ("previous pack", (pred["previous"] or {}).get("sha256") or "none (starts a chain)"),
+        ]
+        for name, value in rows:
+            table.add_row(name, Text(value))
+        stdout_console().print(table)
+    raise typer.Exit(EXIT_FINDING if totals["beyond_tolerance"] else EXIT_OK)
+
+
+def _data(events: list[Path] | None, workspace: Path | None) -> EventsInput:
+    return events_input(events, workspace)
+
+
+def render_checks(v: Verification, fmt: OutputFormat) -> None:
+    """The checklist: one line per check with ✓ / ✗ / • and its cause."""
+    if fmt == OutputFormat.json:
+        sys.stdout.write(json.dumps(v.to_json(), indent=2, ensure_ascii=False) + "\n")
+        return
+    table = Table(title=Text(f"verify {v.target}"), show_lines=False)
+    table.add_column("")
+    table.add_column("check")
+    table.add_column("result")
+    for c in v.checks:
+        mark, style = MARKS[c.status]
+        table.add_row(Text(mark, style=style), Text(c.name), Text(c.detail))
+    console = stdout_console()
+    console.print(table)
+    if v.ok:
+        console.print("all checks passed", style="bold green")
+    else:
+        console.print(
+            Text(f"{len(v.failed)} check(s) failed: " + ", ".join(c.name for c in v.failed)),
+            style="bold red",
+        )
+
+
+@app.command("verify")
+def verify_cmd(
+    target: Annotated[
+        Path, typer.Argument(help="An evidence pack folder, or a proof file from 'prove'.")
+    ],
+    pubkey: PubkeyOpt,
+    events: EventsOpt = None,
+    workspace: WorkspaceOpt = None,
+    invoice: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--invoice", "-i", help="The invoice as received (default: the pack's signed copy)."
+        ),
+    ] = None,
+    previous: Annotated[
+        Path | None, typer.Option("--previous", help="The previous pack of the chain.")
+    ] = None,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Check a pack (or a proof) offline: signature, files, definition, SQL, data, results."""
+    if fmt == OutputFormat.csv:
+        fail("verify prints table or json")
+    key = load_public_key(pubkey)
+    if target.is_file():
+        try:
+            proof = json.loads(target.read_bytes())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(
+                Problem(f"not a proof file ({exc})", Location(file=str(target)))
+            ) from None
+        v = verify_proof(proof, key, str(target))
+    elif target.is_dir():
+        if (
+            not (target / "envelope.dsse.json").exists()
+            and not (target / "statement.json").exists()
+        ):
+            raise InputError(
+                Problem(
+                    "not an evidence pack (no envelope.dsse.json or statement.json)",
+                    Location(file=str(target)),
+                    "give the folder 'truecount evidence --out' wrote",
+                )
+            )
+        with working("re-running the count and the reconciliation…"):
+            v = verify_pack(target, key, _data(events, workspace), invoice or None, previous)
+    else:
+        raise InputError(Problem("no such pack or proof", Location(file=str(target))))
+    render_checks(v, fmt)
+    raise typer.Exit(EXIT_OK if v.ok else EXIT_FINDING)
+
+
+@app.command("prove")
+def prove_cmd(
+    pack: Annotated[Path, typer.Argument(help="The evidence pack folder.")],
+    entity_id: Annotated[str, typer.Argument(help="The entity to prove, e.g. a ticket id.")],
+    events: EventsOpt = None,
+    workspace: WorkspaceOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the proof here (default: stdout).")
+    ] = None,
+) -> None:
+    """An inclusion proof of one entity's row, verdicts and events, checkable on its own."""
+    data: EventsInput | None
+    if events or workspace is not None:
+        data = _data(events, workspace)
+    else:
+        try:
+            data = Workspace.open(None)
+        except WorkspaceError:
+            data = None
+            stderr_console().print(
+                "no --events and no workspace here: the proof covers the entity's row and "
+                "verdicts, not its events",
+                markup=False,
+                style="dim",
+            )
+    with working("building the proof…"):
+        proof = make_proof(pack, entity_id, data)
+    text = json.dumps(proof, indent=2, ensure_ascii=False) + "\n"
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+        stderr_console().print(f"wrote the proof to {out}", markup=False)
+    else:
+        sys.stdout.write(text)

@@ -1,0 +1,258 @@
+"""Inclusion proofs for one entity: its row of ``entities.csv``, its verdicts, its events.
+
+A proof is a JSON document that carries the pack's signed envelope and, for each tree, the
+entity's leaves with their audit paths (RFC 6962), so that it can be checked on its own with
+the public key — by the vendor, say, for one disputed ticket, without the rest of the data.
+
+Leaves of one entity are adjacent in every tree (each is sorted by entity first), so a proof
+also carries the leaf just before and just after the entity's range, when there is one: that
+shows the range is complete — no verdict or event of the entity was left out of the proof.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from truecount.engine.source import EventsInput
+from truecount.errors import InputError, Location, Problem
+from truecount.workspace import configure
+
+from . import merkle
+from .pack import (
+    DEFINITION_FILE,
+    ENVELOPE_FILE,
+    INVOICE_DIR,
+    TERMS_FILE,
+    read_statement,
+)
+from .records import (
+    EVENT_FIELDS,
+    FORMULA_START,
+    event_leaf_data,
+    row_leaf_data,
+    row_leaf_sql,
+)
+from .run import ENTITIES_FILE, VERDICTS_FILE, RunInputs, hashes_of, neighbours, run
+from .sign import check_envelope
+from .verify import Verification
+
+PROOF_FORMAT: Final[int] = 1
+TREES: Final[tuple[tuple[str, str], ...]] = (
+    ("entities", ENTITIES_FILE),
+    ("verdicts", VERDICTS_FILE),
+)
+
+
+def neutralize(text: str) -> str:
+    """The cell a pack's CSV shows for ``text`` (a leading apostrophe before a formula)."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def _csv_proof(path: Path, entity_id: str, root_hex: str, size: int) -> dict[str, Any]:
+    """Leaves of the entity's rows of a pack CSV, plus neighbours, with audit paths."""
+    with duckdb.connect() as con:
+        configure(con)
+        rel = con.sql(
+            "SELECT * FROM read_csv(?, header = true, all_varchar = true, delim = ',', "
+            "quote = '\"', escape = '\"')",
+            params=[str(path)],
+        )
+        columns = list(rel.columns)
+        leaves = rel.select(f"{row_leaf_sql(columns).sql('duckdb')} AS h, entity_id")
+        table: pa.Table = leaves.to_arrow_table()
+        hashes = hashes_of(table)
+        mask = pc.equal(table.column("entity_id"), pa.scalar(neutralize(entity_id), pa.string()))
+        own = [int(i) for i in pc.indices_nonzero(mask).to_pylist()]
+        around = neighbours(own, int(hashes.shape[0]))
+        root, paths = merkle.audit_paths(hashes, own + around)
+        if root.hex() != root_hex or hashes.shape[0] != size:
+            raise InputError(
+                Problem(
+                    "the file does not match the root its pack signed",
+                    Location(file=str(path)),
+                    "run truecount verify on the pack",
+                )
+            )
+        wanted = sorted(own + around)
+        rows = rel.select("*").to_arrow_table().take(pa.array(wanted, pa.int64())).to_pylist()
+    return {
+        "columns": columns,
+        "leaves": [
+            {
+                "index": i,
+                "neighbour": i not in own,
+                "cells": [row[c] for c in columns],
+                "audit_path": [h.hex() for h in paths[i]],
+            }
+            for i, row in zip(wanted, rows, strict=True)
+        ],
+    }
+
+
+def make_proof(folder: Path, entity_id: str, events: EventsInput | None = None) -> dict[str, Any]:
+    """The proof for ``entity_id`` from the pack in ``folder`` (events when data is given)."""
+    try:
+        envelope = json.loads((folder / ENVELOPE_FILE).read_bytes())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(
+            Problem(f"cannot read the envelope ({exc})", Location(file=str(folder / ENVELOPE_FILE)))
+        ) from None
+    _data, statement = read_statement(folder)
+    pred = statement.get("predicate") or {}
+    trees: dict[str, Any] = {}
+    for name, file in TREES:
+        claim = pred.get(name) or {}
+        trees[name] = _csv_proof(
+            folder / file, entity_id, str(claim.get("merkle_root")), int(claim.get("tree_size", -1))
+        )
+    if events is not None:
+        trees["events"] = _event_proof(folder, pred, entity_id, events)
+    if not any(leaf for t in trees.values() for leaf in t["leaves"] if not leaf["neighbour"]):
+        raise InputError(
+            Problem(
+                f"entity {entity_id!r} is not in the pack",
+                Location(file=str(folder)),
+                "entities.csv lists every entity of the reconciliation",
+            )
+        )
+    return {
+        "truecount_proof": PROOF_FORMAT,
+        "entity_id": entity_id,
+        "envelope": envelope,
+        "trees": trees,
+    }
+
+
+def _event_proof(
+    folder: Path, pred: dict[str, Any], entity_id: str, events: EventsInput
+) -> dict[str, Any]:
+    invoices = [
+        folder / INVOICE_DIR / str(f.get("name"))
+        for f in pred.get("files") or []
+        if isinstance(f, dict) and f.get("role") == "invoice"
+    ]
+    terms = folder / TERMS_FILE
+    with tempfile.TemporaryDirectory(prefix="truecount-prove-") as tmp:
+        result = run(
+            RunInputs(
+                definition_text=(folder / DEFINITION_FILE).read_text(encoding="utf-8"),
+                events=events,
+                invoice=tuple(invoices),
+                terms_text=terms.read_text(encoding="utf-8") if pred.get("terms") else None,
+                as_of=str(pred.get("as_of")),
+                definition_file=str(folder / DEFINITION_FILE),
+                terms_file=str(terms),
+            ),
+            Path(tmp),
+            prove=entity_id,
+        )
+    claim = pred.get("events") or {}
+    if result.events.root != claim.get("merkle_root") or result.events.size != claim.get(
+        "tree_size"
+    ):
+        raise InputError(
+            Problem(
+                "the events given do not match the pack's event root",
+                Location(file=str(folder)),
+                "run truecount verify with the same data to see what differs",
+            )
+        )
+    leaves = result.proof
+    assert leaves is not None
+    own = set(leaves.own)
+    out = [
+        {"index": i, "neighbour": i not in own, "fields": f, "audit_path": [h.hex() for h in p]}
+        for i, f, p in zip(leaves.indices, leaves.fields, leaves.paths, strict=True)
+    ]
+    return {"columns": list(EVENT_FIELDS), "leaves": out}
+
+
+# ----------------------------------------------------------------------------- checking
+def _verify_tree(
+    v: Verification, name: str, tree: Any, claim: Any, entity_id: str, events: bool
+) -> None:
+    claim = claim if isinstance(claim, dict) else {}
+    try:
+        root = bytes.fromhex(str(claim.get("merkle_root")))
+        size = int(claim["tree_size"])
+        columns = list(tree["columns"])
+        leaves = list(tree["leaves"])
+    except (KeyError, TypeError, ValueError):
+        v.add(name, False, "the proof or the statement lacks this tree")
+        return
+    key_col = "entity_id"
+    if key_col not in columns:
+        v.add(name, False, "the rows have no entity_id column")
+        return
+    at = columns.index(key_col)
+    shown = entity_id if events else neutralize(entity_id)
+    problems: list[str] = []
+    own: list[int] = []
+    others: list[int] = []
+    for leaf in leaves:
+        try:
+            values: Sequence[str | None] = leaf["fields"] if events else leaf["cells"]
+            index = int(leaf["index"])
+            path = [bytes.fromhex(h) for h in leaf["audit_path"]]
+        except (KeyError, TypeError, ValueError):
+            problems.append("a leaf is malformed")
+            continue
+        data = event_leaf_data(values) if events else row_leaf_data(values)
+        if not merkle.verify_inclusion(merkle.leaf_hash(data), index, size, path, root):
+            problems.append(f"leaf {index} is not in the signed tree")
+            continue
+        (own if values[at] == shown else others).append(index)
+    if not own and not problems:
+        v.note(name, f"no rows of {entity_id!r} in {name}")
+        return
+    if own:
+        lo, hi = min(own), max(own)
+        if sorted(own) != list(range(lo, hi + 1)):
+            problems.append("the entity's leaves are not one unbroken range")
+        if lo > 0 and lo - 1 not in others:
+            problems.append("the leaf before the entity's range is missing, so it may be partial")
+        if hi < size - 1 and hi + 1 not in others:
+            problems.append("the leaf after the entity's range is missing, so it may be partial")
+    v.add(
+        name,
+        not problems,
+        "; ".join(problems)
+        if problems
+        else f"all {len(own)} leaf/leaves of the entity ({min(own)} to {max(own)} of {size:,}) "
+        "are in the signed tree",
+    )
+
+
+def verify_proof(proof: Any, key: Ed25519PublicKey, where: str = "proof") -> Verification:
+    """Check a proof on its own: the signature, then every audit path against the roots."""
+    v = Verification(where)
+    if not isinstance(proof, dict) or proof.get("truecount_proof") != PROOF_FORMAT:
+        v.add("proof", False, "not a truecount inclusion proof")
+        return v
+    entity_id = str(proof.get("entity_id"))
+    env = check_envelope(proof.get("envelope"), key)
+    v.add("signature", env.ok, env.cause)
+    if not env.ok or env.payload is None:
+        return v
+    try:
+        pred = json.loads(env.payload)["predicate"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        v.add("statement", False, "the signed payload is not a statement")
+        return v
+    trees = proof.get("trees") or {}
+    for name, _file in TREES:
+        _verify_tree(v, name, trees.get(name), pred.get(name), entity_id, events=False)
+    if "events" in trees:
+        _verify_tree(v, "events", trees["events"], pred.get("events"), entity_id, events=True)
+    else:
+        v.note("events", "the proof carries no events (prove was run without the data)")
+    return v

@@ -1,0 +1,168 @@
+"""The byte encodings of Merkle leaves, in DuckDB SQL for the data and in Python for proofs.
+
+Two kinds of leaf (docs/evidence.md gives the exact rules an auditor re-implements):
+
+* **event** (``truecount.event.v1``): the eight canonical fields a count reads — ``event_id,
+  entity_id, ts, type, actor, value, attrs, seq`` — each as text, joined as netstrings:
+  ``<byte length>:<text>``, or ``~`` for a null. ``ts`` is ``YYYY-MM-DDTHH:MM:SS.ffffff``
+  (UTC), ``value`` is C's ``%.17g`` (exact for every double), ``attrs`` the stored JSON text,
+  ``seq`` a decimal integer.
+* **csv row** (``truecount.csv-row.v1``): the cells of one row of ``verdicts.csv`` or
+  ``entities.csv`` exactly as the file shows them, joined as netstrings (an empty cell is
+  ``0:``). The root therefore commits to the file an auditor reads, and a proof can be checked
+  against the row as printed.
+
+A length prefix makes the encoding unambiguous without escaping anything, and it is a few
+string functions in any SQL engine. The leaf hash is ``SHA-256(0x00 || data)`` (RFC 6962),
+computed by DuckDB's ``sha256`` over ``chr(0) || data`` — the same bytes, since ``chr(0)`` is
+the single byte 0x00 in UTF-8 — so no row of data passes through Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from sqlglot import exp
+
+EVENT_LEAF_FORMAT: Final[str] = "truecount.event.v1"
+ROW_LEAF_FORMAT: Final[str] = "truecount.csv-row.v1"
+
+#: The event fields a leaf covers, in leaf order. ``source`` and ``recorded_at`` are lineage
+#: stamped by ingest (file name and row, time of loading) when an export lacks them, so the
+#: same export read in place or through a workspace would disagree on them.
+EVENT_FIELDS: Final[tuple[str, ...]] = (
+    "event_id", "entity_id", "ts", "type", "actor", "value", "attrs", "seq",
+)  # fmt: skip
+
+#: The total order of event leaves (ties: the leaf hash, so equal keys still sort one way).
+EVENT_ORDER: Final[tuple[str, ...]] = ("entity_id", "ts", "seq", "event_id")
+
+TS_FORMAT: Final[str] = "%Y-%m-%dT%H:%M:%S.%f"
+NULL_MARK: Final[str] = "~"
+FORMULA_START: Final[tuple[str, ...]] = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _col(name: str, table: str | None = None) -> exp.Column:
+    return exp.column(exp.to_identifier(name, quoted=True), table=table)
+
+
+def _s(text: str) -> exp.Literal:
+    return exp.Literal.string(text)
+
+
+def ts_text(node: exp.Expr) -> exp.Expr:
+    return exp.func("strftime", node, _s(TS_FORMAT))
+
+
+def double_text(node: exp.Expr) -> exp.Expr:
+    return exp.func("printf", _s("%.17g"), node)
+
+
+def event_field_text(name: str, table: str | None = None) -> exp.Expr:
+    """One event field as the text its leaf encodes (NULL stays NULL)."""
+    col = _col(name, table)
+    if name == "ts":
+        return ts_text(col)
+    if name == "value":
+        return double_text(col)
+    if name in ("attrs", "seq"):
+        return exp.cast(col, exp.DataType.build("VARCHAR"))
+    return col
+
+
+def _netstring(text: exp.Expr, null_mark: bool) -> exp.Expr:
+    value = text if null_mark else exp.Coalesce(this=text, expressions=[_s("")])
+    framed = exp.DPipe(
+        this=exp.DPipe(
+            this=exp.cast(exp.func("strlen", value.copy()), exp.DataType.build("VARCHAR")),
+            expression=_s(":"),
+        ),
+        expression=value.copy(),
+    )
+    if not null_mark:
+        return framed
+    return exp.Case(
+        ifs=[exp.If(this=exp.Is(this=text.copy(), expression=exp.Null()), true=_s(NULL_MARK))],
+        default=framed,
+    )
+
+
+def leaf_hash_sql(texts: Sequence[exp.Expr], null_mark: bool) -> exp.Expr:
+    """``unhex(sha256(chr(0) || netstrings))``: a leaf's RFC 6962 hash as a 32-byte BLOB."""
+    data: exp.Expr = exp.func("chr", exp.Literal.number(0))
+    for text in texts:
+        data = exp.DPipe(this=data, expression=_netstring(text, null_mark))
+    return exp.func("unhex", exp.func("sha256", data))
+
+
+def event_leaf_sql(table: str | None = None) -> exp.Expr:
+    return leaf_hash_sql([event_field_text(f, table) for f in EVENT_FIELDS], null_mark=True)
+
+
+# ----------------------------------------------------------------------------- CSV cells
+def neutralize_sql(node: exp.Expr) -> exp.Expr:
+    """A text cell no spreadsheet runs as a formula: a leading apostrophe when needed."""
+    risky = exp.In(
+        this=exp.func("left", node.copy(), exp.Literal.number(1)),
+        expressions=[_s(c) for c in FORMULA_START],
+    )
+    return exp.Case(
+        ifs=[exp.If(this=risky, true=exp.DPipe(this=_s("'"), expression=node.copy()))],
+        default=node.copy(),
+    )
+
+
+def cell_text(node: exp.Expr, dtype: str) -> exp.Expr:
+    """A typed value as the text a pack's CSV shows (NULL stays NULL: an empty cell)."""
+    kind = dtype.upper()
+    if kind in ("VARCHAR", "JSON"):
+        return neutralize_sql(exp.cast(node, exp.DataType.build("VARCHAR")))
+    if kind.startswith("TIMESTAMP"):
+        return ts_text(node)
+    if kind in ("DOUBLE", "FLOAT", "REAL"):
+        return double_text(node)
+    if kind == "BOOLEAN":
+        return exp.Case(
+            ifs=[
+                exp.If(this=exp.Is(this=node.copy(), expression=exp.Null()), true=exp.Null()),
+                exp.If(this=node.copy(), true=_s("true")),
+            ],
+            default=_s("false"),
+        )
+    if kind.startswith("DECIMAL"):
+        # drop the storage scale's trailing zeros, keeping at least two places (5.000000 -> 5.00)
+        return exp.func(
+            "regexp_replace",
+            exp.cast(node, exp.DataType.build("VARCHAR")),
+            _s(r"(\.[0-9][0-9][0-9]*?)0+$"),
+            _s(r"\1"),
+        )
+    return exp.cast(node, exp.DataType.build("VARCHAR"))
+
+
+def row_leaf_sql(columns: Sequence[str], table: str | None = None) -> exp.Expr:
+    """The leaf hash of a row of text cells (already formatted as the CSV shows them)."""
+    return leaf_hash_sql([_col(c, table) for c in columns], null_mark=False)
+
+
+# ----------------------------------------------------------------------------- Python mirror
+def _frame(text: str | None, null_mark: bool) -> bytes:
+    if text is None:
+        if null_mark:
+            return NULL_MARK.encode()
+        text = ""
+    raw = text.encode("utf-8")
+    return str(len(raw)).encode("ascii") + b":" + raw
+
+
+def event_leaf_data(fields: Sequence[str | None]) -> bytes:
+    """Leaf data of an event from its eight field texts (None for a null)."""
+    if len(fields) != len(EVENT_FIELDS):
+        raise ValueError(f"an event leaf has {len(EVENT_FIELDS)} fields, not {len(fields)}")
+    return b"".join(_frame(f, null_mark=True) for f in fields)
+
+
+def row_leaf_data(cells: Sequence[str | None]) -> bytes:
+    """Leaf data of a CSV row from its cells as the file shows them."""
+    return b"".join(_frame(c, null_mark=False) for c in cells)

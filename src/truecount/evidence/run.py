@@ -1,0 +1,484 @@
+"""One reconciliation, computed the way a pack records it: the code ``evidence`` and ``verify``
+share, so that verifying is re-running, not re-reading.
+
+:func:`run` counts the definition over the events, reconciles the invoice, and writes the
+result files of a pack (``query.sql``, ``reconciliation.json``, ``entities.csv``,
+``verdicts.csv``) into a folder; it returns the Merkle roots over the covered events and over
+the rows of the two CSV files, and the SHA-256 of the raw files the events came from.
+
+**Covered events.** The periods a pack covers run from the invoice's first billed period to its
+last (:func:`covered_periods`). The covered entities are
+those with a verdict in a covered period or a line on the invoice; the covered events are every
+event of a covered entity visible at the as-of time (``ts <= as_of``), whatever its own date —
+a reopen in the next month can decide a verdict of this one. ``verdicts.csv`` holds every
+verdict of a covered entity.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Final
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlglot
+from sqlglot import exp
+
+from truecount.definition.load import parse_definition
+from truecount.definition.model import Definition
+from truecount.engine.run import VERDICTS_TABLE, count_source
+from truecount.engine.source import EventsInput, open_events
+from truecount.ingest.canonical import EVENTS_TABLE, INGEST_LOG_TABLE
+from truecount.invoice import load_invoice_into
+from truecount.reconcile import CELLS_TABLE, Reconciliation, reconcile_in
+from truecount.report.dispute import DISPUTED
+from truecount.terms import Terms, parse_terms
+from truecount.workspace import Workspace
+
+from . import merkle
+from .canonical import canonical_json, file_sha256
+from .records import (
+    EVENT_FIELDS,
+    EVENT_ORDER,
+    cell_text,
+    event_field_text,
+    event_leaf_sql,
+    row_leaf_sql,
+)
+
+QUERY_FILE: Final[str] = "query.sql"
+RECONCILIATION_FILE: Final[str] = "reconciliation.json"
+ENTITIES_FILE: Final[str] = "entities.csv"
+VERDICTS_FILE: Final[str] = "verdicts.csv"
+INVOICE_TABLE: Final[str] = "invoice"
+
+#: Columns of entities.csv, in order (the dispute pack's, with line ids sorted by id).
+ENTITY_COLUMNS: Final[tuple[str, ...]] = (
+    "entity_id", "cell", "disputed", "reason", "lines", "line_ids", "billed_period",
+    "billed_amount", "buyer_status", "buyer_period", "anchor_ts",
+)  # fmt: skip
+
+_COVERED: Final[str] = "_ev_covered"
+_PERIODS: Final[str] = "_ev_periods"
+_VERDICT_ROWS: Final[str] = "_ev_verdict_rows"
+_ENTITY_ROWS: Final[str] = "_ev_entity_rows"
+_ORD: Final[str] = "_ev_ord"
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    """A raw input file: its role (events or invoice), name (no folders) and SHA-256."""
+
+    role: str
+    name: str
+    sha256: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"role": self.role, "name": self.name, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A Merkle root (hex) and its number of leaves."""
+
+    root: str
+    size: int
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """Everything a reconciliation depends on; texts, so a pack can carry them byte for byte."""
+
+    definition_text: str
+    events: EventsInput
+    invoice: tuple[Path, ...]
+    terms_text: str | None = None
+    as_of: dt.datetime | str | None = None
+    definition_file: str = "definition.yaml"
+    terms_file: str = "terms.yaml"
+    #: DuckDB worker threads (None: DuckDB's default). The results must not depend on it.
+    threads: int | None = None
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` computed and wrote."""
+
+    definition: Definition
+    terms: Terms | None
+    as_of: dt.datetime
+    sql: str
+    recon: Reconciliation
+    periods: list[str]
+    events: Tree
+    event_entities: int
+    verdicts: Tree
+    entities: Tree
+    files: list[FileDigest]
+    #: 'files' when the event files were hashed here, 'workspace' when the digests come from
+    #: the workspace's ingest log.
+    files_basis: str
+    #: Filled when an entity to prove was asked for (see :func:`run`).
+    proof: EntityLeaves | None = None
+
+
+@dataclass
+class EntityLeaves:
+    """One entity's event leaves and their neighbours: indices, field texts, audit paths."""
+
+    entity_id: str
+    #: The entity's own leaf indices (the rest of ``indices`` are its neighbours).
+    own: list[int] = field(default_factory=list)
+    indices: list[int] = field(default_factory=list)
+    fields: list[list[str | None]] = field(default_factory=list)
+    paths: list[list[bytes]] = field(default_factory=list)
+
+
+def neighbours(indices: list[int], size: int) -> list[int]:
+    """The leaves just before and after a range of leaves, where they exist."""
+    if not indices:
+        return []
+    lo, hi = min(indices), max(indices)
+    return [i for i in (lo - 1, hi + 1) if 0 <= i < size]
+
+
+def hashes_of(table: pa.Table, column: str = "h") -> merkle.Hashes:
+    """A BLOB column of 32-byte hashes as an (n, 32) array, without a Python loop."""
+    col = table.column(column).combine_chunks() if table.num_rows else pa.array([], pa.binary())
+    return _fixed(col)
+
+
+def _fixed(col: pa.Array) -> merkle.Hashes:
+    if len(col) == 0:
+        return np.zeros((0, merkle.HASH_SIZE), dtype=np.uint8)
+    fixed = col.cast(pa.binary(merkle.HASH_SIZE))
+    data = np.frombuffer(fixed.buffers()[1], dtype=np.uint8)
+    start = fixed.offset * merkle.HASH_SIZE
+    return data[start : start + len(fixed) * merkle.HASH_SIZE].reshape(-1, merkle.HASH_SIZE)
+
+
+def stream_hashes(con: duckdb.DuckDBPyConnection, select: exp.Select) -> merkle.Hashes:
+    """The ``h`` column of a query, read batch by batch into one preallocated array.
+
+    At tens of millions of leaves, holding the whole Arrow result and a copy of it at once
+    would double the memory; a count first (cheap: no leaf is hashed for it) sizes the array.
+    """
+    counted = exp.select(exp.func("count", exp.Star())).from_(select.subquery("q"))
+    n = int(con.execute(counted.sql("duckdb")).fetchall()[0][0])
+    out = np.empty((n, merkle.HASH_SIZE), dtype=np.uint8)
+    at = 0
+    reader = con.sql(select.sql("duckdb")).to_arrow_reader(1 << 17)
+    for batch in reader:
+        part = _fixed(batch.column(0))
+        out[at : at + part.shape[0]] = part
+        at += part.shape[0]
+    if at != n:
+        raise RuntimeError(f"expected {n} leaves, read {at}")
+    return out
+
+
+def _ts_param(value: dt.datetime) -> exp.Expr:
+    return exp.cast(
+        exp.Literal.string(value.isoformat(sep=" ", timespec="microseconds")),
+        exp.DataType.build("TIMESTAMP"),
+    )
+
+
+def _event_rows(
+    as_of: dt.datetime, extra: list[exp.Expr] | None = None, entity: str | None = None
+) -> exp.Select:
+    """The covered events visible at ``as_of``, in leaf order: leaf hash ``h``, then ``extra``.
+
+    ``entity`` keeps one entity's events (in the same order, so the k-th of them is the k-th
+    of that entity's leaves).
+    """
+    preds: list[exp.Expr] = [
+        exp.LTE(this=exp.column("ts", "e"), expression=_ts_param(as_of)),
+        exp.In(
+            this=exp.column("entity_id", "e"),
+            query=exp.select("entity_id").from_(_COVERED).subquery(),
+        ),
+    ]
+    if entity is not None:
+        preds.append(
+            exp.EQ(this=exp.column("entity_id", "e"), expression=exp.Literal.string(entity))
+        )
+    order = [exp.Ordered(this=exp.column(c, "e"), nulls_first=False) for c in EVENT_ORDER]
+    order.append(exp.Ordered(this=exp.column("h"), nulls_first=False))
+    return (
+        exp.select(exp.alias_(event_leaf_sql("e"), "h"), *(extra or []))
+        .from_(exp.to_table(EVENTS_TABLE).as_("e"))
+        .where(exp.and_(*preds))
+        .order_by(*order)
+    )
+
+
+def _event_files(
+    events: EventsInput, con: duckdb.DuckDBPyConnection
+) -> tuple[list[FileDigest], str]:
+    if isinstance(events, Workspace):
+        rows = con.execute(
+            f"SELECT DISTINCT file, sha256 FROM {INGEST_LOG_TABLE} WHERE sha256 IS NOT NULL"  # noqa: S608
+        ).fetchall()
+        found = {FileDigest("events", Path(str(f)).name, str(s)) for f, s in rows}
+        return sorted(found, key=lambda d: (d.name, d.sha256)), "workspace"
+    paths = [events] if isinstance(events, str | Path) else list(events)
+    digests = {FileDigest("events", Path(p).name, file_sha256(p)) for p in paths}
+    return sorted(digests, key=lambda d: (d.name, d.sha256)), "files"
+
+
+def _text_table(
+    con: duckdb.DuckDBPyConnection, name: str, select: exp.Select, order: list[exp.Ordered]
+) -> list[str]:
+    """Materialise ``select`` (text columns) with an ordinal from ``order``; return columns."""
+    ranked = select.select(
+        exp.alias_(exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=order)), _ORD)
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {ranked.sql('duckdb')}")
+    cols = [str(r[0]) for r in con.execute(f"DESCRIBE {name}").fetchall()]
+    return [c for c in cols if c != _ORD]
+
+
+def _write_csv(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], path: Path) -> Tree:
+    """Write the rows in ordinal order and return the Merkle tree over them."""
+    cols = [exp.column(exp.to_identifier(c, quoted=True)) for c in columns]
+    rows = exp.select(*cols).from_(table).order_by(exp.column(_ORD))
+    con.sql(rows.sql("duckdb")).write_csv(str(path), header=True)
+    leaves = (
+        exp.select(exp.alias_(row_leaf_sql(columns), "h")).from_(table).order_by(exp.column(_ORD))
+    )
+    hashes = stream_hashes(con, leaves)
+    return Tree(merkle.root(hashes).hex(), int(hashes.shape[0]))
+
+
+def _verdict_rows(con: duckdb.DuckDBPyConnection) -> list[str]:
+    described = con.execute(f"DESCRIBE {VERDICTS_TABLE}").fetchall()
+    cols = [
+        exp.alias_(
+            cell_text(exp.column(exp.to_identifier(str(r[0]), quoted=True), "v"), str(r[1])),
+            exp.to_identifier(str(r[0]), quoted=True),
+        )
+        for r in described
+    ]
+    select = (
+        exp.select(*cols)
+        .from_(exp.to_table(VERDICTS_TABLE).as_("v"))
+        .where(
+            exp.In(
+                this=exp.column("entity_id", "v"),
+                query=exp.select("entity_id").from_(_COVERED).subquery(),
+            )
+        )
+    )
+    order = [
+        exp.Ordered(this=exp.column(c, "v"), nulls_first=False)
+        for c in ("entity_id", "anchor_ts", "anchor_event_id", "period", "status")
+    ]
+    return _text_table(con, _VERDICT_ROWS, select, order)
+
+
+def _entity_rows(con: duckdb.DuckDBPyConnection) -> list[str]:
+    # Line ids derived from the invoice's position (no line_id column) read 'path#row'; the
+    # folders are dropped so the rows do not depend on where the invoice file lies.
+    lines = sqlglot.parse_one(
+        "SELECT entity_id, string_agg(lid, ';' ORDER BY lid) AS line_ids FROM "
+        "(SELECT entity_id, CASE WHEN line_id = source "
+        "THEN regexp_replace(source, '^.*[/\\\\]', '') ELSE line_id END AS lid "
+        "FROM _tc_lines) GROUP BY entity_id",
+        dialect="duckdb",
+    )
+    assert isinstance(lines, exp.Select)
+    types = {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE {CELLS_TABLE}").fetchall()}
+
+    def col(name: str) -> exp.Expr:
+        return cell_text(exp.column(name, "c"), types.get(name, "VARCHAR"))
+
+    disputed = exp.In(
+        this=exp.column("cell", "c"), expressions=[exp.Literal.string(x) for x in DISPUTED]
+    )
+    lines_count = exp.cast(
+        exp.Coalesce(this=exp.column("lines", "c"), expressions=[exp.Literal.number(0)]),
+        exp.DataType.build("VARCHAR"),
+    )
+    select = (
+        exp.select(
+            exp.alias_(col("entity_id"), "entity_id"),
+            exp.alias_(col("cell"), "cell"),
+            exp.alias_(cell_text(disputed, "BOOLEAN"), "disputed"),
+            exp.alias_(col("reason"), "reason"),
+            exp.alias_(lines_count, "lines"),
+            exp.alias_(cell_text(exp.column("line_ids", "l"), "VARCHAR"), "line_ids"),
+            *[
+                exp.alias_(col(name), name)
+                for name in ("billed_period", "billed_amount", "buyer_status", "buyer_period")
+            ],
+            exp.alias_(col("anchor_ts"), "anchor_ts"),
+        )
+        .from_(exp.to_table(CELLS_TABLE).as_("c"))
+        .join(
+            lines.subquery("l"),
+            on=exp.EQ(this=exp.column("entity_id", "l"), expression=exp.column("entity_id", "c")),
+            join_type="left",
+        )
+    )
+    order = [exp.Ordered(this=exp.column("entity_id", "c"), nulls_first=False)]
+    columns = _text_table(con, _ENTITY_ROWS, select, order)
+    assert tuple(columns) == ENTITY_COLUMNS
+    return columns
+
+
+def covered_periods(recon: Reconciliation) -> list[str]:
+    """The periods a pack covers: the invoice's span, from its first billed period to its last.
+
+    That is the span in which reconcile looks for counted entities the vendor never billed. A
+    reconciliation may show a period outside it — the anchor period of an entity billed in the
+    wrong month — but that entity is covered through its invoice line anyway.
+    """
+    keys = [p.period for p in recon.periods if p.period != "-"]
+    billed = [p.period for p in recon.periods if p.period != "-" and p.vendor_lines > 0]
+    if not billed:
+        return keys
+    return [k for k in keys if billed[0] <= k <= billed[-1]]
+
+
+def _covered(con: duckdb.DuckDBPyConnection, periods: list[str]) -> None:
+    con.register(_PERIODS, pa.table({"period": pa.array(periods, pa.string())}))
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_COVERED} AS "  # noqa: S608 - fixed names
+        f"SELECT DISTINCT entity_id FROM {VERDICTS_TABLE} "
+        f"WHERE period IN (SELECT period FROM {_PERIODS}) "
+        "UNION SELECT entity_id FROM _tc_lines"
+    )
+
+
+def _event_tree(
+    con: duckdb.DuckDBPyConnection, as_of: dt.datetime, prove: str | None
+) -> tuple[Tree, int, EntityLeaves | None]:
+    table: pa.Table | None = None
+    if prove is None:
+        hashes = stream_hashes(con, _event_rows(as_of))
+    else:
+        with_ids = _event_rows(as_of, [exp.column("entity_id", "e")]).sql("duckdb")
+        table = con.sql(with_ids).to_arrow_table()
+        hashes = hashes_of(table)
+    entities_row = con.execute(
+        f"SELECT count(*) FROM {_COVERED} c WHERE EXISTS "  # noqa: S608 - fixed names
+        f"(SELECT 1 FROM {EVENTS_TABLE} e WHERE e.entity_id = c.entity_id AND e.ts <= ?)",
+        [as_of],
+    ).fetchall()
+    entities = int(entities_row[0][0]) if entities_row else 0
+    if prove is None:
+        return Tree(merkle.root(hashes).hex(), int(hashes.shape[0])), entities, None
+    assert table is not None
+    mask = pc.equal(table.column("entity_id"), pa.scalar(prove, pa.string()))
+    own = [int(i) for i in pc.indices_nonzero(mask).to_pylist()]
+    wanted = sorted(own + neighbours(own, int(hashes.shape[0])))
+    root, paths = merkle.audit_paths(hashes, wanted)
+    fields: dict[int, list[str | None]] = {}
+    if wanted:
+        # the rows at those positions of the leaf order, numbered by the same order
+        texts = [exp.alias_(event_field_text(f, "e"), f) for f in EVENT_FIELDS]
+        keys = [exp.alias_(exp.column(c, "e"), f"_k_{c}") for c in EVENT_ORDER]
+        inner = _event_rows(as_of, [*texts, *keys])
+        inner.set("order", None)
+        order = [exp.Ordered(this=exp.column(f"_k_{c}"), nulls_first=False) for c in EVENT_ORDER]
+        order.append(exp.Ordered(this=exp.column("h"), nulls_first=False))
+        idx = exp.Sub(
+            this=exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=order)),
+            expression=exp.Literal.number(1),
+        )
+        numbered = exp.select(*[exp.column(f) for f in EVENT_FIELDS], exp.alias_(idx, "idx")).from_(
+            inner.subquery("n")
+        )
+        picked = (
+            exp.select("*")
+            .from_(numbered.subquery("m"))
+            .where(exp.column("idx").isin(*[exp.Literal.number(i) for i in wanted]))
+        )
+        for r in con.execute(picked.sql("duckdb")).fetchall():
+            fields[int(r[-1])] = [None if x is None else str(x) for x in r[:-1]]
+    leaves = EntityLeaves(
+        prove, own, wanted, [fields[i] for i in wanted], [paths[i] for i in wanted]
+    )
+    return Tree(root.hex(), int(hashes.shape[0])), entities, leaves
+
+
+def run(inputs: RunInputs, out: Path, prove: str | None = None) -> RunResult:
+    """Count, reconcile and write the result files of a pack into ``out`` (created).
+
+    ``prove`` names an entity whose event leaves, indices and audit paths are returned too.
+    """
+    definition = parse_definition(inputs.definition_text, inputs.definition_file)
+    terms = (
+        parse_terms(inputs.terms_text, inputs.terms_file) if inputs.terms_text is not None else None
+    )
+    source = open_events(inputs.events)
+    con = source.con
+    try:
+        if inputs.threads is not None:
+            con.execute(f"SET threads = {int(inputs.threads)}")
+        result = count_source(definition, source, inputs.as_of)
+        load_invoice_into(con, list(inputs.invoice), table=INVOICE_TABLE)
+        recon = reconcile_in(
+            con,
+            VERDICTS_TABLE,
+            INVOICE_TABLE,
+            known_table=EVENTS_TABLE,
+            definition=definition,
+            terms=terms,
+            as_of=result.as_of,
+            fetch_entities=False,
+            cells=True,
+        )
+        recon = replace(recon, choices=tuple(c.to_json() for c in source.choices))
+        periods = covered_periods(recon)
+        _covered(con, periods)
+        events, event_entities, leaves = _event_tree(con, result.as_of, prove)
+        verdict_cols = _verdict_rows(con)
+        entity_cols = _entity_rows(con)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / QUERY_FILE).write_bytes((result.sql + "\n").encode("utf-8"))
+        (out / RECONCILIATION_FILE).write_bytes(canonical_json(recon.to_json()))
+        entities = _write_csv(con, _ENTITY_ROWS, entity_cols, out / ENTITIES_FILE)
+        verdicts = _write_csv(con, _VERDICT_ROWS, verdict_cols, out / VERDICTS_FILE)
+        files, basis = _event_files(inputs.events, con)
+    finally:
+        con.close()
+    invoices = sorted(
+        {FileDigest("invoice", p.name, file_sha256(p)) for p in inputs.invoice},
+        key=lambda d: (d.name, d.sha256),
+    )
+    return RunResult(
+        definition=definition,
+        terms=terms,
+        as_of=result.as_of,
+        sql=result.sql,
+        recon=recon,
+        periods=periods,
+        events=events,
+        event_entities=event_entities,
+        verdicts=verdicts,
+        entities=entities,
+        files=[*files, *invoices],
+        files_basis=basis,
+        proof=leaves,
+    )
+
+
+def summary(recon: Reconciliation) -> dict[str, Any]:
+    """The headline numbers a statement carries (the full figures are in the JSON file)."""
+    t = recon.totals.to_json()
+    keep = (
+        "vendor_billed", "buyer_counted", "agreed", "vendor_only", "buyer_only", "pending",
+        "unknown", "duplicate", "period_mismatch", "vendor_lines", "amount_billed",
+        "amount_due", "credit",
+    )  # fmt: skip
+    return {
+        **{k: t[k] for k in keep},
+        "currency": recon.currency,
+        "beyond_tolerance": recon.beyond_tolerance,
+    }

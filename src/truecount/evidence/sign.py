@@ -1,0 +1,252 @@
+"""Ed25519 keys and DSSE envelopes (docs/evidence.md).
+
+The envelope signs ``PAE(payloadType, payload)`` — DSSE's pre-authentication encoding,
+``"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`` with lengths as ASCII decimals of byte
+counts — so the signature binds the payload type as well as the bytes and a verifier never
+has to parse before it checks.
+
+Keys: the private key is a PKCS#8 PEM file readable by its owner only; the public key is
+accepted as a SubjectPublicKeyInfo PEM file, or as the raw 32-byte key in base64 (44
+characters, on its own or in a file), which is short enough to print in a contract annex.
+A key id is the SHA-256 of the raw public key, in hex.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from truecount.errors import InputError, Location, Problem
+
+from .canonical import sha256_hex
+
+PAYLOAD_TYPE: Final[str] = "application/vnd.in-toto+json"
+
+
+class KeyFileError(InputError):
+    """A key file is missing, unreadable, malformed or too widely readable."""
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding of a payload type and body."""
+    kind = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+def raw_public(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_id(key: Ed25519PublicKey) -> str:
+    """SHA-256 of the raw 32-byte public key, hex: how envelopes and reports name a key."""
+    return sha256_hex(raw_public(key))
+
+
+def public_base64(key: Ed25519PublicKey) -> str:
+    return base64.b64encode(raw_public(key)).decode("ascii")
+
+
+@dataclass(frozen=True)
+class KeyFiles:
+    """What :func:`generate_key` wrote."""
+
+    private: Path
+    public: Path
+    key: Ed25519PublicKey
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.key)
+
+    @property
+    def base64(self) -> str:
+        return public_base64(self.key)
+
+
+def public_key_path(private: Path) -> Path:
+    """Where the public key of a private key file is written: beside it, with ``.pub``."""
+    return private.with_name(private.name + ".pub")
+
+
+def generate_key(out: str | Path) -> KeyFiles:
+    """A new Ed25519 key: ``out`` (PKCS#8 PEM, mode 0600) and ``out.pub`` (PEM).
+
+    The private file is created with owner-only permissions from the start (no moment when it
+    is readable by others) and never overwrites an existing file.
+    """
+    private = Path(out)
+    public = public_key_path(private)
+    for path in (private, public):
+        if path.exists():
+            raise KeyFileError(
+                Problem("the file exists", Location(file=str(path)), "keys are never overwritten")
+            )
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    try:
+        fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise KeyFileError(
+            Problem(f"cannot create the key file: {exc.strerror}", Location(file=str(private)))
+        ) from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    os.chmod(private, 0o600)  # whatever the umask did
+    pub = key.public_key()
+    public.write_bytes(
+        pub.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return KeyFiles(private, public, pub)
+
+
+def load_private_key(path: str | Path) -> Ed25519PrivateKey:
+    """Read an unencrypted PKCS#8 PEM Ed25519 key that only its owner can read."""
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+        data = p.read_bytes()
+    except OSError as exc:
+        raise KeyFileError(
+            Problem(f"cannot read the key: {exc.strerror}", Location(file=str(p)))
+        ) from None
+    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(
+            Problem(
+                f"the private key is readable by others (mode {stat.S_IMODE(mode):o})",
+                Location(file=str(p)),
+                f"chmod 600 {p}",
+            )
+        )
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise KeyFileError(
+            Problem(f"not an unencrypted PEM private key ({exc})", Location(file=str(p)))
+        ) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(
+            Problem("not an Ed25519 key", Location(file=str(p)), "make one with truecount keygen")
+        )
+    return key
+
+
+def load_public_key(spec: str | Path) -> Ed25519PublicKey:
+    """A public key from a PEM file, a file holding base64, or base64 text given directly."""
+    text: str
+    where = str(spec)
+    p = Path(spec)
+    data: bytes | None = None
+    try:
+        if p.is_file():
+            data = p.read_bytes()
+    except OSError:  # a long base64 string is not a path
+        data = None
+    if data is not None:
+        if b"-----BEGIN" in data:
+            try:
+                key: Any = serialization.load_pem_public_key(data)
+            except ValueError as exc:
+                raise KeyFileError(
+                    Problem(f"not a PEM public key ({exc})", Location(file=where))
+                ) from None
+            if not isinstance(key, Ed25519PublicKey):
+                raise KeyFileError(Problem("not an Ed25519 public key", Location(file=where)))
+            return key
+        text = data.decode("ascii", errors="replace").strip()
+    else:
+        text = str(spec).strip()
+        where = "--pubkey"
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise KeyFileError(
+            Problem(
+                "not a public key: expected a PEM file or the 32-byte key in base64",
+                Location(file=where),
+                "pass the .pub file written by truecount keygen, or the base64 it printed",
+            )
+        )
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def sign_envelope(payload: bytes, key: Ed25519PrivateKey) -> dict[str, Any]:
+    """A DSSE envelope of ``payload`` (an in-toto Statement) with one Ed25519 signature."""
+    signature = key.sign(pae(PAYLOAD_TYPE, payload))
+    return {
+        "payload": base64.b64encode(payload).decode("ascii"),
+        "payloadType": PAYLOAD_TYPE,
+        "signatures": [
+            {"keyid": key_id(key.public_key()), "sig": base64.b64encode(signature).decode("ascii")}
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class EnvelopeCheck:
+    """The outcome of checking an envelope: the payload, and why it failed if it did."""
+
+    payload: bytes | None
+    ok: bool
+    cause: str
+
+
+def check_envelope(envelope: Any, key: Ed25519PublicKey) -> EnvelopeCheck:
+    """Verify a DSSE envelope against one public key (and only that key).
+
+    The payload is returned even when the signature fails, so a verifier can go on to report
+    every other check; ``ok`` says whether it may be trusted.
+    """
+    if not isinstance(envelope, dict):
+        return EnvelopeCheck(None, False, "the envelope is not a JSON object")
+    try:
+        payload = base64.b64decode(str(envelope.get("payload", "")), validate=True)
+    except (binascii.Error, ValueError):
+        return EnvelopeCheck(None, False, "the envelope's payload is not base64")
+    if envelope.get("payloadType") != PAYLOAD_TYPE:
+        return EnvelopeCheck(
+            payload, False, f"payloadType is {envelope.get('payloadType')!r}, not {PAYLOAD_TYPE}"
+        )
+    signatures = envelope.get("signatures")
+    if not isinstance(signatures, list) or not signatures:
+        return EnvelopeCheck(payload, False, "the envelope has no signature")
+    expected = key_id(key)
+    message = pae(PAYLOAD_TYPE, payload)
+    named: list[str] = []
+    for entry in signatures:
+        if not isinstance(entry, dict):
+            continue
+        named.append(str(entry.get("keyid", "")))
+        try:
+            sig = base64.b64decode(str(entry.get("sig", "")), validate=True)
+            key.verify(sig, message)
+        except (binascii.Error, ValueError, InvalidSignature):
+            continue
+        return EnvelopeCheck(payload, True, f"Ed25519 signature by key {expected[:16]}…")
+    if expected not in named:
+        return EnvelopeCheck(
+            payload,
+            False,
+            f"not signed by the given public key (key id {expected[:16]}…; the envelope names "
+            + ", ".join(f"{k[:16]}…" for k in named)
+            + ")",
+        )
+    return EnvelopeCheck(
+        payload, False, "the signature does not match the payload: the statement was altered"
+    )

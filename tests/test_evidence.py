@@ -1,0 +1,623 @@
+"""Evidence packs end to end: a demo-like workspace, an auditor with only the pack, the public
+key and the export, the tamper cases, chains, proofs and determinism.
+
+The roots are recomputed here from the generator's own tables with hashlib, following
+docs/evidence.md (leaf encoding, order, RFC 6962 tree), not by calling the pack's code.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from truecount.cli.demo_cmds import package_text
+from truecount.demo.generate import SupportData, SupportScenario, generate
+from truecount.errors import TruecountError
+from truecount.evidence import (
+    Pack,
+    Verification,
+    build_pack,
+    generate_key,
+    load_private_key,
+    load_public_key,
+    make_proof,
+    verify_pack,
+    verify_proof,
+)
+from truecount.evidence.sign import KeyFiles, sign_envelope
+from truecount.ingest.load import ingest_files
+from truecount.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ----------------------------------------------------------------- an independent reference
+def H(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def mth(hashes: list[bytes]) -> bytes:
+    """RFC 6962 MTH over leaf *hashes* (recursive, as the RFC defines it)."""
+    n = len(hashes)
+    if n == 0:
+        return H(b"")
+    if n == 1:
+        return hashes[0]
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return H(b"\x01" + mth(hashes[:k]) + mth(hashes[k:]))
+
+
+def net(text: str | None) -> bytes:
+    if text is None:
+        return b"~"
+    raw = text.encode("utf-8")
+    return str(len(raw)).encode() + b":" + raw
+
+
+def event_texts(row: dict[str, Any]) -> list[str | None]:
+    """The documented text of each leaf field, from the generator's typed row."""
+    value = row["value"]
+    return [
+        row["event_id"],
+        row["entity_id"],
+        row["ts"].strftime("%Y-%m-%dT%H:%M:%S.%f"),
+        row["type"],
+        row["actor"],
+        None if value is None else format(value, ".17g"),
+        row["attrs"],
+        None if row["seq"] is None else str(row["seq"]),
+    ]
+
+
+def csv_root(path: Path) -> tuple[str, int]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))[1:]
+    leaves = [H(b"\x00" + b"".join(net(c) for c in row)) for row in rows]
+    return mth(leaves).hex(), len(leaves)
+
+
+# ----------------------------------------------------------------- the scene
+@dataclass
+class Scene:
+    root: Path
+    data: SupportData
+    vendor: Path  # events.parquet, events.csv, invoice.csv, resolved_ticket.yaml, terms.yaml
+    keys: KeyFiles
+    workspace: Workspace
+    pack: Pack
+
+    @property
+    def events(self) -> Path:
+        return self.vendor / "events.parquet"
+
+    @property
+    def invoice(self) -> Path:
+        return self.vendor / "invoice.csv"
+
+    @property
+    def definition(self) -> Path:
+        return self.vendor / "resolved_ticket.yaml"
+
+    @property
+    def terms(self) -> Path:
+        return self.vendor / "terms.yaml"
+
+
+def write_vendor(folder: Path, events: pa.Table, invoice: pa.Table) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(events, folder / "events.parquet")
+    pacsv.write_csv(events, folder / "events.csv")
+    pacsv.write_csv(invoice, folder / "invoice.csv")
+    (folder / "resolved_ticket.yaml").write_text(package_text("resolved_ticket.yaml"))
+    (folder / "terms.yaml").write_text(package_text("terms.yaml"))
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Scene:
+    root = tmp_path_factory.mktemp("evidence")
+    data = generate(SupportScenario(tickets=500, seed=11))
+    vendor = root / "vendor"
+    write_vendor(vendor, data.events, data.invoice)
+    keys = generate_key(root / "signer.key")
+    ws = Workspace.init(root / "workspace")
+    ingest_files(ws, [vendor / "events.parquet"])
+    pack = build_pack(
+        vendor / "resolved_ticket.yaml",
+        [vendor / "invoice.csv"],
+        keys.private,
+        root / "pack",
+        events=ws,
+        terms=vendor / "terms.yaml",
+    )
+    return Scene(root, data, vendor, keys, ws, pack)
+
+
+def verify(scene: Scene, pack: Path, events: Any = None, **kw: Any) -> Verification:
+    key = kw.pop("key", None) or load_public_key(scene.keys.public)
+    return verify_pack(pack, key, events if events is not None else [scene.events], **kw)
+
+
+def failed(v: Verification) -> set[str]:
+    return {c.name for c in v.failed}
+
+
+def copy_pack(scene: Scene, tmp_path: Path) -> Path:
+    target = tmp_path / "pack"
+    shutil.copytree(scene.pack.folder, target)
+    return target
+
+
+def tc(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> Any:
+    full = {**os.environ, **(env or {})}
+    full["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + full.get("PYTHONPATH", "")
+    return subprocess.run(
+        [sys.executable, "-m", "truecount", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full,
+    )
+
+
+# ----------------------------------------------------------------- the pack's contents
+def test_layout_and_statement(scene: Scene) -> None:
+    folder = scene.pack.folder
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert names == [
+        "definition.canonical.json", "definition.yaml", "entities.csv", "envelope.dsse.json",
+        "invoice/invoice.csv", "query.sql", "reconciliation.json", "statement.json",
+        "terms.yaml", "verdicts.csv",
+    ]  # fmt: skip
+    raw = (folder / "statement.json").read_bytes()
+    statement = json.loads(raw)
+    # canonical JSON: for ASCII keys and no floats, sorted keys and no whitespace
+    assert (
+        raw
+        == json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    )
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    subjects = {s["name"]: s["digest"]["sha256"] for s in statement["subject"]}
+    assert set(subjects) == set(names) - {"statement.json", "envelope.dsse.json"}
+    for name, digest in subjects.items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest
+    pred = statement["predicate"]
+    assert (
+        pred["definition"]["source_sha256"]
+        == hashlib.sha256(scene.definition.read_bytes()).hexdigest()
+    )
+    assert (
+        pred["definition"]["sha256"]
+        == hashlib.sha256((folder / "definition.canonical.json").read_bytes()).hexdigest()
+    )
+    files = {(f["role"], f["name"]): f["sha256"] for f in pred["files"]}
+    assert files == {
+        ("events", "events.parquet"): hashlib.sha256(scene.events.read_bytes()).hexdigest(),
+        ("invoice", "invoice.csv"): hashlib.sha256(scene.invoice.read_bytes()).hexdigest(),
+    }
+    assert pred["previous"] is None
+    envelope = json.loads((folder / "envelope.dsse.json").read_bytes())
+    import base64
+
+    assert base64.b64decode(envelope["payload"]) == raw
+    assert scene.pack.digest == hashlib.sha256(raw).hexdigest()
+
+
+def test_event_root_recomputed_from_the_generator(scene: Scene) -> None:
+    """Covered periods, covered entities, their events, the order, the leaves and the tree."""
+    pred = json.loads((scene.pack.folder / "statement.json").read_bytes())["predicate"]
+    data = scene.data
+    as_of = pc.max(data.events.column("ts")).as_py()
+    assert pred["as_of"] == as_of.isoformat()
+    invoice = data.invoice.to_pylist()
+    billed_periods = sorted({r["period"] for r in invoice})
+    truth = data.truth.to_pylist()
+    counted_periods = {r["anchor_period"] for r in truth if r["buyer_counts"]}
+    span = [p for p in counted_periods if billed_periods[0] <= p <= billed_periods[-1]]
+    covered = sorted(set(billed_periods) | set(span))
+    assert pred["period"]["covered"] == covered
+    entities = {r["entity_id"] for r in invoice} | {
+        r["entity_id"]
+        for r in truth
+        if r["first_ai_close_ts"] is not None and r["anchor_period"] in covered
+    }
+    rows = [r for r in data.events.to_pylist() if r["entity_id"] in entities and r["ts"] <= as_of]
+    leaves = []
+    for r in rows:
+        h = H(b"\x00" + b"".join(net(t) for t in event_texts(r)))
+        seq = r["seq"] if r["seq"] is not None else 2**63
+        leaves.append(((r["entity_id"].encode(), r["ts"], seq, r["event_id"].encode(), h), h))
+    leaves.sort(key=lambda x: x[0])
+    assert pred["events"]["tree_size"] == len(leaves)
+    assert pred["events"]["merkle_root"] == mth([h for _, h in leaves]).hex()
+
+
+def test_result_roots_recomputed_from_the_csv_files(scene: Scene) -> None:
+    folder = scene.pack.folder
+    pred = json.loads((folder / "statement.json").read_bytes())["predicate"]
+    for tree in ("verdicts", "entities"):
+        root, size = csv_root(folder / pred[tree]["file"])
+        assert (pred[tree]["merkle_root"], pred[tree]["tree_size"]) == (root, size)
+    with (folder / "entities.csv").open(newline="") as fh:
+        ids = [r["entity_id"] for r in csv.DictReader(fh)]
+    assert ids == sorted(ids) and len(ids) == len(set(ids))
+    billed = {r["entity_id"] for r in scene.data.invoice.to_pylist()}
+    assert billed <= set(ids)
+    recon = json.loads((folder / "reconciliation.json").read_bytes())
+    truth = scene.data.summary()
+    assert recon["totals"]["vendor_billed"] == truth["billed"]
+    assert pred["results"]["totals"]["vendor_billed"] == truth["billed"]
+
+
+# ----------------------------------------------------------------- verifying
+def test_verifies_with_the_workspace_and_with_the_export(scene: Scene) -> None:
+    for events in ([scene.events], scene.workspace):
+        v = verify(scene, scene.pack.folder, events)
+        assert v.ok, [(c.name, c.detail) for c in v.failed]
+        names = {c.name for c in v.checks if c.status == "passed"}
+        assert {"signature", "pack files", "definition", "terms", "query.sql", "event root",
+                "reconciliation.json", "entities.csv", "verdicts.csv", "verdict root",
+                "entity root", "export files", "invoice files"} <= names  # fmt: skip
+
+
+def test_fresh_checkout_with_only_pack_key_and_export(scene: Scene, tmp_path: Path) -> None:
+    """The auditor's folder holds the pack, the public key and the export, nothing else."""
+    auditor = tmp_path / "auditor"
+    auditor.mkdir()
+    shutil.copytree(scene.pack.folder, auditor / "pack")
+    shutil.copy(scene.keys.public, auditor / "signer.pub")
+    shutil.copy(scene.events, auditor / "events.parquet")
+    proc = tc("verify", "pack", "--pubkey", "signer.pub", "--events", "events.parquet",
+              cwd=auditor, env={"TZ": "Asia/Kolkata"})  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "all checks passed" in proc.stdout
+    proc = tc("verify", "pack", "-k", scene.keys.base64, "-e", "events.parquet", "-f", "json",
+              cwd=auditor)  # fmt: skip
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["ok"] is True
+    assert all(c["status"] in ("passed", "note") for c in report["checks"])
+
+
+# ----------------------------------------------------------------- tamper cases
+def flip_byte(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_one_byte_changed_in_the_export(scene: Scene, tmp_path: Path) -> None:
+    bad = tmp_path / "events.parquet"
+    shutil.copy(scene.events, bad)
+    flip_byte(bad, len(bad.read_bytes()) // 2)
+    v = verify(scene, scene.pack.folder, [bad])
+    assert "export files" in failed(v)
+    assert any("events.parquet is not one of the signed files" in c.detail for c in v.failed)
+
+
+def test_one_character_changed_in_a_csv_export(scene: Scene, tmp_path: Path) -> None:
+    pack = build_pack(scene.definition, [scene.invoice], scene.keys.private, tmp_path / "p",
+                      events=[scene.vendor / "events.csv"], terms=scene.terms)  # fmt: skip
+    assert verify(scene, pack.folder, [scene.vendor / "events.csv"]).ok
+    text = (scene.vendor / "events.csv").read_text()
+    first = text.index("T0000003-00")  # an event id of a covered ticket
+    line_end = text.index("\n", first)
+    line = text[first:line_end]
+    changed = line.replace('",2026-01-01 ', '",2026-01-02 ', 1)  # one digit of a ts
+    assert changed != line
+    bad = tmp_path / "x" / "events.csv"
+    bad.parent.mkdir()
+    bad.write_text(text[:first] + changed + text[line_end:])
+    v = verify(scene, pack.folder, [bad])
+    assert {"export files", "event root"} <= failed(v)
+
+
+def test_an_event_removed_or_added(scene: Scene, tmp_path: Path) -> None:
+    events = scene.data.events
+    covered = pc.equal(events.column("entity_id"), "T0000004")
+    drop = int(pc.indices_nonzero(covered)[0].as_py())
+    removed = events.take([i for i in range(events.num_rows) if i != drop])
+    (tmp_path / "removed").mkdir()
+    pq.write_table(removed, tmp_path / "removed" / "events.parquet")
+    v = verify(scene, scene.pack.folder, [tmp_path / "removed" / "events.parquet"])
+    assert {"export files", "event root"} <= failed(v)
+    extra = events.slice(drop, 1).to_pylist()[0]
+    extra.update(event_id="T0000004-999", type="reopened", actor="customer", value=None)
+    added = pa.concat_tables([events, pa.Table.from_pylist([extra], schema=events.schema)])
+    (tmp_path / "added").mkdir()
+    pq.write_table(added, tmp_path / "added" / "events.parquet")
+    v = verify(scene, scene.pack.folder, [tmp_path / "added" / "events.parquet"])
+    assert {"export files", "event root"} <= failed(v)
+    detail = next(c.detail for c in v.checks if c.name == "event root")
+    assert "the statement says" in detail
+
+
+def test_definition_edited(scene: Scene, tmp_path: Path) -> None:
+    pack = copy_pack(scene, tmp_path)
+    path = pack / "definition.yaml"
+    path.write_text(path.read_text().replace("14d", "10d"))
+    v = verify(scene, pack)
+    assert {"pack files", "definition"} <= failed(v)
+    assert any("definition.yaml was changed" in c.detail for c in v.failed)
+
+
+def test_terms_edited(scene: Scene, tmp_path: Path) -> None:
+    pack = copy_pack(scene, tmp_path)
+    path = pack / "terms.yaml"
+    text = path.read_text()
+    assert "5.00" in text
+    path.write_text(text.replace("5.00", "4.00"))
+    v = verify(scene, pack)
+    assert {"pack files", "terms"} <= failed(v)
+
+
+def test_sql_swapped(scene: Scene, tmp_path: Path) -> None:
+    pack = copy_pack(scene, tmp_path)
+    path = pack / "query.sql"
+    path.write_text(path.read_text().replace("INTERVAL", "interval", 1))
+    v = verify(scene, pack)
+    assert {"pack files", "query.sql"} <= failed(v)
+    assert "first difference at line" in next(c.detail for c in v.checks if c.name == "query.sql")
+
+
+def test_results_edited(scene: Scene, tmp_path: Path) -> None:
+    pack = copy_pack(scene, tmp_path)
+    path = pack / "verdicts.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[3] = (
+        lines[3].replace("counted", "not_counted", 1) if "counted" in lines[3] else lines[3] + "x"
+    )
+    path.write_text("".join(lines))
+    v = verify(scene, pack)
+    assert {"pack files", "verdicts.csv"} <= failed(v)
+
+
+def test_signature_replaced(scene: Scene, tmp_path: Path) -> None:
+    pack = copy_pack(scene, tmp_path)
+    forger = generate_key(tmp_path / "forger.key")
+    statement = json.loads((pack / "statement.json").read_bytes())
+    statement["predicate"]["results"]["totals"]["credit"] = "0.00"
+    from truecount.evidence.canonical import canonical_json
+
+    payload = canonical_json(statement)
+    (pack / "statement.json").write_bytes(payload)
+    envelope = sign_envelope(payload, load_private_key(forger.private))
+    (pack / "envelope.dsse.json").write_bytes(canonical_json(envelope))
+    v = verify(scene, pack)
+    assert "signature" in failed(v)
+    assert "not signed by the given public key" in v.failed[0].detail
+    assert "totals" in failed(v)  # the forged claim is caught by the replay too
+
+
+def test_statement_altered_without_signing(scene: Scene, tmp_path: Path) -> None:
+    pack = copy_pack(scene, tmp_path)
+    envelope = json.loads((pack / "envelope.dsse.json").read_bytes())
+    import base64
+
+    payload = base64.b64decode(envelope["payload"]).replace(b'"credit":"', b'"credit":"1', 1)
+    envelope["payload"] = base64.b64encode(payload).decode()
+    (pack / "envelope.dsse.json").write_text(json.dumps(envelope))
+    v = verify(scene, pack)
+    assert "signature" in failed(v)
+    assert "altered" in next(c.detail for c in v.checks if c.name == "signature")
+
+
+def test_public_key_replaced(scene: Scene, tmp_path: Path) -> None:
+    other = generate_key(tmp_path / "other.key")
+    v = verify(scene, scene.pack.folder, key=load_public_key(other.public))
+    assert failed(v) == {"signature"}
+    assert other.key_id[:16] in v.failed[0].detail
+
+
+# ----------------------------------------------------------------- chains
+@pytest.fixture(scope="module")
+def chain(scene: Scene, tmp_path_factory: pytest.TempPathFactory) -> list[Pack]:
+    root = tmp_path_factory.mktemp("chain")
+    packs: list[Pack] = []
+    for month in ("2026-01", "2026-02", "2026-03"):
+        folder = root / month
+        folder.mkdir()
+        part = scene.data.invoice.filter(pc.equal(scene.data.invoice.column("period"), month))
+        pacsv.write_csv(part, folder / "invoice.csv")
+        packs.append(
+            build_pack(
+                scene.definition,
+                [folder / "invoice.csv"],
+                scene.keys.private,
+                folder / "pack",
+                events=[scene.events],
+                terms=scene.terms,
+                previous=packs[-1].folder if packs else None,
+            )
+        )
+    return packs
+
+
+def test_chain_links_each_pack_to_the_one_before(scene: Scene, chain: list[Pack]) -> None:
+    a, b, c = chain
+    assert a.statement["predicate"]["period"]["covered"] == ["2026-01"]
+    assert (
+        c.statement["predicate"]["previous"]["sha256"]
+        == hashlib.sha256((b.folder / "statement.json").read_bytes()).hexdigest()
+    )
+    v = verify(scene, c.folder, previous=b.folder)
+    assert v.ok, [(x.name, x.detail) for x in v.failed]
+    assert any(x.name == "chain" and x.status == "passed" for x in v.checks)
+    unchecked = verify(scene, c.folder)
+    assert unchecked.ok and any(x.name == "chain" and x.status == "note" for x in unchecked.checks)
+
+
+def test_a_pack_from_another_period_spliced_in(scene: Scene, chain: list[Pack]) -> None:
+    a, b, c = chain
+    v = verify(scene, c.folder, previous=a.folder)
+    assert failed(v) == {"chain"}
+    assert "not the pack this one follows" in v.failed[0].detail
+    v = verify(scene, b.folder, previous=c.folder)
+    assert failed(v) == {"chain"}
+    assert "overlap" in v.failed[0].detail
+    v = verify(scene, a.folder, previous=b.folder)
+    assert failed(v) == {"chain"} and "names no previous pack" in v.failed[0].detail
+
+
+def test_evidence_refuses_to_chain_overlapping_periods(
+    scene: Scene, chain: list[Pack], tmp_path: Path
+) -> None:
+    with pytest.raises(TruecountError, match="must not overlap"):
+        build_pack(scene.definition, [chain[0].folder / "invoice" / "invoice.csv"],
+                   scene.keys.private, tmp_path / "p", events=[scene.events],
+                   terms=scene.terms, previous=chain[2].folder)  # fmt: skip
+    assert not (tmp_path / "p").exists()
+
+
+# ----------------------------------------------------------------- proofs
+def disputed_entity(scene: Scene) -> str:
+    with (scene.pack.folder / "entities.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return next(
+        r["entity_id"] for r in rows if r["cell"] == "vendor_only" and r["reason"] == "satisfied"
+    )
+
+
+def test_proof_of_a_disputed_entity(scene: Scene, tmp_path: Path) -> None:
+    entity = disputed_entity(scene)
+    proof = make_proof(scene.pack.folder, entity, [scene.events])
+    key = load_public_key(scene.keys.base64)
+    v = verify_proof(json.loads(json.dumps(proof)), key)
+    assert v.ok, [(c.name, c.detail) for c in v.failed]
+    assert {c.name for c in v.checks if c.status == "passed"} == {
+        "signature",
+        "entities",
+        "verdicts",
+        "events",
+    }
+    own = [leaf for leaf in proof["trees"]["events"]["leaves"] if not leaf["neighbour"]]
+    expected = [event_texts(r) for r in scene.data.events.to_pylist() if r["entity_id"] == entity]
+    expected.sort(key=lambda f: (f[2], int(f[7] or 0)))
+    assert [leaf["fields"] for leaf in own] == expected
+    row = next(leaf for leaf in proof["trees"]["entities"]["leaves"] if not leaf["neighbour"])
+    cols = proof["trees"]["entities"]["columns"]
+    assert dict(zip(cols, row["cells"], strict=True))["cell"] == "vendor_only"
+
+    # tampering with the proof
+    forged = json.loads(json.dumps(proof))
+    cell = next(leaf for leaf in forged["trees"]["entities"]["leaves"] if not leaf["neighbour"])
+    cell["cells"][cols.index("cell")] = "agreed"
+    assert "entities" in failed(verify_proof(forged, key))
+    partial = json.loads(json.dumps(proof))
+    partial["trees"]["events"]["leaves"] = [
+        leaf for leaf in partial["trees"]["events"]["leaves"] if not leaf["neighbour"]
+    ][:-1]
+    v = verify_proof(partial, key)
+    assert "events" in failed(v) and "partial" in next(c.detail for c in v.failed)
+    assert failed(
+        verify_proof(proof, load_public_key(generate_key(tmp_path / "o.key").public))
+    ) == {"signature"}
+
+
+def test_proof_without_data_and_the_cli(scene: Scene, tmp_path: Path) -> None:
+    entity = disputed_entity(scene)
+    proc = tc("prove", scene.pack.folder, entity, "-o", "proof.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "not its events" in proc.stderr
+    proc = tc("verify", "proof.json", "--pubkey", scene.keys.public, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "no rows" not in proc.stdout
+    with pytest.raises(TruecountError, match="not in the pack"):
+        make_proof(scene.pack.folder, "NO-SUCH-TICKET")
+
+
+def test_cli_keygen_evidence_verify_exit_codes(scene: Scene, tmp_path: Path) -> None:
+    proc = tc("keygen", "--out", "k", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert load_public_key(tmp_path / "k.pub") == load_public_key(
+        proc.stdout.split("base64:")[1].split()[0]
+    )
+    assert tc("keygen", "--out", "k", cwd=tmp_path).returncode == 2
+    proc = tc("evidence", scene.definition, "-i", scene.invoice, "--key", "k", "-o", "pack",
+              "-e", scene.events, "-t", scene.terms, "-f", "json", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 1  # the demo's vendor bills beyond the tolerance
+    info = json.loads(proc.stdout)
+    assert info["totals"]["beyond_tolerance"] is True
+    assert tc("evidence", scene.definition, "-i", scene.invoice, "--key", "k", "-o", "pack",
+              "-e", scene.events, cwd=tmp_path).returncode == 2  # never overwritten  # fmt: skip
+    assert tc("verify", "pack", "-k", "k.pub", "-e", scene.events, cwd=tmp_path).returncode == 0
+    assert (
+        tc("verify", "pack", "-k", scene.keys.public, "-e", scene.events, cwd=tmp_path).returncode
+        == 1
+    )
+
+
+# ----------------------------------------------------------------- determinism
+def tree_bytes(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def test_same_bytes_with_one_or_two_threads(scene: Scene, tmp_path: Path) -> None:
+    packs = [
+        build_pack(
+            scene.definition,
+            [scene.invoice],
+            scene.keys.private,
+            tmp_path / f"t{n}",
+            events=[scene.events],
+            terms=scene.terms,
+            threads=n,
+        )
+        for n in (1, 2)
+    ]
+    assert tree_bytes(packs[0].folder) == tree_bytes(packs[1].folder)
+
+
+def test_same_results_with_shuffled_rows(scene: Scene, tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    events = scene.data.events.take(rng.permutation(scene.data.events.num_rows))
+    invoice = scene.data.invoice.take(rng.permutation(scene.data.invoice.num_rows))
+    shuffled = tmp_path / "shuffled"
+    write_vendor(shuffled, events, invoice)
+    assert (shuffled / "events.parquet").read_bytes() != scene.events.read_bytes()
+    a = build_pack(scene.definition, [scene.invoice], scene.keys.private, tmp_path / "a",
+                   events=[scene.events], terms=scene.terms)  # fmt: skip
+    b = build_pack(scene.definition, [shuffled / "invoice.csv"], scene.keys.private,
+                   tmp_path / "b", events=[shuffled / "events.parquet"], terms=scene.terms)  # fmt: skip
+    ta, tb = tree_bytes(a.folder), tree_bytes(b.folder)
+    different = {n for n in ta if ta[n] != tb[n]}
+    # only the raw invoice copy and the attestation (which names the raw files' digests) differ
+    assert different == {"invoice/invoice.csv", "statement.json", "envelope.dsse.json"}
+    pa_, pb = a.statement["predicate"], b.statement["predicate"]
+    assert {k: v for k, v in pa_.items() if k != "files"} == {
+        k: v for k, v in pb.items() if k != "files"
+    }
+
+
+def test_same_bytes_in_another_folder_and_time_zone(scene: Scene, tmp_path: Path) -> None:
+    here = build_pack(scene.definition, [scene.invoice], scene.keys.private, tmp_path / "here",
+                      events=[scene.events], terms=scene.terms)  # fmt: skip
+    elsewhere = tmp_path / "elsewhere" / "deeper"
+    shutil.copytree(scene.vendor, elsewhere)
+    shutil.copy(scene.keys.private, tmp_path / "elsewhere" / "signer.key")
+    os.chmod(tmp_path / "elsewhere" / "signer.key", 0o600)
+    for zone in ("Pacific/Auckland", "America/Los_Angeles"):
+        proc = tc("evidence", "resolved_ticket.yaml", "-i", "invoice.csv", "--key",
+                  "../signer.key", "-o", f"pack-{zone.replace('/', '-')}", "-e", "events.parquet",
+                  "-t", "terms.yaml", cwd=elsewhere, env={"TZ": zone})  # fmt: skip
+        assert proc.returncode in (0, 1), proc.stderr
+        there = tree_bytes(elsewhere / f"pack-{zone.replace('/', '-')}")
+        assert there == tree_bytes(here.folder)

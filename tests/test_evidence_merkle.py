@@ -1,0 +1,243 @@
+"""Building blocks of evidence packs, against published vectors and independent code.
+
+The Merkle tree is held against a recursive implementation of RFC 6962 §2.1 written here with
+hashlib (MTH and PATH exactly as the RFC defines them), and both against the Certificate
+Transparency test vectors; DSSE's encoding against the example of its specification; Ed25519
+against RFC 8032's first test vector.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from truecount.errors import TruecountError
+from truecount.evidence import merkle
+from truecount.evidence.records import event_leaf_data, event_leaf_sql, row_leaf_data
+from truecount.evidence.sign import (
+    check_envelope,
+    generate_key,
+    load_private_key,
+    load_public_key,
+    pae,
+    sign_envelope,
+)
+
+
+# ----------------------------------------------------------------- RFC 6962, by the letter
+def H(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def mth(d: list[bytes]) -> bytes:
+    """RFC 6962 §2.1 MTH over leaf *data* (recursive, split at the largest power of two < n)."""
+    n = len(d)
+    if n == 0:
+        return H(b"")
+    if n == 1:
+        return H(b"\x00" + d[0])
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return H(b"\x01" + mth(d[:k]) + mth(d[k:]))
+
+
+def path(m: int, d: list[bytes]) -> list[bytes]:
+    """RFC 6962 §2.1.1 PATH(m, D[n])."""
+    n = len(d)
+    if n == 1:
+        return []
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    if m < k:
+        return [*path(m, d[:k]), mth(d[k:])]
+    return [*path(m - k, d[k:]), mth(d[:k])]
+
+
+#: Leaves and roots of the Certificate Transparency Merkle tree tests (sizes 1 to 8).
+CT_LEAVES = ["", "00", "10", "2021", "3031", "40414243", "5051525354555657",
+             "606162636465666768696a6b6c6d6e6f"]  # fmt: skip
+CT_ROOTS = [
+    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+    "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+    "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+    "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+    "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+    "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+]
+
+
+def leaf_array(data: list[bytes]) -> merkle.Hashes:
+    return merkle.as_hashes([H(b"\x00" + x) for x in data])
+
+
+def test_empty_tree_is_the_hash_of_nothing() -> None:
+    assert merkle.root(leaf_array([])).hex() == hashlib.sha256(b"").hexdigest()
+    assert merkle.EMPTY_ROOT.hex() == (
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    )
+
+
+@pytest.mark.parametrize("size", range(1, 9))
+def test_certificate_transparency_vectors(size: int) -> None:
+    data = [bytes.fromhex(x) for x in CT_LEAVES[:size]]
+    assert mth(data).hex() == CT_ROOTS[size - 1]  # the reference reproduces the vectors
+    assert merkle.root(leaf_array(data)).hex() == CT_ROOTS[size - 1]
+
+
+@pytest.mark.parametrize("size", [*range(1, 40), 64, 65, 100, 127, 128, 129])
+def test_roots_and_every_audit_path_match_the_rfc(size: int) -> None:
+    data = [f"leaf {i}".encode() for i in range(size)]
+    leaves = leaf_array(data)
+    expected = mth(data)
+    root, paths = merkle.audit_paths(leaves, range(size))
+    assert root == expected == merkle.root(leaves)
+    for m in range(size):
+        assert paths[m] == path(m, data), m
+        assert merkle.verify_inclusion(leaves[m].tobytes(), m, size, paths[m], expected)
+
+
+def test_a_wrong_leaf_index_path_or_size_does_not_verify() -> None:
+    data = [bytes([i]) for i in range(13)]
+    leaves = leaf_array(data)
+    root, paths = merkle.audit_paths(leaves, [5])
+    leaf = leaves[5].tobytes()
+    assert merkle.verify_inclusion(leaf, 5, 13, paths[5], root)
+    assert not merkle.verify_inclusion(leaves[6].tobytes(), 5, 13, paths[5], root)
+    assert not merkle.verify_inclusion(leaf, 4, 13, paths[5], root)
+    # the size that shapes the path is part of the claim (a size of 14 shapes it alike: the
+    # statement, not the path, authenticates the size)
+    assert not merkle.verify_inclusion(leaf, 5, 6, paths[5], root)
+    assert not merkle.verify_inclusion(leaf, 5, 33, paths[5], root)
+    assert not merkle.verify_inclusion(leaf, 5, 13, paths[5][:-1], root)
+    assert not merkle.verify_inclusion(leaf, 13, 13, paths[5], root)
+    bad = [paths[5][0][:-1] + bytes([paths[5][0][-1] ^ 1]), *paths[5][1:]]
+    assert not merkle.verify_inclusion(leaf, 5, 13, bad, root)
+
+
+def test_a_leaf_cannot_pose_as_an_interior_node() -> None:
+    """Domain separation: the two leaf hashes under a node, offered as one leaf, fail."""
+    data = [b"a", b"b"]
+    leaves = leaf_array(data)
+    node_data = leaves[0].tobytes() + leaves[1].tobytes()
+    assert merkle.leaf_hash(node_data) != merkle.root(leaves)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.binary(max_size=20), min_size=1, max_size=60), st.data())
+def test_property_paths_verify(data: list[bytes], pick: st.DataObject) -> None:
+    m = pick.draw(st.integers(0, len(data) - 1))
+    leaves = leaf_array(data)
+    root, paths = merkle.audit_paths(leaves, [m])
+    assert root == mth(data)
+    assert merkle.verify_inclusion(leaves[m].tobytes(), m, len(data), paths[m], root)
+
+
+# ----------------------------------------------------------------- leaf encodings
+def test_event_leaf_in_sql_matches_the_documented_bytes() -> None:
+    """DuckDB's leaf hash equals SHA-256(0x00 || netstrings) of the texts written by hand."""
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE e AS SELECT * FROM (VALUES "
+        "('ev-1', 'T-1', TIMESTAMP '2026-01-02 03:04:05.000007', 'rated', 'customer', 0.1::DOUBLE, "
+        '\'{"k":"é"}\'::JSON, 3::BIGINT), '
+        "('ev-2', 'T-1', TIMESTAMP '2026-01-02 03:04:05', 'closed', NULL, NULL, NULL, NULL), "
+        "('ëv:3', '', TIMESTAMP '1999-12-31 23:59:59.5', 'x', 'ai', -0.0::DOUBLE, '[]'::JSON, -7))"
+        " AS t(event_id, entity_id, ts, type, actor, value, attrs, seq)"
+    )
+    got = [
+        r[0]
+        for r in con.execute(
+            f"SELECT {event_leaf_sql('e').sql('duckdb')} FROM e ORDER BY event_id"
+        ).fetchall()
+    ]
+
+    def net(t: str | None) -> bytes:
+        return b"~" if t is None else str(len(t.encode())).encode() + b":" + t.encode()
+
+    rows = [
+        ["ev-1", "T-1", "2026-01-02T03:04:05.000007", "rated", "customer", format(0.1, ".17g"),
+         '{"k":"é"}', "3"],
+        ["ev-2", "T-1", "2026-01-02T03:04:05.000000", "closed", None, None, None, None],
+        ["ëv:3", "", "1999-12-31T23:59:59.500000", "x", "ai", "-0", "[]", "-7"],
+    ]  # fmt: skip
+    expected = [H(b"\x00" + b"".join(net(f) for f in r)) for r in rows]
+    assert got == expected
+    assert [merkle.leaf_hash(event_leaf_data(r)) for r in rows] == expected
+    # the example in docs/evidence.md
+    assert event_leaf_data(rows[1]) == b"4:ev-23:T-126:2026-01-02T03:04:05.0000006:closed~~~~"
+    assert row_leaf_data(["a", "", "é"]) == b"1:a0:2:\xc3\xa9"
+    assert row_leaf_data([None]) == b"0:"
+
+
+# ----------------------------------------------------------------- DSSE and Ed25519
+RFC8032_SECRET = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"
+RFC8032_PUBLIC = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+
+
+def test_pae_is_the_dsse_encoding() -> None:
+    assert pae("http://example.com/HelloWorld", b"hello world") == (
+        b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+    )
+    assert pae("t", b"") == b"DSSEv1 1 t 0 "
+
+
+def test_envelope_signs_the_pae_of_the_payload() -> None:
+    key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(RFC8032_SECRET))
+    # RFC 8032 §7.1 test 1: the library is the one the vector describes
+    assert key.sign(b"").hex().startswith("e5564300c360ac729086e2cc806e828a")
+    payload = b'{"_type":"x"}'
+    env = sign_envelope(payload, key)
+    assert env["payloadType"] == "application/vnd.in-toto+json"
+    assert base64.b64decode(env["payload"]) == payload
+    message = b"DSSEv1 28 application/vnd.in-toto+json 13 " + payload
+    sig = base64.b64decode(env["signatures"][0]["sig"])
+    key.public_key().verify(sig, message)  # raises if it signed anything else
+    assert (
+        env["signatures"][0]["keyid"] == hashlib.sha256(bytes.fromhex(RFC8032_PUBLIC)).hexdigest()
+    )
+    assert check_envelope(env, key.public_key()).ok
+    other = Ed25519PrivateKey.generate().public_key()
+    result = check_envelope(env, other)
+    assert not result.ok and "not signed by the given public key" in result.cause
+    env["payload"] = base64.b64encode(b'{"_type":"y"}').decode()
+    result = check_envelope(env, key.public_key())
+    assert not result.ok and "altered" in result.cause
+
+
+def test_keygen_writes_an_owner_only_key_and_never_overwrites(tmp_path: Path) -> None:
+    keys = generate_key(tmp_path / "signer.key")
+    mode = stat.S_IMODE(os.stat(keys.private).st_mode)
+    assert mode == 0o600
+    assert keys.public == tmp_path / "signer.key.pub"
+    assert load_public_key(keys.public) == load_public_key(keys.base64)
+    (tmp_path / "b64.txt").write_text(keys.base64 + "\n")
+    assert load_public_key(tmp_path / "b64.txt") == load_public_key(keys.public)
+    assert load_private_key(keys.private).public_key() == load_public_key(keys.public)
+    with pytest.raises(TruecountError, match="exists"):
+        generate_key(tmp_path / "signer.key")
+    os.chmod(keys.private, 0o644)
+    with pytest.raises(TruecountError, match="readable by others"):
+        load_private_key(keys.private)
+    with pytest.raises(TruecountError, match="not a public key"):
+        load_public_key("not-a-key")
+
+
+def test_hashes_array_round_trip() -> None:
+    arr = np.arange(64, dtype=np.uint8).reshape(2, 32)
+    assert merkle.as_hashes(arr.tobytes()).tolist() == arr.tolist()
+    with pytest.raises(ValueError):
+        merkle.as_hashes(b"x" * 33)
