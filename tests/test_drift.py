@@ -410,6 +410,17 @@ def test_first_alarm_matches_a_cusum_by_hand(
     settings = out["alarm_settings"]
     p0 = float(sps.beta.ppf(settings["confidence"], b + 1, n - b))  # one-sided upper limit
     assert out["baseline"]["rate"] == pytest.approx(p0, rel=1e-9)
+    # The threshold: 7, times the baseline days' dispersion when a chi-square test finds one
+    # (no volume scaling here: fewer than 300 entities a day).
+    days = base.assign(vo=base["k"] == "b").groupby("date").agg(n=("vo", "size"), b=("vo", "sum"))
+    rate = b / n
+    statistic = float(
+        (((days["b"] - days["n"] * rate) ** 2) / (days["n"] * rate * (1 - rate))).sum()
+    )
+    df = len(days) - 1
+    phi = statistic / df if statistic > sps.chi2.ppf(0.95, df) else 1.0
+    assert out["baseline"]["dispersion"] == pytest.approx(phi, rel=1e-9)
+    assert settings["threshold"] == pytest.approx(7.0 * phi, rel=1e-9)
     watched = ref[ref["period"] > "2026-03"].reset_index().sort_values(["t", "entity_id"])
     x = (watched["k"] == "b").astype(int).tolist()
     assert out["watched"]["entities"] == len(x)
@@ -420,6 +431,30 @@ def test_first_alarm_matches_a_cusum_by_hand(
     assert out["first_alarm"]["period"] == hit["period"]
     assert out["first_alarm"]["entity_id"] == hit["entity_id"]
     assert out["first_alarm"]["statistic"] == pytest.approx(s, rel=1e-9)
+
+
+def test_weekday_mix_is_not_an_alarm(tmp_path: Path) -> None:
+    """The demo's vendor bills every closed ticket, with no drift at all, but weekend days have
+    more tickets closed by people (vendor-only) than weekdays: the baseline's days vary more
+    than independent tickets would, and the threshold follows, so the weekend is no alarm."""
+    quarter = generate(SupportScenario())  # the demo itself
+    pq.write_table(quarter.events, tmp_path / "events.parquet")
+    pq.write_table(quarter.invoice, tmp_path / "invoice.parquet")
+    code, text = tc(
+        "drift", DEFINITION, "--events", tmp_path / "events.parquet",
+        "--invoice", tmp_path / "invoice.parquet", "--format", "json",
+    )  # fmt: skip
+    out = json.loads(text)
+    assert code == 0 and out["alarm"] is False, out["first_alarm"]
+    assert out["baseline"]["dispersion"] > 1.5
+    # without the correction (an explicit --threshold is used as given) the weekend crosses it
+    code, text = tc(
+        "drift", DEFINITION, "--events", tmp_path / "events.parquet",
+        "--invoice", tmp_path / "invoice.parquet", "--format", "json",
+        "--threshold", "7",
+    )  # fmt: skip
+    plain = json.loads(text)
+    assert plain["alarm_settings"]["threshold"] == 7 and code == 1 and plain["alarm"] is True
 
 
 # ------------------------------------------------------------------------------ done when

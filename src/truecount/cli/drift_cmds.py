@@ -264,7 +264,7 @@ def alarm_line(report: DriftReport) -> Text:
     if first is not None:
         return Text(
             f"alarm: vendor-only rate up from {against} — first crossed on {first.date}, "
-            f"period {first.period}, CUSUM {first.statistic:.1f} ≥ {h:g}",
+            f"period {first.period}, CUSUM {first.statistic:.1f} ≥ {h:.3g}",
             style="bold red",
         )
     if report.watched == 0:
@@ -274,7 +274,7 @@ def alarm_line(report: DriftReport) -> Text:
         )
     return Text(
         f"no alarm: vendor-only rate watched against {against}; CUSUM peak "
-        f"{report.result.peak:.1f} < {h:g} over {report.watched:,} entities from "
+        f"{report.result.peak:.1f} < {h:.3g} over {report.watched:,} entities from "
         f"{report.watch_from}",
         style="green",
     )
@@ -315,7 +315,13 @@ def render(report: DriftReport) -> None:
     console.print(
         Text(
             f"CUSUM on the vendor-only rate: reference p0 = {100 * report.baseline.rate:.2f}% "
-            f"({source}), watching for p1 = {s.shift:g} x p0, threshold {s.threshold:g}",
+            f"({source}), watching for p1 = {s.shift:g} x p0, threshold {s.threshold:.3g}"
+            + (
+                f" (raised x{report.baseline.dispersion:.2f}: the baseline's days vary more "
+                "than independent entities would)"
+                if report.baseline.dispersion > 1
+                else ""
+            ),
             style="dim",
         )
     )

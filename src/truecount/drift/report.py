@@ -41,6 +41,7 @@ from typing import Any, Final
 import duckdb
 import numpy as np
 import numpy.typing as npt
+from scipy.stats import chi2
 from sqlglot import exp
 
 from truecount.db import one_row
@@ -135,6 +136,10 @@ class Baseline:
     last: str | None = None
     entities: int = 0
     vendor_only: int = 0
+    #: How much more the baseline's daily vendor-only counts vary than independent entities
+    #: would (Pearson chi-square over the days / degrees of freedom, at least 1); the alarm's
+    #: threshold is multiplied by it. 1 for a contractual rate (no days to measure it on).
+    dispersion: float = 1.0
 
     @property
     def observed_rate(self) -> float | None:
@@ -156,6 +161,7 @@ class Baseline:
             "entities": self.entities,
             "vendor_only": self.vendor_only,
             "observed_rate": self.observed_rate,
+            "dispersion": self.dispersion,
             "rate": self.rate,
         }
 
@@ -282,7 +288,8 @@ def drift_in(
     ``baseline`` (periods) and ``contract_rate`` are exclusive; with neither, the first
     :data:`DEFAULT_BASELINE_PERIODS` periods are the baseline. ``scale_to_volume`` raises the
     threshold for streams of more than the reference volume a day (the CUSUM's false-alarm
-    rate is per entity; docs/drift-alarm.md); pass False to use ``settings`` exactly.
+    rate is per entity; docs/drift-alarm.md) and by the baseline days' dispersion
+    (:func:`_dispersion`); pass False to use ``settings`` exactly.
     """
     for name in (verdicts_table, invoice_table, events_table):
         if name is not None and not _NAME.fullmatch(name):
@@ -340,6 +347,10 @@ def drift_in(
             )
         )
     base = _baseline(periods, span, contract_rate, settings, every)
+    if base.first is not None and base.last is not None:
+        base = dataclasses.replace(base, dispersion=_dispersion(con, base.first, base.last))
+        if scale_to_volume:
+            settings = dataclasses.replace(settings, threshold=settings.threshold * base.dispersion)
     watch_after = base.last
     first, last = base.first, base.last
     flags = tuple(
@@ -507,6 +518,36 @@ def _totals(periods: DriftTable, confidence: float) -> DriftTable:
         pending=np.asarray([int(periods.pending.sum())], dtype=np.int64),
         unknown=np.asarray([int(periods.unknown.sum())], dtype=np.int64),
     )
+
+
+def _dispersion(con: duckdb.DuckDBPyConnection, first: str, last: str) -> float:
+    """Overdispersion of the baseline's daily vendor-only counts against the binomial.
+
+    The CUSUM's threshold assumes entities independent of each other. Real days are not: on a
+    weekend the tickets left for people to close are a different mix, and the vendor-only share
+    of a Sunday can sit far from the weekday one with no change in the vendor's classifier. The
+    Pearson chi-square of the baseline days over its degrees of freedom measures how much more
+    the days vary than independent entities would; the threshold is scaled by it (the
+    quasi-binomial correction), so only a shift beyond the baseline's own day-to-day variation
+    raises the alarm. The threshold is never lowered.
+    """
+    row = one_row(
+        con,
+        "WITH d AS (SELECT day, count(*) AS n, count(*) FILTER (WHERE k = 'b') AS b "  # noqa: S608
+        f"FROM {DRIFT_TABLE} WHERE k IN ('a', 'b', 'c', 'd') AND period BETWEEN ? AND ? "
+        "GROUP BY day), p AS (SELECT sum(b) / sum(n) AS p FROM d) "
+        "SELECT sum((d.b - d.n * p.p) ^ 2 / (d.n * p.p * (1 - p.p))), count(*) "
+        "FROM d, p WHERE p.p > 0 AND p.p < 1",
+        [first, last],
+    )
+    if row is None or row[0] is None or int(row[1]) < 2:
+        return 1.0
+    statistic, df = float(row[0]), int(row[1]) - 1
+    # Only a dispersion the days show beyond chance (the chi-square test at 5%) changes the
+    # threshold: independent entities keep the threshold the simulation calibrated.
+    if statistic <= float(chi2.ppf(0.95, df)):
+        return 1.0
+    return statistic / df
 
 
 def _baseline(
