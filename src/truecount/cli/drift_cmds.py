@@ -10,7 +10,6 @@ import dataclasses
 import enum
 import math
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -27,6 +26,7 @@ from truecount.cli.meter_cmds import (
     show_choices,
     working,
 )
+from truecount.cli.reconcile_cmds import InvoiceMappingOpt, InvoiceOpt
 from truecount.definition import load_definition
 from truecount.drift.alarm import DEFAULT_ALARM
 from truecount.drift.report import DriftReport, DriftTable, drift_in, parse_baseline
@@ -45,14 +45,7 @@ class By(enum.StrEnum):
 @app.command("drift")
 def drift_cmd(
     definition: DefArg,
-    invoice: Annotated[
-        list[Path],
-        typer.Option(
-            "--invoice",
-            "-i",
-            help="The vendor's invoice (CSV, JSON Lines, Parquet); repeat for several files.",
-        ),
-    ],
+    invoice: InvoiceOpt,
     baseline: Annotated[
         str | None,
         typer.Option(
@@ -86,13 +79,7 @@ def drift_cmd(
             f"(default {DEFAULT_ALARM.shift:g}).",
         ),
     ] = None,
-    invoice_mapping: Annotated[
-        Path | None,
-        typer.Option(
-            "--invoice-mapping",
-            help="Invoice mapping (YAML): column names, id normalisation, timestamp format.",
-        ),
-    ] = None,
+    invoice_mapping: InvoiceMappingOpt = None,
     as_of: AsOfOpt = None,
     fmt: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="table or json.")

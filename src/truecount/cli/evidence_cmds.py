@@ -25,6 +25,7 @@ from truecount.cli.app import (
     stdout_console,
 )
 from truecount.cli.meter_cmds import AsOfOpt, DefArg, EventsOpt, WorkspaceOpt, events_input, working
+from truecount.cli.reconcile_cmds import InvoiceOpt
 from truecount.engine.source import EventsInput
 from truecount.errors import InputError, Location, Problem, WorkspaceError
 from truecount.evidence import (
@@ -38,14 +39,6 @@ from truecount.evidence import (
 )
 from truecount.workspace import Workspace
 
-InvoiceOpt = Annotated[
-    list[Path],
-    typer.Option(
-        "--invoice",
-        "-i",
-        help="The vendor's invoice (CSV, JSON Lines, Parquet); repeat for several files.",
-    ),
-]
 PubkeyOpt = Annotated[
     str,
     typer.Option(

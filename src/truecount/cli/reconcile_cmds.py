@@ -36,27 +36,32 @@ from truecount.terms import load_terms
 INVOICE_TABLE = "invoice"
 
 
+#: The invoice options shared by every verb that reads an invoice (reconcile, drift, evidence).
+InvoiceOpt = Annotated[
+    list[Path],
+    typer.Option(
+        "--invoice",
+        "-i",
+        help="The vendor's invoice (CSV, JSON Lines, Parquet); repeat for several files.",
+    ),
+]
+InvoiceMappingOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--invoice-mapping",
+        help="Invoice mapping (YAML): column names, id normalisation, timestamp format.",
+    ),
+]
+
+
 @app.command("reconcile")
 def reconcile_cmd(
     definition: DefArg,
-    invoice: Annotated[
-        list[Path],
-        typer.Option(
-            "--invoice",
-            "-i",
-            help="The vendor's invoice (CSV, JSON Lines, Parquet); repeat for several files.",
-        ),
-    ],
+    invoice: InvoiceOpt,
     terms: Annotated[
         Path | None, typer.Option("--terms", "-t", help="Contract terms (YAML).")
     ] = None,
-    invoice_mapping: Annotated[
-        Path | None,
-        typer.Option(
-            "--invoice-mapping",
-            help="Invoice mapping (YAML): column names, id normalisation, timestamp format.",
-        ),
-    ] = None,
+    invoice_mapping: InvoiceMappingOpt = None,
     as_of: AsOfOpt = None,
     fmt: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="table or json.")
