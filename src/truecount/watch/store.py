@@ -20,6 +20,7 @@ evidence of what was saved) but is not a change anyone needs to read.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import re
@@ -342,11 +343,8 @@ def snapshot_bytes(con: duckdb.DuckDBPyConnection, name: str, seq: int) -> bytes
 def _cutoff(selector: str) -> tuple[dt.datetime, bool] | None:
     """A date selector as (instant, inclusive); a bare date means the end of that UTC day."""
     text = selector.strip()
-    try:
+    with contextlib.suppress(ValueError):  # not a bare date: perhaps a date and time
         day = dt.date.fromisoformat(text)
-    except ValueError:
-        pass
-    else:
         start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
         return start + dt.timedelta(days=1), False
     try:
