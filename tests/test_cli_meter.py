@@ -171,3 +171,27 @@ def test_empty_workspace_says_why_nothing_counts(tmp_path: Path) -> None:
     ).to_parquet(other)
     proc = tc("count", DEFINITION, "--events", other)
     assert "none is a 'closed' event by 'ai'" in proc.stderr
+
+
+def test_count_known_at_leaves_out_what_arrived_later(tmp_path: Path) -> None:
+    """--known-at: an event recorded after that time is not seen; the JSON says which clock."""
+    events = pd.read_csv(SUPPORT / "events.csv")
+    ts = pd.to_datetime(events["ts"], utc=True).dt.tz_localize(None)
+    # every event arrives an hour after it happened, except the ratings, a month late
+    late = events["type"] == "rated"
+    recorded = ts + pd.Timedelta(hours=1)
+    recorded[late] = ts[late] + pd.Timedelta(days=30)
+    events["recorded_at"] = recorded.dt.strftime("%Y-%m-%dT%H:%M:%S")
+    path = tmp_path / "events.csv"
+    events.to_csv(path, index=False)
+    known = ts.max() + pd.Timedelta(days=2)
+    got = json.loads(
+        tc("count", DEFINITION, "-e", path, "--known-at", known.isoformat(), "-f", "json").stdout
+    )
+    # independent: the same count in pandas on the events received by then
+    seen = events[recorded <= known].drop(columns=["recorded_at"])
+    expected = pandas_resolved(seen)
+    assert sum(p["candidates"] for p in got["periods"]) == len(expected)
+    assert sum(p["counted"] for p in got["periods"]) == int((expected["status"] == "counted").sum())
+    assert got["clock"]["basis"] == "recorded_at"
+    assert got["clock"]["held_back"] == int(((ts <= known) & (recorded > known)).sum()) > 0

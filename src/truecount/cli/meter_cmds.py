@@ -105,6 +105,14 @@ def count_cmd(
     events: EventsOpt = None,
     workspace: WorkspaceOpt = None,
     as_of: AsOfOpt = None,
+    known_at: Annotated[
+        str | None,
+        typer.Option(
+            "--known-at",
+            help="Only the events the buyer had by then: recorded_at where the export has it, "
+            "event time otherwise (docs/replay.md). --as-of defaults to it.",
+        ),
+    ] = None,
     period: Annotated[str | None, typer.Option(help="Only this period, e.g. 2026-01.")] = None,
     fmt: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="Output format.")
@@ -117,7 +125,7 @@ def count_cmd(
     """Count outcomes per period: candidates, counted, not counted, pending, and why."""
     d = load_definition(definition)
     with working("counting…"):
-        result = count(d, events_input(events, workspace), as_of=as_of)
+        result = count(d, events_input(events, workspace), as_of=as_of, known_at=known_at)
     try:
         if period is not None:
             known = [p.period for p in result.periods]
@@ -173,6 +181,8 @@ def _render_count(result: CountResult, d: Definition, fmt: OutputFormat) -> None
             reasons.add_row(r.condition, f"{r.entities:,}")
         con.print(reasons)
     show_choices(result.source.choices)
+    if result.clock is not None:
+        stdout_console().print(Text(result.clock.note, style="dim"))
     if result.source.rows_skipped:
         stderr_console().print(
             f"[yellow]note:[/] {result.source.rows_skipped:,} event rows were not usable "
