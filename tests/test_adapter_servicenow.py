@@ -661,6 +661,10 @@ def test_options_in_force_are_logged(tmp_path: Path) -> None:
         | {"7": "Closed", "8": "Canceled"},
         "closed_states": ["6", "7"],
         "timezone": "Europe/Paris",
+        "time_format": None,
+        "columns": {},
+        "null_markers": ["?"],
+        "tie_order": "counter",
     }
 
 
