@@ -33,6 +33,10 @@ from truecount.workspace import Workspace
 FIX = Path(__file__).resolve().parent / "fixtures" / "intercom"
 V215 = FIX / "conversations_2_15.jsonl"
 V214 = FIX / "conversations_2_14.jsonl"
+V216 = FIX / "conversations_2_16.jsonl"
+V1X = FIX / "conversations_1_x.jsonl"
+#: Every file of conversations with their parts, whose verdicts expected.json gives.
+ALL = (V215, V214, V216, V1X)
 SINGLE = FIX / "conversation_20001.json"
 PAGE1 = FIX / "search_page_1.json"
 PAGE2 = FIX / "search_page_2.json"
@@ -89,11 +93,12 @@ def actor(author: dict[str, Any] | None, o: IntercomOptions) -> str:
     if not author or not author.get("type"):
         return "system"
     kind, ident = author["type"], str(author.get("id"))
-    if kind == "admin" and ident in o.ai_admin_ids:
+    if kind in ("admin", "bot") and ident in o.ai_admin_ids:
         return "ai"
     flagged = author.get("from_ai_agent") or author.get("is_ai_answer")
     if kind in ("admin", "bot", "team") and o.ai_flags and flagged:
         return "ai"
+    # A bot is not the AI by being a bot: Operator and workflows are bots too.
     return {"bot": o.bot_actor, "admin": "human", "team": "system"}.get(kind, "customer")
 
 
@@ -104,9 +109,13 @@ def assignee(ref: dict[str, Any] | None, o: IntercomOptions) -> str | None:
         return "team"
     if ref["type"] == "nobody_admin" or str(ref.get("id")) in ("", "0", "None"):
         return "none"
-    if ref["type"] == "bot" or str(ref["id"]) in o.ai_admin_ids:
+    if ref["type"] in ("admin", "bot") and str(ref["id"]) in o.ai_admin_ids:
         return "ai"
-    return "human"
+    if ref["type"] == "bot":
+        return "ai" if o.bot_actor == "ai" else "bot"
+    if ref["type"] == "admin":
+        return "human"
+    return "customer" if ref["type"] in ("contact", "user", "lead") else "other"
 
 
 @dataclass
@@ -307,7 +316,7 @@ def counted(definition: str, ws: Workspace) -> set[str]:
     return {v["entity_id"] for v in verdicts if v["status"] == "counted"}
 
 
-def stories(o: IntercomOptions, files: tuple[Path, ...] = (V215, V214)) -> Iterator[Story]:
+def stories(o: IntercomOptions, files: tuple[Path, ...] = ALL) -> Iterator[Story]:
     for path in files:
         for rec in records(path):
             assert rec is not None
@@ -462,7 +471,7 @@ def test_generations_and_custom_attribute_fallback(ws: Workspace) -> None:
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_strict_definition_counts_as_built(ws: Workspace, variant: str) -> None:
-    ingest(ws, [V215, V214], VARIANTS[variant])
+    ingest(ws, list(ALL), VARIANTS[variant])
     o = options(variant)
     reference = {s.cid for s in stories(o) if strict_counted(s)}
     assert reference == set(EXPECTED["strict"][variant]), "the model reads the scenarios as built"
@@ -470,7 +479,7 @@ def test_strict_definition_counts_as_built(ws: Workspace, variant: str) -> None:
 
 
 def test_vendor_definition_counts_as_read(ws: Workspace) -> None:
-    ingest(ws, [V215, V214])
+    ingest(ws, list(ALL))
     reference = {s.cid for s in stories(options()) if vendor_counted(s)}
     assert reference  # the fixtures hold vendor-billable conversations
     assert counted("support_resolution_vendor", ws) == reference
