@@ -18,6 +18,10 @@ Readings chosen where docs/definition.md leaves room (each is listed in the test
 * The reason of an excluded candidate is the list of top-level conditions that excluded it.
 * Where expressions use SQL three-valued logic: ``not (value >= 4)`` is unknown (no match)
   when ``value`` is null; an ``attrs`` value that is not a number compares as null with a number.
+* An event with no actor may be by the actor a leaf names: it is a match of an ``absent`` leaf
+  (of an ``exists`` under an odd number of ``not``), so it never makes "no such event" pass, and
+  not a match otherwise (it never proves that the actor acted). The same holds for a ``where``
+  that reads ``actor``: unknown on an event without an actor, it counts as true there.
 """
 
 from __future__ import annotations
@@ -449,6 +453,22 @@ def eval_where(node: Node, ev: Event) -> bool | None:
     return _not(result) if node.negated else result
 
 
+def _reads_actor(node: Node) -> bool:
+    """Whether a where expression reads the ``actor`` field anywhere."""
+    return any(isinstance(part, Field) and part.name == "actor" for part in _walk(node))
+
+
+def _walk(node: Any) -> list[Any]:
+    """Every node and operand below ``node`` (dataclass fields, recursively)."""
+    out = [node]
+    for value in getattr(node, "__dict__", {}).values():
+        items = value if isinstance(value, list | tuple) else [value]
+        for item in items:
+            if hasattr(item, "__dict__"):
+                out.extend(_walk(item))
+    return out
+
+
 def where_matches(text: str | None, ev: Event) -> bool:
     """An event matches only when the expression is true (unknown is no match)."""
     if text is None:
@@ -491,8 +511,12 @@ def _window_bounds(
     return None, None
 
 
-def _matching(spec: Mapping[str, Any], anchor: Event, visible: Sequence[Event]) -> list[Event]:
-    """Events of the entity that pass the filter and window, the anchor itself left out."""
+def _matching(
+    spec: Mapping[str, Any], anchor: Event, visible: Sequence[Event], unknown_actor: bool = False
+) -> list[Event]:
+    """Events of the entity that pass the filter and window, the anchor itself left out.
+
+    ``unknown_actor``: an event without an actor passes an actor filter (it may be theirs)."""
     low, high = _window_bounds(spec, anchor.ts)
     out = []
     for ev in visible:
@@ -500,9 +524,14 @@ def _matching(spec: Mapping[str, Any], anchor: Event, visible: Sequence[Event]) 
             continue
         if ev.type != spec["type"]:
             continue
-        if spec.get("actor") is not None and ev.actor != spec["actor"]:
+        maybe_theirs = unknown_actor and ev.actor is None
+        if spec.get("actor") is not None and ev.actor != spec["actor"] and not maybe_theirs:
             continue
-        if not where_matches(spec.get("where"), ev):
+        where = spec.get("where")
+        if maybe_theirs and where is not None and _reads_actor(parse_where(where)):
+            if eval_where(parse_where(where), ev) is False:
+                continue
+        elif not where_matches(where, ev):
             continue
         if low is not None and ev.ts < low:
             continue
@@ -554,16 +583,19 @@ def _leaf_form(cond: Mapping[str, Any]) -> str | None:
     return None
 
 
-def eval_condition(cond: Mapping[str, Any], anchor: Event, visible: Sequence[Event]) -> bool | None:
-    """True / False, or None when an ``if_no_data: exclude`` leaf inside had no data."""
+def eval_condition(
+    cond: Mapping[str, Any], anchor: Event, visible: Sequence[Event], negated: bool = False
+) -> bool | None:
+    """True / False, or None when an ``if_no_data: exclude`` leaf inside had no data.
+    ``negated``: the condition sits under an odd number of ``not``."""
     if "all" in cond:
-        parts = [eval_condition(c, anchor, visible) for c in cond["all"]]
+        parts = [eval_condition(c, anchor, visible, negated) for c in cond["all"]]
         return None if None in parts else all(parts)
     if "any" in cond:
-        parts = [eval_condition(c, anchor, visible) for c in cond["any"]]
+        parts = [eval_condition(c, anchor, visible, negated) for c in cond["any"]]
         return None if None in parts else any(parts)
     if "not" in cond:
-        inner = eval_condition(cond["not"], anchor, visible)
+        inner = eval_condition(cond["not"], anchor, visible, not negated)
         return None if inner is None else not inner
     form = _leaf_form(cond)
     assert form is not None, cond
@@ -571,7 +603,9 @@ def eval_condition(cond: Mapping[str, Any], anchor: Event, visible: Sequence[Eve
     no_data = not any(ev.type == spec["type"] for ev in visible)
     if no_data and cond.get("if_no_data") is not None:
         return {"fail": False, "pass": True, "exclude": None}[cond["if_no_data"]]
-    events = _matching(spec, anchor, visible)
+    # a match that would make the condition fail: an unknown actor may be one
+    cautious = (form == "absent" and not negated) or (form == "exists" and negated)
+    events = _matching(spec, anchor, visible, unknown_actor=cautious)
     if form == "exists":
         return len(events) > 0
     if form == "absent":

@@ -640,6 +640,11 @@ def of(e: pd.DataFrame, type: str, actor: str | None = None) -> pd.DataFrame:
     return e[mask]
 
 
+def unknown(e: pd.DataFrame) -> bool:
+    """Some event has no actor: it may be by the actor a "no such message" condition names."""
+    return bool(e["actor"].isna().any())
+
+
 def after(e: pd.DataFrame, a: pd.Series, span: timedelta) -> pd.DataFrame:
     """Events from the anchor's instant to ``span`` later, both ends inclusive, anchor left out."""
     return e[(e["event_id"] != a["event_id"]) & (e["ts"] >= a["ts"]) & (e["ts"] <= a["ts"] + span)]
@@ -660,7 +665,8 @@ def judge_support_vendor(e: pd.DataFrame) -> list[Candidate]:
     last = answers.iloc[-1]  # the AI's last answer
     day = after(e, last, 24 * HOUR)
     confirmed = (attr(of(day, "ai_outcome"), "state") == "confirmed_resolution").any()
-    came_back = not of(day, "message", "customer").empty
+    # a message with no actor may be the customer's: it cannot prove they stayed away
+    came_back = not of(day, "message", "customer").empty or unknown(of(day, "message"))
     return [
         Candidate(
             last,
@@ -687,7 +693,8 @@ def judge_support_strict(e: pd.DataFrame) -> list[Candidate]:
                 "satisfied": (not of(e, "rated").empty)
                 and not ratings.empty
                 and ratings.iloc[-1] >= 4,
-                "no_human_message": of(before(e, close, 365 * DAY), "message", "human").empty,
+                "no_human_message": of(before(e, close, 365 * DAY), "message", "human").empty
+                and not unknown(of(before(e, close, 365 * DAY), "message")),
             },
         )
     ]
@@ -704,7 +711,8 @@ def judge_automated(e: pd.DataFrame) -> list[Candidate]:
             last,
             {
                 "never_escalated": of(e, "escalated").empty,
-                "inactive_72h": not replies["actor"].isin(["customer", "human"]).any(),
+                "inactive_72h": not replies["actor"].isin(["customer", "human"]).any()
+                and not unknown(replies),
             },
         )
     ]

@@ -31,9 +31,11 @@ WITH anchors /* anchor: first closed by ai per entity */ AS (
       AND e.ts <= a.anchor_ts + INTERVAL '14' DAY) AS leaf1_hits, /* leaf 1: reopened within 14 days after the anchor */
     COUNT(*) FILTER(WHERE
       e.type = 'message'
-      AND e.actor = 'human'
+      AND (
+        e.actor = 'human' OR e.actor IS NULL
+      )
       AND e.ts >= a.anchor_ts
-      AND e.ts <= a.anchor_ts + INTERVAL '14' DAY) AS leaf2_hits, /* leaf 2: message by human within 14 days after the anchor */
+      AND e.ts <= a.anchor_ts + INTERVAL '14' DAY) AS leaf2_hits, /* leaf 2: message by human within 14 days after the anchor (an event with no actor may be by them: it counts) */
     COUNT(*) FILTER(WHERE
       e.type = 'rated'
       AND e.value >= 4

@@ -25,10 +25,11 @@ audit (one update of the ticket, made by one author at one instant) gives all th
 its ``events[]``, numbered by ``__tc_sub``, so an audit is loaded, duplicated or quarantined
 as a whole.
 
-Attribution works inside one audits file: the ticket's channel and requester come from its
-creating audit, and the escalation from its later audits. Export each ticket's whole audit
-history in one file (pages of ``/api/v2/ticket_audits`` one per line in a ``.jsonl`` file),
-or the AI agent ticket rule cannot see the channel.
+Attribution needs facts about the ticket (its requester and channel from its creating audit or
+the tickets file, its escalation from its later audits), which are resolved across every audits
+file of one ingest and the events already stored, so pages of ``/api/v2/ticket_audits`` can come
+one per file in any order (:mod:`truecount.adapters.zendesk_audits`). An actor that still
+cannot be told is left NULL with ``attrs.actor_unknown`` saying why, and counted by ``ingest``.
 """
 
 from __future__ import annotations
@@ -252,252 +253,7 @@ SELECT {_PROBLEM_ROW} FROM t WHERE problem IS NOT NULL
 
 # --------------------------------------------------------------------------- audits
 
-_AUDIT_ACTOR_CASES: Final[str] = """
-        CASE WHEN {xai} IS NOT NULL THEN 'ai'
-             WHEN {author} IS NULL THEN NULL
-             WHEN {author} = t_requester THEN 'customer'
-             WHEN t_ai_ticket AND {rank} < coalesce(esc_rank, 9223372036854775807) THEN 'ai'
-             WHEN {author} = -1 THEN 'system'
-             WHEN t_requester IS NOT NULL THEN 'human'
-        END"""
-
-_AUDIT_AI_BY: Final[str] = """
-        CASE WHEN {xai} IS NOT NULL THEN {xai}
-             WHEN {author} IS NULL OR {author} = t_requester THEN NULL
-             WHEN t_ai_ticket AND {rank} < coalesce(esc_rank, 9223372036854775807)
-                 THEN 'ai_agent_ticket_channels'
-        END"""
-
-
-def _actor(xai: str, author: str, rank: str) -> str:
-    return _AUDIT_ACTOR_CASES.format(xai=xai, author=author, rank=rank)
-
-
-def _ai_by(xai: str, author: str, rank: str) -> str:
-    return _AUDIT_AI_BY.format(xai=xai, author=author, rank=rank)
-
-
-_AUDITS_SQL: Final[str] = f"""
-WITH a0 AS (
-    SELECT __tc_row, __tc_record AS r,
-           __tc_record ->> '$.id' AS id_text,
-           TRY_CAST(__tc_record ->> '$.id' AS BIGINT) AS audit_id,
-           TRY_CAST(__tc_record ->> '$.ticket_id' AS BIGINT) AS ticket_id,
-           TRY_CAST(__tc_record ->> '$.author_id' AS BIGINT) AS author_id,
-           __tc_record ->> '$.created_at' AS created_raw,
-           __tc_record ->> '$.via.channel' AS channel,
-           __tc_record ->> '$.via.source.rel' AS rel,
-           json_type(__tc_record -> '$.events') AS events_type
-    FROM __tc_records
-), a1 AS (
-    SELECT *, {_ts("created_raw")} AS ts FROM a0
-), ev AS (
-    -- one row per element of events[], numbered from 0 as Zendesk lists them
-    SELECT __tc_row, idx - 1 AS idx, e, json_type(e) AS e_type,
-           e ->> '$.id' AS eid_text, e ->> '$.type' AS etype,
-           e ->> '$.field_name' AS field,
-           e ->> '$.value' AS val, e ->> '$.previous_value' AS prev,
-           TRY_CAST(e ->> '$.author_id' AS BIGINT) AS c_author,
-           e ->> '$.via.channel' AS c_channel, e ->> '$.via.source.rel' AS c_rel,
-           TRY_CAST(e ->> '$.public' AS BOOLEAN) AS c_public
-    FROM (
-        SELECT __tc_row, unnest(CAST(r -> '$.events' AS JSON[])) AS e,
-               generate_subscripts(CAST(r -> '$.events' AS JSON[]), 1) AS idx
-        FROM a1 WHERE events_type = 'ARRAY'
-    )
-), ev_bad AS (
-    -- the first event of an audit that cannot be read, with the reason
-    SELECT __tc_row, arg_min(msg, idx) AS msg, arg_min(col, idx) AS col
-    FROM (
-        SELECT __tc_row, idx,
-            CASE
-                WHEN e_type <> 'OBJECT' THEN 'events[' || idx || '] is not an object'
-                WHEN field = 'status' AND val IS NOT NULL AND val NOT IN {_in(STATUSES)}
-                    THEN 'event ' || coalesce(eid_text, '#' || idx) || ': unknown status '''
-                        || val || ''' {_STATUS_HINT}'
-                WHEN field = 'status' AND prev IS NOT NULL AND prev NOT IN {_in(STATUSES)}
-                    THEN 'event ' || coalesce(eid_text, '#' || idx)
-                        || ': unknown previous status ''' || prev || ''' {_STATUS_HINT}'
-            END AS msg,
-            CASE
-                WHEN e_type <> 'OBJECT' THEN 'events[' || idx || ']'
-                WHEN field = 'status' AND val IS NOT NULL AND val NOT IN {_in(STATUSES)}
-                    THEN 'events[' || idx || '].value'
-                ELSE 'events[' || idx || '].previous_value'
-            END AS col
-        FROM ev
-    ) WHERE msg IS NOT NULL
-    GROUP BY __tc_row
-), a AS (
-    SELECT a1.*,
-        CASE
-            WHEN audit_id IS NULL THEN 'audit without a numeric id (id: '
-                || coalesce(id_text, 'missing') || ')'
-            WHEN ticket_id IS NULL THEN 'audit ' || audit_id || ': no numeric ticket_id'
-            WHEN ts IS NULL THEN 'audit ' || audit_id || ': created_at '
-                || coalesce('''' || created_raw || '''', 'missing')
-                || ' is not a timestamp ({_ISO_HINT})'
-            WHEN events_type IS DISTINCT FROM 'ARRAY' THEN 'audit ' || audit_id
-                || ': events is not a list (got ' || coalesce(lower(events_type), 'nothing') || ')'
-            WHEN ev_bad.msg IS NOT NULL THEN 'audit ' || audit_id || ' ' || ev_bad.msg
-        END AS problem,
-        CASE
-            WHEN audit_id IS NULL THEN 'id'
-            WHEN ticket_id IS NULL THEN 'ticket_id'
-            WHEN ts IS NULL THEN 'created_at'
-            WHEN events_type IS DISTINCT FROM 'ARRAY' THEN 'events'
-            WHEN ev_bad.msg IS NOT NULL THEN ev_bad.col
-        END AS problem_column
-    FROM a1 LEFT JOIN ev_bad USING (__tc_row)
-), good AS (
-    -- readable audits, ranked in each ticket's history (time, then Zendesk's audit id)
-    SELECT a.*,
-           dense_rank() OVER (PARTITION BY ticket_id ORDER BY ts, audit_id) AS arank,
-           {_explicit_ai("author_id", "channel", "rel")} AS a_xai
-    FROM a WHERE problem IS NULL
-), gev AS (
-    SELECT ev.*, good.audit_id, good.ticket_id, good.ts, good.author_id, good.channel,
-           good.rel, good.arank, good.a_xai,
-           coalesce(ev.c_author, good.author_id) AS cm_author,
-           coalesce(ev.c_channel, good.channel) AS cm_channel,
-           coalesce(ev.c_rel, good.rel) AS cm_rel
-    FROM ev JOIN good USING (__tc_row)
-), gev2 AS (
-    SELECT *,
-        CASE WHEN etype = 'Comment'
-             THEN {_explicit_ai("cm_author", "cm_channel", "cm_rel")} END AS c_xai,
-        bool_or(etype = 'Create') OVER (PARTITION BY __tc_row) AS creating,
-        (etype IN ('Create', 'Change') AND field = 'assignee_id' AND nullif(val, '') IS NOT NULL
-            AND NOT coalesce(list_contains($ai_author_ids::BIGINT[], TRY_CAST(val AS BIGINT)),
-                             false))
-            AS to_agent
-    FROM gev
-), gev3 AS (
-    SELECT *,
-        to_agent OR (etype = 'Change' AND field = 'group_id' AND nullif(val, '') IS NOT NULL
-                     AND NOT creating) AS esc_signal
-    FROM gev2
-), ticket_facts AS (
-    -- what the file says about each ticket: channel and requester from its creating audit
-    SELECT ticket_id,
-           arg_min(channel, arank) FILTER (WHERE creating) AS t_channel,
-           coalesce(
-               arg_min(TRY_CAST(val AS BIGINT), (arank, idx))
-                   FILTER (WHERE etype = 'Create' AND field = 'requester_id'),
-               arg_min(TRY_CAST(val AS BIGINT), (arank, idx))
-                   FILTER (WHERE etype = 'Change' AND field = 'requester_id')
-           ) AS t_requester,
-           min(arank) FILTER (WHERE a_xai IS NOT NULL OR c_xai IS NOT NULL) AS ai_seen_rank
-    FROM gev3 GROUP BY ticket_id
-), ticket_ctx AS (
-    SELECT f.*,
-           coalesce(list_contains($ai_agent_ticket_channels::VARCHAR[], t_channel), false)
-               AS t_ai_ticket
-    FROM ticket_facts f
-), escalation AS (
-    -- the first update that hands an AI-handled ticket to a human: an agent assigned, or a
-    -- group set after creation; AI-handled means an AI agent ticket, or the AI acted before
-    SELECT g.ticket_id, min(g.arank) AS esc_rank
-    FROM gev3 g JOIN ticket_ctx c USING (ticket_id)
-    WHERE g.esc_signal AND (c.t_ai_ticket OR g.arank >= c.ai_seen_rank)
-    GROUP BY g.ticket_id
-), x AS (
-    SELECT g.*, c.t_channel, c.t_requester, c.t_ai_ticket, e.esc_rank,
-           g.arank = e.esc_rank AND g.idx = min(g.idx) FILTER (WHERE g.esc_signal)
-               OVER (PARTITION BY g.__tc_row) AS escalates
-    FROM gev3 g JOIN ticket_ctx c USING (ticket_id) LEFT JOIN escalation e USING (ticket_id)
-), y AS (
-    SELECT *,
-        {_actor("a_xai", "author_id", "arank")} AS a_actor,
-        {_ai_by("a_xai", "author_id", "arank")} AS a_ai_by,
-        {_actor("c_xai", "cm_author", "arank")} AS c_actor,
-        {_ai_by("c_xai", "cm_author", "arank")} AS c_ai_by,
-        'zendesk:audit:' || audit_id || ':' || coalesce(eid_text, '#' || idx) AS base_id,
-        coalesce(etype IN ('Create', 'Change') AND field = 'status', false) AS is_status,
-        coalesce(etype = 'Comment', false) AS is_comment,
-        coalesce(etype IN ('Create', 'Change') AND field IN ('assignee_id', 'group_id')
-                 AND nullif(val, '') IS NOT NULL, false) AS is_assignment
-    FROM x
-), rows AS (
-    -- status history
-    SELECT y.*, 0 AS k, base_id AS event_id, 'status_changed' AS type, a_actor AS actor,
-           json_object('from', CASE WHEN etype = 'Change' THEN prev END, 'to', val) AS detail
-    FROM y WHERE is_status
-    UNION ALL
-    SELECT y.*, 1, base_id || ':closed', 'closed', a_actor,
-           json_object('from', CASE WHEN etype = 'Change' THEN prev END, 'to', val)
-    FROM y WHERE is_status AND val IN {_in(CLOSED_STATUSES)}
-        AND (etype = 'Create' OR prev IS NULL OR prev NOT IN {_in(CLOSED_STATUSES)})
-    UNION ALL
-    SELECT y.*, 1, base_id || ':reopened', 'reopened', a_actor,
-           json_object('from', prev, 'to', val)
-    FROM y WHERE is_status AND etype = 'Change'
-        AND prev IN {_in(CLOSED_STATUSES)} AND val IN {_in(OPEN_STATUSES)}
-    -- comments
-    UNION ALL
-    SELECT y.*, 0, base_id, CASE WHEN coalesce(c_public, true) THEN 'message' ELSE 'note' END,
-           c_actor,
-           json_object('public', coalesce(c_public, true), 'comment_channel', cm_channel,
-                       'comment_author_id', cm_author)
-    FROM y WHERE is_comment
-    -- assignments
-    UNION ALL
-    SELECT y.*, 0, base_id, 'assigned', a_actor,
-           json_object('assignee', val,
-                       'assignee_type', CASE
-                           WHEN field = 'group_id' THEN 'team'
-                           WHEN list_contains($ai_author_ids::BIGINT[], TRY_CAST(val AS BIGINT))
-                               THEN 'ai'
-                           ELSE 'human' END,
-                       'field', field)
-    FROM y WHERE is_assignment
-    -- the hand-over of an AI-handled ticket to a human
-    UNION ALL
-    SELECT y.*, 2, 'zendesk:audit:' || audit_id || ':escalated', 'escalated',
-           {_actor("a_xai", "author_id", "(arank + 1)")},
-           json_object('field', field, 'assignee', val)
-    FROM y WHERE coalesce(escalates, false)
-    -- everything else Zendesk records, kept under its own name
-    UNION ALL
-    SELECT y.*, 0, base_id, 'audit_event', a_actor,
-           json_object('field', field, 'value', val, 'previous_value', prev)
-    FROM y WHERE NOT is_status AND NOT is_comment AND NOT is_assignment
-), numbered AS (
-    SELECT *, row_number() OVER (PARTITION BY __tc_row ORDER BY idx, k) - 1 AS sub FROM rows
-)
-SELECT event_id, CAST(ticket_id AS VARCHAR) AS entity_id, ts, type, actor, NULL AS value,
-       json_merge_patch(
-           json_object(
-               'origin', json_object(
-                   'entity_id', 'audit.ticket_id', 'ts', 'audit.created_at',
-                   'actor', CASE WHEN etype = 'Comment' THEN 'audit.events[].author_id'
-                                 ELSE 'audit.author_id' END,
-                   'attrs.from', CASE WHEN is_status THEN 'audit.events[].previous_value' END,
-                   'attrs.to', CASE WHEN is_status THEN 'audit.events[].value' END),
-               'audit_id', audit_id, 'audit_event_id', TRY_CAST(eid_text AS BIGINT),
-               'event_type', etype, 'author_id', author_id, 'channel', channel,
-               'via_rel', rel, 'ticket_channel', t_channel,
-               'ai_by', CASE WHEN etype = 'Comment' AND type IN ('message', 'note') THEN c_ai_by
-                             ELSE a_ai_by END),
-           detail) AS attrs,
-       NULL AS source, NULL AS recorded_at,
-       CASE WHEN audit_id BETWEEN 0 AND {_MAX_SEQ_AUDIT}
-            THEN audit_id * 1000 + least(sub, 999) END AS seq,
-       __tc_row, sub AS __tc_sub, NULL AS __tc_problem, NULL AS __tc_problem_column,
-       NULL AS __tc_raw
-FROM numbered
-UNION ALL
--- an audit with an empty events list is still one update of the ticket
-SELECT 'zendesk:audit:' || audit_id, CAST(ticket_id AS VARCHAR), ts, 'audit_event', NULL, NULL,
-       json_object('origin', json_object('entity_id', 'audit.ticket_id', 'ts', 'audit.created_at'),
-                   'audit_id', audit_id, 'event_type', NULL, 'author_id', author_id,
-                   'channel', channel),
-       NULL, NULL, CASE WHEN audit_id BETWEEN 0 AND {_MAX_SEQ_AUDIT} THEN audit_id * 1000 END,
-       __tc_row, 0, NULL, NULL, NULL
-FROM a WHERE problem IS NULL AND json_array_length(r -> '$.events') = 0
-UNION ALL
-SELECT {_PROBLEM_ROW} FROM a WHERE problem IS NOT NULL
-"""  # noqa: S608 - fixed text; options are parameters
+# The audits' SQL is in :mod:`truecount.adapters.zendesk_audits` (read across page files).
 
 
 # --------------------------------------------------------------------------- legacy CSAT
@@ -779,6 +535,7 @@ class ZendeskAdapter(Adapter):
             "ticket audits (GET /api/v2/ticket_audits or /api/v2/tickets/{id}/audits)",
             needs=("tickets",),
             array_key="audits",
+            reads=("tickets",),
         ),
         "satisfaction_ratings": FileKind(
             "satisfaction_ratings",
@@ -797,6 +554,40 @@ class ZendeskAdapter(Adapter):
             "ticket metric events (GET /api/v2/incremental/ticket_metric_events)",
             array_key="ticket_metric_events",
         ),
+        # Through ETL tools (zendesk_etl.py): Fivetran's tables and Airbyte's comment stream.
+        "fivetran_ticket": FileKind(
+            "fivetran_ticket", "Fivetran's Zendesk ticket table (CSV or Parquet)"
+        ),
+        "fivetran_ticket_field_history": FileKind(
+            "fivetran_ticket_field_history",
+            "Fivetran's Zendesk ticket_field_history table, the status history (CSV or Parquet)",
+            needs=("fivetran_ticket",),
+            reads=("fivetran_ticket", "tickets"),
+        ),
+        "fivetran_ticket_comment": FileKind(
+            "fivetran_ticket_comment",
+            "Fivetran's Zendesk ticket_comment table (CSV or Parquet)",
+            needs=("fivetran_ticket", "fivetran_ticket_field_history"),
+            reads=("fivetran_ticket", "tickets", "fivetran_ticket_field_history", "audits"),
+        ),
+        "fivetran_satisfaction_rating": FileKind(
+            "fivetran_satisfaction_rating",
+            "Fivetran's Zendesk satisfaction_rating table (CSV or Parquet)",
+            needs=("fivetran_ticket",),
+        ),
+        "ticket_comments": FileKind(
+            "ticket_comments",
+            "ticket comments one per record with ticket_id (Airbyte's ticket_comments stream)",
+            needs=("tickets",),
+            reads=("tickets", "fivetran_ticket", "audits", "fivetran_ticket_field_history"),
+        ),
+    }
+    airbyte_streams: ClassVar[dict[str, str]] = {
+        "tickets": "tickets",
+        "ticket_audits": "audits",
+        "ticket_comments": "ticket_comments",
+        "satisfaction_ratings": "satisfaction_ratings",
+        "ticket_metric_events": "ticket_metric_events",
     }
 
     #: Fields that only a record of that kind has, for files of bare records (JSON Lines).
@@ -809,27 +600,24 @@ class ZendeskAdapter(Adapter):
     )
 
     def recognize(self, sniff: Sniff) -> str | None:
+        from truecount.adapters.zendesk_etl import recognize_etl  # builds on this module
+
         if sniff.format not in (FileFormat.json, FileFormat.jsonl):
-            return None  # Zendesk's APIs answer in JSON; its CSV reports are not event logs
+            return recognize_etl(sniff)  # Fivetran tables; Zendesk's CSV reports are not read
         for kind in self.kinds.values():
             if kind.array_key in sniff.array_keys:
                 return kind.name
         for kind_name, fields in self._RECORD_SIGNS:
             if fields <= sniff.record_keys:
                 return kind_name
-        return None
+        return recognize_etl(sniff)
 
     def events_sql(self, kind: str, options: AdapterOptions) -> tuple[str, dict[str, object]]:
         assert isinstance(options, ZendeskOptions)
         if kind == "tickets":
             return _TICKETS_SQL, {}
         if kind == "audits":
-            return _AUDITS_SQL, {
-                "ai_author_ids": list(options.ai_author_ids),
-                "ai_channels": list(options.ai_channels),
-                "ai_source_rels": list(options.ai_source_rels),
-                "ai_agent_ticket_channels": list(options.ai_agent_ticket_channels),
-            }
+            return _audits_sql(options)[1]
         if kind == "satisfaction_ratings":
             return _RATINGS_SQL, {
                 "good_rating_value": options.good_rating_value,
@@ -839,7 +627,34 @@ class ZendeskAdapter(Adapter):
             return _SURVEY_SQL, {"survey_scale_max": options.survey_scale_max}
         if kind == "ticket_metric_events":
             return _METRICS_SQL, {}
+        if kind in self.kinds:
+            from truecount.adapters.zendesk_etl import etl_events_sql  # builds on this module
+
+            return etl_events_sql(kind, options)
         raise ValueError(f"unknown Zendesk kind {kind!r}")
+
+    def context_sql(
+        self, kind: str, options: AdapterOptions
+    ) -> tuple[str, str, dict[str, object]] | None:
+        """Audits: one row of ticket facts per audit of every audits file of the ingest."""
+        assert isinstance(options, ZendeskOptions)
+        return _audits_sql(options)[0] if kind == "audits" else None
+
+
+def _audits_sql(
+    options: ZendeskOptions,
+) -> tuple[tuple[str, str, dict[str, object]], tuple[str, dict[str, object]]]:
+    """The audits' context pre-pass (table, SELECT, parameters) and events SELECT."""
+    # imported here: the audits module builds its SQL from this module's pieces
+    from truecount.adapters import zendesk_audits as za
+
+    context, events = za.audits_params(
+        options.ai_author_ids,
+        options.ai_channels,
+        options.ai_source_rels,
+        options.ai_agent_ticket_channels,
+    )
+    return (za.CONTEXT, za.CONTEXT_SQL, context), (za.AUDITS_SQL, events)
 
 
 ADAPTER = ZendeskAdapter()

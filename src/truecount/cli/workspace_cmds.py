@@ -115,6 +115,13 @@ def ingest(
             f"{report.quarantined:,} row(s) quarantined; see 'truecount quarantine'",
             highlight=False,
         )
+    if report.unknown_actor:
+        err.print(
+            f"{report.unknown_actor:,} event(s) stored with no actor (column 'no actor'): "
+            "a filter on actor cannot decide them; 'truecount check' counts them per "
+            "condition, and attrs.actor_unknown says why where the reader knows",
+            highlight=False,
+        )
 
 
 def _parse_options(given: list[str]) -> dict[str, str]:
@@ -185,7 +192,7 @@ def sources(
 def _report_table(report: IngestReport) -> Table:
     table = Table(title="ingest", title_justify="left")
     table.add_column("file")
-    for name in ("rows", "loaded", "duplicate", "quarantined", "events"):
+    for name in ("rows", "loaded", "duplicate", "quarantined", "events", "no actor"):
         table.add_column(name, justify="right")
     for f in report.files:
         table.add_row(
@@ -195,6 +202,7 @@ def _report_table(report: IngestReport) -> Table:
             f"{f.duplicate:,}",
             f"{f.quarantined:,}",
             f"{f.events_loaded:,}",
+            f"{f.unknown_actor:,}",
         )
     if len(report.files) > 1:
         table.add_section()
@@ -205,6 +213,7 @@ def _report_table(report: IngestReport) -> Table:
             f"{report.duplicate:,}",
             f"{report.quarantined:,}",
             f"{report.events_loaded:,}",
+            f"{report.unknown_actor:,}",
         )
     return table
 

@@ -12,7 +12,8 @@ as ``count`` (with its per-leaf columns), so ``check`` and ``count`` can never d
 who is a candidate or when ``if_no_data`` applied. Everything else is two set-based queries:
 one scan of the events for what the export carries, and one grouping of the candidates per
 period for coverage. User text (types, actors, attribute keys, where literals) only becomes
-SQLGlot literal nodes, as in the compiler.
+SQLGlot literal nodes, as in the compiler. Events with no actor, for the filters that name
+one, are counted per file by :mod:`truecount.engine.actors`, so a NULL actor is never silent.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from truecount.definition.model import (
     QuantitySpec,
 )
 from truecount.definition.where import Field, IsNull, fields_used
+from truecount.engine.actors import unknown_actor_note, unknown_actors, who
 from truecount.engine.compile import (
     compile_definition,
     describe_condition,
@@ -143,6 +145,12 @@ class NeedCheck:
     periods: list[PeriodCoverage]
     status: Status = "ok"
     note: str = ""
+    #: Events of the type (where true) with no actor, per file, when the filter names an actor.
+    unknown_actor_files: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def unknown_actor(self) -> int:
+        return sum(self.unknown_actor_files.values())
 
     @property
     def total(self) -> PeriodCoverage:
@@ -171,6 +179,8 @@ class NeedCheck:
             "decided_by_if_no_data": total.decided_by_if_no_data,
             "periods": [p.to_json() for p in self.periods],
             "note": self.note,
+            "unknown_actor": self.unknown_actor,
+            "unknown_actor_files": self.unknown_actor_files,
         }
 
 
@@ -190,6 +200,11 @@ class AnchorCheck:
     periods: list[AnchorPeriod]
     status: Status = "ok"
     note: str = ""
+    unknown_actor_files: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def unknown_actor(self) -> int:
+        return sum(self.unknown_actor_files.values())
 
     @property
     def candidates(self) -> int:
@@ -210,6 +225,8 @@ class AnchorCheck:
             "candidates": self.candidates,
             "periods": [p.to_json() for p in self.periods],
             "note": self.note,
+            "unknown_actor": self.unknown_actor,
+            "unknown_actor_files": self.unknown_actor_files,
         }
 
 
@@ -642,6 +659,25 @@ def _unknown_actors(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> dict[
     return {str(a): int(c) for a, c in _rows(con, query)}
 
 
+def _caveats(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> list[tuple[str, int, int]]:
+    """Limits of the export itself that an adapter recorded on events (``attrs.caveat``, e.g.
+    a ServiceNow list without its update counter): no option lifts them, so check states them
+    with how many entities and events they touch."""
+    text = exp.JSONExtractScalar(this=_col("attrs"), expression=_lit("$.caveat"))
+    query = (
+        exp.select(
+            exp.alias_(text, "caveat"),
+            exp.alias_(exp.Count(this=exp.Distinct(expressions=[_col("entity_id")])), "ne"),
+            exp.alias_(exp.Count(this=exp.Star()), "n"),
+        )
+        .from_(_events())
+        .where(_and([_visible(as_of), exp.Not(this=exp.Is(this=text, expression=exp.Null()))]))
+        .group_by(text)
+        .order_by(exp.Ordered(this=exp.column("n"), desc=True), exp.column("caveat"))
+    )
+    return [(str(c), int(ne), int(n)) for c, ne, n in _rows(con, query)]
+
+
 def _coverage_rows(
     con: duckdb.DuckDBPyConnection,
     definition: Definition,
@@ -763,6 +799,8 @@ def check_source(
     actor_types = sorted({n.flt.type for n in needs if n.flt.actor is not None})
     actors = _actor_counts(con, actor_types, moment)
     rows = _coverage_rows(con, definition, needs, cond_needs, moment)
+    no_actor = unknown_actors(con, [(n.key, n.flt) for n in needs], moment)
+    cautious = {leaf.index: leaf.unknown_actor for leaf in plan_leaves(definition)}
 
     if period is not None:
         known = [str(r["period"]) for r in rows]
@@ -808,6 +846,16 @@ def check_source(
         )
         nc.status = _need_status(nc, min_coverage)
         nc.note = _need_note(nc, min_coverage, quantity=n.leaf_index is None)
+        nc.unknown_actor_files = no_actor.get(k, {})
+        if nc.unknown_actor:
+            said = unknown_actor_note(
+                n.flt.type,
+                who(n.flt),
+                nc.unknown_actor_files,
+                cautious.get(n.leaf_index or 0, False),
+                role="leaf" if n.leaf_index is not None else "quantity",
+            )
+            nc.note += f"; {said}"
         return nc
 
     a = definition.anchor
@@ -827,6 +875,10 @@ def check_source(
     )
     anchor.status = "missing" if anchor.candidates == 0 else "ok"
     anchor.note = _anchor_note(anchor, stats["events"], types, period)
+    anchor.unknown_actor_files = no_actor.get("n0", {})
+    if anchor.unknown_actor:
+        said = unknown_actor_note(a.type, who(a), anchor.unknown_actor_files, False, "anchor")
+        anchor.note += f"; {said}"
 
     conditions: list[ConditionCheck] = []
     for k, (name, mine) in enumerate(cond_needs):
@@ -865,6 +917,10 @@ def check_source(
         notes.append(
             f"actor values outside {', '.join(KNOWN_ACTORS)}: {listed}; filters on actor "
             "do not see them (map them with a value map in the mapping)"
+        )
+    for caveat, entities, n in _caveats(con, moment):
+        notes.append(
+            f"{entities:,} {'entity' if entities == 1 else 'entities'} ({n:,} events): {caveat}"
         )
     if source.rows_skipped:
         notes.append(

@@ -45,6 +45,7 @@ from truecount.definition.where import (
     Lit,
     Not,
     Or,
+    fields_used,
 )
 
 #: Dialects `truecount sql` can print (SQLGlot names).
@@ -170,14 +171,34 @@ def _paren(node: exp.Expr) -> exp.Expr:
     return node
 
 
-def filter_sql(flt: EventFilter, table: str = _E) -> exp.Expr:
-    """Type, actor and where of an event filter as one predicate."""
+def filter_sql(flt: EventFilter, table: str = _E, unknown_actor: bool = False) -> exp.Expr:
+    """Type, actor and where of an event filter as one predicate.
+
+    ``unknown_actor``: an event with no actor (NULL) matches the actor filter too, because it
+    *may* be by that actor, and a ``where`` that reads ``actor`` and is unknown on it (SQL
+    NULL) counts as true; see :attr:`Leaf.unknown_actor` for when a leaf reads it so.
+    """
     parts: list[exp.Expr] = [exp.EQ(this=_col("type", table), expression=_str(flt.type))]
     if flt.actor is not None:
-        parts.append(exp.EQ(this=_col("actor", table), expression=_str(flt.actor)))
+        actor: exp.Expr = exp.EQ(this=_col("actor", table), expression=_str(flt.actor))
+        if unknown_actor:
+            unknown = exp.Is(this=_col("actor", table), expression=exp.Null())
+            actor = exp.Paren(this=exp.Or(this=actor, expression=unknown))
+        parts.append(actor)
     if flt.where_expr is not None:
-        parts.append(_paren(where_sql(flt.where_expr, table)))
+        where = where_sql(flt.where_expr, table)
+        if unknown_actor and "actor" in fields_used(flt.where_expr):
+            unknown = exp.Is(this=_col("actor", table), expression=exp.Null())
+            where = exp.Coalesce(this=exp.Paren(this=where), expressions=[unknown])
+        parts.append(_paren(where))
     return _and(parts)
+
+
+def reads_actor(flt: EventFilter) -> bool:
+    """The filter decides on the actor: ``actor:`` or a ``where`` that reads ``actor``."""
+    if flt.actor is not None:
+        return True
+    return flt.where_expr is not None and "actor" in fields_used(flt.where_expr)
 
 
 def _and(parts: list[exp.Expr]) -> exp.Expr:
@@ -212,9 +233,11 @@ def window_sql(sel: Selector, table: str = _E, anchor_type: str | None = None) -
     return parts
 
 
-def selector_predicate(sel: Selector, table: str = _E, anchor_type: str | None = None) -> exp.Expr:
+def selector_predicate(
+    sel: Selector, table: str = _E, anchor_type: str | None = None, unknown_actor: bool = False
+) -> exp.Expr:
     """Everything an event must satisfy to be seen by a leaf condition for this anchor."""
-    return _and([filter_sql(sel, table), *window_sql(sel, table, anchor_type)])
+    return _and([filter_sql(sel, table, unknown_actor), *window_sql(sel, table, anchor_type)])
 
 
 # --------------------------------------------------------------------------- description
@@ -265,11 +288,22 @@ def _fmt(v: float) -> str:
 
 @dataclass
 class Leaf:
-    """A leaf condition with the aggregate columns it owns in ``matched``."""
+    """A leaf condition with the aggregate columns it owns in ``matched``.
+
+    ``unknown_actor``: events of the leaf's type (and where) whose actor is NULL count as hits
+    of its actor filter (``actor:``, or a ``where`` reading ``actor``, unknown on them). An
+    event with no actor may be by that actor, so it must never let a
+    condition pass by the *absence* of that actor's events: an ``absent`` leaf (or an ``exists``
+    under an odd number of ``not``) cannot prove absence while such an event is in its window,
+    and fails. Where the hit makes the condition pass instead (a plain ``exists``), the NULL is
+    not a hit: an unknown actor never proves existence either. ``count`` and ``aggregate``
+    leaves count known actors only; ``check`` reports the unknown ones per condition.
+    """
 
     cond: Condition
     sel: Selector
     index: int
+    unknown_actor: bool = False
 
     @property
     def hits(self) -> str:
@@ -298,14 +332,17 @@ def plan_leaves(definition: Definition) -> list[Leaf]:
 def _plan(definition: Definition) -> _Plan:
     plan = _Plan(definition)
 
-    def walk(cond: Condition) -> None:
+    def walk(cond: Condition, negated: bool) -> None:
         if cond.leaf is not None:
-            plan.leaves.append(Leaf(cond, cond.leaf, len(plan.leaves) + 1))
+            # a hit makes the condition fail when: absent (not negated) / exists (negated)
+            hit_fails = (cond.form == "absent") != negated and cond.form in ("absent", "exists")
+            unknown = hit_fails and reads_actor(cond.leaf)
+            plan.leaves.append(Leaf(cond, cond.leaf, len(plan.leaves) + 1, unknown))
         for child in cond.children:
-            walk(child)
+            walk(child, negated ^ (cond.form == "not"))
 
     for cond in definition.conditions.values():
-        walk(cond)
+        walk(cond, False)
     q = definition.quantity
     while isinstance(q, QuantitySpec):
         plan.quantity_cols.append((f"quantity{len(plan.quantity_cols) + 1}", q))
@@ -316,14 +353,17 @@ def _plan(definition: Definition) -> _Plan:
 def _leaf_aggregates(leaf: Leaf, anchor_type: str) -> list[exp.Expr]:
     """The aggregate columns of one leaf: its measure in the window, and data presence."""
     sel = leaf.sel
-    pred = selector_predicate(sel, anchor_type=anchor_type)
+    pred = selector_predicate(sel, anchor_type=anchor_type, unknown_actor=leaf.unknown_actor)
     measure: exp.Expr
     if isinstance(sel, AggregateSpec):
         measure = _field_aggregate(sel.fn, sel.field, pred)
     else:
         measure = exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=pred))
     measure_col = exp.alias_(measure, leaf.hits)
-    measure_col.add_comments([_safe_comment(f"leaf {leaf.index}: {describe_selector(sel)}")])
+    words = describe_selector(sel)
+    if leaf.unknown_actor:
+        words += " (an event with no actor may be by them: it counts)"
+    measure_col.add_comments([_safe_comment(f"leaf {leaf.index}: {words}")])
     cols: list[exp.Expr] = [measure_col]
     if leaf.cond.if_no_data is not None:
         data = exp.Filter(

@@ -140,7 +140,7 @@ def _window_events(
                 exp.Literal.string(as_of.isoformat(sep=" ")), exp.DataType.build("TIMESTAMP")
             ),
         ),
-        selector_predicate(leaf.sel, anchor_type=anchor_type),
+        selector_predicate(leaf.sel, anchor_type=anchor_type, unknown_actor=leaf.unknown_actor),
     )
     query = (
         exp.select(exp.column("event_id", "e"))

@@ -5,6 +5,8 @@ Every record read from a file is exactly one of *loaded* (at least one new event
 *quarantined* (a check failed; the quarantine table says which and why), so
 ``rows_read == loaded + duplicate + quarantined`` always holds. ``events_loaded`` can exceed
 ``loaded`` when a mapping derives several events from one record (a status history).
+``unknown_actor`` counts the events stored with no actor (the export did not say who acted, or
+the reader could not tell): filters on actor cannot decide them, so they are said, not hidden.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class FileReport:
     quarantined: int
     events_loaded: int
     seconds: float
+    unknown_actor: int = 0
 
     @property
     def rows_per_second(self) -> float:
@@ -56,6 +59,10 @@ class IngestReport:
     def events_loaded(self) -> int:
         return sum(f.events_loaded for f in self.files)
 
+    @property
+    def unknown_actor(self) -> int:
+        return sum(f.unknown_actor for f in self.files)
+
     def to_dict(self) -> dict[str, Any]:
         """The stable JSON shape of ``truecount ingest --format json``."""
         return {
@@ -68,5 +75,6 @@ class IngestReport:
                 "duplicate": self.duplicate,
                 "quarantined": self.quarantined,
                 "events_loaded": self.events_loaded,
+                "unknown_actor": self.unknown_actor,
             },
         }
