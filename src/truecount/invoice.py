@@ -30,8 +30,10 @@ import sqlglot
 import yaml
 from sqlglot import exp
 
+from truecount.container import readable
 from truecount.db import one_row as _one
 from truecount.errors import InputError, Location, MappingError, Problem, suggest
+from truecount.ingest.source import encoding_problem
 from truecount.workspace import configure
 
 #: Column name -> DuckDB type of the loaded invoice table, in order.
@@ -256,13 +258,18 @@ def _read(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyRelation
     if not path.is_file():
         raise InputError(Problem("file not found", Location(file=str(path))))
     fmt = detect_format(path)
+    # zstd is left to DuckDB; gzip, BOMs and UTF-16 are decoded by truecount.container
+    data = str(path if fmt == "parquet" or path.suffix == ".zst" else readable(path))
     try:
         if fmt == "csv":
-            return con.read_csv(str(path), header=True, all_varchar=True)
+            return con.read_csv(data, header=True, all_varchar=True)
         if fmt == "jsonl":
-            return con.read_json(str(path), format="newline_delimited")
-        return con.read_parquet(str(path))
+            return con.read_json(data, format="newline_delimited")
+        return con.read_parquet(data)
     except duckdb.Error as exc:
+        problem = encoding_problem(path, exc)
+        if problem is not None:
+            raise InputError(problem) from exc
         raise InputError(
             Problem(f"cannot read the file as {fmt}: {_first_line(exc)}", Location(file=str(path)))
         ) from exc

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from truecount import container
 from truecount.errors import Location, MappingError, Problem, TruecountError
 
 KeyPath = tuple[str | int, ...]
@@ -28,10 +29,13 @@ def load_with_lines(
 
 def read_text(path: Path, error: type[TruecountError] = MappingError) -> str:
     """A user's file as text; a missing or unreadable file is an error naming it."""
+    if not path.is_file():
+        raise error(Problem("no such file", Location(file=str(path))))
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error(Problem("no such file", Location(file=str(path)))) from None
+        # UTF-8 with or without a BOM, UTF-16 with a BOM, gzip: see truecount.container
+        return container.read_text(path)
+    except TruecountError as exc:
+        raise error(exc.problems) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise error(Problem(f"cannot read: {exc}", Location(file=str(path)))) from None
 

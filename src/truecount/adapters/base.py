@@ -34,10 +34,11 @@ from typing import Any, ClassVar, Final
 import duckdb
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from truecount.container import read_text, readable
 from truecount.errors import InputError, Location, Problem, suggest
 from truecount.ingest.canonical import CANONICAL_COLUMNS
 from truecount.ingest.plan import PROBLEM, PROBLEM_COLUMN, RAW
-from truecount.ingest.source import ROW_COLUMN, FileFormat, detect_format
+from truecount.ingest.source import ROW_COLUMN, FileFormat, detect_format, encoding_problem
 
 #: Internal columns of a record table; the prefix keeps them apart from vendor fields.
 RECORD: Final[str] = "__tc_record"  # the vendor record as JSON (JSON inputs)
@@ -127,6 +128,11 @@ class Adapter(ABC):
     title: ClassVar[str]
     options_model: ClassVar[type[AdapterOptions]]
     kinds: ClassVar[Mapping[str, FileKind]]
+    #: ETL streams this vendor's records arrive in (Airbyte stream name -> kind). An ETL
+    #: record file is unwrapped by the framework, and each stream's records (the ``data``
+    #: objects) are read by that kind's SQL exactly as if they were lines of a JSON Lines
+    #: file of that kind.
+    airbyte_streams: ClassVar[Mapping[str, str]] = {}
 
     @abstractmethod
     def recognize(self, sniff: Sniff) -> str | None:
@@ -146,6 +152,20 @@ class Adapter(ABC):
         declares :attr:`FileKind.reads` may also select from the view :data:`STORE` (the
         events stored so far, in the canonical columns).
         """
+
+    def context_sql(
+        self, kind: str, options: AdapterOptions
+    ) -> tuple[str, str, dict[str, object]] | None:
+        """A pre-pass for kinds whose files must be read together: (table, SELECT, parameters).
+
+        Before any file of the ingest is staged, the SELECT (over ``__tc_records``, good
+        records only, like :meth:`events_sql`) runs on every file of ``kind`` in the ingest
+        and its rows are gathered into the temporary table ``table``, which the kind's
+        :meth:`events_sql` may then read. It is how one API page file can see what another page
+        says (Zendesk audits: the ticket's creating audit may be on any page), whatever the
+        order of the files. None (the default): each file is read on its own.
+        """
+        return None
 
     def parse_options(self, given: Mapping[str, str]) -> AdapterOptions:
         """Options from ``key=value`` text, checked against the model with clear errors."""
@@ -195,14 +215,31 @@ def sniff(con: duckdb.DuckDBPyConnection, path: Path) -> Sniff:
     empty = frozenset[str]()
     if path.stat().st_size == 0:
         return Sniff(path, fmt, empty, empty, empty)
+    try:
+        return _sniff(con, path, fmt)
+    except duckdb.Error as exc:
+        problem = encoding_problem(path, exc)
+        raise InputError(
+            problem
+            or Problem(
+                f"cannot read as {fmt.value}: {str(exc).strip().splitlines()[0]}",
+                Location(file=str(path)),
+                hint="check the file is complete and in the format its name says",
+            )
+        ) from exc
+
+
+def _sniff(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat) -> Sniff:
+    empty = frozenset[str]()
+    data = str(readable(path, binary_ok=fmt is FileFormat.parquet))
     if fmt is FileFormat.csv:
         rel = con.sql(
-            "SELECT * FROM read_csv($p, all_varchar = true, header = true)", params={"p": str(path)}
+            "SELECT * FROM read_csv($p, all_varchar = true, header = true)", params={"p": data}
         )
         cols = frozenset(rel.columns)
         return Sniff(path, fmt, cols, empty, cols)
     if fmt is FileFormat.parquet:
-        rel = con.sql("SELECT * FROM read_parquet($p)", params={"p": str(path)})
+        rel = con.sql("SELECT * FROM read_parquet($p)", params={"p": data})
         cols = frozenset(rel.columns)
         return Sniff(path, fmt, cols, empty, cols)
     _load_lines(con, path, fmt)
@@ -265,6 +302,7 @@ def _load_lines(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat) -> 
     ``.json`` file is one document; if it does not parse, nothing in it can be trusted and
     the whole file is refused.
     """
+    data = str(readable(path))
     if fmt is FileFormat.jsonl:
         con.execute(
             f"""
@@ -282,11 +320,11 @@ def _load_lines(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat) -> 
                    CASE WHEN NOT json_valid(line) THEN left(line, 2000) END AS __tc_text
             FROM numbered WHERE trim(line) <> ''
             """,  # noqa: S608 - fixed text
-            {"p": str(path)},
+            {"p": data},
         )
         return
     row = con.execute(
-        "SELECT json_valid(content), length(content) FROM read_text($p)", {"p": str(path)}
+        "SELECT json_valid(content), length(content) FROM read_text($p)", {"p": data}
     ).fetchone()
     assert row is not None
     if not row[0]:
@@ -305,14 +343,14 @@ def _load_lines(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat) -> 
                CAST(NULL AS VARCHAR) AS {PROBLEM}, CAST(NULL AS VARCHAR) AS __tc_text
         FROM read_text($p)
         """,  # noqa: S608 - fixed text
-        {"p": str(path)},
+        {"p": data},
     )
 
 
 def _json_error(path: Path) -> str:
     """Where a JSON document breaks (error path only: the document is parsed once in Python)."""
     try:
-        json.loads(path.read_text(encoding="utf-8", errors="replace"))
+        json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         return f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
     return "DuckDB could not parse it"
@@ -363,7 +401,7 @@ def read_records(
                __tc_text
         FROM expanded
         """,  # noqa: S608 - fixed text
-        {"k": array_key, "kp": _key_path(array_key or "")},
+        {"k": array_key, "kp": _key_path(array_key or "__tc_no_page_key")},
     )
 
 
@@ -374,6 +412,17 @@ def read_csv_records(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     adapter's checks instead of failing the whole file on a type guess.
     """
     fmt = detect_format(path)
+    data = str(readable(path, binary_ok=fmt is FileFormat.parquet))
+    try:
+        _read_table_records(con, data, fmt)
+    except duckdb.Error as exc:
+        problem = encoding_problem(path, exc)
+        if problem is None:
+            raise
+        raise InputError(problem) from exc
+
+
+def _read_table_records(con: duckdb.DuckDBPyConnection, data: str, fmt: FileFormat) -> None:
     if fmt is FileFormat.parquet:
         reader = "read_parquet($p, file_row_number = true)"
         con.execute(
@@ -384,7 +433,7 @@ def read_csv_records(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                    CAST(NULL AS VARCHAR) AS {PROBLEM}
             FROM {reader}
             """,  # noqa: S608 - fixed text
-            {"p": str(path)},
+            {"p": data},
         )
         return
     con.execute(
@@ -393,7 +442,7 @@ def read_csv_records(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         SELECT *, row_number() OVER () AS {ROW_COLUMN}, CAST(NULL AS VARCHAR) AS {PROBLEM}
         FROM read_csv($p, all_varchar = true, header = true)
         """,  # noqa: S608 - fixed text
-        {"p": str(path)},
+        {"p": data},
     )
 
 

@@ -51,7 +51,8 @@ def parse_label(label: str) -> tuple[str, str, dict[str, Any]] | None:
     head, _, options = label[len(SOURCE_PREFIX) :].partition(_OPTIONS)
     name, _, kind = head.partition(":")
     try:
-        parsed = json.loads(options)
+        # the options object may be followed by more about the file (an ETL envelope)
+        parsed, _ = json.JSONDecoder().raw_decode(options)
     except ValueError:
         return None
     return (name, kind, parsed) if isinstance(parsed, dict) else None

@@ -42,7 +42,7 @@ from truecount.ingest.history import SUB_COLUMN, history_events
 from truecount.ingest.mapping import MappingFile, load_mapping
 from truecount.ingest.plan import PROBLEM, PROBLEM_COLUMN, RAW, StagePlan, build_stage
 from truecount.ingest.report import FileReport, IngestReport
-from truecount.ingest.source import ROW_COLUMN, Source, open_source, quoted
+from truecount.ingest.source import ROW_COLUMN, Source, encoding_problem, open_source, quoted
 
 if TYPE_CHECKING:
     from truecount.workspace import Workspace
@@ -69,6 +69,8 @@ class StagedFile:
     path: Path
     label: str
     stage: Callable[[duckdb.DuckDBPyConnection, str], None]
+    #: A part of a file read on its own (one Airbyte stream): logged as ``path#part``.
+    part: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,9 @@ def load_staged_into(
     _ensure_tables(con, table)
     with _ingest_settings(con):
         reports = [
-            _load_one(con, f.path, f.label, _adapter_stage(f), table, i, len(files), progress)
+            _load_one(
+                con, f.path, f.label, _adapter_stage(f), table, i, len(files), progress, f.part
+            )
             for i, f in enumerate(files, start=1)
         ]
     return IngestReport(table=table, files=tuple(reports), mapping=label)
@@ -206,9 +210,10 @@ def _load_one(
     index: int,
     total: int,
     progress: ProgressCallback | None,
+    part: str | None = None,
 ) -> FileReport:
     started = time.perf_counter()
-    name = str(path)
+    name = str(path) if part is None else f"{path}#{part}"
 
     def tell(step: str, rows: int | None = None) -> None:
         if progress is not None:
@@ -216,7 +221,7 @@ def _load_one(
 
     tell("hashing")
     digest = _sha256(path)
-    rows_read = quarantined = loaded = events_loaded = 0
+    rows_read = quarantined = loaded = events_loaded = unknown_actor = 0
     con.begin()
     try:
         next_id = f"SELECT coalesce(max(ingest_id), 0) + 1 FROM {INGEST_LOG_TABLE}"  # noqa: S608
@@ -232,7 +237,7 @@ def _load_one(
             )
             con.execute(quarantine, [ingest_id, name])
             tell("loading", rows_read)
-            loaded, events_loaded = _insert_new(con, staging, table, repeats)
+            loaded, events_loaded, unknown_actor = _insert_new(con, staging, table, repeats)
             con.execute(f"DROP TABLE IF EXISTS {_STAGE}")
         duplicate = rows_read - quarantined - loaded
         con.execute(
@@ -252,6 +257,9 @@ def _load_one(
         con.commit()
     except duckdb.Error as exc:
         con.rollback()
+        problem = encoding_problem(path, exc)
+        if problem is not None:
+            raise InputError(problem) from exc
         raise InputError(
             Problem(
                 f"loading failed: {str(exc).strip().splitlines()[0]}",
@@ -273,6 +281,7 @@ def _load_one(
         quarantined=quarantined,
         events_loaded=events_loaded,
         seconds=time.perf_counter() - started,
+        unknown_actor=unknown_actor,
     )
 
 
@@ -300,8 +309,9 @@ def _insert_new(
     staging: _Staging,
     table: str,
     repeats: int,
-) -> tuple[int, int]:
-    """Insert the events not yet stored; return (rows loaded, events inserted)."""
+) -> tuple[int, int, int]:
+    """Insert the events not yet stored; return (rows loaded, events inserted, events inserted
+    with no actor: said per file, so an actor the reader could not tell is never silent)."""
     target = exp.Table(this=quoted(table))
     several = staging.has_status or staging.multi
     if staging.has_status:
@@ -362,18 +372,27 @@ def _insert_new(
     columns = [exp.column(c, quoted=True) for c in CANONICAL_COLUMNS]
     if not several:
         # One event per row: insert straight from the stage.
+        unknown = _as_int(_scalar(con, _unknown_actor_sql(new)))
         insert = exp.insert(exp.select(*columns).from_(new.subquery("n")), target)
         inserted = _as_int(_scalar(con, insert.sql("duckdb")))
         con.execute(f"DROP TABLE IF EXISTS {_EXISTING}")
-        return inserted, inserted
+        return inserted, inserted, unknown
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_NEW} AS {new.sql('duckdb')}")
     insert = exp.insert(exp.select(*columns).from_(_NEW), target)
     inserted = _as_int(_scalar(con, insert.sql("duckdb")))
     rows = _as_int(_scalar(con, f"SELECT count(DISTINCT {ROW_COLUMN}) FROM {_NEW}"))  # noqa: S608
+    unknown = _as_int(_scalar(con, _unknown_actor_sql(exp.select(exp.Star()).from_(_NEW))))
     con.execute(f"DROP TABLE IF EXISTS {_NEW}")
     con.execute(f"DROP TABLE IF EXISTS {_CANDIDATES}")
     con.execute(f"DROP TABLE IF EXISTS {_EXISTING}")
-    return rows, inserted
+    return rows, inserted, unknown
+
+
+def _unknown_actor_sql(new: exp.Select) -> str:
+    """How many of the events about to be inserted have no actor."""
+    null = exp.Is(this=exp.column("actor", quoted=True), expression=exp.Null())
+    counted = exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=null))
+    return exp.select(counted).from_(new.subquery("u")).sql("duckdb")
 
 
 def _ensure_tables(con: duckdb.DuckDBPyConnection, table: str) -> None:

@@ -18,6 +18,7 @@ from typing import Final
 import duckdb
 from sqlglot import exp
 
+from truecount.container import diagnose_utf8, format_suffix, readable
 from truecount.errors import InputError, Location, Problem
 
 #: Internal column names; the prefix keeps them apart from anything an export may contain.
@@ -42,6 +43,18 @@ _SUFFIXES: Final[dict[str, FileFormat]] = {
     ".parquet": FileFormat.parquet,
     ".pq": FileFormat.parquet,
 }
+
+#: The words DuckDB's readers use when a file is not UTF-8 (the error path asks
+#: :func:`truecount.container.diagnose_utf8` where and what it is instead).
+_NOT_UTF8: Final[tuple[str, ...]] = ("not utf-8", "valid utf-8", "invalid unicode")
+
+
+def encoding_problem(path: Path, exc: BaseException) -> Problem | None:
+    """A clear problem for a DuckDB read error caused by the file's encoding, else None."""
+    text = str(exc).lower()
+    if not any(word in text for word in _NOT_UTF8):
+        return None
+    return diagnose_utf8(path)
 
 
 def quoted(name: str) -> exp.Identifier:
@@ -81,13 +94,16 @@ class Source:
 
 
 def detect_format(path: Path) -> FileFormat:
-    found = _SUFFIXES.get(path.suffix.lower())
+    """The format a file's name says, past a compression suffix (``tickets.json.gz``)."""
+    suffix = format_suffix(path)
+    found = _SUFFIXES.get(suffix)
     if found is None:
         raise InputError(
             Problem(
-                f"unknown file type '{path.suffix or '(none)'}'",
+                f"unknown file type '{suffix or '(none)'}'",
                 Location(file=str(path)),
-                hint="use .csv, .jsonl (or .ndjson), .json or .parquet",
+                hint="use .csv, .jsonl (or .ndjson), .json or .parquet, optionally gzipped "
+                "(.csv.gz, .jsonl.gz, .json.gz)",
             )
         )
     return found
@@ -103,7 +119,7 @@ def open_source(con: duckdb.DuckDBPyConnection, path: Path) -> Source:
         raise InputError(Problem("file not found", Location(file=str(path))))
     if path.stat().st_size == 0:
         return Source(path=path, format=fmt, query=None, columns={})
-    query = _reader_query(path, fmt)
+    query = _reader_query(readable(path, binary_ok=fmt is FileFormat.parquet), fmt)
     try:
         if fmt in (FileFormat.jsonl, FileFormat.json):
             keys = exp.select(
@@ -119,6 +135,9 @@ def open_source(con: duckdb.DuckDBPyConnection, path: Path) -> Source:
                 if name != ROW_COLUMN
             }
     except duckdb.Error as exc:
+        problem = encoding_problem(path, exc)
+        if problem is not None:
+            raise InputError(problem) from exc
         raise InputError(
             Problem(
                 f"cannot read as {fmt.value}: {_first_line(exc)}",
