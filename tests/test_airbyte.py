@@ -122,6 +122,14 @@ def test_protocol_messages_several_streams_in_one_file(toy: None, tmp_path: Path
     assert (other.rows_read, other.quarantined) == (len(USERS) + 1, len(USERS) + 1)
     reasons = [r for (r,) in con.execute("SELECT reason FROM quarantine ORDER BY 1").fetchall()]
     assert any("stream 'users' is not read by --source toy" in r for r in reasons)
+    # rows point at the line of the whole file, whichever part read it
+    users_line = 1 + len(TICKETS) + len(COMMENTS) + 1
+    rows = con.execute("SELECT row_number, reason FROM quarantine").fetchall()
+    assert [n for n, r in rows if "'users'" in r] == [users_line]
+    sources = {
+        s for (s,) in con.execute("SELECT source FROM events WHERE type = 'closed'").fetchall()
+    }
+    assert sources == {f"{f.name}:{2 + i}" for i in range(len(TICKETS))}
     assert any("is not valid JSON" in r for r in reasons)
     # every record line of the file is in exactly one part: 2 protocol messages skipped
     records = len(TICKETS) + len(COMMENTS) + len(USERS) + 1
@@ -264,3 +272,13 @@ def test_zendesk_airbyte_sync_gives_the_api_exports_events(tmp_path: Path) -> No
     assert sum(r.quarantined for r in report.files) == 0
     assert parts["ticket_comments"].duplicate == len(by_stream["ticket_comments"])
     assert _canonical(con) == _canonical(api)
+
+
+def test_a_json_document_holding_an_array_of_messages(toy: None, tmp_path: Path) -> None:
+    messages = [_message("tickets", t) for t in TICKETS]
+    messages += [_message("ticket_comments", c) for c in COMMENTS]
+    f = tmp_path / "sync.json"
+    f.write_text("[" + ",\n".join(messages) + "]")
+    con = duckdb.connect()
+    adapters.ingest_source(con, "toy", [f])
+    assert _stored(con) == _expected()

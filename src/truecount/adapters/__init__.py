@@ -309,7 +309,7 @@ def ingest_source(
         if found.airbyte is not None:
             airbyte.unwrap(c, found.path, seen.format, found.airbyte, found.file_stream)
             airbyte.keep_stream(c, found.stream, adapter.airbyte_streams, adapter.name)
-            read_records(c, found.path, FileFormat.jsonl, None)
+            read_records(c, found.path, FileFormat.jsonl, None, by_line=True)
         elif seen.format in (FileFormat.csv, FileFormat.parquet):
             read_csv_records(c, found.path)
         else:

@@ -124,6 +124,20 @@ def unwrap(
             """,  # noqa: S608 - fixed text
             {"p": str(readable(path))},
         )
+    if fmt is FileFormat.json:
+        # a .json document holding an array of messages or records: one line per element
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {_LINES} AS
+            SELECT __tc_line, __tc_record, {PROBLEM}, __tc_text FROM {_LINES}
+            WHERE {PROBLEM} IS NOT NULL OR json_type(__tc_record) <> 'ARRAY'
+            UNION ALL
+            SELECT generate_subscripts(items, 1), unnest(items), NULL, NULL FROM (
+                SELECT CAST(__tc_record AS JSON[]) AS items FROM {_LINES}
+                WHERE {PROBLEM} IS NULL AND json_type(__tc_record) = 'ARRAY'
+            )
+            """  # noqa: S608 - fixed text
+        )
     data, stream, keep = _PARTS[shape]
     skipped = con.execute(
         f"SELECT count(*) FROM {_LINES} WHERE {PROBLEM} IS NULL "  # noqa: S608 - fixed text

@@ -362,14 +362,20 @@ def _key_path(key: str) -> str:
 
 
 def read_records(
-    con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, array_key: str | None
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    fmt: FileFormat,
+    array_key: str | None,
+    by_line: bool = False,
 ) -> None:
     """Lay a JSON file out as ``__tc_records``: one row per vendor record, in file order.
 
     A top-level value that is an object holding ``array_key`` is a page: its array elements
     are the records. A top-level array's elements are records. Any other top-level object is
     itself a record. Records are numbered 1.. in file order (``__tc_row``); a bad line is one
-    record with a problem. :func:`sniff` must have run on the same file first.
+    record with a problem. :func:`sniff` must have run on the same file first. ``by_line``
+    numbers each record by its line instead (one record a line, as in an ETL envelope read one
+    stream at a time, so a row still points at the line of the whole file).
     """
     con.execute(
         f"""
@@ -393,7 +399,8 @@ def read_records(
                        OR ($k IS NOT NULL AND json_type(json_extract({RECORD}, $kp)) = 'ARRAY'))
             )
         )
-        SELECT row_number() OVER (ORDER BY {_LINE}, {_INDEX}) AS {ROW_COLUMN},
+        SELECT CASE WHEN $by_line THEN {_LINE}
+                    ELSE row_number() OVER (ORDER BY {_LINE}, {_INDEX}) END AS {ROW_COLUMN},
                {_LINE}, {RECORD},
                coalesce({PROBLEM}, CASE WHEN json_type({RECORD}) <> 'OBJECT' THEN
                    'line ' || {_LINE} || ': a record must be a JSON object, got '
@@ -401,7 +408,7 @@ def read_records(
                __tc_text
         FROM expanded
         """,  # noqa: S608 - fixed text
-        {"k": array_key, "kp": _key_path(array_key or "__tc_no_page_key")},
+        {"k": array_key, "kp": _key_path(array_key or "__tc_no_page_key"), "by_line": by_line},
     )
 
 

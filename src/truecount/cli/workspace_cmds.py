@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from truecount.adapters import get_adapter, ingest_source, source_names
 from truecount.cli.app import OutputFormat, app, fail, stderr_console, stdout_console
@@ -260,7 +261,9 @@ def quarantine(
     for name in ("file", "row", "column", "reason"):
         table.add_column(name, justify="right" if name == "row" else "left")
     for e in entries:
-        table.add_row(str(e["file"]), str(e["row"]), str(e["column"]), str(e["reason"]))
+        # data, never console markup: a reason quotes the file's own text
+        cells = ("" if e[k] is None else str(e[k]) for k in ("file", "row", "column", "reason"))
+        table.add_row(*(Text(c) for c in cells))
     out.print(table)
     if total > len(entries):
         out.print(f"showing {len(entries):,} of {total:,}; use --limit to see more")

@@ -1,0 +1,72 @@
+"""Plain words for the reconciliation's internal names, for people who read letters and reports.
+
+The JSON keeps the stable ids (``vendor_only``, ``no_anchor``, ``buyer_beyond_tolerance``);
+every face a person reads — the dispute letter, the HTML report, the dashboard — says the same
+thing in words, from this one table, so the three never describe a cell differently.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Cell id -> (short label, one sentence a finance reader understands).
+CELLS: Final[dict[str, tuple[str, str]]] = {
+    "agreed": ("Agreed", "billed once, and counted by our definition in the same period"),
+    "vendor_only": (
+        "Billed, not an outcome",
+        "billed, but it does not meet our definition of the outcome",
+    ),
+    "buyer_only": ("Outcome not billed", "meets our definition, but was not billed"),
+    "pending": (
+        "Not yet decided",
+        "billed before its window closed; not yet due, and may be billed once decided",
+    ),
+    "unknown": ("Not in the export", "billed, but the event export has no record of it"),
+    "duplicate": ("Billed twice", "billed on more than one invoice line"),
+    "period_mismatch": (
+        "Billed in another period",
+        "an outcome, but billed in a period other than the one it happened in",
+    ),
+}
+
+#: Reasons that are not condition names.
+REASONS: Final[dict[str, str]] = {
+    "no_anchor": "no qualifying event at all (for example, never closed by the AI agent)",
+}
+
+#: Billing-source rule id -> how the terms decide which count is paid.
+BILLING_SOURCES: Final[dict[str, str]] = {
+    "buyer_beyond_tolerance": (
+        "the vendor's count, unless it differs from ours by more than the tolerance; then ours"
+    ),
+    "vendor": "the vendor's count",
+    "buyer": "our count",
+}
+
+#: Per-period billing source actually applied -> words.
+APPLIED_SOURCES: Final[dict[str, str]] = {"vendor": "the vendor's count", "buyer": "our count"}
+
+
+def cell_label(cell: str) -> str:
+    """The short label of a cell; an unknown id is shown as it is."""
+    return CELLS.get(cell, (cell, cell))[0]
+
+
+def cell_sentence(cell: str) -> str:
+    return CELLS.get(cell, (cell, cell))[1]
+
+
+def reason_words(reason: str, descriptions: dict[str, str] | None = None) -> str:
+    """A vendor-only reason in words: a known fixed reason, a condition's description from
+    the definition when given, or the condition's name with underscores as spaces."""
+    if reason in REASONS:
+        return REASONS[reason]
+    if descriptions and descriptions.get(reason):
+        return f"fails '{reason.replace('_', ' ')}': {descriptions[reason]}"
+    if reason.startswith("no data"):
+        return f"the export has no data for it ({reason})"
+    return f"fails the condition '{reason.replace('_', ' ')}'"
+
+
+def billing_source_words(rule: str) -> str:
+    return BILLING_SOURCES.get(rule, rule)
