@@ -263,3 +263,30 @@ def test_each_fixture_loads_the_same_from_utf16_bom_and_gzip(
     for variant in ("utf-16-le-bom", "utf-8-bom", "gzip"):
         copies = _copy([fixture], tmp_path / variant, variant)
         assert _outcome(source, copies) == expected, variant
+
+
+@pytest.mark.parametrize(("odd", "other"), [("e*.csv", "ex.csv"), ("x[1].csv", "x1.csv"),
+                                            ("t?.csv", "ta.csv")])  # fmt: skip
+def test_file_names_are_paths_never_patterns(odd: str, other: str, tmp_path: Path) -> None:
+    """A file whose name holds a glob character is read alone, however its neighbours are
+    named (DuckDB's readers would expand it), by mapped ingest and by --events."""
+    header = "event_id,entity_id,ts,type\n"
+    (tmp_path / odd).write_text(header + "a1,T-1,2026-01-01T00:00:00,created\n")
+    (tmp_path / other).write_text(
+        header + "b1,T-2,2026-01-01T00:00:00,created\nb2,T-3,2026-01-02T00:00:00,created\n"
+    )
+    con = duckdb.connect()
+    report = load_events_into(con, [tmp_path / odd])
+    assert (report.rows_read, report.loaded) == (1, 1)
+    assert con.execute("SELECT entity_id FROM events").fetchall() == [("T-1",)]
+    from truecount.engine.source import open_events
+
+    parquet_odd = tmp_path / odd.replace(".csv", ".parquet")
+    parquet_other = tmp_path / other.replace(".csv", ".parquet")
+    for src_name, target in ((odd, parquet_odd), (other, parquet_other)):
+        duckdb.sql(
+            "SELECT event_id, entity_id, CAST(ts AS TIMESTAMP) AS ts, type "
+            f"FROM read_csv('{container.literal_path(tmp_path / src_name)}')"
+        ).write_parquet(str(target))
+    opened = open_events([parquet_odd])
+    assert opened.con.execute("SELECT entity_id FROM events").fetchall() == [("T-1",)]

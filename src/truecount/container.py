@@ -120,8 +120,25 @@ def readable(path: Path, *, binary_ok: bool = False) -> Path:
     """
     found = inspect(path, binary_ok=binary_ok)
     if found.plain or (binary_ok and found.compression is None):
-        return path
+        return literal_path(path)
     return _decoded_copy(path, found)
+
+
+#: Characters DuckDB's file readers take as a glob pattern in a path.
+_GLOB: Final[frozenset[str]] = frozenset("*?[]{}")
+
+
+def literal_path(path: Path) -> Path:
+    """A path DuckDB reads as exactly this one file.
+
+    DuckDB's readers expand ``*``, ``?`` and ``[...]`` in every path they are given, so a file
+    named ``e*.csv`` would silently be read together with ``events.csv``, and ``x[1].csv``
+    would read ``x1.csv`` instead. A path holding such a character is handed over as a
+    link with a plain name in the process's private folder, pointing at the very same file
+    (the bytes hashed and the bytes read are one file)."""
+    if not _GLOB.intersection(str(path)):
+        return path
+    return _COPIES.link(path)
 
 
 def read_text(path: Path) -> str:
@@ -222,6 +239,24 @@ class _Copies:
         self._lock = threading.Lock()
         self._folder: Path | None = None
         self._made: dict[tuple[str, int, int], Path] = {}
+        self._links: dict[str, Path] = {}
+
+    def _private(self) -> Path:
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="truecount-decoded-"))
+            atexit.register(shutil.rmtree, self._folder, True)
+        return self._folder
+
+    def link(self, path: Path) -> Path:
+        target = path.resolve()
+        with self._lock:
+            made = self._links.get(str(target))
+            if made is not None and made.is_symlink():
+                return made
+            alias = self._private() / f"link{len(self._links)}{format_suffix(path)}"
+            alias.symlink_to(target)
+            self._links[str(target)] = alias
+            return alias
 
     def get(self, path: Path, found: Container) -> Path:
         stat = path.stat()
@@ -230,10 +265,7 @@ class _Copies:
             made = self._made.get(key)
             if made is not None and made.exists():
                 return made
-            if self._folder is None:
-                self._folder = Path(tempfile.mkdtemp(prefix="truecount-decoded-"))
-                atexit.register(shutil.rmtree, self._folder, True)
-            target = self._folder / f"{len(self._made)}{format_suffix(path)}"
+            target = self._private() / f"{len(self._made)}{format_suffix(path)}"
             _decode_into(path, found, target)
             self._made[key] = target
             return target

@@ -30,7 +30,7 @@ import sqlglot
 import yaml
 from sqlglot import exp
 
-from truecount.container import readable
+from truecount.container import literal_path, readable
 from truecount.db import one_row as _one
 from truecount.errors import InputError, Location, MappingError, Problem, suggest
 from truecount.ingest.source import encoding_problem
@@ -259,7 +259,7 @@ def _read(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyRelation
         raise InputError(Problem("file not found", Location(file=str(path))))
     fmt = detect_format(path)
     # zstd is left to DuckDB; gzip, BOMs and UTF-16 are decoded by truecount.container
-    data = str(path if fmt == "parquet" or path.suffix == ".zst" else readable(path))
+    data = str(literal_path(path) if fmt == "parquet" or path.suffix == ".zst" else readable(path))
     try:
         if fmt == "csv":
             return con.read_csv(data, header=True, all_varchar=True)
@@ -355,7 +355,11 @@ def _stage_file(
     so ten million lines are not copied before they are checked.
     """
     first = file_index == 0
-    rel = con.read_parquet(str(path), file_row_number=True) if in_place else _read(con, path)
+    rel = (
+        con.read_parquet(str(literal_path(path)), file_row_number=True)
+        if in_place
+        else _read(con, path)
+    )
     columns = list(rel.columns)
     problems: list[Problem] = []
     provided: dict[str, str] = {}

@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
+from truecount.container import literal_path
 from truecount.errors import InputError, Location, Problem
 from truecount.ingest.canonical import CANONICAL_COLUMNS, EVENTS_TABLE, REQUIRED_COLUMNS
 from truecount.ingest.choices import Choice, recorded_choices
@@ -118,7 +119,8 @@ def _parquet_stats(
         )
         .from_(
             exp.func(
-                "parquet_metadata", exp.Array(expressions=[exp.Literal.string(f) for f in files])
+                "parquet_metadata",
+                exp.Array(expressions=[exp.Literal.string(f) for f in _literal(files)]),
             )
         )
         .where(exp.column("path_in_schema").isin(*REQUIRED_COLUMNS))
@@ -133,8 +135,13 @@ def _parquet_stats(
     return nulls, max_ts
 
 
+def _literal(files: list[str]) -> list[str]:
+    """The paths as DuckDB must be given them to read exactly these files (no glob)."""
+    return [str(literal_path(Path(f))) for f in files]
+
+
 def _parquet_view(con: duckdb.DuckDBPyConnection, files: list[str]) -> EventSource:
-    rel = con.read_parquet(files, union_by_name=True)
+    rel = con.read_parquet(_literal(files), union_by_name=True)
     present = set(rel.columns)
     _check_required(present, files[0])
     rel.create_view("events_parquet")

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from truecount.container import literal_path
 from truecount.engine.source import EventsInput
 from truecount.errors import InputError, Location, Problem
 from truecount.workspace import configure
@@ -64,7 +65,7 @@ def _csv_proof(path: Path, entity_id: str, root_hex: str, size: int) -> dict[str
         rel = con.sql(
             "SELECT * FROM read_csv(?, header = true, all_varchar = true, delim = ',', "
             "quote = '\"', escape = '\"')",
-            params=[str(path)],
+            params=[str(literal_path(path))],
         )
         columns = list(rel.columns)
         leaves = rel.select(f"{row_leaf_sql(columns).sql('duckdb')} AS h, entity_id")

@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 import duckdb
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from truecount.container import literal_path
 from truecount.definition.load import parse_definition
 from truecount.engine.source import EventsInput
 from truecount.errors import TruecountError
@@ -156,7 +157,7 @@ def _csv_difference(pack: Path, mine: Path) -> str:
                 "SELECT (SELECT count(*) FROM only_a), (SELECT count(*) FROM only_b), "
                 "(SELECT min(entity_id) FROM (SELECT entity_id FROM only_a UNION ALL "
                 "SELECT entity_id FROM only_b))",
-                [str(pack), str(mine)],
+                [str(literal_path(pack)), str(literal_path(mine))],
             ).fetchall()[0]
         except duckdb.Error:
             return "the pack's file does not have the recomputed columns"
