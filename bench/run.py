@@ -15,6 +15,9 @@ Tasks:
              vs a bare DuckDB ``CREATE TABLE AS`` (no checks, no quarantine, no de-duplication);
 3. reconcile — the invoice against the verdicts (``truecount.reconcile.reconcile_in``) vs a
              hand-written DuckDB full outer join / anti-join.
+4. report  — ``truecount report`` (count, reconciliation, drift, check, HTML) vs the
+             ``reconcile`` verb's own work (count, invoice, reconciliation) on the same files:
+             the report's cost as a ratio of reconcile's, and the size of the HTML file.
 
 Usage (see bench/README.md)::
 
@@ -409,6 +412,62 @@ def work_profile(ctx: Ctx) -> Result:
     return {"seconds": 0.0, "result": timings}
 
 
+def _report_totals(totals: Any) -> dict[str, Any]:
+    return {
+        **{c: int(getattr(totals, c)) for c in RECONCILE_CELLS},
+        "credit": str(totals.credit),
+    }
+
+
+def work_reconcile_command(ctx: Ctx) -> Result:
+    """What ``truecount reconcile DEF --events ... --invoice ... --terms ...`` does, timed."""
+    import truecount
+    from truecount.cli.demo_cmds import package_text
+    from truecount.engine.run import VERDICTS_TABLE
+    from truecount.ingest.canonical import EVENTS_TABLE
+    from truecount.invoice import load_invoice_into
+    from truecount.reconcile import reconcile_in
+    from truecount.terms import parse_terms
+
+    definition = truecount.load_definition(ctx["definition"])
+    terms = parse_terms(package_text("terms.yaml"))
+    started = _start()
+    result = truecount.count(definition, ctx["events"])
+    load_invoice_into(result.con, [ctx["invoice"]], None, table="invoice")
+    rec = reconcile_in(
+        result.con,
+        VERDICTS_TABLE,
+        "invoice",
+        known_table=EVENTS_TABLE,
+        definition=definition,
+        terms=terms,
+        as_of=result.as_of,
+        fetch_entities=False,
+        cells=False,
+    )
+    timing = _done(started, None)
+    result.close()
+    return {**timing, "result": _report_totals(rec.totals)}
+
+
+def work_report(ctx: Ctx) -> Result:
+    """``truecount report`` on the same inputs: gather every figure, render, write the file."""
+    from truecount.cli.demo_cmds import package_text
+    from truecount.report.html import gather, render
+
+    terms = Path(ctx["scratch"]) / "terms.yaml"
+    terms.write_text(package_text("terms.yaml"), encoding="utf-8")
+    out = Path(ctx["scratch"]) / "report.html"
+    started = _start()
+    data = gather(Path(ctx["definition"]), ctx["events"], [Path(ctx["invoice"])], terms)
+    out.write_text(render(data), encoding="utf-8")
+    timing = _done(started, None)
+    return {
+        **timing,
+        "result": {**_report_totals(data.recon.totals), "bytes": out.stat().st_size},
+    }
+
+
 def work_generate(ctx: Ctx) -> Result:
     from truecount.demo.generate import SupportScenario, write_parquet_chunks
 
@@ -429,6 +488,8 @@ WORKERS: dict[str, Callable[[Ctx], Result]] = {
     "reconcile_truecount": work_reconcile_truecount,
     "reconcile_duckdb": work_reconcile_duckdb,
     "profile": work_profile,
+    "reconcile_command": work_reconcile_command,
+    "report": work_report,
 }
 
 
@@ -625,7 +686,9 @@ def main() -> int:
         help="DuckDB memory_limit for every DuckDB run, e.g. 2GB (default: none)",
     )
     parser.add_argument(
-        "--skip", default="", help="comma-separated tasks to skip: count,pandas,ingest,reconcile"
+        "--skip",
+        default="",
+        help="comma-separated tasks to skip: count,pandas,ingest,reconcile,report",
     )
     parser.add_argument(
         "--profile",
@@ -720,6 +783,16 @@ def main() -> int:
                     f"says {truth['cells'].get(cell, 0)}"
                 )
 
+    # 4. report
+    if "report" not in skip:
+        rows.update(measure(["reconcile_command", "report"], ctx, runs))
+        shown = {k: v for k, v in rows["report"]["result"].items() if k != "bytes"}
+        compare(
+            "report totals",
+            {"reconcile_command": rows["reconcile_command"]["result"], "report": shown},
+            problems,
+        )
+
     if args.profile:
         _log("profiling (EXPLAIN ANALYZE) ...")
         prof = run_child("profile", ctx)
@@ -800,8 +873,15 @@ def render(
         "ingest_duckdb": ("ingest", "DuckDB CREATE TABLE AS read_parquet (no checks)"),
         "reconcile_truecount": ("reconcile", "truecount.reconcile (load invoice + reconcile_in)"),
         "reconcile_duckdb": ("reconcile", "hand-written DuckDB outer join / anti-join"),
+        "report": ("report", "truecount report (count, reconcile, drift, check, HTML)"),
+        "reconcile_command": ("report", "the reconcile verb's work (baseline of this task)"),
     }
-    baseline = {"count": "duckdb", "ingest": "ingest_duckdb", "reconcile": "reconcile_duckdb"}
+    baseline = {
+        "count": "duckdb",
+        "ingest": "ingest_duckdb",
+        "reconcile": "reconcile_duckdb",
+        "report": "reconcile_command",
+    }
     for key, (task, label) in names.items():
         if key not in rows:
             continue
@@ -810,6 +890,8 @@ def render(
         note = ""
         if task == "ingest":
             note = f"{counts['events'] / r['seconds']:,.0f} rows/s"
+        if key == "report":
+            note = f"HTML {r['result']['bytes'] / 2**20:.2f} MB"
         if not r["results_stable"]:
             note += " results differ between runs!"
         if runs > 1:

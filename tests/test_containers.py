@@ -290,3 +290,36 @@ def test_file_names_are_paths_never_patterns(odd: str, other: str, tmp_path: Pat
         ).write_parquet(str(target))
     opened = open_events([parquet_odd])
     assert opened.con.execute("SELECT entity_id FROM events").fetchall() == [("T-1",)]
+
+
+def test_event_times_out_of_range_are_quarantined_with_the_reason(tmp_path: Path) -> None:
+    """A year-10000 event would push every window past the as-of time: it is quarantined at
+    ingest (mapped files, and adapters' multi-event records as a whole)."""
+    f = tmp_path / "events.csv"
+    f.write_text(
+        "event_id,entity_id,ts,type\n"
+        "a,T-1,2026-01-01T00:00:00,created\n"
+        "b,T-2,9999-12-31T00:00:00,created\n"
+        "c,T-3,1969-12-31T23:59:59,created\n"
+        "d,T-4,2199-12-31T23:59:59,created\n"
+    )
+    con = duckdb.connect()
+    report = load_events_into(con, [f])
+    assert (report.rows_read, report.loaded, report.quarantined) == (4, 2, 2)
+    rows = con.execute(
+        "SELECT row_number, column_name, reason FROM quarantine ORDER BY 1"
+    ).fetchall()
+    assert [(r, c) for r, c, _ in rows] == [(2, "ts"), (3, "ts")]
+    assert "9999-12-31" in rows[0][2] and "outside 1970-01-01 .. 2200-01-01" in rows[0][2]
+    # a Zendesk audit (one record, several events) with one event time out of range
+    page = json.loads((FIXTURES / "zendesk" / "ticket_audits.json").read_text())
+    audits = page["audits"]
+    audits[0]["created_at"] = "2300-01-01T00:00:00Z"
+    target = tmp_path / "ticket_audits.json"
+    target.write_text(json.dumps(page))
+    zcon = duckdb.connect()
+    z = ingest_source(zcon, "zendesk", [target], partial=True)
+    assert z.rows_read == len(audits)
+    assert z.quarantined == 1 and z.loaded == len(audits) - 1
+    (reason,) = zcon.execute("SELECT reason FROM quarantine").fetchone() or ("",)
+    assert "2300-01-01" in reason

@@ -57,9 +57,11 @@ def test_pack(tmp_path: Path) -> None:
     letter = pack.letter.read_text(encoding="utf-8")
     assert "ab" * 32 in letter and "`````yaml" in letter  # fence longer than the text's
     assert "inv\\|oice.csv" in letter
-    assert "| **billed by the vendor** | 3 |" in letter
-    assert "| **= counted by the buyer** | 2 |" in letter
+    assert "| **billed on your invoice** | **3** |" in letter
+    assert "| **= counted by us** | **2** |" in letter
     assert "credit of **1.00 USD**" in letter
+    assert pack.letter_html is not None and pack.letter_html.name == "letter.html"
+    assert "inv|oice.csv" in pack.letter_html.read_text(encoding="utf-8")
     data = json.loads(pack.json.read_text(encoding="utf-8"))
     assert data["totals"]["credit"] == "1.00"
     assert set(data["periods"][0]) >= {

@@ -347,3 +347,30 @@ def test_canonical_example_matches_the_mapped_export() -> None:
     assert report.quarantined == 0
     query = "SELECT event_id, entity_id, ts, type, actor, value, seq FROM events ORDER BY ALL"
     assert canonical.execute(query).fetchall() == mapped.execute(query).fetchall()
+
+
+@pytest.mark.parametrize(
+    ("unit", "good", "wrong", "hint"),
+    [
+        ("epoch", 1767225600, 1767225600000, "is milliseconds"),
+        ("epoch_ms", 1767225600000, 1767225600, "is seconds"),
+    ],
+)
+def test_epoch_in_the_other_unit_is_quarantined_not_1970(
+    tmp_path: Path, unit: str, good: int, wrong: int, hint: str
+) -> None:
+    data = _write(tmp_path, "e.csv", f"id,t,at\n1,T1,{good}\n2,T2,{wrong}\n")
+    mapping = _write(
+        tmp_path,
+        "m.yaml",
+        f"truecount_mapping: 1\ncolumns:\n  event_id: id\n  entity_id: t\n"
+        f"  ts: {{column: at, format: {unit}}}\n  type: {{const: created}}\n",
+    )
+    con = duckdb.connect()
+    report = load_events_into(con, [data], mapping=mapping)
+    assert (report.loaded, report.quarantined) == (1, 1)
+    assert con.execute("SELECT ts FROM events").fetchall() == [(dt.datetime(2026, 1, 1),)]
+    ((row, column, reason),) = con.execute(
+        "SELECT row_number, column_name, reason FROM quarantine"
+    ).fetchall()
+    assert (row, column) == (2, "at") and hint in reason

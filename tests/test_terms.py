@@ -109,3 +109,31 @@ def test_terms_are_frozen() -> None:
     t = parse_terms(BASE)
     with pytest.raises(Exception):  # noqa: B017 - pydantic raises its own error type
         t.unit_price = Decimal(2)  # type: ignore[misc]
+
+
+def test_letter_section_is_optional_and_outside_the_hash() -> None:
+    plain = parse_terms(BASE)
+    t = parse_terms(
+        BASE + "letter:\n  buyer: Acme\n  vendor: Botco\n  invoice_number: 42\n"
+        "  invoice_date: 2026-04-02\n  contract: MSA 17\n"
+    )
+    assert (t.letter.buyer, t.letter.vendor, t.letter.invoice_number) == ("Acme", "Botco", "42")
+    assert t.letter.invoice_date is not None and t.letter.invoice_date.isoformat() == "2026-04-02"
+    assert plain.letter.vendor is None and plain.summary() == t.summary()
+    merged = t.letter.merged(vendor="Other", contract=None)
+    assert (merged.vendor, merged.contract) == ("Other", "MSA 17")
+
+
+def test_letter_errors_name_file_line_and_key(tmp_path: Path) -> None:
+    f = tmp_path / "terms.yaml"
+    f.write_text(
+        BASE + "letter:\n  buyer: Acme\n  invoice_date: 02/04/2026\n  vendr: Botco\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(TermsError) as err:
+        load_terms(f)
+    lines = str(err.value).splitlines()
+    assert any(f"{f}:7, key 'letter.invoice_date'" in x and "YYYY-MM-DD" in x for x in lines)
+    assert any(f"{f}:8, key 'letter.vendr'" in x and "did you mean 'vendor'" in x for x in lines)
+    with pytest.raises(TermsError, match="letter is a mapping"):
+        parse_terms(BASE + "letter: Acme\n")

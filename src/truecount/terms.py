@@ -11,6 +11,12 @@ billing_source: buyer_beyond_tolerance
 platform_fee: 0
 annual_cap: null
 discount: 0%
+letter:                     # optional: who writes the dispute letter, to whom, about what
+  buyer: Example Corp
+  vendor: Example AI Ltd
+  invoice_number: INV-2026-0042
+  invoice_date: 2026-02-03
+  contract: MSA-2025-17, order form 3
 ```
 
 Money is :class:`~decimal.Decimal` throughout and rounded once per period, half up, to the
@@ -20,11 +26,12 @@ demands it is a credit the vendor can argue about.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -77,6 +84,54 @@ def _percent(value: Any, what: str) -> Decimal:
     raise ValueError(f"write {what} as a percentage such as '2%', not {value!r}")
 
 
+class LetterDetails(BaseModel):
+    """Who sends the dispute letter, to whom, about which invoice under which contract.
+
+    Not commercial terms: none of it changes a number, so it stays out of :meth:`Terms.summary`
+    (and its hash) and a CLI option may override any of it. Every field is optional; the letter
+    words around a missing one instead of printing a placeholder.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    buyer: str | None = None
+    vendor: str | None = None
+    invoice_number: str | None = None
+    invoice_date: dt.date | None = None
+    contract: str | None = None
+
+    @field_validator("buyer", "vendor", "invoice_number", "contract", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, bool | dict | list):
+            raise ValueError(f"write a name or reference as text, not {value!r}")
+        text = " ".join(str(value).split())
+        return text or None
+
+    @field_validator("invoice_date", mode="before")
+    @classmethod
+    def _date(cls, value: Any) -> dt.date | None:
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if value is None or isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value).strip())
+        except ValueError:
+            raise ValueError(f"write the date as YYYY-MM-DD, not {value!r}") from None
+
+    def merged(self, **overrides: Any) -> LetterDetails:
+        """These details with every override that is not None put in its place (CLI options)."""
+        data = self.model_dump()
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return LetterDetails.model_validate(data)
+
+
+LETTER_KEYS: Final[tuple[str, ...]] = tuple(LetterDetails.model_fields)
+
+
 class Terms(BaseModel):
     """Validated contract terms. Frozen: a reconciliation cannot change the contract."""
 
@@ -91,6 +146,18 @@ class Terms(BaseModel):
     annual_cap: Decimal | None = None
     discount_pct: Decimal = Field(default=Decimal(0), alias="discount")
     minor_units: int | None = Field(default=None, ge=0, le=6)
+    letter: LetterDetails = Field(default_factory=LetterDetails)
+
+    @field_validator("letter", mode="before")
+    @classmethod
+    def _letter(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ValueError(
+                f"letter is a mapping of {', '.join(LETTER_KEYS)}, not {type(value).__name__}"
+            )
+        return value
 
     @field_validator("currency", mode="before")
     @classmethod
@@ -161,6 +228,11 @@ class Terms(BaseModel):
         ).hexdigest()
         return data
 
+    @property
+    def unit_value(self) -> Decimal:
+        """What one outcome costs under the contract: the unit price less the discount."""
+        return self.unit_price * (Decimal(1) - self.discount_pct / 100)
+
     def source_for(self, beyond_tolerance: bool) -> Literal["vendor", "buyer"]:
         """Whose count a period is billed on."""
         if self.billing_source == "vendor":
@@ -168,6 +240,40 @@ class Terms(BaseModel):
         if self.billing_source == "buyer":
             return "buyer"
         return "buyer" if beyond_tolerance else "vendor"
+
+
+@dataclass(frozen=True)
+class Charge:
+    """How one period's outcome charge came about, before the fee and the rounding."""
+
+    source: Literal["vendor", "buyer"]
+    units: int
+    #: Units x unit price x (1 - discount): the charge before the annual cap.
+    uncapped: Decimal
+    #: What the cap leaves of it (equal to ``uncapped`` without a cap).
+    charge: Decimal
+
+
+def charges(terms: Terms, periods: Sequence[PeriodResult]) -> dict[str, Charge]:
+    """Each period's billing source, units and outcome charge, the cap applied in period order.
+
+    The single place the charge is computed: :func:`apply_terms` turns it into money and
+    :func:`credit_breakdown` explains it, so the two cannot disagree.
+    """
+    used: dict[str, Decimal] = defaultdict(Decimal)
+    out: dict[str, Charge] = {}
+    for p in sorted(periods, key=lambda r: r.period):
+        source = terms.source_for(p.beyond_tolerance)
+        units = p.vendor_billed if source == "vendor" else p.buyer_counted
+        uncapped = Decimal(units) * terms.unit_value
+        charge = uncapped
+        if terms.annual_cap is not None:
+            year = p.period[:4]
+            room = max(terms.annual_cap - used[year], Decimal(0))
+            charge = min(charge, room)
+            used[year] += charge
+        out[p.period] = Charge(source, units, uncapped, charge)
+    return out
 
 
 def apply_terms(terms: Terms, periods: Sequence[PeriodResult]) -> list[PeriodResult]:
@@ -181,36 +287,131 @@ def apply_terms(terms: Terms, periods: Sequence[PeriodResult]) -> list[PeriodRes
       plus the platform fee, which invoices list apart from the outcome lines;
     * credit: amount billed - amount due (negative when the vendor under-billed).
     """
-    used: dict[str, Decimal] = defaultdict(Decimal)
+    by_period = charges(terms, periods)
     out: list[PeriodResult] = []
-    keep = Decimal(1) - terms.discount_pct / 100
     for p in sorted(periods, key=lambda r: r.period):
-        source = terms.source_for(p.beyond_tolerance)
-        units = p.vendor_billed if source == "vendor" else p.buyer_counted
-        charge = Decimal(units) * terms.unit_price * keep
-        if terms.annual_cap is not None:
-            year = p.period[:4]
-            room = max(terms.annual_cap - used[year], Decimal(0))
-            charge = min(charge, room)
-            used[year] += charge
-        due = terms.round(charge + terms.platform_fee)
-        if p.amount_billed is not None:
-            billed_lines = p.amount_billed
-        else:
-            billed_lines = Decimal(p.vendor_lines) * terms.unit_price
-        billed = terms.round(billed_lines + terms.platform_fee)
+        c = by_period[p.period]
+        due = terms.round(c.charge + terms.platform_fee)
+        billed = terms.round(_billed_lines(terms, p) + terms.platform_fee)
         out.append(
             replace(
-                p, billing_source=source, amount_billed=billed, amount_due=due, credit=billed - due
+                p,
+                billing_source=c.source,
+                amount_billed=billed,
+                amount_due=due,
+                credit=billed - due,
             )
         )
+    return out
+
+
+def _billed_lines(terms: Terms, p: PeriodResult) -> Decimal:
+    """The invoice's outcome lines: their amounts, or without amounts the lines at the price."""
+    if p.amount_billed is not None:
+        return p.amount_billed
+    return Decimal(p.vendor_lines) * terms.unit_price
+
+
+@dataclass(frozen=True)
+class CreditItem:
+    """One reason a period's credit is what it is: entities (or lines) and their money.
+
+    ``kind`` is ``cell`` (``name`` a disputed cell), ``reason`` (``name`` the first failing
+    condition of billed entities that are not outcomes, or ``no_anchor``), ``extra_lines``
+    (further lines of entities billed more than once), ``counted`` (``name`` ``buyer_only``,
+    ``duplicate`` or ``period_mismatch``: entities counted in the period that its billed
+    entities do not cover; negative money), ``price`` (the invoice's amounts against the
+    contract's unit price less the discount), ``cap`` (the annual cap) or ``rounding``.
+    """
+
+    kind: str
+    name: str
+    entities: int
+    amount: Decimal
+
+
+#: The cells a billed entity can be credited for, in the order the waterfall takes them.
+CREDITED_CELLS: Final[tuple[str, ...]] = ("unknown", "duplicate", "pending", "period_mismatch")
+
+
+def credit_breakdown(
+    terms: Terms,
+    periods: Sequence[PeriodResult],
+    reasons: Mapping[str, Mapping[str, int]] | None = None,
+    counted: Mapping[str, Mapping[str, int]] | None = None,
+) -> dict[str, list[CreditItem]]:
+    """Each period's credit split by cell and reason; the items add up to the credit exactly.
+
+    ``periods`` are a reconciliation's periods under these terms (with their credit);
+    ``reasons`` maps a period to its vendor_only entities by first failing condition, and
+    ``counted`` maps a period to the entities counted in it that were billed twice or in
+    another period (keys ``duplicate`` and ``period_mismatch``) — both read from the cell
+    table; without them vendor_only and those counted entities are one item each.
+
+    When the buyer's count is the billing source, every entity billed but not counted is
+    credited at the unit value (price less discount) and every counted entity not billed in the
+    period is charged back; when the vendor's count is, only the further lines of entities
+    billed more than once are. The difference between the invoice's amounts and the lines at the
+    unit value, the cap and the rounding to the minor unit are items of their own, so the money
+    per item is exact and the items add up to the credit to the cent.
+    """
+    by_period = charges(terms, periods)
+    uv = terms.unit_value
+    out: dict[str, list[CreditItem]] = {}
+    for p in periods:
+        if p.credit is None or p.period not in by_period:
+            continue
+        c = by_period[p.period]
+        buyer = c.source == "buyer"
+
+        def item(
+            kind: str, name: str, n: int, units: int | None = None, buyer: bool = buyer
+        ) -> CreditItem:
+            money = Decimal(n if units is None else units) * uv if buyer else Decimal(0)
+            return CreditItem(kind, name, n, terms.round(money))
+
+        items: list[CreditItem] = []
+        for cell in ("unknown", "duplicate", "pending"):
+            if getattr(p, cell):
+                items.append(item("cell", cell, getattr(p, cell)))
+        split = dict((reasons or {}).get(p.period, {}))
+        if p.vendor_only and sum(split.values()) == p.vendor_only:
+            items += [item("reason", r, n) for r, n in split.items() if n]
+        elif p.vendor_only:
+            items.append(item("cell", "vendor_only", p.vendor_only))
+        if p.period_mismatch:
+            items.append(item("cell", "period_mismatch", p.period_mismatch))
+        extra = p.vendor_lines - p.vendor_billed
+        if extra:
+            items.append(CreditItem("extra_lines", "", extra, terms.round(Decimal(extra) * uv)))
+        if p.buyer_only:
+            items.append(item("counted", "buyer_only", p.buyer_only, -p.buyer_only))
+        others = p.buyer_counted - p.agreed - p.buyer_only
+        here = dict((counted or {}).get(p.period, {}))
+        if others and sum(here.values()) == others:
+            for name in ("duplicate", "period_mismatch"):
+                if here.get(name):
+                    items.append(item("counted", name, here[name], -here[name]))
+        elif others:
+            items.append(item("counted", "elsewhere", others, -others))
+        billed_lines = (p.amount_billed or Decimal(0)) - terms.platform_fee
+        price = terms.round(billed_lines - Decimal(p.vendor_lines) * uv)
+        if price:
+            items.append(CreditItem("price", "", p.vendor_lines, price))
+        cap = terms.round(c.uncapped - c.charge)
+        if cap:
+            items.append(CreditItem("cap", "", 0, cap))
+        rest = p.credit - sum((i.amount for i in items), Decimal(0))
+        if rest:
+            items.append(CreditItem("rounding", "", 0, rest))
+        out[p.period] = items
     return out
 
 
 # ----------------------------------------------------------------------------- loading
 _KEYS: Final[tuple[str, ...]] = (
     "truecount_terms", "currency", "unit_price", "tolerance", "billing_source", "platform_fee",
-    "annual_cap", "discount", "minor_units",
+    "annual_cap", "discount", "minor_units", "letter",
 )  # fmt: skip
 
 _FIELD_TO_KEY: Final[dict[str, str]] = {"tolerance_pct": "tolerance", "discount_pct": "discount"}
@@ -248,6 +449,9 @@ def parse_terms(text: str, file: str = "<string>") -> Terms:
             loc = [str(x) for x in err["loc"]]
             where = _FIELD_TO_KEY.get(loc[0], loc[0]) if loc else None
             message = str(err["msg"]).removeprefix("Value error, ")
+            if where == "letter" and len(loc) > 1:
+                problems.append(_letter_problem(err, loc[1], file, key_lines))
+                continue
             if err["type"] == "missing":
                 message = "required key is missing"
                 if where == "truecount_terms":
@@ -266,6 +470,21 @@ def parse_terms(text: str, file: str = "<string>") -> Terms:
         problems.sort(key=lambda p: p.location.line or 0)
         raise TermsError(problems)
     return terms
+
+
+def _letter_problem(
+    err: Mapping[str, Any], key: str, file: str, key_lines: Mapping[tuple[Any, ...], int]
+) -> Problem:
+    """A problem inside the ``letter:`` section, at the line of its own key."""
+    line = key_lines.get(("letter", key), key_lines.get(("letter",)))
+    where = Location(file=file, line=line, key=f"letter.{key}")
+    if err["type"] == "extra_forbidden":
+        return Problem(
+            f"unknown key '{key}' in letter",
+            where,
+            suggest(key, LETTER_KEYS) or f"valid keys: {', '.join(LETTER_KEYS)}",
+        )
+    return Problem(str(err["msg"]).removeprefix("Value error, "), where)
 
 
 def load_terms(path: str | Path) -> Terms:

@@ -43,6 +43,8 @@ _VERB_MODULES: Final[tuple[str, ...]] = (
     "truecount.cli.drift_cmds",
     "truecount.cli.sample_cmds",
     "truecount.cli.contract_cmds",
+    "truecount.cli.report_cmds",
+    "truecount.cli.serve_cmds",
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -29,14 +29,20 @@ from truecount.ingest.load import ingest_files
 from truecount.invoice import load_invoice_into
 from truecount.reconcile import Reconciliation, reconcile_in
 from truecount.report.dispute import DisputePack, write_dispute_pack
+from truecount.report.html import render_report
 from truecount.report.reconciliation import money_table, period_table, waterfall_table
 from truecount.terms import parse_terms
+from truecount.versions import add_version
+from truecount.web.sources import add_invoice
 from truecount.workspace import Workspace
 
 #: The demo's seed: the same quarter on every machine.
 DEMO_SEED: Final[int] = 7
 #: Marks a folder as made by the demo, so a rerun may replace its store and nothing else.
 MARKER: Final[str] = ".truecount-demo"
+#: The stored definition version's first day, and the kept invoice's name (the demo quarter).
+DEMO_EFFECTIVE: Final[str] = "2026-01-01"
+DEMO_INVOICE: Final[str] = "2026-Q1"
 STEPS: Final[tuple[str, ...]] = (
     "generating a quarter of support tickets",
     "writing the export and the invoice",
@@ -108,6 +114,9 @@ def run_demo(out: Path, step: Step | None = None, seed: int = DEMO_SEED) -> Demo
     tell(STEPS[2])
     ws = _fresh_workspace(out)
     report = ingest_files(ws, [events_file])
+    # kept in the workspace, so `truecount serve -w` shows the demo as it is
+    add_version(ws, definition_file, DEMO_EFFECTIVE)
+    add_invoice(ws.root, invoice_file, terms_file, name=DEMO_INVOICE)
 
     tell(STEPS[3])
     result = count(definition, ws)
@@ -132,6 +141,7 @@ def run_demo(out: Path, step: Step | None = None, seed: int = DEMO_SEED) -> Demo
             con,
             definition_text=definition_text,
             invoice_files=[str(invoice_file)],
+            terms=terms,
             buyer="Support operations",
             vendor="the AI agent vendor",
         )
@@ -189,6 +199,16 @@ def demo_cmd(
     """Replay the seed case: ~41,000 billed resolutions against ~27,000 that count."""
     with _progress() as step:
         result = run_demo(out, step)
+    report_file = result.folder / "report.html"
+    report_file.write_text(
+        render_report(
+            result.definition_file,
+            Workspace.open(result.workspace),
+            [result.invoice_file],
+            result.terms_file,
+        ),
+        encoding="utf-8",
+    )
     console = stdout_console()
     recon = result.recon
     t = recon.totals
@@ -210,9 +230,12 @@ def demo_cmd(
         style="bold",
     )
     console.print(
-        f"Dispute pack: {result.pack.folder}/ (letter.md, entities.csv, reconciliation.json)",
+        f"Dispute pack: {result.pack.folder}/ (letter.html, letter.md, entities.csv, "
+        "reconciliation.json)",
         markup=False,
     )
+    console.print(f"Report: {report_file} (open it in a browser)", markup=False)
+    console.print(f"Dashboard: truecount serve -w {result.workspace}", markup=False)
     console.print(
         "Again by hand: truecount reconcile "
         f"{result.definition_file} --invoice {result.invoice_file} --terms {result.terms_file} "

@@ -25,7 +25,15 @@ from truecount.cli.app import (
     stdout_console,
 )
 from truecount.cli.meter_cmds import AsOfOpt, DefArg, EventsOpt, WorkspaceOpt, events_input, working
-from truecount.cli.reconcile_cmds import InvoiceOpt
+from truecount.cli.reconcile_cmds import (
+    BuyerOpt,
+    ContractOpt,
+    InvoiceDateOpt,
+    InvoiceNumberOpt,
+    InvoiceOpt,
+    VendorOpt,
+    letter_options,
+)
 from truecount.engine.source import EventsInput
 from truecount.errors import InputError, Location, Problem, WorkspaceError
 from truecount.evidence import (
@@ -92,10 +100,16 @@ def evidence_cmd(
     events: EventsOpt = None,
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = OutputFormat.table,
+    buyer: BuyerOpt = None,
+    vendor: VendorOpt = None,
+    invoice_number: InvoiceNumberOpt = None,
+    invoice_date: InvoiceDateOpt = None,
+    contract: ContractOpt = None,
 ) -> None:
     """Reconcile and write a signed evidence pack that anyone can verify offline."""
     if fmt == OutputFormat.csv:
         fail("evidence prints table or json")
+    letter = letter_options(None, buyer, vendor, invoice_number, invoice_date, contract)
     with working("counting, reconciling and signing…"):
         pack = build_pack(
             definition,
@@ -106,6 +120,7 @@ def evidence_cmd(
             terms=terms,
             as_of=as_of,
             previous=previous,
+            letter=letter,
         )
     pred = pack.statement["predicate"]
     totals = pred["results"]["totals"]

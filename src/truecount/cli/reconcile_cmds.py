@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from truecount.cli.app import (
     EXIT_FINDING,
@@ -31,9 +32,50 @@ from truecount.invoice import load_invoice_into, load_invoice_mapping
 from truecount.reconcile import Reconciliation, reconcile_in
 from truecount.report.dispute import write_dispute_pack
 from truecount.report.reconciliation import money_table, period_table, waterfall_table
-from truecount.terms import load_terms
+from truecount.terms import LetterDetails, Terms, load_terms
 
 INVOICE_TABLE = "invoice"
+
+#: The dispute letter's details; each overrides the terms' ``letter:`` section (docs/terms.md).
+BuyerOpt = Annotated[
+    str | None, typer.Option("--buyer", help="Who sends the dispute letter (the buyer's name).")
+]
+VendorOpt = Annotated[
+    str | None, typer.Option("--vendor", help="Whom the dispute letter is to (the vendor's name).")
+]
+InvoiceNumberOpt = Annotated[
+    str | None, typer.Option("--invoice-number", help="The disputed invoice's number.")
+]
+InvoiceDateOpt = Annotated[
+    str | None, typer.Option("--invoice-date", help="The disputed invoice's date (YYYY-MM-DD).")
+]
+ContractOpt = Annotated[
+    str | None, typer.Option("--contract", help="The contract the letter refers to.")
+]
+
+
+def letter_options(
+    terms: Terms | None,
+    buyer: str | None,
+    vendor: str | None,
+    invoice_number: str | None,
+    invoice_date: str | None,
+    contract: str | None,
+) -> LetterDetails:
+    """The terms' ``letter:`` section with every option given put in its place."""
+    base = terms.letter if terms is not None else LetterDetails()
+    try:
+        return base.merged(
+            buyer=buyer,
+            vendor=vendor,
+            invoice_number=invoice_number,
+            invoice_date=invoice_date,
+            contract=contract,
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = str(err["loc"][0]).replace("_", "-") if err["loc"] else "letter"
+        fail(f"--{key}: {str(err['msg']).removeprefix('Value error, ')}")
 
 
 #: The invoice options shared by every verb that reads an invoice (reconcile, drift, evidence).
@@ -72,12 +114,18 @@ def reconcile_cmd(
     ] = None,
     events: EventsOpt = None,
     workspace: WorkspaceOpt = None,
+    buyer: BuyerOpt = None,
+    vendor: VendorOpt = None,
+    invoice_number: InvoiceNumberOpt = None,
+    invoice_date: InvoiceDateOpt = None,
+    contract: ContractOpt = None,
 ) -> None:
     """Reconcile an invoice with the buyer's count: cells per entity, waterfall, credit due."""
     if fmt == OutputFormat.csv:
         fail("reconcile prints table or json; use --out DIR for the per-entity CSV")
-    d = load_definition(definition)
     t = load_terms(terms) if terms is not None else None
+    details = letter_options(t, buyer, vendor, invoice_number, invoice_date, contract)
+    d = load_definition(definition)
     mapping = load_invoice_mapping(invoice_mapping) if invoice_mapping is not None else None
     with working("counting…"):
         result = count(d, events_input(events, workspace), as_of=as_of)
@@ -104,6 +152,8 @@ def reconcile_cmd(
                 con,
                 definition_text=definition.read_text(encoding="utf-8"),
                 invoice_files=[str(p) for p in invoice],
+                terms=t,
+                details=details,
             )
             stderr_console().print(
                 f"wrote the dispute pack to {pack.folder} ({pack.entities:,} entities)",

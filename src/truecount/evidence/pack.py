@@ -35,6 +35,7 @@ import pyarrow as pa
 import truecount
 from truecount.engine.source import EventsInput
 from truecount.errors import InputError, Location, Problem
+from truecount.terms import LetterDetails
 
 from .canonical import canonical_json, file_sha256, sha256_hex
 from .records import EVENT_FIELDS, EVENT_LEAF_FORMAT, EVENT_ORDER, ROW_LEAF_FORMAT
@@ -282,6 +283,7 @@ def build_pack(
     as_of: dt.datetime | str | None = None,
     previous: Path | None = None,
     threads: int | None = None,
+    letter: LetterDetails | None = None,
 ) -> Pack:
     """Reconcile and write a signed pack into ``out`` (which must not exist or be empty)."""
     private = load_private_key(key)
@@ -323,6 +325,7 @@ def build_pack(
                 definition_file=str(definition),
                 terms_file=str(terms) if terms is not None else "terms.yaml",
                 threads=threads,
+                letter=letter,
             ),
             out,
         )

@@ -35,8 +35,8 @@ from truecount.engine.source import EventsInput, open_events
 from truecount.ingest.canonical import EVENTS_TABLE, INGEST_LOG_TABLE
 from truecount.invoice import load_invoice_into
 from truecount.reconcile import CELLS_TABLE, Reconciliation, reconcile_in
-from truecount.report.dispute import DISPUTED
-from truecount.terms import Terms, parse_terms
+from truecount.report.dispute import DISPUTED, letter_details, write_letter
+from truecount.terms import LetterDetails, Terms, parse_terms
 from truecount.workspace import Workspace
 
 from . import merkle
@@ -102,6 +102,9 @@ class RunInputs:
     terms_file: str = "terms.yaml"
     #: DuckDB worker threads (None: DuckDB's default). The results must not depend on it.
     threads: int | None = None
+    #: Letter details over the terms' ``letter:`` section; a letter is written (and signed)
+    #: when these or the terms name anyone or anything (None: never, as on a replay).
+    letter: LetterDetails | None = None
 
 
 @dataclass
@@ -444,6 +447,18 @@ def run(inputs: RunInputs, out: Path, prove: str | None = None) -> RunResult:
         (out / QUERY_FILE).write_bytes((result.sql + "\n").encode("utf-8"))
         (out / RECONCILIATION_FILE).write_bytes(canonical_json(recon.to_json()))
         entities = _write_csv(con, _ENTITY_ROWS, entity_cols, out / ENTITIES_FILE)
+        if inputs.letter is not None:
+            details = letter_details(terms, inputs.letter)
+            if any(v is not None for v in details.model_dump().values()):
+                write_letter(
+                    out,
+                    recon,
+                    con,
+                    definition_text=inputs.definition_text,
+                    invoice_files=[p.name for p in inputs.invoice],
+                    terms=terms,
+                    details=details,
+                )
         verdicts = _write_csv(con, _VERDICT_ROWS, verdict_cols, out / VERDICTS_FILE)
         files, basis = _event_files(inputs.events, con)
     finally:

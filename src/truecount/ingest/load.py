@@ -229,6 +229,7 @@ def _load_one(
         if staging.build is not None:
             tell("reading and checking")
             staging.build(con)
+            _quarantine_out_of_range(con, staging.multi)
             rows_read, quarantined, repeats = _counts(con, staging.derived_ids, staging.multi)
             tell("quarantining", rows_read)
             quarantine = (
@@ -283,6 +284,72 @@ def _load_one(
         seconds=time.perf_counter() - started,
         unknown_actor=unknown_actor,
     )
+
+
+#: Event times outside this span are not a fact about the entity but a reading error (a
+#: placeholder date, a year typed as 20226, milliseconds read as seconds); one such event in
+#: year 10000 would push every window past the as-of time, so they are quarantined at ingest.
+TS_RANGE: Final[tuple[dt.datetime, dt.datetime]] = (
+    dt.datetime(1970, 1, 1),
+    dt.datetime(2200, 1, 1),
+)
+
+
+def _quarantine_out_of_range(con: duckdb.DuckDBPyConnection, multi: bool) -> None:
+    """Quarantine every record with an event time or receipt time outside :data:`TS_RANGE`.
+
+    A record that gives several events (an adapter's stage) is quarantined whole, as one row,
+    so the counts still add up per record."""
+    low, high = (t.isoformat(sep=" ") for t in TS_RANGE)
+    outside = (
+        "(ts < CAST($low AS TIMESTAMP) OR ts >= CAST($high AS TIMESTAMP) "
+        "OR recorded_at < CAST($low AS TIMESTAMP) OR recorded_at >= CAST($high AS TIMESTAMP))"
+    )
+    reason = (
+        "CASE WHEN ts < CAST($low AS TIMESTAMP) OR ts >= CAST($high AS TIMESTAMP) "
+        "THEN 'ts ' || CAST(ts AS VARCHAR) ELSE 'recorded_at ' || CAST(recorded_at AS VARCHAR) "
+        "END || ' is outside ' || left($low, 10) || ' .. ' || left($high, 10) "
+        "|| ': a placeholder date, a mistyped year, or an epoch in the wrong unit?'"
+    )
+    column = (
+        "CASE WHEN ts < CAST($low AS TIMESTAMP) OR ts >= CAST($high AS TIMESTAMP) "
+        "THEN 'ts' ELSE 'recorded_at' END"
+    )
+    params = {"low": low, "high": high}
+    found = con.execute(
+        f"SELECT count(*) FROM {_STAGE} WHERE {PROBLEM} IS NULL AND {outside}",  # noqa: S608
+        params,
+    ).fetchone()
+    if not found or not found[0]:
+        return
+    if not multi:
+        con.execute(
+            f"UPDATE {_STAGE} SET {PROBLEM} = {reason}, {PROBLEM_COLUMN} = {column} "  # noqa: S608
+            f"WHERE {PROBLEM} IS NULL AND {outside}",
+            params,
+        )
+        return
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE __tc_out_of_range AS
+        SELECT {ROW_COLUMN}, arg_min({reason}, {SUB_COLUMN}) AS msg,
+               arg_min({column}, {SUB_COLUMN}) AS col
+        FROM {_STAGE} WHERE {PROBLEM} IS NULL AND {outside} GROUP BY {ROW_COLUMN}
+        """,  # noqa: S608 - fixed text; the bounds are parameters
+        params,
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {_STAGE} AS
+        SELECT * FROM {_STAGE} s
+        WHERE NOT EXISTS (SELECT 1 FROM __tc_out_of_range o WHERE o.{ROW_COLUMN} = s.{ROW_COLUMN})
+        UNION ALL BY NAME
+        SELECT o.{ROW_COLUMN}, 0 AS {SUB_COLUMN}, o.msg AS {PROBLEM}, o.col AS {PROBLEM_COLUMN},
+               CAST(NULL AS JSON) AS {RAW}
+        FROM __tc_out_of_range o
+        """  # noqa: S608 - fixed text
+    )
+    con.execute("DROP TABLE __tc_out_of_range")
 
 
 def _counts(con: duckdb.DuckDBPyConnection, derived_ids: bool, multi: bool) -> tuple[int, int, int]:

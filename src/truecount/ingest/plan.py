@@ -28,6 +28,8 @@ from truecount.ingest.source import JSON_COLUMN, ROW_COLUMN, Source, call, colum
 
 PROBLEM: Final[str] = "__tc_problem"
 PROBLEM_COLUMN: Final[str] = "__tc_problem_column"
+#: Epoch values below this are seconds, at or above it milliseconds (see _parse_timestamp).
+EPOCH_UNIT_SPLIT: Final[int] = 100_000_000_000
 RAW: Final[str] = "__tc_raw"
 STATUS: Final[str] = "__tc_status"
 
@@ -391,16 +393,32 @@ class _Builder:
 
         formats = spec.formats
         numeric = given.type.startswith(_NUMERIC_PREFIXES)
+        # An epoch in the other unit is off by a factor of 1000, which still parses: seconds
+        # read as milliseconds land in January 1970, milliseconds read as seconds tens of
+        # thousands of years ahead. 10^11 splits the two for any date from 1973 to 5138.
+        split = exp.Literal.number(EPOCH_UNIT_SPLIT)
         if formats == ["epoch"]:
-            seconds = given.expr if numeric else try_cast(given.text(), "DOUBLE")
+            seconds = exp.Cast(
+                this=given.expr if numeric else try_cast(given.text(), "DOUBLE"),
+                to=exp.DataType.build("DOUBLE"),
+            )
+            fits: exp.Expr = exp.LT(this=call("abs", seconds), expression=split)
             return aware_to_utc(
-                call("to_timestamp", exp.Cast(this=seconds, to=exp.DataType.build("DOUBLE")))
-            ), "expected seconds since 1970-01-01 UTC"
+                exp.Case(ifs=[exp.If(this=fits, true=call("to_timestamp", seconds))])
+            ), (
+                "expected seconds since 1970-01-01 UTC (a value of 10^11 or more is "
+                "milliseconds: declare epoch_ms)"
+            )
         if formats == ["epoch_ms"]:
-            millis = given.expr if numeric else try_cast(given.text(), "BIGINT")
-            return call(
-                "epoch_ms", exp.Cast(this=millis, to=exp.DataType.build("BIGINT"))
-            ), "expected milliseconds since 1970-01-01 UTC"
+            millis = exp.Cast(
+                this=given.expr if numeric else try_cast(given.text(), "BIGINT"),
+                to=exp.DataType.build("BIGINT"),
+            )
+            fits = exp.GTE(this=call("abs", millis), expression=split)
+            return exp.Case(ifs=[exp.If(this=fits, true=call("epoch_ms", millis))]), (
+                "expected milliseconds since 1970-01-01 UTC (a value below 10^11 is seconds: "
+                "declare epoch)"
+            )
         if formats:
             pattern: exp.Expr = (
                 exp.Literal.string(formats[0])

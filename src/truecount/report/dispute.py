@@ -6,27 +6,31 @@ Four files in one folder, each readable without truecount:
   that a spreadsheet would run as a formula (starting with ``= + - @``, tab or carriage return)
   get a leading apostrophe: the ids come from the vendor's file, and opening a dispute list must
   not execute anything the vendor wrote.
-* ``letter.md`` — a letter to the vendor: the waterfall from their billed count to the buyer's,
-  the money per period under the contract, and the definition's text and SHA-256 so the vendor
-  can recompute every number.
+* ``letter.md`` and ``letter.html`` — one letter to the vendor, in Markdown and in HTML from the
+  same structure (:mod:`truecount.report.letter_text`): who writes to whom about which invoice,
+  the credit per cell and reason in plain words, the entities not yet due, the waterfall, the
+  money per period under the contract, and the definition's text and SHA-256 so the vendor can
+  recompute every number.
 * ``reconciliation.json`` — the stable JSON of ``truecount reconcile --format json``.
 * ``definition.yaml`` — the definition exactly as it was used (when its text is given).
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
 import duckdb
 
 from truecount.db import one_row as _one
-from truecount.reconcile import CELLS, CELLS_TABLE, PeriodResult, Reconciliation
+from truecount.errors import TruecountError
+from truecount.reconcile import CELLS, CELLS_TABLE, Reconciliation
+from truecount.report.letter import Document, to_html, to_markdown
+from truecount.report.letter_text import CellFacts, build_letter, cell_facts
+from truecount.terms import LetterDetails, Terms
 from truecount.workspace import configure
 
 #: Characters that make a spreadsheet treat a cell as a formula.
@@ -42,6 +46,10 @@ DISPUTED: Final[tuple[str, ...]] = (
     "pending",
     "period_mismatch",
 )
+
+#: The letter's two renderings, in every pack that carries one.
+LETTER_MD: Final[str] = "letter.md"
+LETTER_HTML: Final[str] = "letter.html"
 
 ENTITY_COLUMNS: Final[tuple[str, ...]] = (
     "entity_id", "cell", "disputed", "reason", "lines", "line_ids", "billed_period",
@@ -59,6 +67,7 @@ class DisputePack:
     json: Path
     definition: Path | None
     entities: int
+    letter_html: Path | None = None
 
 
 def neutralize(text: str) -> str:
@@ -84,18 +93,6 @@ def md_escape(text: str) -> str:
     # an underscore inside a word is literal in CommonMark; at a word edge it may emphasise
     text = re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", text)
     return re.sub(r"&(?=#?\w+;)", "&amp;", text)
-
-
-def _fence(text: str) -> str:
-    """A code fence longer than any backtick run inside ``text``."""
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    return "`" * max(3, longest + 1)
-
-
-def _money(value: Decimal | None, currency: str | None) -> str:
-    if value is None:
-        return "\u2013"
-    return f"{value:,} {currency}" if currency else f"{value:,}"
 
 
 def write_entities_csv(con: duckdb.DuckDBPyConnection, path: Path) -> int:
@@ -125,147 +122,127 @@ def write_entities_csv(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     return int(n[0]) if n else 0
 
 
-def _period_table(rows: Sequence[PeriodResult], currency: str | None) -> list[str]:
-    out = [
-        "| period | billed | counted | difference | beyond tolerance | billing source "
-        "| amount billed | amount due | credit |",
-        "|---|--:|--:|--:|:-:|---|--:|--:|--:|",
-    ]
-    for p in rows:
-        diff = "n/a" if p.difference_pct is None else f"{p.difference_pct:+.2f}%"
-        out.append(
-            f"| {md_escape(p.period)} | {p.vendor_billed:,} | {p.buyer_counted:,} | {diff} | "
-            f"{'yes' if p.beyond_tolerance else 'no'} | {p.billing_source or DASH} | "
-            f"{_money(p.amount_billed, currency)} | {_money(p.amount_due, currency)} | "
-            f"{_money(p.credit, currency)} |"
-        )
-    return out
-
-
 def render_letter(
     recon: Reconciliation,
     definition_text: str | None = None,
     invoice_files: Sequence[str] = (),
     buyer: str | None = None,
     vendor: str | None = None,
+    *,
+    con: duckdb.DuckDBPyConnection | None = None,
+    terms: Terms | None = None,
+    details: LetterDetails | None = None,
+    descriptions: Mapping[str, str] | None = None,
+    html: bool = False,
 ) -> str:
-    """The Markdown letter. Deterministic: the same reconciliation gives the same bytes."""
-    d = recon.definition
-    t = recon.totals
-    cur = recon.currency
-    name = md_escape(str(d.get("name") or "outcome definition"))
-    version = d.get("version")
-    sha = str(d.get("sha256") or "")
-    lines: list[str] = []
-    lines.append(f"# Invoice reconciliation: {name}" + (f" v{version}" if version else ""))
-    lines.append("")
-    lines.append(f"To: {md_escape(vendor) if vendor else 'the vendor'}  ")
-    lines.append(f"From: {md_escape(buyer) if buyer else 'the buyer'}  ")
-    if recon.as_of is not None:
-        lines.append(f"Events known as of: {recon.as_of.isoformat(sep=' ')} UTC  ")
-    if invoice_files:
-        lines.append("Invoice: " + ", ".join(md_escape(Path(f).name) for f in invoice_files))
-    lines.append("")
-    periods = [p.period for p in recon.periods]
-    span = (
-        f"{periods[0]} to {periods[-1]}" if len(periods) > 1 else (periods[0] if periods else DASH)
+    """The letter as Markdown (or HTML). Deterministic: the same reconciliation, the same bytes.
+
+    ``con`` holds the cell table reconcile left (else ``recon.entities`` is read); ``details``
+    (buyer, vendor, invoice, contract) default to the terms' ``letter:`` section, and ``buyer``
+    / ``vendor`` override them.
+    """
+    doc = build_document(
+        recon,
+        con,
+        definition_text=definition_text,
+        invoice_files=invoice_files,
+        terms=terms,
+        details=letter_details(terms, details, buyer=buyer, vendor=vendor),
+        descriptions=descriptions,
     )
-    diff = "n/a" if t.difference_pct is None else f"{t.difference_pct:+.2f}%"
-    lines.append(
-        f"Your invoice bills **{t.vendor_billed:,}** {name} outcomes on {t.vendor_lines:,} lines "
-        f"for {md_escape(span)}. Recomputed from the event export under the definition below, "
-        f"we count **{t.buyer_counted:,}** ({diff} billed against counted)."
+    return to_html(doc) if html else to_markdown(doc)
+
+
+def letter_details(
+    terms: Terms | None, details: LetterDetails | None = None, **overrides: Any
+) -> LetterDetails:
+    """The terms' letter section, then ``details``, then each override that is given."""
+    base = terms.letter if terms is not None else LetterDetails()
+    if details is not None:
+        base = base.merged(**details.model_dump())
+    return base.merged(**overrides)
+
+
+def condition_descriptions(definition_text: str | None) -> dict[str, str]:
+    """Each condition's description from the definition's text (empty when it has none)."""
+    if definition_text is None:
+        return {}
+    from truecount.definition import parse_definition
+
+    try:
+        definition = parse_definition(definition_text)
+    except TruecountError:
+        return {}
+    conditions = getattr(definition, "conditions", {}) or {}
+    return {
+        str(k): str(getattr(v, "description", "") or "")
+        for k, v in conditions.items()
+        if getattr(v, "description", "")
+    }
+
+
+def build_document(
+    recon: Reconciliation,
+    con: duckdb.DuckDBPyConnection | None,
+    *,
+    definition_text: str | None = None,
+    invoice_files: Sequence[str] = (),
+    terms: Terms | None = None,
+    details: LetterDetails | None = None,
+    descriptions: Mapping[str, str] | None = None,
+) -> Document:
+    """The letter's structure, with the cell table read from ``con`` or ``recon.entities``."""
+    if con is not None:
+        facts = cell_facts(con)
+    elif recon.entities is not None:
+        with duckdb.connect() as tmp:
+            configure(tmp)
+            tmp.register(CELLS_TABLE, recon.entities)
+            facts = cell_facts(tmp)
+    else:
+        facts = CellFacts()
+    if descriptions is None:
+        descriptions = condition_descriptions(definition_text)
+    return build_letter(
+        recon,
+        facts,
+        terms=terms,
+        details=details,
+        definition_text=definition_text,
+        invoice_files=invoice_files,
+        descriptions=descriptions,
     )
-    beyond = [p.period for p in recon.periods if p.beyond_tolerance]
-    if recon.terms is not None:
-        tol = recon.terms.get("tolerance")
-        if beyond:
-            lines.append(
-                f"The counts differ by more than the contract's tolerance of {tol} in "
-                f"{md_escape(', '.join(beyond))}; under the billing-source rule "
-                f"({md_escape(str(recon.terms.get('billing_source')))}) the amount due is "
-                f"**{_money(t.amount_due, cur)}** against **{_money(t.amount_billed, cur)}** "
-                f"billed. We ask for a credit of **{_money(t.credit, cur)}**."
-            )
-        else:
-            lines.append(
-                f"Every period is within the contract's tolerance of {tol}. Amount due: "
-                f"**{_money(t.amount_due, cur)}**; credit: **{_money(t.credit, cur)}**."
-            )
-    lines.append("")
-    lines.append("## From your billed count to ours")
-    lines.append("")
-    lines.append("| step | entities |")
-    lines.append("|---|--:|")
-    signs = {"start": "", "minus": "\u2212 ", "plus": "+ ", "subtotal": "= ", "total": "= "}
-    for step in recon.waterfall():
-        label = signs[step.kind] + md_escape(step.label)
-        if step.kind in ("start", "subtotal", "total"):
-            label = f"**{label}**"
-        lines.append(f"| {label} | {step.entities:,} |")
-    if recon.terms is not None:
-        lines.append(f"| **amount due** | {_money(t.amount_due, cur)} |")
-    lines.append("")
-    lines.append(
-        "Each disputed entity appears once, under its first failing condition; "
-        "`entities.csv` lists every entity with its cell, reason and invoice lines."
+
+
+def write_letter(
+    folder: Path,
+    recon: Reconciliation,
+    con: duckdb.DuckDBPyConnection | None,
+    *,
+    definition_text: str | None = None,
+    invoice_files: Sequence[str] = (),
+    terms: Terms | None = None,
+    details: LetterDetails | None = None,
+    descriptions: Mapping[str, str] | None = None,
+) -> tuple[Path, Path]:
+    """Write ``letter.md`` and ``letter.html`` (one structure, rendered twice) into ``folder``.
+
+    Used by the dispute pack and by the evidence pack (where the letter is signed with the rest).
+    """
+    doc = build_document(
+        recon,
+        con,
+        definition_text=definition_text,
+        invoice_files=invoice_files,
+        terms=terms,
+        details=details,
+        descriptions=descriptions,
     )
-    lines.append("")
-    lines.append("## Per period")
-    lines.append("")
-    lines += _period_table([*recon.periods, recon.totals], cur)
-    lines.append("")
-    if recon.reasons:
-        lines.append("## Why billed outcomes do not count")
-        lines.append("")
-        lines.append("| condition | billed entities failing it |")
-        lines.append("|---|--:|")
-        for cond, n in recon.reasons:
-            lines.append(f"| {md_escape(cond)} | {n:,} |")
-        lines.append("")
-        lines.append(
-            "An entity may fail more than one condition, so these may add up to more "
-            "than the vendor_only cell."
-        )
-        lines.append("")
-    lines.append("## The definition")
-    lines.append("")
-    lines.append(f"SHA-256 of its canonical form: `{sha}`")
-    lines.append("")
-    if definition_text is not None:
-        fence = _fence(definition_text)
-        lines.append(f"{fence}yaml")
-        lines.append(definition_text.rstrip("\n"))
-        lines.append(fence)
-        lines.append("")
-    lines.append(
-        "Anyone can recompute these numbers from the same export with "
-        "`truecount reconcile` and check the hash; `truecount sql` prints the query."
-    )
-    lines.append("")
-    if recon.choices:
-        lines.append("## How the export was read")
-        lines.append("")
-        lines.append(
-            "The export was read in the platform's own shape; where it forced a choice, "
-            "this is the one made (change it with `truecount ingest --source ... -o KEY=VALUE`):"
-        )
-        lines.append("")
-        for c in recon.choices:
-            shown = ", ".join(
-                f"`{md_escape(k)}` = `{md_escape(json.dumps(v))}`"
-                for k, v in sorted(c["options"].items())
-            )
-            lines.append(f"- {md_escape(str(c['source']))}: {shown or 'defaults'}")
-        lines.append("")
-    lines.append("## Files")
-    lines.append("")
-    lines.append("- `entities.csv`: every billed or counted entity, its cell and reason")
-    lines.append("- `reconciliation.json`: the numbers above, machine-readable")
-    if definition_text is not None:
-        lines.append("- `definition.yaml`: the definition as used")
-    lines.append("")
-    return "\n".join(lines)
+    md = folder / LETTER_MD
+    md.write_text(to_markdown(doc), encoding="utf-8")
+    html = folder / LETTER_HTML
+    html.write_text(to_html(doc), encoding="utf-8")
+    return md, html
 
 
 def write_dispute_pack(
@@ -274,30 +251,50 @@ def write_dispute_pack(
     con: duckdb.DuckDBPyConnection | None = None,
     definition_text: str | None = None,
     invoice_files: Sequence[str] = (),
-    **letter: Any,
+    *,
+    terms: Terms | None = None,
+    details: LetterDetails | None = None,
+    descriptions: Mapping[str, str] | None = None,
+    buyer: str | None = None,
+    vendor: str | None = None,
 ) -> DisputePack:
     """Write the pack into ``out`` (created). ``con`` is the connection reconcile ran on; without
-    it the entities come from ``recon.entities`` (no invoice line ids)."""
+    it the entities come from ``recon.entities`` (no invoice line ids).
+
+    ``terms`` (the object reconcile ran under) gives the letter's money per cell and its
+    ``letter:`` section; ``details``, then ``buyer`` / ``vendor``, override that section.
+    """
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     entities_csv = folder / "entities.csv"
-    if con is not None:
-        n = write_entities_csv(con, entities_csv)
-    else:
+    tmp: duckdb.DuckDBPyConnection | None = None
+    if con is None:
         if recon.entities is None:
             raise ValueError("the reconciliation has no entities; pass the connection")
-        with duckdb.connect() as tmp:
-            configure(tmp)
-            tmp.register(CELLS_TABLE, recon.entities)
-            n = write_entities_csv(tmp, entities_csv)
-    letter_path = folder / "letter.md"
-    letter_path.write_text(
-        render_letter(recon, definition_text, invoice_files, **letter), encoding="utf-8"
-    )
+        tmp = duckdb.connect()
+        configure(tmp)
+        tmp.register(CELLS_TABLE, recon.entities)
+    try:
+        cells_con = con if con is not None else tmp
+        assert cells_con is not None
+        n = write_entities_csv(cells_con, entities_csv)
+        letter_path, html_path = write_letter(
+            folder,
+            recon,
+            cells_con,
+            definition_text=definition_text,
+            invoice_files=invoice_files,
+            terms=terms,
+            details=letter_details(terms, details, buyer=buyer, vendor=vendor),
+            descriptions=descriptions,
+        )
+    finally:
+        if tmp is not None:
+            tmp.close()
     json_path = folder / "reconciliation.json"
     json_path.write_text(recon.to_json_text(), encoding="utf-8")
     def_path = None
     if definition_text is not None:
         def_path = folder / "definition.yaml"
         def_path.write_text(definition_text, encoding="utf-8")
-    return DisputePack(folder, entities_csv, letter_path, json_path, def_path, n)
+    return DisputePack(folder, entities_csv, letter_path, json_path, def_path, n, html_path)

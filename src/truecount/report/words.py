@@ -7,6 +7,7 @@ thing in words, from this one table, so the three never describe a cell differen
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 #: Cell id -> (short label, one sentence a finance reader understands).
@@ -32,6 +33,22 @@ CELLS: Final[dict[str, tuple[str, str]]] = {
 #: Reasons that are not condition names.
 REASONS: Final[dict[str, str]] = {
     "no_anchor": "no qualifying event at all (for example, never closed by the AI agent)",
+    "excluded": "excluded by the definition's exclusions",
+    "not_counted": "not counted by our definition",
+}
+
+#: Parts of a credit that are not a cell (see truecount.terms.CreditItem) -> words.
+CREDIT_ITEMS: Final[dict[str, str]] = {
+    "cell:duplicate": "the first line of each entity billed more than once",
+    "cell:period_mismatch": "billed in a period other than the one it happened in",
+    "extra_lines": "further invoice lines for entities billed more than once",
+    "counted:buyer_only": "outcomes we count that were not billed (owed to you)",
+    "counted:duplicate": "counted once among the entities billed more than once",
+    "counted:period_mismatch": "counted in the period they happened in",
+    "counted:elsewhere": "counted in the period, billed twice or in another period",
+    "price": "invoice amounts against the contract's unit price less discount",
+    "cap": "the contract's annual cap",
+    "rounding": "rounding to the currency's minor unit",
 }
 
 #: Billing-source rule id -> how the terms decide which count is paid.
@@ -56,7 +73,7 @@ def cell_sentence(cell: str) -> str:
     return CELLS.get(cell, (cell, cell))[1]
 
 
-def reason_words(reason: str, descriptions: dict[str, str] | None = None) -> str:
+def reason_words(reason: str, descriptions: Mapping[str, str] | None = None) -> str:
     """A vendor-only reason in words: a known fixed reason, a condition's description from
     the definition when given, or the condition's name with underscores as spaces."""
     if reason in REASONS:

@@ -1,0 +1,119 @@
+#!/usr/bin/env python
+"""Benchmark: how long each dashboard page takes to answer, on the demo workspace.
+
+Why: the dashboard is meant to be clicked through, so a page has to answer in well under a
+second (the target is 500 ms on the demo's quarter). The first look at a definition and invoice
+counts and reconciles (``truecount serve`` does it before it listens, so no reader waits for
+it); every page after that is served from the results kept in memory. This script times both:
+the warm-up once, then each page ``--repeat`` times through the application in this process
+(no network in between, so the figure is the application's own).
+
+Usage::
+
+    .venv/bin/python bench/serve_bench.py                   # the demo's quarter (~41,600 tickets)
+    .venv/bin/python bench/serve_bench.py --tickets 400000 --out bench/out/serve.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from truecount.cli.demo_cmds import run_demo
+from truecount.demo.generate import SupportScenario
+from truecount.reconcile import CELLS
+from truecount.versions import add_version
+from truecount.web import Dashboard, create_app
+from truecount.web.sources import add_invoice
+from truecount.workspace import Workspace
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+
+def _build(folder: Path, tickets: int) -> Workspace:
+    """The demo's workspace, with the definition stored as version 1 and the invoice kept in
+    ``invoices/`` (what ``truecount versions add`` and ``truecount invoices add`` do)."""
+    import truecount.cli.demo_cmds as demo
+
+    original = demo.SupportScenario
+    demo.SupportScenario = lambda seed: SupportScenario(seed=seed, tickets=tickets)  # type: ignore[assignment,misc]
+    try:
+        result = run_demo(folder)
+    finally:
+        demo.SupportScenario = original  # type: ignore[misc]
+    ws = Workspace.open(result.workspace)
+    add_version(ws, result.definition_file, "2026-01-01")
+    add_invoice(ws.root, result.invoice_file, result.terms_file, name="2026-Q1")
+    return ws
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tickets", type=int, default=41_600)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=None, help="also write the table here")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="truecount-serve-bench-") as tmp:
+        started = time.perf_counter()
+        ws = _build(Path(tmp) / "demo", args.tickets)
+        built = time.perf_counter() - started
+        board = Dashboard(ws)
+        client = TestClient(create_app(board))
+        started = time.perf_counter()
+        key = board.meters()[0]
+        board.meter(key)
+        warm = time.perf_counter() - started
+
+        path = key.path
+        pages = ["/", path, f"{path}/period/2026-02", f"{path}/drift", "/versions", "/watch"]
+        pages += [f"{path}/cell/{c}" for c in CELLS]
+        pages.append(f"{path}/cell/vendor_only?q=T00001")
+        rows = client.get(f"{path}/cell/vendor_only").text
+        marker = f"{path}/entity/"
+        entity = rows[rows.index(marker) : rows.index('"', rows.index(marker))]
+        pages.append(entity)
+
+        lines = [
+            f"# dashboard pages, {args.tickets:,} tickets",
+            "",
+            f"- demo built and ingested in {built:.1f} s",
+            f"- warm-up (count, reconcile, drift of one definition x invoice): {warm:.2f} s",
+            "",
+            "| page | first (ms) | median (ms) | max (ms) |",
+            "|---|---:|---:|---:|",
+        ]
+        worst = 0.0
+        for url in pages:
+            times = []
+            for _ in range(args.repeat + 1):
+                t0 = time.perf_counter()
+                r = client.get(url)
+                times.append(1000 * (time.perf_counter() - t0))
+                if r.status_code != 200:
+                    print(f"{url}: HTTP {r.status_code}", file=sys.stderr)
+                    return 2
+            rest = times[1:]
+            worst = max(worst, max(times))
+            label = url.replace(path, "<meter>")
+            lines.append(
+                f"| `{label}` | {times[0]:.0f} | {statistics.median(rest):.0f} | {max(rest):.0f} |"
+            )
+        lines += ["", f"slowest answer: {worst:.0f} ms (target: 500 ms)"]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

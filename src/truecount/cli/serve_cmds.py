@@ -1,0 +1,127 @@
+"""The ``serve`` verb (the local dashboard) and ``invoices add`` (invoices kept for it).
+
+``serve`` starts uvicorn itself: there is no other service to run. It binds 127.0.0.1 unless
+told otherwise, and refuses any other address without ``--token`` (docs/serve.md).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Final
+
+import typer
+
+from truecount.cli.app import EXIT_OK, app, fail, stderr_console, stdout_console
+from truecount.cli.meter_cmds import AsOfOpt, WorkspaceOpt
+from truecount.workspace import Workspace
+
+#: A token long enough not to be guessed, in characters that survive a URL and a cookie.
+TOKEN_RE: Final = re.compile(r"^[A-Za-z0-9._~-]{16,256}$")
+
+invoices_app = typer.Typer(
+    help="Invoices kept in the workspace for the dashboard.", no_args_is_help=True
+)
+app.add_typer(invoices_app, name="invoices")
+
+
+@app.command("serve")
+def serve_cmd(
+    workspace: WorkspaceOpt = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (loopback unless --token).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 8765,
+    invoice: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--invoice",
+            "-i",
+            help="An invoice to reconcile (CSV, JSON Lines, Parquet); repeat for several "
+            "invoices. Invoices kept in WS/invoices/ are shown too.",
+        ),
+    ] = None,
+    terms: Annotated[
+        Path | None, typer.Option("--terms", "-t", help="Contract terms for --invoice (YAML).")
+    ] = None,
+    invoice_mapping: Annotated[
+        Path | None,
+        typer.Option("--invoice-mapping", help="Invoice mapping (YAML) for --invoice."),
+    ] = None,
+    as_of: AsOfOpt = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="TRUECOUNT_TOKEN",
+            help="Require this token on every request (header or ?token=); needed for a "
+            "non-loopback --host.",
+        ),
+    ] = None,
+) -> None:
+    """Start the read-only dashboard over a workspace: reconciliation, entities, drift, watch."""
+    import uvicorn
+
+    from truecount.web import Dashboard, create_app
+    from truecount.web.security import is_loopback
+    from truecount.web.sources import command_line_invoices
+
+    if not is_loopback(host) and token is None:
+        fail(
+            f"--host {host} is reachable from other machines; give --token TOKEN (or "
+            "TRUECOUNT_TOKEN) so every request must carry it, or keep the default 127.0.0.1"
+        )
+    if token is not None and not TOKEN_RE.match(token):
+        fail("--token must be 16 to 256 characters of letters, digits and . _ ~ -")
+    if not 0 < port < 65536:
+        fail(f"--port {port} is not a port number")
+    ws = Workspace.open(workspace)
+    command_line_invoices(list(invoice or []), terms, invoice_mapping)  # missing files fail here
+    board = Dashboard(
+        ws,
+        cli_invoices=tuple(invoice or ()),
+        cli_terms=terms,
+        cli_mapping=invoice_mapping,
+        as_of=as_of,
+    )
+    err = stderr_console()
+    if not board.versions():
+        err.print(
+            "no definition is stored in this workspace: store one with "
+            "'truecount versions add DEF --effective DATE'",
+            markup=False,
+        )
+    err.print("preparing the reconciliations…", markup=False)
+    for key in board.meters():
+        board.meter(key)  # warm the cache, so the first page is as quick as the rest
+    board.replay()
+    shown = f"[{host}]" if ":" in host else host
+    suffix = f"/?token={token}" if token is not None else "/"
+    stdout_console().print(
+        f"truecount dashboard on http://{shown}:{port}{suffix} (read-only; Ctrl+C stops it)",
+        markup=False,
+    )
+    uvicorn.run(create_app(board, token), host=host, port=port, log_level="warning")
+    raise typer.Exit(EXIT_OK)
+
+
+@invoices_app.command("add")
+def invoices_add_cmd(
+    file: Annotated[Path, typer.Argument(help="The vendor's invoice file.", show_default=False)],
+    terms: Annotated[
+        Path | None, typer.Option("--terms", "-t", help="Its contract terms (YAML).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Name shown by the dashboard (default: file name).")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Keep an invoice (and its terms) in the workspace, for 'truecount serve'."""
+    from truecount.web.sources import add_invoice
+
+    ws = Workspace.open(workspace)
+    kept = add_invoice(ws.root, file, terms, name)
+    where = ", ".join(str(p) for p in kept.files)
+    terms_note = f" with terms {kept.terms}" if kept.terms is not None else ""
+    stdout_console().print(f"kept invoice '{kept.name}' as {where}{terms_note}", markup=False)
+    raise typer.Exit(EXIT_OK)
