@@ -134,3 +134,48 @@ def test_every_page_and_download(page: Any, base_url: str, recon_json: dict[str,
     missing = page.goto(base_url + meter + "/entity/no-such-ticket")
     assert missing is not None and missing.status == 404
     assert [e for e in errors if "404" not in e] == []
+
+
+def test_the_report_in_the_browser(
+    demo: DemoFiles, recon_json: dict[str, Any], tmp_path: Path
+) -> None:
+    """report.html opened from disk, as from an e-mail attachment: the headline figures on
+    screen equal the JSON, the disputed table filters and sorts, and no request leaves."""
+    from truecount.report.html import render_report
+
+    report = tmp_path / "report.html"
+    report.write_text(
+        render_report(demo.definition, Workspace.open(demo.workspace), [demo.invoice], demo.terms),
+        encoding="utf-8",
+    )
+    requests: list[str] = []
+    with browser_page(1280, 800) as p:
+        p.on("request", lambda r: requests.append(r.url))
+        p.goto(report.as_uri())
+        head = {
+            f: v
+            for s, f, v in p.eval_on_selector_all(
+                "[data-scope='totals'][data-figure]",
+                "els => els.map(e => [e.dataset.scope, e.dataset.figure, e.dataset.value])",
+            )
+        }
+        totals = recon_json["totals"]
+        assert float(json.loads(head["credit"])) == pytest.approx(float(totals["credit"]))
+        assert json.loads(head["vendor_billed"]) == totals["vendor_billed"]
+        assert json.loads(head["buyer_counted"]) == totals["buyer_counted"]
+        rows = p.locator("#disputed tbody tr")
+        total = rows.count()
+        assert total > 10
+        first_id = rows.nth(0).locator("td").nth(0).inner_text().strip()
+        p.fill("#disputed-filter", first_id)
+        visible = p.locator("#disputed tbody tr:not([hidden])")
+        assert 1 <= visible.count() < total
+        assert first_id in visible.nth(0).inner_text()
+        p.fill("#disputed-filter", "")
+        p.click("#disputed thead th:nth-child(1)")
+        ids = p.eval_on_selector_all(
+            "#disputed tbody tr", "rs => rs.map(r => r.cells[0].innerText.trim())"
+        )
+        assert ids == sorted(ids, key=str)
+        p.screenshot(path=str(tmp_path / "report.png"), full_page=False)
+    assert all(u.startswith("file:") or u.startswith("data:") for u in requests), requests

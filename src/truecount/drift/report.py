@@ -54,7 +54,7 @@ from truecount.drift.alarm import (
 )
 from truecount.drift.stats import CONFIDENCE, PairedStats, paired_stats
 from truecount.errors import InputError, Location, Problem
-from truecount.reconcile import CELLS_TABLE, period_key_sql, reconcile_in
+from truecount.reconcile import CELLS_TABLE, Reconciliation, period_key_sql, reconcile_in
 
 __all__ = [
     "DEFAULT_BASELINE_PERIODS",
@@ -279,6 +279,7 @@ def drift_in(
     as_of: dt.datetime | None = None,
     confidence: float = CONFIDENCE,
     scale_to_volume: bool = True,
+    reconciled: Reconciliation | None = None,
 ) -> DriftReport:
     """Paired tables per period (and day), and the alarm on the vendor-only stream.
 
@@ -289,7 +290,10 @@ def drift_in(
     :data:`DEFAULT_BASELINE_PERIODS` periods are the baseline. ``scale_to_volume`` raises the
     threshold for streams of more than the reference volume a day (the CUSUM's false-alarm
     rate is per entity; docs/drift-alarm.md) and by the baseline days' dispersion
-    (:func:`_dispersion`); pass False to use ``settings`` exactly.
+    (:func:`_dispersion`); pass False to use ``settings`` exactly. ``reconciled`` is a
+    reconciliation already run on ``con`` with its cell table (``cells=True``), for callers
+    that need both (the report): the cells do not depend on the terms, so they are not
+    written twice.
     """
     for name in (verdicts_table, invoice_table, events_table):
         if name is not None and not _NAME.fullmatch(name):
@@ -312,7 +316,7 @@ def drift_in(
         )
     span = baseline if not isinstance(baseline, str) else parse_baseline(baseline)
 
-    recon = reconcile_in(
+    recon = reconciled or reconcile_in(
         con,
         verdicts_table,
         invoice_table,

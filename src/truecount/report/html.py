@@ -239,9 +239,9 @@ def gather(
             terms=t,
             as_of=result.as_of,
             fetch_entities=False,
-            # the per-entity cells are left on the connection by drift_in below (they do not
-            # depend on the terms); writing them twice is most of a reconciliation's cost
-            cells=False,
+            # the per-entity cells stay on the connection for drift_in and the disputed
+            # table (they do not depend on the terms): one reconciliation serves all three
+            cells=True,
         )
         recon = dataclasses.replace(
             recon, choices=tuple(c.to_json() for c in result.source.choices)
@@ -261,21 +261,11 @@ def gather(
                 settings=settings,
                 as_of=result.as_of,
                 scale_to_volume=o.threshold is None,
+                reconciled=recon,
             )
             cusum = _cusum_days(con, drift)
         except InputError as exc:
             drift_error = exc.first_line
-        if drift is None:  # drift refused the inputs, maybe before writing the cells
-            reconcile_in(
-                con,
-                VERDICTS_TABLE,
-                INVOICE_TABLE,
-                known_table=EVENTS_TABLE,
-                definition=d,
-                as_of=result.as_of,
-                fetch_entities=False,
-                cells=True,
-            )
         disputed, disputed_total = _disputed(con, max(o.max_rows, 0))
         checked = check_source(d, result.source, as_of=result.as_of)
         sql = result.sql
