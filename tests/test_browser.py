@@ -137,7 +137,7 @@ def test_every_page_and_download(page: Any, base_url: str, recon_json: dict[str,
 
 
 def test_the_report_in_the_browser(
-    demo: DemoFiles, recon_json: dict[str, Any], tmp_path: Path
+    demo: DemoFiles, recon_json: dict[str, Any], page: Any, tmp_path: Path
 ) -> None:
     """report.html opened from disk, as from an e-mail attachment: the headline figures on
     screen equal the JSON, the disputed table filters and sorts, and no request leaves."""
@@ -149,8 +149,14 @@ def test_the_report_in_the_browser(
         encoding="utf-8",
     )
     requests: list[str] = []
-    with browser_page(1280, 800) as p:
-        p.on("request", lambda r: requests.append(r.url))
+    # the module's browser page: a second Playwright in this process would clash with it
+    p = page
+
+    def seen(r: Any) -> None:
+        requests.append(r.url)
+
+    p.on("request", seen)
+    try:
         p.goto(report.as_uri())
         head = {
             f: v
@@ -178,4 +184,6 @@ def test_the_report_in_the_browser(
         )
         assert ids == sorted(ids, key=str)
         p.screenshot(path=str(tmp_path / "report.png"), full_page=False)
+    finally:
+        p.remove_listener("request", seen)
     assert all(u.startswith("file:") or u.startswith("data:") for u in requests), requests

@@ -538,6 +538,9 @@ def test_proof_without_data_and_the_cli(scene: Scene, tmp_path: Path) -> None:
     assert "no rows" not in proc.stdout
     with pytest.raises(TruecountError, match="not in the pack"):
         make_proof(scene.pack.folder, "NO-SUCH-TICKET")
+    proc = tc("prove", scene.pack.folder, entity, "-o", "no/such/proof.json", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "cannot write the file" in proc.stderr
 
 
 def test_cli_keygen_evidence_verify_exit_codes(scene: Scene, tmp_path: Path) -> None:
@@ -621,3 +624,120 @@ def test_same_bytes_in_another_folder_and_time_zone(scene: Scene, tmp_path: Path
         assert proc.returncode in (0, 1), proc.stderr
         there = tree_bytes(elsewhere / f"pack-{zone.replace('/', '-')}")
         assert there == tree_bytes(here.folder)
+
+
+# ----------------------------------------------------------------- forged proofs
+def _own(tree: dict[str, Any]) -> list[dict[str, Any]]:
+    return [leaf for leaf in tree["leaves"] if not leaf["neighbour"]]
+
+
+def _detail(v: Verification, name: str) -> str:
+    return next(c.detail for c in v.failed if c.name == name)
+
+
+@pytest.fixture(scope="module")
+def genuine(scene: Scene) -> dict[str, Any]:
+    """A genuine proof with the data, for an entity in the middle of every tree."""
+    return make_proof(scene.pack.folder, disputed_entity(scene), [scene.events])
+
+
+def test_rows_removed_between_kept_neighbours_are_caught(
+    scene: Scene, genuine: dict[str, Any]
+) -> None:
+    key = load_public_key(scene.keys.base64)
+    for name in ("entities", "verdicts", "events"):
+        forged = json.loads(json.dumps(genuine))
+        tree = forged["trees"][name]
+        assert _own(tree) and len(tree["leaves"]) > len(_own(tree))
+        tree["leaves"] = [leaf for leaf in tree["leaves"] if leaf["neighbour"]]
+        v = verify_proof(forged, key)
+        assert name in failed(v), name
+        assert "not consecutive" in _detail(v, name)
+
+
+def test_an_emptied_leaf_list_is_caught(scene: Scene, genuine: dict[str, Any]) -> None:
+    key = load_public_key(scene.keys.base64)
+    for name in ("entities", "verdicts", "events"):
+        forged = json.loads(json.dumps(genuine))
+        forged["trees"][name]["leaves"] = []
+        v = verify_proof(forged, key)
+        assert "no leaf is shown" in _detail(v, name)
+
+
+def test_every_tree_emptied_of_the_entity_is_not_an_inclusion_proof(
+    scene: Scene, genuine: dict[str, Any]
+) -> None:
+    """Leaves of another entity, genuine and adjacent, shown in place of the entity's own."""
+    key = load_public_key(scene.keys.base64)
+    entity = genuine["entity_id"]
+    other = make_proof(scene.pack.folder, _other_entity(scene, entity), [scene.events])
+    forged = json.loads(json.dumps(genuine))
+    for name in ("entities", "verdicts", "events"):
+        forged["trees"][name]["leaves"] = other["trees"][name]["leaves"]
+    v = verify_proof(forged, key)
+    assert {"entities", "verdicts", "events"} <= failed(v)
+    assert "bracket" in _detail(v, "entities")
+
+
+def _other_entity(scene: Scene, entity: str) -> str:
+    with (scene.pack.folder / "entities.csv").open(newline="") as fh:
+        ids = [r["entity_id"] for r in csv.DictReader(fh)]
+    return ids[(ids.index(entity) + len(ids) // 2) % len(ids)]
+
+
+def test_neighbours_that_do_not_bracket_the_entity_are_caught(
+    scene: Scene, genuine: dict[str, Any]
+) -> None:
+    """The entity's rows dropped and the neighbours' ids faked is caught by the path; a
+    genuine pair from elsewhere in the tree is caught by the sorted order."""
+    key = load_public_key(scene.keys.base64)
+    entity = genuine["entity_id"]
+    forged = json.loads(json.dumps(genuine))
+    other = make_proof(scene.pack.folder, _other_entity(scene, entity), [scene.events])
+    forged["trees"]["verdicts"]["leaves"] = (
+        other["trees"]["verdicts"]["leaves"][:1]
+        + [leaf for leaf in other["trees"]["verdicts"]["leaves"] if leaf["neighbour"]][-1:]
+    )
+    v = verify_proof(forged, key)
+    assert "verdicts" in failed(v)
+
+
+def test_shifted_duplicated_or_malformed_leaves_are_caught(
+    scene: Scene, genuine: dict[str, Any]
+) -> None:
+    key = load_public_key(scene.keys.base64)
+    twice = json.loads(json.dumps(genuine))
+    twice["trees"]["events"]["leaves"].append(twice["trees"]["events"]["leaves"][1])
+    assert "shown twice" in _detail(verify_proof(twice, key), "events")
+    shifted = json.loads(json.dumps(genuine))
+    shifted["trees"]["entities"]["leaves"][0]["index"] -= 1
+    assert "entities" in failed(verify_proof(shifted, key))
+    short = json.loads(json.dumps(genuine))
+    short["trees"]["events"]["leaves"][0]["fields"] = ["x"]
+    assert "malformed" in _detail(verify_proof(short, key), "events")
+    for bad in ({**genuine, "trees": []}, {**genuine, "entity_id": None}):
+        assert "proof" in failed(verify_proof(bad, key))
+
+
+def test_an_entity_without_verdicts_or_events_is_proved_by_its_neighbours(
+    scene: Scene,
+) -> None:
+    """A billed id the export does not know has a row in entities.csv only: the proof shows
+    the two leaves around where its verdicts and events would sort."""
+    with (scene.pack.folder / "verdicts.csv").open(newline="") as fh:
+        with_verdicts = {r["entity_id"] for r in csv.DictReader(fh)}
+    with (scene.pack.folder / "entities.csv").open(newline="") as fh:
+        ids = [r["entity_id"] for r in csv.DictReader(fh)]
+    absent = next((e for e in ids if e not in with_verdicts), None)
+    if absent is None:
+        pytest.skip("every entity of this pack has a verdict")
+    proof = make_proof(scene.pack.folder, absent, [scene.events])
+    key = load_public_key(scene.keys.base64)
+    v = verify_proof(json.loads(json.dumps(proof)), key)
+    assert v.ok, [(c.name, c.detail) for c in v.failed]
+    assert not _own(proof["trees"]["verdicts"])
+    assert len(proof["trees"]["verdicts"]["leaves"]) in (1, 2)
+    forged = json.loads(json.dumps(proof))
+    forged["trees"]["verdicts"]["leaves"] = forged["trees"]["verdicts"]["leaves"][:1]
+    if proof["trees"]["verdicts"]["leaves"][0]["index"] not in (0,):
+        assert "verdicts" in failed(verify_proof(forged, key))

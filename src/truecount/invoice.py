@@ -27,14 +27,14 @@ from typing import Any, Final, Literal
 import duckdb
 import pyarrow as pa
 import sqlglot
-import yaml
 from sqlglot import exp
 
 from truecount.container import literal_path, readable
 from truecount.db import one_row as _one
 from truecount.errors import InputError, Location, MappingError, Problem, suggest
-from truecount.ingest.source import encoding_problem
+from truecount.ingest.source import encoding_problem, ragged_row_problem
 from truecount.workspace import configure
+from truecount.yamlsource import load_with_lines
 
 #: Column name -> DuckDB type of the loaded invoice table, in order.
 INVOICE_COLUMNS: Final[dict[str, str]] = {
@@ -121,12 +121,8 @@ def load_invoice_mapping(path: str | Path) -> InvoiceMapping:
     ```
     """
     file = str(path)
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise MappingError(
-            Problem(f"cannot read the invoice mapping: {exc}", Location(file=file))
-        ) from None
+    # the one YAML reader: file:line errors, and the size, alias and depth limits
+    data = load_with_lines(Path(path), MappingError)[0] or {}
     if not isinstance(data, dict):
         raise MappingError(Problem("an invoice mapping must be a mapping of keys", Location(file)))
     problems: list[Problem] = []
@@ -262,7 +258,11 @@ def _read(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyRelation
     data = str(literal_path(path) if fmt == "parquet" or path.suffix == ".zst" else readable(path))
     try:
         if fmt == "csv":
-            return con.read_csv(data, header=True, all_varchar=True)
+            rel = con.read_csv(data, header=True, all_varchar=True)
+            ragged = ragged_row_problem(path, list(rel.columns))
+            if ragged is not None:
+                raise InputError(ragged)
+            return rel
         if fmt == "jsonl":
             return con.read_json(data, format="newline_delimited")
         return con.read_parquet(data)
@@ -391,7 +391,19 @@ def _stage_file(
         raise InputError(problems)
     view = "_tc_invoice_raw"
     if in_place:
-        rel.create_view(view, replace=True)
+        # a TEMP view: the workspace store may be attached read-only (reconcile, evidence and
+        # drift with -w); the path enters as a string literal node, never pasted text
+        reader = exp.Anonymous(
+            this="read_parquet",
+            expressions=[
+                exp.Literal.string(str(literal_path(path))),
+                exp.PropertyEQ(this=exp.to_identifier("file_row_number"), expression=exp.true()),
+            ],
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {view} AS "
+            + sqlglot.select("*").from_(exp.Table(this=reader)).sql(dialect="duckdb")
+        )
     else:
         con.register(view, rel)
     try:
@@ -681,8 +693,35 @@ def _materialize(
         "nullif(trim(period), '') AS period, "
         f"CAST({amount} AS DECIMAL(18,6)) AS amount, "
         f"{currency} AS currency, source_file, CAST(source_row AS BIGINT) AS source_row, "
-        "CAST(line_no AS BIGINT) AS line_no FROM _tc_invoice_rows",
+        "CAST(line_no AS BIGINT) AS line_no FROM _tc_invoice_rows "
+        # a line repeated verbatim under its own line_id is one line listed twice, not two
+        # billings; without a line_id nothing tells a repeat from a second billing, so such
+        # lines stay and land in the `duplicate` cell (docs/reconcile.md)
+        f"QUALIFY {_FIRST_OF_REPEATS}",
     )
+
+
+#: True for every line but the second and later copies of a line repeated verbatim (same
+#: line_id, entity, billed_at, period, amount and currency, as written).
+_FIRST_OF_REPEATS: Final[str] = (
+    "nullif(trim(line_id), '') IS NULL OR row_number() OVER (PARTITION BY trim(line_id), "
+    "entity_id, billed_at, billed_at_native, period, amount, amount_native, currency "
+    "ORDER BY line_no) = 1"
+)
+
+
+def repeated_lines(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """Lines of the invoice just loaded that repeat an earlier one verbatim: those with a
+    line_id (counted once) and those without (kept: nothing tells them from a rebilling)."""
+    row = _one(
+        con,
+        "SELECT count(*) FILTER (WHERE has_id AND _n > 1), "
+        "count(*) FILTER (WHERE NOT has_id AND _n > 1) FROM "
+        "(SELECT nullif(trim(line_id), '') IS NOT NULL AS has_id, row_number() OVER "
+        "(PARTITION BY trim(line_id), entity_id, billed_at, billed_at_native, period, amount, "
+        "amount_native, currency ORDER BY line_no) AS _n FROM _tc_invoice_rows)",
+    )
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def summarize(
@@ -706,6 +745,7 @@ def summarize(
     dup = (ent[1],)
     warnings: list[str] = []
     lines = int(row[0])
+    warnings += repeats_warnings(*repeated_lines(con))
     if int(row[6]) < lines:
         warnings.append(
             f"{lines - int(row[6])} lines repeat a line_id of an earlier line: "
@@ -722,6 +762,23 @@ def summarize(
         has_period=int(row[4]) > 0,
         warnings=tuple(warnings),
     )
+
+
+def repeats_warnings(counted_once: int, kept: int) -> list[str]:
+    """The words for verbatim repeats (:func:`repeated_lines`), the same in every output."""
+    out: list[str] = []
+    if counted_once:
+        out.append(
+            f"{counted_once} invoice line{'s repeat' if counted_once != 1 else ' repeats'} an "
+            "earlier line verbatim (same line_id, entity, billed_at, amount): counted once"
+        )
+    if kept:
+        out.append(
+            f"{kept} invoice line{'s' if kept != 1 else ''} without a line_id "
+            f"repeat{'' if kept != 1 else 's'} an earlier line verbatim: kept as billed, "
+            "their entities are in the duplicate cell"
+        )
+    return out
 
 
 def load_invoice(

@@ -21,33 +21,28 @@ scales with DuckDB, not with Python.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import Any, Final, cast
 
 import duckdb
 import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
+from truecount import jsonout
 from truecount.db import one_row as _one
 from truecount.engine.compile import period_key_sql as engine_period_key_sql
 from truecount.errors import InputError, Location, Problem
 from truecount.invoice import InvoiceMapping, load_invoice_into
+from truecount.periods import CELLS as CELLS
+from truecount.periods import PeriodResult as PeriodResult
+from truecount.terms import Terms, apply_terms
 from truecount.workspace import configure
-
-if TYPE_CHECKING:
-    from truecount.terms import Terms
-
-#: The cells, in the order reports show them.
-CELLS: Final[tuple[str, ...]] = (
-    "agreed", "vendor_only", "buyer_only", "pending", "unknown", "duplicate", "period_mismatch",
-)  # fmt: skip
 
 #: Precedence when more than one cell applies to a billed entity: the first wins.
 PRECEDENCE: Final[tuple[str, ...]] = (
@@ -104,52 +99,6 @@ def period_key_sql(column: exp.Expression, every: str, timezone: str) -> exp.Exp
 
 
 # --------------------------------------------------------------------------------- results
-@dataclass(frozen=True)
-class PeriodResult:
-    """One row of the reconciliation: counts of entities per cell, and money when known."""
-
-    period: str
-    vendor_billed: int = 0
-    buyer_counted: int = 0
-    agreed: int = 0
-    vendor_only: int = 0
-    buyer_only: int = 0
-    pending: int = 0
-    unknown: int = 0
-    duplicate: int = 0
-    period_mismatch: int = 0
-    difference_pct: float | None = None
-    beyond_tolerance: bool = False
-    billing_source: str | None = None
-    amount_billed: Decimal | None = None
-    amount_due: Decimal | None = None
-    credit: Decimal | None = None
-    #: Invoice lines in the period (a duplicated entity has several).
-    vendor_lines: int = 0
-    #: Billed entities the buyer counts among the duplicate cell (for the waterfall).
-    duplicate_counted: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        """The stable JSON shape (docs/reconcile.md); money as decimal strings."""
-
-        def money(v: Decimal | None) -> str | None:
-            return None if v is None else str(v)
-
-        return {
-            "period": self.period,
-            "vendor_billed": self.vendor_billed,
-            "buyer_counted": self.buyer_counted,
-            **{cell: getattr(self, cell) for cell in CELLS},
-            "difference_pct": self.difference_pct,
-            "beyond_tolerance": self.beyond_tolerance,
-            "billing_source": self.billing_source,
-            "amount_billed": money(self.amount_billed),
-            "amount_due": money(self.amount_due),
-            "credit": money(self.credit),
-            "vendor_lines": self.vendor_lines,
-        }
-
-
 @dataclass(frozen=True)
 class WaterfallStep:
     """One step from the vendor's billed count to the buyer's count (entities)."""
@@ -237,10 +186,11 @@ class Reconciliation:
                 for s in self.waterfall()
             ],
             "choices": [dict(c) for c in self.choices],
+            "warnings": list(self.warnings),
         }
 
     def to_json_text(self) -> str:
-        return json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
+        return jsonout.dumps(self.to_json()) + "\n"
 
 
 # --------------------------------------------------------------------------------- inputs
@@ -981,8 +931,6 @@ def _summarize(
         currency = terms.currency
     periods = [_tolerance(p, tolerance) for p in periods]
     if terms is not None:
-        from truecount.terms import apply_terms
-
         periods = apply_terms(terms, periods)
     totals = _totals(periods, tolerance)
 

@@ -49,7 +49,7 @@ from truecount.errors import Location, Problem, TermsError, suggest
 from truecount.yamlsource import parse_with_lines
 
 if TYPE_CHECKING:
-    from truecount.reconcile import PeriodResult
+    from truecount.periods import PeriodResult
 
 #: ISO 4217 minor units of common currencies (digits after the decimal point).
 MINOR_UNITS: Final[dict[str, int]] = {
@@ -64,7 +64,11 @@ MINOR_UNITS: Final[dict[str, int]] = {
 BillingRule = Literal["buyer_beyond_tolerance", "vendor", "buyer"]
 
 
-def _decimal(value: Any, what: str) -> Decimal:
+#: The largest price, fee or cap: units x price must stay within Decimal's 28 exact digits.
+MAX_AMOUNT: Final[Decimal] = Decimal("1e12")
+
+
+def _decimal(value: Any, what: str, limit: Decimal | None = MAX_AMOUNT) -> Decimal:
     """A Decimal from YAML text or number; floats go through their shortest repr (0.99 -> 0.99)."""
     if isinstance(value, bool):
         raise ValueError(f"{what} must be a number, not {value!r}")
@@ -74,13 +78,16 @@ def _decimal(value: Any, what: str) -> Decimal:
         raise ValueError(f"{what} must be a number, not {value!r}") from None
     if not result.is_finite():
         raise ValueError(f"{what} must be a finite number")
+    if limit is not None and abs(result) > limit:
+        # Money is exact to 28 digits; a larger amount times the units could not be rounded.
+        raise ValueError(f"{value} is too large for {what}; amounts are at most {limit:,.0f}")
     return result
 
 
 def _percent(value: Any, what: str) -> Decimal:
     """'2%' -> Decimal('2'). A bare number is refused: 0.02 could mean 2% or 0.02%."""
     if isinstance(value, str) and value.strip().endswith("%"):
-        return _decimal(value.strip()[:-1], what)
+        return _decimal(value.strip()[:-1], what, limit=None)  # then checked against 0..100
     raise ValueError(f"write {what} as a percentage such as '2%', not {value!r}")
 
 

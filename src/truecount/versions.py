@@ -17,7 +17,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 import duckdb
 from sqlglot import exp
@@ -27,8 +27,19 @@ from truecount.definition.model import Definition
 from truecount.errors import DefinitionError, InputError, Location, Problem, WorkspaceError
 from truecount.yamlsource import read_text
 
-if TYPE_CHECKING:
-    from truecount.workspace import Workspace
+
+class Workspace(Protocol):
+    """What this module needs of a :class:`truecount.workspace.Workspace`: its store.
+
+    A protocol, not an import: the workspace creates the versions table when it opens
+    (:func:`ensure_versions_table`), so importing it back here would close a circle
+    (DESIGN.md §9). Imports run one way: workspace -> versions.
+    """
+
+    def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        """Open the store; callers close it."""
+        ...
+
 
 VERSIONS_TABLE: Final[str] = "definition_versions"
 

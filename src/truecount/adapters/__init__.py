@@ -292,6 +292,7 @@ def ingest_source(
     partial: bool = False,
     table: str = "events",
     progress: ProgressCallback | None = None,
+    again: bool = False,
 ) -> IngestReport:
     """Read ``files`` exported from ``source`` into ``table`` of ``con``; see the module doc."""
     from truecount.workspace import ensure_schema  # the workspace module imports ingest
@@ -334,6 +335,7 @@ def ingest_source(
             [stager(f) for f in recognized],
             table=table,
             progress=progress,
+            again=again,
             label=f"{LOG_PREFIX}{adapter.name} options "
             f"{json.dumps(chosen.described(), sort_keys=True)}",
         )

@@ -1,6 +1,7 @@
 """The Typer application, shared options, and the error boundary (exit codes).
 
-Exit codes: 0 fine, 1 a finding (beyond tolerance, alarm, missing data), 2 bad input or usage.
+Exit codes: 0 fine, 1 a finding (beyond tolerance, alarm, missing data), 2 bad input or usage,
+130 stopped by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from truecount.cli.terminal import guarded
 from truecount.errors import TruecountError
 
 EXIT_OK: Final[int] = 0
 EXIT_FINDING: Final[int] = 1
 EXIT_BAD_INPUT: Final[int] = 2
+#: Stopped by Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED: Final[int] = 130
 
 app = typer.Typer(
     name="truecount",
@@ -56,13 +60,20 @@ class OutputFormat(enum.StrEnum):
     csv = "csv"
 
 
-def stdout_console() -> Console:
-    """Console for results; plain when piped so output stays machine-friendly."""
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+def stdout_console(markup: bool = False) -> Console:
+    """Console for results; plain when piped so output stays machine-friendly.
+
+    Markup is off unless asked for (then every quoted value must be escaped), and control
+    characters in the data are shown, not obeyed: see :mod:`truecount.cli.terminal`.
+    """
+    return guarded(
+        Console(highlight=False, markup=markup, width=None if sys.stdout.isatty() else 120)
+    )
 
 
-def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+def stderr_console(markup: bool = False) -> Console:
+    """Console for notes and errors; the same guards as :func:`stdout_console`."""
+    return guarded(Console(stderr=True, highlight=False, markup=markup, soft_wrap=True))
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
@@ -86,8 +97,8 @@ def main() -> None:
     Typer reports usage errors itself (exit 2); truecount errors raised by the library arrive
     here and become one line on stderr with exit code 2, never a traceback.
     """
-    _load_verbs()
     try:
+        _load_verbs()
         app()
     except TruecountError as exc:
         err = stderr_console()
@@ -95,3 +106,23 @@ def main() -> None:
         for problem in exc.problems[1:10]:
             err.print(f"       {problem}", markup=False, highlight=False)
         sys.exit(EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        _interrupted()
+    except SystemExit as exc:
+        # Typer turns Ctrl-C inside a command into a silent exit 130; say what happened.
+        if exc.code == EXIT_INTERRUPTED:
+            _interrupted()
+        raise
+
+
+def _interrupted() -> NoReturn:
+    """Ctrl-C: one line and exit 130. Store writes are transactions (an ingest commits file by
+    file), so what was not committed is rolled back and the store stays as it was."""
+    stderr_console().print(
+        "[bold red]interrupted:[/] stopped by Ctrl-C; the workspace store keeps only what was "
+        "committed (an ingest keeps each file it finished, whole, and nothing of the one in "
+        "progress)",
+        markup=True,
+        highlight=False,
+    )
+    sys.exit(EXIT_INTERRUPTED)

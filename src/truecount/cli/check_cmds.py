@@ -8,13 +8,13 @@ exits 0, because a low share can be the truth (few customers rate) rather than a
 from __future__ import annotations
 
 import enum
-import json
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from truecount import jsonout
 from truecount.cli.app import EXIT_FINDING, EXIT_OK, app, stdout_console
 from truecount.cli.meter_cmds import (
     AsOfOpt,
@@ -78,7 +78,7 @@ def check_cmd(
             min_coverage=min_coverage,
         )
     if fmt is CheckFormat.json:
-        print(json.dumps(result.to_json(), indent=2))
+        print(jsonout.dumps(result.to_json(), indent=2))
     else:
         _render(result)
         show_choices(result.choices)
@@ -114,7 +114,7 @@ def _actions(needs: list[NeedCheck]) -> list[str]:
 def _summary(result: CheckResult) -> Table:
     d = result.definition
     table = Table(
-        title=f"{d.name} v{d.version}  ·  as of {result.as_of:%Y-%m-%d %H:%M:%S} UTC"
+        title=f"{escape(d.name)} v{d.version}  ·  as of {result.as_of:%Y-%m-%d %H:%M:%S} UTC"
         + (f"  ·  period {result.period}" if result.period else ""),
         caption=f"{escape(result.source)}  ·  {result.events:,} events  ·  "
         f"sha256 {d.sha256[:16]}…  ·  thin below {result.min_coverage:.0%}",
@@ -171,7 +171,7 @@ def _periods(result: CheckResult) -> Table | None:
         table.add_column(escape(c.name), justify="right")
     by_cond: list[ConditionCheck] = result.conditions
     for i, p in enumerate(result.anchor.periods):
-        cells = [p.period, f"{p.candidates:,}", f"{p.pending:,}"]
+        cells = [escape(p.period), f"{p.candidates:,}", f"{p.pending:,}"]
         for c in by_cond:
             cp = c.periods[i]
             cell = _pct(cp.coverage)
@@ -189,7 +189,7 @@ def _is_thin(c: ConditionCheck, coverage: float | None, result: CheckResult) -> 
 
 
 def _render(result: CheckResult) -> None:
-    con = stdout_console()
+    con = stdout_console(markup=True)  # the colours of the statuses; every value is escaped
     con.print(_summary(result))
     periods = _periods(result)
     if periods is not None:

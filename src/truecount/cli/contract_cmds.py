@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import json
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -19,6 +18,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from truecount import jsonout
 from truecount.cli.app import EXIT_OK, OutputFormat, app, fail, stderr_console, stdout_console
 from truecount.cli.meter_cmds import DefArg
 from truecount.contract import (
@@ -104,7 +104,7 @@ def clauses_cmd(
     )
     schedule = build_schedule(d, t, options)
     if fmt == ClauseFormat.json:
-        text = json.dumps(schedule.to_json(), indent=2, ensure_ascii=False) + "\n"
+        text = jsonout.dumps(schedule.to_json(), indent=2, ensure_ascii=False) + "\n"
     elif fmt == ClauseFormat.html:
         text = render_html(schedule)
     else:
@@ -230,7 +230,7 @@ def price_cmd(
     if chart is not None:
         _write(price_chart_svg(result), chart)
     if fmt == OutputFormat.json:
-        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+        sys.stdout.write(jsonout.dumps(result.to_json(), indent=2) + "\n")
     else:
         render_price(result)
     raise typer.Exit(EXIT_OK)

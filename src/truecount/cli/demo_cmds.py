@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Final
 
+import duckdb
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import typer
@@ -24,6 +25,7 @@ from truecount.cli.app import EXIT_OK, app, fail, stderr_console, stdout_console
 from truecount.definition import parse_definition
 from truecount.demo.generate import SupportScenario, generate
 from truecount.engine.run import VERDICTS_TABLE, count
+from truecount.errors import TruecountError
 from truecount.ingest.canonical import EVENTS_TABLE
 from truecount.ingest.load import ingest_files
 from truecount.invoice import load_invoice_into
@@ -32,7 +34,8 @@ from truecount.report.dispute import DisputePack, write_dispute_pack
 from truecount.report.html import render_report
 from truecount.report.reconciliation import money_table, period_table, waterfall_table
 from truecount.terms import parse_terms
-from truecount.versions import add_version
+from truecount.versions import VERSIONS_TABLE, add_version
+from truecount.watch.store import SNAPSHOT_TABLE
 from truecount.web.sources import add_invoice
 from truecount.workspace import Workspace
 
@@ -85,12 +88,50 @@ def _fresh_workspace(folder: Path) -> Workspace:
     return Workspace.init(root)
 
 
-def run_demo(out: Path, step: Step | None = None, seed: int = DEMO_SEED) -> DemoResult:
-    """Run the demo into ``out``; ``step`` is told the name of each step as it starts."""
+def added_since_demo(folder: Path) -> list[str]:
+    """What a user added to a previous demo's workspace: more definition versions than the one
+    the demo stores, and watch snapshots. Re-running the demo would delete them."""
+    root = folder / "workspace"
+    if not (root / "truecount.yaml").is_file():
+        return []
+    counts = {
+        "definition version(s)": (VERSIONS_TABLE, 1),
+        "watch snapshot(s)": (SNAPSHOT_TABLE, 0),
+    }
+    found: list[str] = []
+    try:
+        with Workspace.open(root).connect(read_only=True) as con:
+            tables = {str(r[0]) for r in con.execute("SHOW TABLES").fetchall()}
+            for label, (table, made) in counts.items():
+                if table in tables:
+                    sql = f'SELECT count(*) FROM "{table}"'  # noqa: S608 (our table names)
+                    row = con.execute(sql).fetchone()
+                    extra = (int(row[0]) if row else 0) - made
+                    if extra > 0:
+                        found.append(f"{extra} {label}")
+    except (TruecountError, duckdb.Error) as exc:
+        found.append(f"a store that cannot be read ({exc})")
+    return found
+
+
+def run_demo(
+    out: Path, step: Step | None = None, seed: int = DEMO_SEED, replace: bool = False
+) -> DemoResult:
+    """Run the demo into ``out``; ``step`` is told the name of each step as it starts.
+
+    A previous demo in ``out`` is replaced, unless versions or watch snapshots were added to
+    its workspace since: then the run stops (``replace`` says to delete them anyway).
+    """
     tell: Step = step or (lambda _name: None)
     out.mkdir(parents=True, exist_ok=True)
     if any(out.iterdir()) and not (out / MARKER).is_file():
         fail(f"{out} is not empty and was not made by the demo; choose another --out folder")
+    added = added_since_demo(out)
+    if added and not replace:
+        fail(
+            f"{out / 'workspace'} holds {', '.join(added)} added after the demo; re-running "
+            "would delete them: choose another --out folder, or pass --replace"
+        )
     (out / MARKER).write_text("made by 'truecount demo'; safe to delete\n", encoding="utf-8")
 
     tell(STEPS[0])
@@ -195,10 +236,18 @@ def demo_cmd(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for the demo's files and workspace.")
     ] = Path("truecount-demo"),
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Start over even if versions or watch snapshots were added to the demo's "
+            "workspace (they are deleted).",
+        ),
+    ] = False,
 ) -> None:
     """Replay the seed case: ~41,000 billed resolutions against ~27,000 that count."""
     with _progress() as step:
-        result = run_demo(out, step)
+        result = run_demo(out, step, replace=replace)
     report_file = result.folder / "report.html"
     report_file.write_text(
         render_report(

@@ -7,7 +7,9 @@ an auditor's script can rely on it; bad input or usage is 2 through the app's er
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +17,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from truecount import jsonout
 from truecount.cli.app import (
     EXIT_FINDING,
     EXIT_OK,
@@ -136,7 +139,7 @@ def evidence_cmd(
             "totals": totals,
             "previous": pred["previous"],
         }
-        sys.stdout.write(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(jsonout.dumps(info, indent=2, ensure_ascii=False) + "\n")
     else:
         table = Table(title="evidence pack", show_header=False)
         table.add_column("", style="bold")
@@ -179,7 +182,7 @@ def _data(events: list[Path] | None, workspace: Path | None) -> EventsInput:
 def render_checks(v: Verification, fmt: OutputFormat) -> None:
     """The checklist: one line per check with ✓ / ✗ / • and its cause."""
     if fmt == OutputFormat.json:
-        sys.stdout.write(json.dumps(v.to_json(), indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(jsonout.dumps(v.to_json(), indent=2, ensure_ascii=False) + "\n")
         return
     table = Table(title=Text(f"verify {v.target}"), show_lines=False)
     table.add_column("")
@@ -277,9 +280,40 @@ def prove_cmd(
             )
     with working("building the proof…"):
         proof = make_proof(pack, entity_id, data)
-    text = json.dumps(proof, indent=2, ensure_ascii=False) + "\n"
+    text = jsonout.dumps(proof, indent=2, ensure_ascii=False) + "\n"
     if out is not None:
-        out.write_text(text, encoding="utf-8")
+        write_whole(out, text.encode("utf-8"))
         stderr_console().print(f"wrote the proof to {out}", markup=False)
     else:
         sys.stdout.write(text)
+
+
+def write_whole(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or leave it as it was: a temporary file beside it, flushed to
+    disk, then renamed over it; a full disk or Ctrl-C leaves no partial proof to be sent."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise InputError(
+            Problem(
+                f"cannot write the file: {exc.strerror or exc}",
+                Location(file=str(path)),
+                "choose a folder that exists and that you can write to",
+            )
+        ) from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise InputError(
+            Problem(
+                f"cannot write the file: {exc.strerror or exc}",
+                Location(file=str(path)),
+                "nothing was written; free some space or choose another folder",
+            )
+        ) from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)

@@ -7,14 +7,13 @@ than counting with it in place) makes it the buyer's own file, to edit and versi
 from __future__ import annotations
 
 import enum
-import json
 import shlex
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from truecount import library
+from truecount import jsonout, library
 from truecount.cli.app import EXIT_OK, app, fail, stdout_console
 
 
@@ -32,7 +31,7 @@ def definitions_cmd(
     """List the packaged outcome definitions to start from (see 'truecount new')."""
     found = library.entries()
     if fmt is ListFormat.json:
-        print(json.dumps([e.to_json() for e in found], indent=2))
+        print(jsonout.dumps([e.to_json() for e in found], indent=2))
         raise typer.Exit(EXIT_OK)
     table = Table(
         title="packaged outcome definitions",

@@ -6,7 +6,6 @@ import contextlib
 import csv
 import datetime as dt
 import io
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from truecount import jsonout
 from truecount.cli.app import EXIT_OK, OutputFormat, app, fail, stderr_console, stdout_console
 from truecount.definition import load_definition
 from truecount.definition.model import Definition
@@ -23,6 +23,7 @@ from truecount.engine.compile import DIALECTS, compile_sql
 from truecount.engine.explain import ConditionExplanation, explain
 from truecount.engine.run import CountResult, count
 from truecount.engine.source import EventsInput
+from truecount.ingest.canonical import QUARANTINE_TABLE
 from truecount.ingest.choices import Choice
 from truecount.workspace import Workspace
 
@@ -67,10 +68,11 @@ def working(message: str) -> Iterator[None]:
         yield
 
 
-def _count_table(result: CountResult, definition: Definition) -> Table:
+def _count_table(result: CountResult, definition: Definition, events: int) -> Table:
+    # with no events the default as-of is no moment at all: say so rather than print 1970
+    moment = f"as of {result.as_of:%Y-%m-%d %H:%M:%S} UTC" if events else "no events"
     table = Table(
-        title=f"{definition.name} v{definition.version}  ·  "
-        f"as of {result.as_of:%Y-%m-%d %H:%M:%S} UTC",
+        title=f"{definition.name} v{definition.version}  ·  {moment}",
         caption=f"sha256 {definition.sha256[:16]}…  ·  unit: {definition.unit}",
     )
     for name in (
@@ -148,7 +150,7 @@ def count_cmd(
 def _render_count(result: CountResult, d: Definition, fmt: OutputFormat) -> None:
     con = stdout_console()
     if fmt is OutputFormat.json:
-        print(json.dumps(result.to_json(), indent=2))
+        print(jsonout.dumps(result.to_json(), indent=2))
         return
     if fmt is OutputFormat.csv:
         buf = io.StringIO()
@@ -170,9 +172,10 @@ def _render_count(result: CountResult, d: Definition, fmt: OutputFormat) -> None
             )
         print(buf.getvalue(), end="")
         return
-    con.print(_count_table(result, d))
+    events = _event_count(result)
+    con.print(_count_table(result, d, events))
     if result.totals.candidates == 0:
-        _explain_no_candidates(result, d)
+        _explain_no_candidates(result, d, events)
     if result.reasons and result.totals.not_counted:
         reasons = Table(title="why not counted", caption="a candidate may fail several conditions")
         reasons.add_column("condition")
@@ -183,11 +186,44 @@ def _render_count(result: CountResult, d: Definition, fmt: OutputFormat) -> None
     show_choices(result.source.choices)
     if result.clock is not None:
         stdout_console().print(Text(result.clock.note, style="dim"))
-    if result.source.rows_skipped:
-        stderr_console().print(
+    if _quarantine_note(result):
+        pass
+    elif result.source.rows_skipped:
+        skipped = ", ".join(f"{k}: {v:,}" for k, v in result.source.skipped_reasons.items())
+        stderr_console(markup=True).print(
             f"[yellow]note:[/] {result.source.rows_skipped:,} event rows were not usable "
-            f"({', '.join(f'{k}: {v:,}' for k, v in result.source.skipped_reasons.items())})"
+            f"({_escape(skipped)})"
         )
+
+
+def _quarantine_note(result: CountResult, shown: int = 3) -> bool:
+    """Name the rows left out at loading (file, row, column, reason): a count that silently
+    lacks them looks complete. True when there were any."""
+    con = result.con
+    tables = {str(r[0]) for r in con.execute("SHOW TABLES").fetchall()}
+    if QUARANTINE_TABLE not in tables:
+        return False
+    total_row = con.execute(f"SELECT count(*) FROM {QUARANTINE_TABLE}").fetchone()  # noqa: S608
+    total = int(total_row[0]) if total_row else 0
+    if not total:
+        return False
+    rows = con.execute(
+        f"SELECT file, row_number, column_name, reason FROM {QUARANTINE_TABLE} "  # noqa: S608
+        "ORDER BY file, row_number LIMIT ?",
+        [shown],
+    ).fetchall()
+    named = "; ".join(
+        f"{file} row {row}" + (f" ({column})" if column else "") + f": {reason}"
+        for file, row, column, reason in rows
+    )
+    more = f"; and {total - len(rows):,} more" if total > len(rows) else ""
+    where = "fix them in the file" if result.source.files else "'truecount quarantine' lists them"
+    stderr_console().print(
+        f"note: {total:,} row(s) were quarantined and are not in this count: {named}{more} "
+        f"({where})",
+        soft_wrap=True,
+    )
+    return True
 
 
 def show_choices(choices: Sequence[Choice]) -> None:
@@ -197,27 +233,30 @@ def show_choices(choices: Sequence[Choice]) -> None:
         out.print(Text(f"events read with --source {c.describe()}", style="dim"))
 
 
-def _explain_no_candidates(result: CountResult, d: Definition) -> None:
-    """Say why a count is empty: no events at all, or none that match the anchor."""
+def _event_count(result: CountResult) -> int:
     rows = result.con.execute("SELECT count(*) FROM events").fetchall()
-    events = int(rows[0][0]) if rows else 0
+    return int(rows[0][0]) if rows else 0
+
+
+def _explain_no_candidates(result: CountResult, d: Definition, events: int) -> None:
+    """Say why a count is empty: no events at all, or none that match the anchor."""
     err = stderr_console()
     if events == 0:
         err.print(
-            f"note: no events in {_escape(result.source.description)}; "
+            f"note: no events in {result.source.description}; "
             "load an export with 'truecount ingest FILE' first"
         )
         return
-    actor = f" by '{_escape(d.anchor.actor)}'" if d.anchor.actor else ""
+    actor = f" by '{d.anchor.actor}'" if d.anchor.actor else ""
     err.print(
-        f"note: {events:,} events, but none is a '{_escape(d.anchor.type)}' event{actor} "
+        f"note: {events:,} events, but none is a '{d.anchor.type}' event{actor} "
         "at or before the as-of time: check the anchor, or the mapping's type and actor values"
     )
 
 
 def _condition_tree(tree: Tree, c: ConditionExplanation) -> None:
     mark = {True: "[green]pass[/]", False: "[red]fail[/]", None: "[yellow]excluded[/]"}[c.passed]
-    label = f"{mark}  [bold]{c.name}[/]: {_escape(c.description)}"
+    label = f"{mark}  [bold]{_escape(c.name)}[/]: {_escape(c.description)}"
     if c.measure is not None and c.children == []:
         label += f"  (measure {c.measure:g})"
     if c.decided_by:
@@ -252,11 +291,13 @@ def explain_cmd(
     d = load_definition(definition)
     ex = explain(d, events_input(events, workspace), entity_id, as_of=as_of)
     if fmt is OutputFormat.json:
-        print(json.dumps(ex.to_json(), indent=2, default=str))
+        print(jsonout.dumps(ex.to_json(), indent=2, default=str))
         raise typer.Exit(EXIT_OK)
-    con = stdout_console()
+    con = stdout_console(markup=True)  # verdict colours; every value from the data is escaped
     anchor_ids = {a.anchor_event_id for a in ex.anchors}
-    events_table = Table(title=f"events of {entity_id} (as of {ex.as_of:%Y-%m-%d %H:%M:%S} UTC)")
+    events_table = Table(
+        title=f"events of {_escape(entity_id)} (as of {ex.as_of:%Y-%m-%d %H:%M:%S} UTC)"
+    )
     for col in ("", "event_id", "ts (UTC)", "seq", "type", "actor", "value", "attrs"):
         events_table.add_column(col)
     for e in ex.events:
@@ -284,8 +325,8 @@ def explain_cmd(
         )
         tree = Tree(
             f"anchor {_escape(a.anchor_event_id)} at {a.anchor_ts:%Y-%m-%d %H:%M:%S}"
-            f"  ·  period {a.period}"
-            f"  ·  [{colour} bold]{a.status}[/]"
+            f"  ·  period {_escape(a.period)}"
+            f"  ·  [{colour} bold]{_escape(a.status)}[/]"
             + (f"  ·  reason: {_escape(a.reason)}" if a.reason else "")
             + (f"  ·  quantity {a.quantity:g}" if a.status == "counted" else "")
         )
@@ -323,5 +364,5 @@ def schema_cmd() -> None:
     """Print the JSON Schema of the definition format (for editors and validators)."""
     from truecount.definition.schema import definition_schema
 
-    print(json.dumps(definition_schema(), indent=2))
+    print(jsonout.dumps(definition_schema(), indent=2))
     raise typer.Exit(EXIT_OK)

@@ -28,7 +28,12 @@ from truecount.cli.meter_cmds import AsOfOpt, DefArg, EventsOpt, WorkspaceOpt, e
 from truecount.definition import load_definition
 from truecount.engine.run import VERDICTS_TABLE, count
 from truecount.ingest.canonical import EVENTS_TABLE
-from truecount.invoice import load_invoice_into, load_invoice_mapping
+from truecount.invoice import (
+    load_invoice_into,
+    load_invoice_mapping,
+    repeated_lines,
+    repeats_warnings,
+)
 from truecount.reconcile import Reconciliation, reconcile_in
 from truecount.report.dispute import write_dispute_pack
 from truecount.report.reconciliation import money_table, period_table, waterfall_table
@@ -133,6 +138,7 @@ def reconcile_cmd(
         con = result.con
         with working("reconciling…"):
             load_invoice_into(con, invoice, mapping, table=INVOICE_TABLE)
+            repeats = repeats_warnings(*repeated_lines(con))
             recon = reconcile_in(
                 con,
                 VERDICTS_TABLE,
@@ -144,7 +150,11 @@ def reconcile_cmd(
                 fetch_entities=False,
                 cells=out is not None,
             )
-            recon = replace(recon, choices=tuple(c.to_json() for c in result.source.choices))
+            recon = replace(
+                recon,
+                choices=tuple(c.to_json() for c in result.source.choices),
+                warnings=(*recon.warnings, *repeats),
+            )
         if out is not None:
             pack = write_dispute_pack(
                 out,
@@ -183,6 +193,8 @@ def render(recon: Reconciliation, fmt: OutputFormat) -> None:
             markup=False,
             style="dim",
         )
+    for warning in recon.warnings:
+        console.print(f"note: {warning}", markup=False, style="yellow")
     if recon.beyond_tolerance:
         beyond = ", ".join(p.period for p in recon.periods if p.beyond_tolerance)
         console.print(f"beyond tolerance: {beyond}", markup=False, style="bold red")

@@ -7,17 +7,16 @@ Both verbs parse their arguments, make one library call and render the result; e
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from truecount import jsonout
 from truecount.cli.app import EXIT_OK, app, fail, stderr_console, stdout_console
 from truecount.cli.meter_cmds import AsOfOpt, EventsOpt, WorkspaceOpt, events_input, working
 from truecount.errors import WorkspaceError
@@ -66,7 +65,7 @@ def versions_list(
     _check_format(fmt)
     stored = list_versions(Workspace.open(workspace), name)
     if fmt == "json":
-        print(json.dumps({"versions": [v.to_json() for v in stored]}, indent=2))
+        print(jsonout.dumps({"versions": [v.to_json() for v in stored]}, indent=2))
         raise typer.Exit(EXIT_OK)
     if not stored:
         stderr_console().print(
@@ -112,7 +111,7 @@ def versions_add(
     added, stored = add_version(ws, definition, effective)
     if fmt == "json":
         print(
-            json.dumps(
+            jsonout.dumps(
                 {"stored": added.to_json(), "versions": [v.to_json() for v in stored]}, indent=2
             )
         )
@@ -124,7 +123,7 @@ def versions_add(
             f"in effect from {added.effective}"
         )
     )
-    out.print(_versions_table(stored, title=f"versions of {escape(added.name)}"))
+    out.print(_versions_table(stored, title=f"versions of {added.name}"))
     raise typer.Exit(EXIT_OK)
 
 
@@ -171,7 +170,7 @@ def replay_cmd(
             chosen, events_input(events, workspace), as_of=as_of, terms=t, period=period
         )
     if fmt == "json":
-        print(json.dumps(result.to_json(), indent=2))
+        print(jsonout.dumps(result.to_json(), indent=2))
         raise typer.Exit(EXIT_OK)
     _render(result)
     raise typer.Exit(EXIT_OK)

@@ -9,7 +9,6 @@ pipeline can stop on), 2 on bad input — an unreviewed row, an unknown outcome,
 from __future__ import annotations
 
 import enum
-import json
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -18,6 +17,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from truecount import jsonout
 from truecount.cli.app import EXIT_FINDING, EXIT_OK, app, fail, stderr_console, stdout_console
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ def sample_cmd(
             fail(f"--evaluate takes the plan from the worksheet; drop {', '.join(given)}")
         result = evaluate(evaluate_path)
         if fmt is SampleFormat.json:
-            print(json.dumps(result.to_json(), indent=2))
+            print(jsonout.dumps(result.to_json(), indent=2))
         else:
             _render_evaluation(result)
         raise typer.Exit(EXIT_OK if result.supports_reliance else EXIT_FINDING)
@@ -132,7 +132,7 @@ def sample_cmd(
     sample = draw(frame, plan, chosen)
     write_worksheet(target, frame, plan, chosen, sample, source)
     if fmt is SampleFormat.json:
-        print(json.dumps(_plan_json(frame, plan, chosen, source, target), indent=2))
+        print(jsonout.dumps(_plan_json(frame, plan, chosen, source, target), indent=2))
     else:
         _render_plan(frame, plan, chosen, source, target)
     stderr_console().print(

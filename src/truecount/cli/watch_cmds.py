@@ -9,7 +9,6 @@ objects or with markup off, so a page cannot style or rewrite the terminal.
 from __future__ import annotations
 
 import enum
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from truecount import jsonout
 from truecount.cli.app import EXIT_FINDING, EXIT_OK, app, stderr_console, stdout_console
 from truecount.watch import (
     DEFAULT_STALE_DAYS,
@@ -74,7 +74,7 @@ SNAPSHOT_HELP = "A snapshot number (-1 = latest) or a date or time (the latest s
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(jsonout.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def _short(sha: str) -> str:

@@ -15,6 +15,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from truecount import jsonout
 from truecount.adapters import get_adapter, ingest_source, source_names
 from truecount.cli.app import OutputFormat, app, fail, stderr_console, stdout_console
 from truecount.ingest import IngestReport, ProgressUpdate, ingest_files
@@ -36,7 +37,14 @@ def init(
     directory: Annotated[Path, typer.Argument(help="Folder for the workspace.")] = Path("."),
 ) -> None:
     """Create a workspace: a config file and an empty DuckDB store."""
-    ws = Workspace.init(directory)
+    if directory.exists() and not directory.is_dir():
+        fail(
+            f"{directory} is a file, not a folder: give a new or existing folder for the workspace"
+        )
+    try:
+        ws = Workspace.init(directory)
+    except OSError as exc:  # a parent that is a file, no permission, a full disk
+        fail(f"cannot create the workspace in {directory}: {exc.strerror or exc}")
     stdout_console().print(f"workspace ready: {ws.root} (store {ws.store_path.name})")
 
 
@@ -70,6 +78,10 @@ def ingest(
             "--partial", help="With --source: load a file even when a companion file is missing."
         ),
     ] = False,
+    again: Annotated[
+        bool,
+        typer.Option("--again", help="Load a file even when the same bytes were loaded before."),
+    ] = False,
     workspace: WorkspaceOption = None,
     output: Annotated[
         OutputFormat, typer.Option("--format", help="table or json.")
@@ -101,16 +113,30 @@ def ingest(
             bar.update(task, description=f"{where}: {update.step}{rows}")
 
         if source is None:
-            report = ingest_files(ws, files, mapping=mapping, progress=show)
+            report = ingest_files(ws, files, mapping=mapping, progress=show, again=again)
         else:
             with ws.connect() as con:
                 report = ingest_source(
-                    con, source, files, options=options, partial=partial, progress=show
+                    con,
+                    source,
+                    files,
+                    options=options,
+                    partial=partial,
+                    progress=show,
+                    again=again,
                 )
     if output is OutputFormat.json:
-        stdout_console().print_json(json.dumps(report.to_dict()))
+        stdout_console().print_json(jsonout.dumps(report.to_dict()))
         return
     stdout_console().print(_report_table(report))
+    for f in report.files:
+        if f.same_as is not None:
+            err.print(
+                f"{f.file}: skipped, the same bytes were loaded as {f.same_as}; "
+                "give --again to load it anyway",
+                highlight=False,
+                markup=False,
+            )
     if report.quarantined:
         err.print(
             f"{report.quarantined:,} row(s) quarantined; see 'truecount quarantine'",
@@ -168,7 +194,7 @@ def sources(
             }
         )
     if output is OutputFormat.json:
-        stdout_console().print_json(json.dumps({"sources": listed}))
+        stdout_console().print_json(jsonout.dumps({"sources": listed}))
         return
     out = stdout_console()
     for entry in listed:
@@ -251,7 +277,7 @@ def quarantine(
         for r in rows
     ]
     if output is OutputFormat.json:
-        stdout_console().print_json(json.dumps({"total": total, "rows": entries}))
+        stdout_console().print_json(jsonout.dumps({"total": total, "rows": entries}))
         return
     out = stdout_console()
     if not total:

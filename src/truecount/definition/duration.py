@@ -12,6 +12,10 @@ from typing import Final
 UNIT_SECONDS: Final[dict[str, int]] = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION_RE: Final = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 VALID_FORMS: Final[str] = "a positive whole number and a unit s, m, h, d or w, e.g. 14d, 36h, 90m"
+#: The longest window: 100 years. Event times lie between 1970 and 2200 (ingest quarantines the
+#: rest), so a longer window can only be a typo, and a far longer one overflows the timestamp
+#: arithmetic of every SQL engine. ``lifetime: true`` is the window without an end.
+MAX_SECONDS: Final[int] = 36500 * 86400
 
 
 def parse_duration(text: object) -> int:
@@ -23,9 +27,17 @@ def parse_duration(text: object) -> int:
     m = _DURATION_RE.match(text)
     if m is None:
         raise ValueError(f"'{text}' is not a duration; expected {VALID_FORMS}")
-    seconds = int(m.group(1)) * UNIT_SECONDS[m.group(2)]
+    digits = m.group(1).lstrip("0") or "0"
+    if len(digits) > 12:  # refuse before multiplying a number of any length
+        digits = "9" * 13
+    seconds = int(digits) * UNIT_SECONDS[m.group(2)]
     if seconds <= 0:
         raise ValueError(f"'{text}' must be longer than zero")
+    if seconds > MAX_SECONDS:
+        raise ValueError(
+            f"'{text.strip()}' is longer than 100 years (36500d), the longest window; "
+            "for a window without an end write lifetime: true"
+        )
     return seconds
 
 

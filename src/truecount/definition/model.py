@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -37,6 +38,28 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
 ]
+
+#: The largest magnitude a number in a definition may have. A threshold or quantity beyond it
+#: is a typo, and past about 1e308 it is not a number at all (YAML's 1e400 reads as infinity).
+MAX_NUMBER: Final[float] = 1e15
+
+
+def _bounded(value: float) -> float:
+    if value != value or abs(value) > MAX_NUMBER:  # NaN, infinity, or absurdly large
+        shown = (
+            "a number too large to hold (it reads as infinity)"
+            if value == value and abs(value) == float("inf")
+            else repr(value)
+        )
+        raise ValueError(
+            f"{shown} is not a usable number here; numbers in a definition are finite and at "
+            f"most {MAX_NUMBER:,.0f} in size"
+        )
+    return value
+
+
+#: A threshold or fixed quantity: a finite float of sane size.
+Number = Annotated[float, AfterValidator(_bounded)]
 
 Pick = Literal["first", "last", "each"]
 IfNoData = Literal["fail", "pass", "exclude"]
@@ -112,11 +135,11 @@ class Selector(EventFilter, Window):
 class Comparison(_Model):
     """Comparisons a count or aggregate must satisfy; all that are given must hold."""
 
-    at_least: float | None = None
-    at_most: float | None = None
-    more_than: float | None = None
-    less_than: float | None = None
-    equals: float | None = None
+    at_least: Number | None = None
+    at_most: Number | None = None
+    more_than: Number | None = None
+    less_than: Number | None = None
+    equals: Number | None = None
 
     @model_validator(mode="after")
     def _some_comparison(self) -> Comparison:
@@ -269,7 +292,7 @@ class QuantitySpec(_Model):
 
 
 QUANTITY_FNS: Final[tuple[str, ...]] = ("sum", "count", "min", "max", "avg")
-Quantity = float | QuantitySpec
+Quantity = Number | QuantitySpec
 
 
 class Definition(_Model):

@@ -11,6 +11,7 @@ shows the range is complete — no verdict or event of the entity was left out o
 
 from __future__ import annotations
 
+import itertools
 import json
 import tempfile
 from collections.abc import Sequence
@@ -42,7 +43,15 @@ from .records import (
     row_leaf_data,
     row_leaf_sql,
 )
-from .run import ENTITIES_FILE, VERDICTS_FILE, RunInputs, hashes_of, neighbours, run
+from .run import (
+    ENTITIES_FILE,
+    VERDICTS_FILE,
+    RunInputs,
+    hashes_of,
+    insertion_point,
+    neighbours,
+    run,
+)
 from .sign import check_envelope
 from .verify import Verification
 
@@ -56,6 +65,28 @@ TREES: Final[tuple[tuple[str, str], ...]] = (
 def neutralize(text: str) -> str:
     """The cell a pack's CSV shows for ``text`` (a leading apostrophe before a formula)."""
     return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def sort_keys(shown: str, events: bool) -> tuple[str, ...]:
+    """The entity ids a leaf's shown id can stand for, as the trees sort them.
+
+    Event leaves show the id itself. A CSV cell ``'=x`` is the neutralized ``=x`` or, just
+    possibly, an id that really begins with an apostrophe: both are returned, and an order
+    check must hold for every one of them.
+    """
+    if not events and shown.startswith("'") and shown[1:].startswith(FORMULA_START):
+        return (shown[1:], shown)
+    return (shown,)
+
+
+def _raw_ids(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A CSV's entity_id column with the formula apostrophe taken off (the sort key)."""
+    rest = pc.utf8_slice_codeunits(column, 1)
+    risky = pc.starts_with(column, "'")
+    formula = pc.starts_with(rest, FORMULA_START[0])
+    for start in FORMULA_START[1:]:
+        formula = pc.or_(formula, pc.starts_with(rest, start))
+    return pc.if_else(pc.and_(risky, formula), rest, column)
 
 
 def _csv_proof(path: Path, entity_id: str, root_hex: str, size: int) -> dict[str, Any]:
@@ -73,7 +104,8 @@ def _csv_proof(path: Path, entity_id: str, root_hex: str, size: int) -> dict[str
         hashes = hashes_of(table)
         mask = pc.equal(table.column("entity_id"), pa.scalar(neutralize(entity_id), pa.string()))
         own = [int(i) for i in pc.indices_nonzero(mask).to_pylist()]
-        around = neighbours(own, int(hashes.shape[0]))
+        at = 0 if own else insertion_point(_raw_ids(table.column("entity_id")), entity_id)
+        around = neighbours(own, int(hashes.shape[0]), at)
         root, paths = merkle.audit_paths(hashes, own + around)
         if root.hex() != root_hex or hashes.shape[0] != size:
             raise InputError(
@@ -178,9 +210,71 @@ def _event_proof(
 
 
 # ----------------------------------------------------------------------------- checking
+#: Where a shown leaf sorts relative to the entity: before its rows, its own, after them.
+_BEFORE, _OWN, _AFTER = 0, 1, 2
+
+
+def _side(keys: tuple[str, ...], entity_id: str) -> int | None:
+    """Before or after the entity in the trees' order; None if the id does not settle it."""
+    if all(k < entity_id for k in keys):
+        return _BEFORE
+    if all(k > entity_id for k in keys):
+        return _AFTER
+    return None
+
+
+def _range_problems(
+    sides: dict[int, int], ids: dict[int, str], size: int, entity_id: str
+) -> list[str]:
+    """What keeps the leaves shown from proving the entity's rows complete (or absent).
+
+    Each tree is sorted by entity id and its root is signed, so consecutive leaves whose ids
+    run before the entity, then the entity's own, then after it, with the leaf on each side
+    of the range shown, leave no room for a row of the entity that the proof does not show.
+    With no row of its own, two adjacent leaves (or an end of the tree) must bracket it.
+    """
+    if size == 0:
+        return []
+    if not sides:
+        return [
+            "no leaf is shown: a proof shows the entity's rows, or the two rows around where "
+            "they would be"
+        ]
+    problems: list[str] = []
+    idx = sorted(sides)
+    for a, b in itertools.pairwise(idx):
+        if b != a + 1:
+            problems.append(f"the leaves shown are not consecutive: {a + 1} to {b - 1} are missing")
+            break
+    for a, b in itertools.pairwise(idx):
+        if sides[b] < sides[a]:
+            problems.append(
+                f"leaf {b} (entity {ids[b]!r}) is out of the sorted order around {entity_id!r}"
+            )
+            break
+    own = [i for i in idx if sides[i] == _OWN]
+    last_before = max((i for i in idx if sides[i] == _BEFORE), default=-1)
+    first_after = min((i for i in idx if sides[i] == _AFTER), default=size)
+    if own:
+        lo, hi = own[0], own[-1]
+        if own != list(range(lo, hi + 1)):
+            problems.append("the entity's leaves are not one unbroken range")
+        if last_before != lo - 1:
+            problems.append("the leaf before the entity's range is missing, so it may be partial")
+        if first_after != hi + 1:
+            problems.append("the leaf after the entity's range is missing, so it may be partial")
+    elif first_after != last_before + 1:
+        problems.append(
+            f"no two adjacent leaves bracket {entity_id!r} (the rows around where its rows sort "
+            "are not both shown), so its rows may have been removed"
+        )
+    return problems
+
+
 def _verify_tree(
     v: Verification, name: str, tree: Any, claim: Any, entity_id: str, events: bool
-) -> None:
+) -> int:
+    """Check one tree of a proof; return how many of the entity's own leaves it shows."""
     claim = claim if isinstance(claim, dict) else {}
     try:
         root = bytes.fromhex(str(claim.get("merkle_root")))
@@ -189,71 +283,101 @@ def _verify_tree(
         leaves = list(tree["leaves"])
     except (KeyError, TypeError, ValueError):
         v.add(name, False, "the proof or the statement lacks this tree")
-        return
+        return 0
     key_col = "entity_id"
     if key_col not in columns:
         v.add(name, False, "the rows have no entity_id column")
-        return
+        return 0
     at = columns.index(key_col)
     shown = entity_id if events else neutralize(entity_id)
     problems: list[str] = []
-    own: list[int] = []
-    others: list[int] = []
+    sides: dict[int, int] = {}
+    ids: dict[int, str] = {}
     for leaf in leaves:
         try:
             values: Sequence[str | None] = leaf["fields"] if events else leaf["cells"]
             index = int(leaf["index"])
             path = [bytes.fromhex(h) for h in leaf["audit_path"]]
+            if len(values) != len(columns) or not all(
+                x is None or isinstance(x, str) for x in values
+            ):
+                raise ValueError("cells")
+            data = event_leaf_data(values) if events else row_leaf_data(values)
         except (KeyError, TypeError, ValueError):
             problems.append("a leaf is malformed")
             continue
-        data = event_leaf_data(values) if events else row_leaf_data(values)
+        if index in sides:
+            problems.append(f"leaf {index} is shown twice")
+            continue
         if not merkle.verify_inclusion(merkle.leaf_hash(data), index, size, path, root):
             problems.append(f"leaf {index} is not in the signed tree")
             continue
-        (own if values[at] == shown else others).append(index)
-    if not own and not problems:
-        v.note(name, f"no rows of {entity_id!r} in {name}")
-        return
-    if own:
-        lo, hi = min(own), max(own)
-        if sorted(own) != list(range(lo, hi + 1)):
-            problems.append("the entity's leaves are not one unbroken range")
-        if lo > 0 and lo - 1 not in others:
-            problems.append("the leaf before the entity's range is missing, so it may be partial")
-        if hi < size - 1 and hi + 1 not in others:
-            problems.append("the leaf after the entity's range is missing, so it may be partial")
-    v.add(
-        name,
-        not problems,
-        "; ".join(problems)
-        if problems
-        else f"all {len(own)} leaf/leaves of the entity ({min(own)} to {max(own)} of {size:,}) "
-        "are in the signed tree",
-    )
+        value = values[at]
+        if value is None:
+            problems.append(f"leaf {index} has no entity id")
+            continue
+        side = _OWN if value == shown else _side(sort_keys(value, events), entity_id)
+        if side is None:
+            problems.append(f"leaf {index} (entity {value!r}) does not sort before or after it")
+            continue
+        sides[index], ids[index] = side, value
+    if not problems:
+        problems = _range_problems(sides, ids, size, entity_id)
+    own = sorted(i for i, s in sides.items() if s == _OWN)
+    if problems:
+        v.add(name, False, "; ".join(problems))
+    elif own:
+        v.add(
+            name,
+            True,
+            f"all {len(own)} leaf/leaves of the entity ({own[0]} to {own[-1]} of {size:,}) "
+            "are in the signed tree",
+        )
+    else:
+        v.add(
+            name,
+            True,
+            f"no rows of {entity_id!r} in {name}: the leaves around where they would sort "
+            "are shown and in the signed tree",
+        )
+    return len(own)
 
 
 def verify_proof(proof: Any, key: Ed25519PublicKey, where: str = "proof") -> Verification:
-    """Check a proof on its own: the signature, then every audit path against the roots."""
+    """Check a proof on its own: the signature, then every audit path against the roots,
+    then that the leaves shown are the entity's complete range in each tree."""
     v = Verification(where)
     if not isinstance(proof, dict) or proof.get("truecount_proof") != PROOF_FORMAT:
         v.add("proof", False, "not a truecount inclusion proof")
         return v
-    entity_id = str(proof.get("entity_id"))
+    entity = proof.get("entity_id")
+    trees = proof.get("trees")
+    if not isinstance(entity, str) or not entity or not isinstance(trees, dict):
+        v.add("proof", False, "the proof names no entity or carries no trees")
+        return v
     env = check_envelope(proof.get("envelope"), key)
     v.add("signature", env.ok, env.cause)
     if not env.ok or env.payload is None:
         return v
     try:
         pred = json.loads(env.payload)["predicate"]
+        if not isinstance(pred, dict):
+            raise TypeError("predicate")
     except (json.JSONDecodeError, KeyError, TypeError):
         v.add("statement", False, "the signed payload is not a statement")
         return v
-    trees = proof.get("trees") or {}
+    own = 0
     for name, _file in TREES:
-        _verify_tree(v, name, trees.get(name), pred.get(name), entity_id, events=False)
+        own += _verify_tree(v, name, trees.get(name), pred.get(name), entity, events=False)
     if "events" in trees:
-        _verify_tree(v, "events", trees["events"], pred.get("events"), entity_id, events=True)
+        own += _verify_tree(v, "events", trees["events"], pred.get("events"), entity, events=True)
     else:
         v.note("events", "the proof carries no events (prove was run without the data)")
+    if not own and v.ok:
+        v.add(
+            "entity",
+            False,
+            f"the proof shows no row of {entity!r} in any tree: that shows it is not in the "
+            "pack, not that it is",
+        )
     return v

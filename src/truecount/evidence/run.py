@@ -141,12 +141,27 @@ class EntityLeaves:
     paths: list[list[bytes]] = field(default_factory=list)
 
 
-def neighbours(indices: list[int], size: int) -> list[int]:
-    """The leaves just before and after a range of leaves, where they exist."""
+def neighbours(indices: list[int], size: int, position: int = 0) -> list[int]:
+    """The leaves just before and after a range of leaves, where they exist.
+
+    With no leaves (an entity absent from a tree), the two leaves around ``position``, the
+    index where its rows would be in the sorted order: adjacent leaves whose entity ids bracket
+    it are what shows the absence, since the tree is sorted by entity and signed.
+    """
     if not indices:
-        return []
+        return [i for i in (position - 1, position) if 0 <= i < size]
     lo, hi = min(indices), max(indices)
     return [i for i in (lo - 1, hi + 1) if 0 <= i < size]
+
+
+def insertion_point(keys: pa.ChunkedArray | pa.Array, entity_id: str) -> int:
+    """How many leaves sort before ``entity_id`` (the trees are sorted by entity id first).
+
+    Arrow compares strings byte by byte, as DuckDB's ORDER BY does on VARCHAR (UTF-8 bytes in
+    code point order), so the count is the position the entity's rows would take.
+    """
+    before = pc.sum(pc.less(keys, pa.scalar(entity_id, pa.string()))).as_py()
+    return int(before or 0)
 
 
 def hashes_of(table: pa.Table, column: str = "h") -> merkle.Hashes:
@@ -379,7 +394,8 @@ def _event_tree(
     assert table is not None
     mask = pc.equal(table.column("entity_id"), pa.scalar(prove, pa.string()))
     own = [int(i) for i in pc.indices_nonzero(mask).to_pylist()]
-    wanted = sorted(own + neighbours(own, int(hashes.shape[0])))
+    at = 0 if own else insertion_point(table.column("entity_id"), prove)
+    wanted = sorted(own + neighbours(own, int(hashes.shape[0]), at))
     root, paths = merkle.audit_paths(hashes, wanted)
     fields: dict[int, list[str | None]] = {}
     if wanted:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import os
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -81,7 +83,9 @@ def generate_key(out: str | Path) -> KeyFiles:
     """A new Ed25519 key: ``out`` (PKCS#8 PEM, mode 0600) and ``out.pub`` (PEM).
 
     The private file is created with owner-only permissions from the start (no moment when it
-    is readable by others) and never overwrites an existing file.
+    is readable by others) and never overwrites an existing file. Both files are written whole
+    or not at all: a full disk or an unwritable folder leaves no empty or partial key behind,
+    which a later ``evidence`` would otherwise fail on, or worse, a lost private key.
     """
     private = Path(out)
     public = public_key_path(private)
@@ -90,28 +94,105 @@ def generate_key(out: str | Path) -> KeyFiles:
             raise KeyFileError(
                 Problem("the file exists", Location(file=str(path)), "keys are never overwritten")
             )
+    if not private.parent.is_dir():
+        raise KeyFileError(
+            Problem(
+                "the folder for the key does not exist",
+                Location(file=str(private)),
+                "create it first, or pass --out with a file in an existing folder",
+            )
+        )
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+    pub = key.public_key()
+    pub_pem = pub.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     try:
-        fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_new_files([(private, pem, 0o600), (public, pub_pem, 0o644)])
+    except FileExistsError as exc:
+        raise KeyFileError(
+            Problem(
+                "the file exists",
+                Location(file=str(exc.filename2 or exc.filename)),
+                "keys are never overwritten",
+            )
+        ) from None
     except OSError as exc:
         raise KeyFileError(
-            Problem(f"cannot create the key file: {exc.strerror}", Location(file=str(private)))
+            Problem(
+                f"cannot write the key: {exc.strerror or exc}",
+                Location(file=str(private)),
+                "nothing was written; free some space or choose a folder you can write to",
+            )
         ) from None
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-    os.chmod(private, 0o600)  # whatever the umask did
-    pub = key.public_key()
-    public.write_bytes(
-        pub.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
     return KeyFiles(private, public, pub)
+
+
+def write_new_files(files: list[tuple[Path, bytes, int]]) -> None:
+    """Write new files whole or not at all, never over an existing one.
+
+    Each is written to a temporary file in its own folder (created owner-only, so a private
+    key is never readable by others), flushed to disk, then linked to its name — a link
+    fails rather than replace an existing file. On any error, or Ctrl-C, the files already
+    linked are removed again and the temporary files always are.
+    """
+    temps: list[Path] = []
+    linked: list[Path] = []
+    try:
+        for path, data, mode in files:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            temps.append(Path(tmp))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, mode)
+        for (path, _data, _mode), tmp_path in zip(files, temps, strict=True):
+            _link_new(tmp_path, path)
+            linked.append(path)
+        for folder in {path.parent for path, _data, _mode in files}:
+            _fsync_folder(folder)
+    except BaseException:
+        for path in linked:
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        for tmp_path in temps:
+            tmp_path.unlink(missing_ok=True)
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    """Give ``tmp`` the name ``path`` unless that exists (a hard link where the file system
+    has them; else a rename after a check)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        if path.exists():
+            raise FileExistsError(errno.EEXIST, "the file exists", str(path)) from None
+        os.rename(tmp, path)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the new names durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load_private_key(path: str | Path) -> Ed25519PrivateKey:

@@ -92,13 +92,18 @@ def ingest_files(
     files: Sequence[Path | str],
     mapping: MappingFile | Path | str | None = None,
     progress: ProgressCallback | None = None,
+    again: bool = False,
 ) -> IngestReport:
-    """Load ``files`` into the workspace store; return the per-file counts."""
+    """Load ``files`` into the workspace store; return the per-file counts.
+
+    A file whose bytes are already in the ingest log is skipped (see :func:`_load_one`);
+    ``again`` loads it anyway.
+    """
     from truecount.workspace import ensure_schema  # the workspace module imports this package
 
     with workspace.connect() as con:
         ensure_schema(con)
-        return load_events_into(con, files, mapping=mapping, progress=progress)
+        return load_events_into(con, files, mapping=mapping, progress=progress, again=again)
 
 
 def load_events_into(
@@ -107,6 +112,7 @@ def load_events_into(
     mapping: MappingFile | Path | str | None = None,
     table: str = "events",
     progress: ProgressCallback | None = None,
+    again: bool = False,
 ) -> IngestReport:
     """Load ``files`` into ``table`` of ``con`` (created if missing), with the same checks,
     quarantine and de-duplication as a workspace ingest. Works on an in-memory connection, which
@@ -133,6 +139,7 @@ def load_events_into(
                 i,
                 len(planned),
                 progress,
+                again=again,
             )
             for i, (source, plan) in enumerate(planned, start=1)
         ]
@@ -145,6 +152,7 @@ def load_staged_into(
     table: str = "events",
     progress: ProgressCallback | None = None,
     label: str | None = None,
+    again: bool = False,
 ) -> IngestReport:
     """Load files that a reader other than a mapping has staged (the vendor adapters), with
     the same quarantine, de-duplication, counting and log as :func:`load_events_into`."""
@@ -154,7 +162,16 @@ def load_staged_into(
     with _ingest_settings(con):
         reports = [
             _load_one(
-                con, f.path, f.label, _adapter_stage(f), table, i, len(files), progress, f.part
+                con,
+                f.path,
+                f.label,
+                _adapter_stage(f),
+                table,
+                i,
+                len(files),
+                progress,
+                f.part,
+                again=again,
             )
             for i, f in enumerate(files, start=1)
         ]
@@ -211,7 +228,17 @@ def _load_one(
     total: int,
     progress: ProgressCallback | None,
     part: str | None = None,
+    again: bool = False,
 ) -> FileReport:
+    """Load one file in one transaction and log it.
+
+    The same bytes loaded again under another name would not all be caught by the event-id
+    de-duplication: ids derived from the file name (mapped files without an event id column,
+    vendor records without their own id) are new for a renamed copy, so its events would
+    count twice. So a file whose SHA-256 (and part) is already in the ingest log under another
+    name is skipped and reported with that name; ``again`` loads it anyway. Under the same name
+    the ids are the same, so the load runs and its rows show as duplicates.
+    """
     started = time.perf_counter()
     name = str(path) if part is None else f"{path}#{part}"
 
@@ -221,6 +248,22 @@ def _load_one(
 
     tell("hashing")
     digest = _sha256(path)
+    if not again:
+        earlier = _loaded_as(con, digest, part)
+        if earlier is not None and earlier != name:
+            tell("done", 0)
+            return FileReport(
+                file=name,
+                ingest_id=0,
+                sha256=digest,
+                rows_read=0,
+                loaded=0,
+                duplicate=0,
+                quarantined=0,
+                events_loaded=0,
+                seconds=time.perf_counter() - started,
+                same_as=earlier,
+            )
     rows_read = quarantined = loaded = events_loaded = unknown_actor = 0
     con.begin()
     try:
@@ -492,6 +535,18 @@ def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | Non
 def _as_int(value: object) -> int:
     assert isinstance(value, int)
     return value
+
+
+def _loaded_as(con: duckdb.DuckDBPyConnection, digest: str, part: str | None) -> str | None:
+    """The name under which a file with these bytes (and this part) was loaded, if any.
+
+    Parts of one file (Airbyte streams) share its hash, so a part matches only itself.
+    """
+    sql = f"SELECT file FROM {INGEST_LOG_TABLE} WHERE sha256 = ? ORDER BY ingest_id"  # noqa: S608
+    for (found,) in con.execute(sql, [digest]).fetchall():
+        if part is None or str(found).endswith(f"#{part}"):
+            return str(found)
+    return None
 
 
 def _sha256(path: Path) -> str:

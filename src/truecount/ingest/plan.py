@@ -472,6 +472,11 @@ class _Builder:
         else:
             raise self._type_error(given, "value", "a number")
         current = exp.column(_v("value"))
+        # 'nan' and 'inf' parse as doubles; no count, sum or JSON output can use them
+        infinite = exp.Not(this=call("isfinite", current.copy()))
+        checks.append(
+            (given.label, _when(infinite, _message("not a finite number: '", given.text(), "'")))
+        )
         if spec.min is not None:
             below = exp.LT(this=current, expression=exp.Literal.number(spec.min))
             checks.append(
@@ -501,10 +506,20 @@ class _Builder:
         if spec is None:
             return _Target("seq", exp.Cast(this=exp.Null(), to=exp.DataType.build("BIGINT")))
         given = self._input(spec)
+        # A cast to BIGINT rounds (1.5 becomes 2): only whole numbers are read as a seq, so a
+        # fractional one is quarantined as "not an integer" rather than silently reordered.
         if given.is_text:
-            value: exp.Expr = exp.TryCast(this=given.text(), to=exp.DataType.build("BIGINT"))
+            text = exp.Trim(this=given.text())
+            whole = call("regexp_full_match", text, exp.Literal.string(r"[+-]?[0-9]+(\.0*)?"))
+            value: exp.Expr = exp.If(
+                this=whole, true=exp.TryCast(this=text.copy(), to=exp.DataType.build("BIGINT"))
+            )
         elif given.type.startswith(_NUMERIC_PREFIXES):
-            value = exp.Cast(this=given.expr, to=exp.DataType.build("BIGINT"))
+            number = given.expr
+            value = exp.If(
+                this=exp.EQ(this=number, expression=call("trunc", number.copy())),
+                true=exp.TryCast(this=number.copy(), to=exp.DataType.build("BIGINT")),
+            )
         else:
             raise self._type_error(given, "seq", "an integer")
         bad = exp.and_(
@@ -592,12 +607,17 @@ class _Builder:
             )
         if given.type == "VARCHAR":
             text = given.expr
-            valid = call("json_valid", text)
-            is_object = exp.and_(
-                valid,
-                exp.EQ(this=call("json_type", text), expression=exp.Literal.string("OBJECT")),
+            # DuckDB's AND does not short-circuit: json_type of invalid text would fail the
+            # whole file, so it only ever sees valid JSON (one bad cell, one quarantined row)
+            valid_text = exp.Case(ifs=[exp.If(this=call("json_valid", text), true=text.copy())])
+            is_object = exp.func(
+                "coalesce",
+                exp.EQ(this=call("json_type", valid_text), expression=exp.Literal.string("OBJECT")),
+                exp.false(),
             )
-            value = exp.Case(ifs=[exp.If(this=is_object, true=exp.Cast(this=text, to=json_type))])
+            value = exp.Case(
+                ifs=[exp.If(this=is_object, true=exp.Cast(this=valid_text.copy(), to=json_type))]
+            )
             bad = exp.and_(
                 exp.Not(this=exp.paren(given.missing())), exp.Not(this=exp.paren(is_object))
             )

@@ -27,6 +27,8 @@ class FileReport:
     events_loaded: int
     seconds: float
     unknown_actor: int = 0
+    #: The file this one was skipped as: same bytes already loaded under that name.
+    same_as: str | None = None
 
     @property
     def rows_per_second(self) -> float:

@@ -10,6 +10,7 @@ not a record); they are what quarantine entries and the default ``source`` point
 
 from __future__ import annotations
 
+import csv
 import enum
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,45 @@ def encoding_problem(path: Path, exc: BaseException) -> Problem | None:
     if not any(word in text for word in _NOT_UTF8):
         return None
     return diagnose_utf8(path)
+
+
+#: Delimiters DuckDB's sniffer may choose; a header joined by one of them is the file's header.
+_DELIMITERS: Final[tuple[str, ...]] = (",", ";", "\t", "|")
+
+
+def ragged_row_problem(path: Path, columns: list[str]) -> Problem | None:
+    """The first CSV row with more fields than the header, when DuckDB's columns are not it.
+
+    A row with an extra field (an unquoted decimal comma: ``T-1,12,50`` under
+    ``entity_id,amount``) makes DuckDB's sniffer give up on the header, and the file would be
+    reported as lacking a column it has. Only when the columns read differ from the file's
+    first line is the file read again, here, to name the row; a good file costs one line.
+    """
+    source = readable(path)
+    if source.suffix.lower() in (".gz", ".zst"):
+        return None  # still compressed: left to DuckDB's message
+    delimiter = "\t" if format_suffix(path) == ".tsv" else ","
+    try:
+        with source.open(encoding="utf-8", errors="replace", newline="") as handle:
+            rows = csv.reader(handle, delimiter=delimiter)
+            header = next(rows, None)
+            if header is None or header == columns:
+                return None
+            first = delimiter.join(header)
+            if len(columns) > 1 and any(d.join(columns) == first for d in _DELIMITERS):
+                return None  # another delimiter, sniffed right
+            for number, fields in enumerate(rows, start=1):
+                if len(fields) > len(header):
+                    return Problem(
+                        f"a row with more fields than the header: line {rows.line_num} has "
+                        f"{len(fields)}, the header {len(header)}",
+                        Location(file=str(path), row=number),
+                        'quote values holding the delimiter ("12,50") or write decimals '
+                        "with a point (12.50)",
+                    )
+    except (OSError, csv.Error):
+        return None
+    return None
 
 
 def quoted(name: str) -> exp.Identifier:
@@ -134,6 +174,9 @@ def open_source(con: duckdb.DuckDBPyConnection, path: Path) -> Source:
                 for name, typ in zip(rel.columns, rel.types, strict=True)
                 if name != ROW_COLUMN
             }
+            ragged = ragged_row_problem(path, list(columns)) if fmt is FileFormat.csv else None
+            if ragged is not None:
+                raise InputError(ragged)
     except duckdb.Error as exc:
         problem = encoding_problem(path, exc)
         if problem is not None:
