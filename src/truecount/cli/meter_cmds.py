@@ -186,9 +186,8 @@ def _render_count(result: CountResult, d: Definition, fmt: OutputFormat) -> None
     show_choices(result.source.choices)
     if result.clock is not None:
         stdout_console().print(Text(result.clock.note, style="dim"))
-    if _quarantine_note(result):
-        pass
-    elif result.source.rows_skipped:
+    # the quarantine note, where there is one, already says why rows are missing
+    if not _quarantine_note(result) and result.source.rows_skipped:
         skipped = ", ".join(f"{k}: {v:,}" for k, v in result.source.skipped_reasons.items())
         stderr_console(markup=True).print(
             f"[yellow]note:[/] {result.source.rows_skipped:,} event rows were not usable "
