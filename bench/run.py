@@ -13,7 +13,7 @@ Tasks:
              hand-written DuckDB query vs idiomatic pandas;
 2. ingest  — canonical Parquet into a fresh workspace store (``truecount.ingest.ingest_files``)
              vs a bare DuckDB ``CREATE TABLE AS`` (no checks, no quarantine, no de-duplication);
-3. reconcile — the invoice against the verdicts (``truecount.reconcile.reconcile_in``) vs a
+3. reconcile — the invoice against the verdicts (``truecount.billing.reconcile.reconcile_in``) vs a
              hand-written DuckDB full outer join / anti-join.
 4. report  — ``truecount report`` (count, reconciliation, drift, check, HTML) vs the
              ``reconcile`` verb's own work (count, invoice, reconciliation) on the same files:
@@ -286,8 +286,8 @@ def work_reconcile_truecount(ctx: Ctx) -> Result:
     import duckdb
 
     import truecount
-    from truecount.invoice import load_invoice_into
-    from truecount.reconcile import reconcile_in
+    from truecount.billing.invoice import load_invoice_into
+    from truecount.billing.reconcile import reconcile_in
 
     definition = truecount.load_definition(ctx["definition"])
     started = _start()
@@ -422,12 +422,12 @@ def _report_totals(totals: Any) -> dict[str, Any]:
 def work_reconcile_command(ctx: Ctx) -> Result:
     """What ``truecount reconcile DEF --events ... --invoice ... --terms ...`` does, timed."""
     import truecount
+    from truecount.billing.invoice import load_invoice_into
+    from truecount.billing.reconcile import reconcile_in
+    from truecount.billing.terms import parse_terms
     from truecount.cli.demo_cmds import package_text
     from truecount.engine.run import VERDICTS_TABLE
     from truecount.ingest.canonical import EVENTS_TABLE
-    from truecount.invoice import load_invoice_into
-    from truecount.reconcile import reconcile_in
-    from truecount.terms import parse_terms
 
     definition = truecount.load_definition(ctx["definition"])
     terms = parse_terms(package_text("terms.yaml"))
@@ -871,7 +871,10 @@ def render(
         "pandas": ("count", "pandas (groupby / merge)"),
         "ingest_truecount": ("ingest", "truecount.ingest.ingest_files (workspace)"),
         "ingest_duckdb": ("ingest", "DuckDB CREATE TABLE AS read_parquet (no checks)"),
-        "reconcile_truecount": ("reconcile", "truecount.reconcile (load invoice + reconcile_in)"),
+        "reconcile_truecount": (
+            "reconcile",
+            "truecount.billing.reconcile (load invoice + reconcile_in)",
+        ),
         "reconcile_duckdb": ("reconcile", "hand-written DuckDB outer join / anti-join"),
         "report": ("report", "truecount report (count, reconcile, drift, check, HTML)"),
         "reconcile_command": ("report", "the reconcile verb's work (baseline of this task)"),

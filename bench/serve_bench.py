@@ -24,10 +24,10 @@ import time
 import warnings
 from pathlib import Path
 
+from truecount.billing.reconcile import CELLS
 from truecount.cli.demo_cmds import run_demo
 from truecount.demo.generate import SupportScenario
-from truecount.reconcile import CELLS
-from truecount.versions import add_version
+from truecount.history.versions import add_version
 from truecount.web import Dashboard, create_app
 from truecount.web.sources import add_invoice
 from truecount.workspace import Workspace

@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 
 from truecount.cli.demo_cmds import package_text
 from truecount.demo.generate import SupportScenario, generate
+from truecount.history.versions import add_version
 from truecount.ingest.load import ingest_files
-from truecount.versions import add_version
 from truecount.web import Dashboard, create_app
 from truecount.workspace import Workspace
 

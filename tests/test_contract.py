@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
+from truecount.billing.terms import load_terms, parse_terms
 from truecount.contract import (
     ClauseOptions,
     PriceInputs,
@@ -40,7 +41,6 @@ from truecount.contract import (
 from truecount.definition import load_definition, parse_definition
 from truecount.engine.compile import compile_sql
 from truecount.errors import InputError
-from truecount.terms import load_terms, parse_terms
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DEF = ROOT / "src" / "truecount" / "demo" / "resolved_ticket.yaml"

@@ -9,9 +9,9 @@ from typing import ClassVar
 
 import pyarrow as pa
 
-from truecount.reconcile import reconcile
-from truecount.report.dispute import md_escape, neutralize, write_dispute_pack
-from truecount.terms import parse_terms
+from truecount.billing.dispute import md_escape, neutralize, write_dispute_pack
+from truecount.billing.reconcile import reconcile
+from truecount.billing.terms import parse_terms
 
 
 class _Def:

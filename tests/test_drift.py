@@ -33,6 +33,7 @@ from statsmodels.stats.inter_rater import cohens_kappa
 from statsmodels.stats.proportion import proportion_confint
 from typer.testing import CliRunner
 
+from truecount.billing.invoice import load_invoice_into
 from truecount.cli.app import _load_verbs, app
 from truecount.definition import load_definition
 from truecount.demo.generate import SupportData, SupportScenario, generate
@@ -48,7 +49,6 @@ from truecount.drift.stats import (
 )
 from truecount.engine.run import VERDICTS_TABLE, CountResult, count
 from truecount.errors import InputError
-from truecount.invoice import load_invoice_into
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITION = ROOT / "src" / "truecount" / "demo" / "resolved_ticket.yaml"

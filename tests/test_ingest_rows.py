@@ -7,9 +7,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from truecount.billing.invoice import load_invoice
 from truecount.errors import InputError
 from truecount.ingest.source import open_source, ragged_row_problem
-from truecount.invoice import load_invoice
 
 
 def test_extra_field_names_the_row_not_a_missing_column(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from truecount.billing.invoice import load_invoice, load_invoice_mapping
 from truecount.errors import InputError
-from truecount.invoice import load_invoice, load_invoice_mapping
 
 
 def write(path: Path, text: str) -> Path:
@@ -88,8 +88,8 @@ def test_mapping_errors(tmp_path: Path) -> None:
 
 
 def test_mapping_with_unknown_time_zone_is_refused(tmp_path: Path) -> None:
+    from truecount.billing.invoice import load_invoice_mapping
     from truecount.errors import MappingError
-    from truecount.invoice import load_invoice_mapping
 
     bad = tmp_path / "m.yaml"
     bad.write_text("invoice: 1\ntimezone: Mars/Base\n", encoding="utf-8")
@@ -101,7 +101,7 @@ def test_typed_parquet_invoice_matches_the_same_invoice_as_text(tmp_path: Path) 
     """A Parquet invoice with real timestamp and decimal columns loads like its CSV twin."""
     import pandas as pd
 
-    from truecount.invoice import load_invoice
+    from truecount.billing.invoice import load_invoice
 
     frame = pd.DataFrame(
         {

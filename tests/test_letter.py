@@ -19,10 +19,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from truecount.billing.dispute import render_letter, write_dispute_pack
+from truecount.billing.reconcile import reconcile
+from truecount.billing.terms import parse_terms
 from truecount.cli.demo_cmds import run_demo
-from truecount.reconcile import reconcile
-from truecount.report.dispute import render_letter, write_dispute_pack
-from truecount.terms import parse_terms
 
 DETAILS = (
     "letter:\n  buyer: Acme Support Ltd\n  vendor: Botco Inc.\n  invoice_number: INV-0042\n"
@@ -289,8 +289,8 @@ def test_missing_details_get_neutral_wording() -> None:
 
 
 def test_money_items_add_up_with_a_discount_a_cap_and_rounding() -> None:
-    from truecount.reconcile import PeriodResult
-    from truecount.terms import apply_terms, credit_breakdown
+    from truecount.billing.reconcile import PeriodResult
+    from truecount.billing.terms import apply_terms, credit_breakdown
 
     terms = parse_terms(
         "truecount_terms: 1\ncurrency: USD\nunit_price: 0.995\ntolerance: 2%\n"

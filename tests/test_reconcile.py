@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from truecount.billing.reconcile import CELLS, period_key, reconcile
 from truecount.errors import InputError
-from truecount.reconcile import CELLS, period_key, reconcile
 
 COND = ("not_reopened", "satisfied")
 

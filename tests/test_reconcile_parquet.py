@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from truecount.invoice import load_invoice_into
+from truecount.billing.invoice import load_invoice_into
 
 ROOT = Path(__file__).resolve().parent.parent
 SUPPORT = ROOT / "examples" / "support"

@@ -24,18 +24,18 @@ import pytest
 import sqlglot
 
 import truecount
+from truecount.billing.terms import parse_terms
 from truecount.engine.compile import DIALECTS, compile_sql
 from truecount.engine.run import count
 from truecount.errors import DefinitionError, InputError, WorkspaceError
-from truecount.replay import (
+from truecount.history.replay import (
     ReplayVersion,
     amounts_due,
     period_span,
     replay,
     select_versions,
 )
-from truecount.terms import parse_terms
-from truecount.versions import add_version, list_versions
+from truecount.history.versions import add_version, list_versions
 from truecount.workspace import Workspace
 
 DEFINITION = """\

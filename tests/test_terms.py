@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from truecount.billing.reconcile import PeriodResult
+from truecount.billing.terms import apply_terms, load_terms, parse_terms
 from truecount.errors import TermsError
-from truecount.reconcile import PeriodResult
-from truecount.terms import apply_terms, load_terms, parse_terms
 
 BASE = "truecount_terms: 1\ncurrency: USD\nunit_price: 0.99\ntolerance: 2%\n"
 

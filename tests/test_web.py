@@ -23,10 +23,10 @@ import pytest
 from typer.testing import CliRunner
 
 from browser import DemoFiles, make_workspace
+from truecount.billing.reconcile import CELLS
 from truecount.cli.app import _load_verbs, app
+from truecount.history.versions import add_version
 from truecount.ingest.load import ingest_files
-from truecount.reconcile import CELLS
-from truecount.versions import add_version
 from truecount.watch.store import add_file, ensure_watch_schema
 from truecount.web import Dashboard, MeterKey, create_app
 from truecount.web.sources import add_invoice, folder_invoices

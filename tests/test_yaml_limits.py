@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from truecount.billing.invoice import load_invoice_mapping
+from truecount.billing.terms import load_terms
 from truecount.definition.load import load_definition
 from truecount.errors import DefinitionError, MappingError, TermsError, TruecountError
 from truecount.ingest.mapping import load_mapping
-from truecount.invoice import load_invoice_mapping
-from truecount.terms import load_terms
 from truecount.yamlsource import MAX_ALIASES, MAX_BYTES, MAX_DEPTH, parse_with_lines
 
 LOL = "lol"

@@ -17,6 +17,7 @@ import duckdb
 import yaml
 
 from truecount.errors import Location, Problem, WorkspaceError
+from truecount.history.versions import ensure_versions_table
 from truecount.ingest.canonical import (
     CANONICAL_COLUMNS,
     EVENTS_TABLE,
@@ -24,7 +25,6 @@ from truecount.ingest.canonical import (
     QUARANTINE_TABLE,
     create_table_sql,
 )
-from truecount.versions import ensure_versions_table
 
 CONFIG_NAME: Final[str] = "truecount.yaml"
 STORE_NAME: Final[str] = "truecount.duckdb"

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from truecount import jsonout
+from truecount.billing.terms import load_terms
 from truecount.cli.app import EXIT_OK, OutputFormat, app, fail, stderr_console, stdout_console
 from truecount.cli.meter_cmds import DefArg
 from truecount.contract import (
@@ -35,7 +36,6 @@ from truecount.contract.price import DEFAULT_DRAWS, show_price
 from truecount.definition import load_definition
 from truecount.engine.compile import DIALECTS
 from truecount.errors import InputError, Location, Problem
-from truecount.terms import load_terms
 
 
 class ClauseFormat(enum.StrEnum):

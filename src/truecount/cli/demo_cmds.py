@@ -21,20 +21,20 @@ import pyarrow.parquet as pq
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from truecount.billing.dispute import DisputePack, write_dispute_pack
+from truecount.billing.invoice import load_invoice_into
+from truecount.billing.reconcile import Reconciliation, reconcile_in
+from truecount.billing.terms import parse_terms
 from truecount.cli.app import EXIT_OK, app, fail, stderr_console, stdout_console
 from truecount.definition import parse_definition
 from truecount.demo.generate import SupportScenario, generate
 from truecount.engine.run import VERDICTS_TABLE, count
 from truecount.errors import TruecountError
+from truecount.history.versions import VERSIONS_TABLE, add_version
 from truecount.ingest.canonical import EVENTS_TABLE
 from truecount.ingest.load import ingest_files
-from truecount.invoice import load_invoice_into
-from truecount.reconcile import Reconciliation, reconcile_in
-from truecount.report.dispute import DisputePack, write_dispute_pack
 from truecount.report.html import render_report
 from truecount.report.reconciliation import money_table, period_table, waterfall_table
-from truecount.terms import parse_terms
-from truecount.versions import VERSIONS_TABLE, add_version
 from truecount.watch.store import SNAPSHOT_TABLE
 from truecount.web.sources import add_invoice
 from truecount.workspace import Workspace

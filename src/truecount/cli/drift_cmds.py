@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from truecount.billing.invoice import load_invoice_into, load_invoice_mapping
 from truecount.cli.app import EXIT_FINDING, EXIT_OK, OutputFormat, app, fail, stdout_console
 from truecount.cli.meter_cmds import (
     AsOfOpt,
@@ -32,7 +33,6 @@ from truecount.drift.alarm import DEFAULT_ALARM
 from truecount.drift.report import DriftReport, DriftTable, drift_in, parse_baseline
 from truecount.engine.run import VERDICTS_TABLE, count
 from truecount.ingest.canonical import EVENTS_TABLE
-from truecount.invoice import load_invoice_into, load_invoice_mapping
 
 INVOICE_TABLE = "invoice"
 

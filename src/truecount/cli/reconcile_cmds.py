@@ -15,6 +15,15 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from truecount.billing.dispute import write_dispute_pack
+from truecount.billing.invoice import (
+    load_invoice_into,
+    load_invoice_mapping,
+    repeated_lines,
+    repeats_warnings,
+)
+from truecount.billing.reconcile import Reconciliation, reconcile_in
+from truecount.billing.terms import LetterDetails, Terms, load_terms
 from truecount.cli.app import (
     EXIT_FINDING,
     EXIT_OK,
@@ -28,16 +37,7 @@ from truecount.cli.meter_cmds import AsOfOpt, DefArg, EventsOpt, WorkspaceOpt, e
 from truecount.definition import load_definition
 from truecount.engine.run import VERDICTS_TABLE, count
 from truecount.ingest.canonical import EVENTS_TABLE
-from truecount.invoice import (
-    load_invoice_into,
-    load_invoice_mapping,
-    repeated_lines,
-    repeats_warnings,
-)
-from truecount.reconcile import Reconciliation, reconcile_in
-from truecount.report.dispute import write_dispute_pack
 from truecount.report.reconciliation import money_table, period_table, waterfall_table
-from truecount.terms import LetterDetails, Terms, load_terms
 
 INVOICE_TABLE = "invoice"
 

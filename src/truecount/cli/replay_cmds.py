@@ -17,12 +17,12 @@ from rich.table import Table
 from rich.text import Text
 
 from truecount import jsonout
+from truecount.billing.terms import load_terms
 from truecount.cli.app import EXIT_OK, app, fail, stderr_console, stdout_console
 from truecount.cli.meter_cmds import AsOfOpt, EventsOpt, WorkspaceOpt, events_input, working
 from truecount.errors import WorkspaceError
-from truecount.replay import NameReplay, Replay, replay, select_versions
-from truecount.terms import load_terms
-from truecount.versions import StoredVersion, add_version, list_versions
+from truecount.history.replay import NameReplay, Replay, replay, select_versions
+from truecount.history.versions import StoredVersion, add_version, list_versions
 from truecount.workspace import Workspace
 
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table or json.")]

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final, Literal
 
+from truecount.billing.terms import Terms
 from truecount.definition.duration import describe_duration, format_duration
 from truecount.definition.model import (
     AggregateSpec,
@@ -50,7 +51,6 @@ from truecount.definition.where import (
 from truecount.engine.check import Requirement, requirements
 from truecount.engine.compile import DIALECTS, compile_sql
 from truecount.errors import InputError, Location, Problem
-from truecount.terms import Terms
 
 SpanKind = Literal["text", "code", "term"]
 Delivery = Literal["daily", "weekly", "period"]

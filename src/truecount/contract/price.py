@@ -41,8 +41,8 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from truecount.billing.terms import Terms
 from truecount.errors import InputError, Location, Problem
-from truecount.terms import Terms
 
 OPTION_KEYS: Final[tuple[str, ...]] = (
     "vendor_headline",

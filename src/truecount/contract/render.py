@@ -13,8 +13,8 @@ import html
 import re
 from typing import Final
 
+from truecount.billing.dispute import md_escape
 from truecount.contract.clauses import Item, Schedule, Span, Spans
-from truecount.report.dispute import md_escape
 
 # --------------------------------------------------------------------------- Markdown
 

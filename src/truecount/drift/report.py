@@ -44,6 +44,7 @@ import numpy.typing as npt
 from scipy.stats import chi2
 from sqlglot import exp
 
+from truecount.billing.reconcile import CELLS_TABLE, Reconciliation, period_key_sql, reconcile_in
 from truecount.db import one_row
 from truecount.drift.alarm import (
     DEFAULT_ALARM,
@@ -54,7 +55,6 @@ from truecount.drift.alarm import (
 )
 from truecount.drift.stats import CONFIDENCE, PairedStats, paired_stats
 from truecount.errors import InputError, Location, Problem
-from truecount.reconcile import CELLS_TABLE, Reconciliation, period_key_sql, reconcile_in
 
 __all__ = [
     "DEFAULT_BASELINE_PERIODS",

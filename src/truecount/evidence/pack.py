@@ -33,9 +33,9 @@ import duckdb
 import pyarrow as pa
 
 import truecount
+from truecount.billing.terms import LetterDetails
 from truecount.engine.source import EventsInput
 from truecount.errors import InputError, Location, Problem
-from truecount.terms import LetterDetails
 
 from .canonical import canonical_json, file_sha256, sha256_hex
 from .records import EVENT_FIELDS, EVENT_LEAF_FORMAT, EVENT_ORDER, ROW_LEAF_FORMAT

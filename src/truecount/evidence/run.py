@@ -28,15 +28,15 @@ import pyarrow.compute as pc
 import sqlglot
 from sqlglot import exp
 
+from truecount.billing.dispute import DISPUTED, letter_details, write_letter
+from truecount.billing.invoice import load_invoice_into
+from truecount.billing.reconcile import CELLS_TABLE, Reconciliation, reconcile_in
+from truecount.billing.terms import LetterDetails, Terms, parse_terms
 from truecount.definition.load import parse_definition
 from truecount.definition.model import Definition
 from truecount.engine.run import VERDICTS_TABLE, count_source
 from truecount.engine.source import EventsInput, open_events
 from truecount.ingest.canonical import EVENTS_TABLE, INGEST_LOG_TABLE
-from truecount.invoice import load_invoice_into
-from truecount.reconcile import CELLS_TABLE, Reconciliation, reconcile_in
-from truecount.report.dispute import DISPUTED, letter_details, write_letter
-from truecount.terms import LetterDetails, Terms, parse_terms
 from truecount.workspace import Workspace
 
 from . import merkle

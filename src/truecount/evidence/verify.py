@@ -21,12 +21,12 @@ from typing import Any, Final, Literal
 import duckdb
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from truecount.billing.terms import parse_terms
 from truecount.container import literal_path
 from truecount.definition.load import parse_definition
 from truecount.engine.source import EventsInput
 from truecount.errors import TruecountError
 from truecount.ingest.canonical import INGEST_LOG_TABLE
-from truecount.terms import parse_terms
 from truecount.workspace import Workspace, configure
 
 from .canonical import canonical_json, file_sha256, sha256_hex

@@ -32,6 +32,10 @@ import numpy as np
 import numpy.typing as npt
 from markupsafe import Markup
 
+from truecount.billing.dispute import DISPUTED
+from truecount.billing.invoice import load_invoice_into, load_invoice_mapping
+from truecount.billing.reconcile import CELLS, CELLS_TABLE, NO_ANCHOR, Reconciliation, reconcile_in
+from truecount.billing.terms import Terms, load_terms
 from truecount.definition import load_definition
 from truecount.definition.model import Definition
 from truecount.drift.alarm import DEFAULT_ALARM, cusum_path
@@ -42,11 +46,7 @@ from truecount.engine.source import EventsInput
 from truecount.errors import InputError, Location, Problem
 from truecount.evidence.pack import pack_digest, read_statement
 from truecount.ingest.canonical import EVENTS_TABLE
-from truecount.invoice import load_invoice_into, load_invoice_mapping
-from truecount.reconcile import CELLS, CELLS_TABLE, NO_ANCHOR, Reconciliation, reconcile_in
 from truecount.report import charts, words
-from truecount.report.dispute import DISPUTED
-from truecount.terms import Terms, load_terms
 from truecount.yamlsource import read_text
 
 #: Disputed entities shown inline; the rest are in the pack's entities.csv.

@@ -1,9 +1,9 @@
 """What the dispute letter says: the reconciliation in words a buyer can send as it is.
 
-Every number comes from the reconciliation (:mod:`truecount.reconcile`) and the money per cell
-and reason from :func:`truecount.terms.credit_breakdown`; every cell, reason and billing source
-is said in the words of :mod:`truecount.report.words`, never by its id. The result is a
-:class:`~truecount.report.letter.Document`, rendered as Markdown and as HTML by
+Every number comes from the reconciliation (:mod:`truecount.billing.reconcile`) and the money
+per cell and reason from :func:`truecount.billing.terms.credit_breakdown`; every cell, reason and
+billing source is said in the words of :mod:`truecount.report.words`, never by its id. The result
+is a :class:`~truecount.report.letter.Document`, rendered as Markdown and as HTML by
 :mod:`truecount.report.letter`.
 
 Entities not yet decided (``pending``) are not disputed as non-outcomes: the letter lists them
@@ -22,7 +22,14 @@ from typing import Any, Final
 
 import duckdb
 
-from truecount.reconcile import CELLS, CELLS_TABLE, PeriodResult, Reconciliation, WaterfallStep
+from truecount.billing.reconcile import (
+    CELLS,
+    CELLS_TABLE,
+    PeriodResult,
+    Reconciliation,
+    WaterfallStep,
+)
+from truecount.billing.terms import CreditItem, LetterDetails, Terms, credit_breakdown
 from truecount.report import words
 from truecount.report.letter import (
     DASH,
@@ -43,7 +50,6 @@ from truecount.report.letter import (
     t,
     when,
 )
-from truecount.terms import CreditItem, LetterDetails, Terms, credit_breakdown
 
 #: Pending entities listed in the letter itself; the rest are in entities.csv.
 PENDING_LISTED: Final[int] = 50
@@ -64,7 +70,7 @@ class CellFacts:
 def cell_facts(con: duckdb.DuckDBPyConnection) -> CellFacts:
     """Read the per-period reasons, counted entities and pending list off the cell table.
 
-    Grouped the way :func:`truecount.reconcile.reconcile_in` groups them (the billed period,
+    Grouped the way :func:`truecount.billing.reconcile.reconcile_in` groups them (the billed period,
     else the anchor's), so the items add up to its per-period counts.
     """
     reasons: dict[str, dict[str, int]] = defaultdict(dict)

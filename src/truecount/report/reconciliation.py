@@ -12,7 +12,7 @@ from decimal import Decimal
 from rich.table import Table
 from rich.text import Text
 
-from truecount.reconcile import PeriodResult, Reconciliation
+from truecount.billing.reconcile import PeriodResult, Reconciliation
 
 
 def _money(value: Decimal | None) -> str:

@@ -37,7 +37,7 @@ REASONS: Final[dict[str, str]] = {
     "not_counted": "not counted by our definition",
 }
 
-#: Parts of a credit that are not a cell (see truecount.terms.CreditItem) -> words.
+#: Parts of a credit that are not a cell (see truecount.billing.terms.CreditItem) -> words.
 CREDIT_ITEMS: Final[dict[str, str]] = {
     "cell:duplicate": "the first line of each entity billed more than once",
     "cell:period_mismatch": "billed in a period other than the one it happened in",

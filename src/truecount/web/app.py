@@ -31,8 +31,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from truecount.billing.reconcile import CELLS
 from truecount.errors import InputError, TruecountError
-from truecount.reconcile import CELLS
 from truecount.report import words
 from truecount.web.meters import Dashboard, MeterKey, MeterResult
 from truecount.web.security import Guard

@@ -26,17 +26,17 @@ from typing import Any, Final, TypeVar
 
 import pyarrow as pa
 
+from truecount.billing.invoice import load_invoice_into, load_invoice_mapping
+from truecount.billing.reconcile import Reconciliation, reconcile_in
+from truecount.billing.terms import Terms, load_terms
 from truecount.definition.model import Definition
 from truecount.drift.report import DriftReport, drift_in
 from truecount.engine.explain import Explanation, explain
 from truecount.engine.run import VERDICTS_TABLE, CountResult, PeriodCount, count
 from truecount.errors import TruecountError
+from truecount.history.replay import Replay, ReplayVersion, replay
+from truecount.history.versions import StoredVersion, read_versions
 from truecount.ingest.canonical import EVENTS_TABLE, INGEST_LOG_TABLE
-from truecount.invoice import load_invoice_into, load_invoice_mapping
-from truecount.reconcile import Reconciliation, reconcile_in
-from truecount.replay import Replay, ReplayVersion, replay
-from truecount.terms import Terms, load_terms
-from truecount.versions import StoredVersion, read_versions
 from truecount.watch.store import StatusReport, status
 from truecount.web.sources import InvoiceSource, command_line_invoices, folder_invoices
 from truecount.workspace import Workspace
@@ -260,7 +260,7 @@ class Dashboard:
 
     def dispute_zip(self, result: MeterResult) -> bytes:
         """The dispute pack (``reconcile --out``) as a zip archive, written in a scratch folder."""
-        from truecount.report.dispute import write_dispute_pack
+        from truecount.billing.dispute import write_dispute_pack
 
         if result.invoice is None:
             raise ValueError("a dispute pack needs an invoice")

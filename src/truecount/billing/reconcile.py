@@ -35,13 +35,13 @@ import sqlglot
 from sqlglot import exp
 
 from truecount import jsonout
+from truecount.billing.invoice import InvoiceMapping, load_invoice_into
+from truecount.billing.periods import CELLS as CELLS
+from truecount.billing.periods import PeriodResult as PeriodResult
+from truecount.billing.terms import Terms, apply_terms
 from truecount.db import one_row as _one
 from truecount.engine.compile import period_key_sql as engine_period_key_sql
 from truecount.errors import InputError, Location, Problem
-from truecount.invoice import InvoiceMapping, load_invoice_into
-from truecount.periods import CELLS as CELLS
-from truecount.periods import PeriodResult as PeriodResult
-from truecount.terms import Terms, apply_terms
 from truecount.workspace import configure
 
 #: Precedence when more than one cell applies to a billed entity: the first wins.
@@ -270,7 +270,8 @@ def reconcile(
 ) -> Reconciliation:
     """Reconcile a count (its verdict table, or a result with ``.verdicts``) with an invoice.
 
-    ``invoice`` is a loaded invoice table (see :mod:`truecount.invoice`) or invoice file paths.
+    ``invoice`` is a loaded invoice table (see :mod:`truecount.billing.invoice`) or invoice file
+    paths.
     ``known_entities`` — the entity ids in the export (e.g. the events table) — separates
     ``unknown`` (not in the export) from ``vendor_only`` with reason ``no_anchor``; without it
     every billed entity with no verdict is ``unknown``.

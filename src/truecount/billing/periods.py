@@ -1,7 +1,7 @@
 """The per-period result row shared by reconciliation and contract terms.
 
-Why a module of its own: :mod:`truecount.reconcile` builds these rows and
-:mod:`truecount.terms` prices them, so both need the type. Kept here, imports run one way
+Why a module of its own: :mod:`truecount.billing.reconcile` builds these rows and
+:mod:`truecount.billing.terms` prices them, so both need the type. Kept here, imports run one way
 (reconcile -> terms -> periods) instead of in a circle (DESIGN.md §9).
 """
 

@@ -49,7 +49,7 @@ from truecount.errors import Location, Problem, TermsError, suggest
 from truecount.yamlsource import parse_with_lines
 
 if TYPE_CHECKING:
-    from truecount.periods import PeriodResult
+    from truecount.billing.periods import PeriodResult
 
 #: ISO 4217 minor units of common currencies (digits after the decimal point).
 MINOR_UNITS: Final[dict[str, int]] = {

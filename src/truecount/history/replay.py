@@ -20,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
+from truecount.billing.terms import Terms
 from truecount.definition.load import load_definition
 from truecount.definition.model import Definition
 from truecount.engine.run import (
@@ -32,8 +33,7 @@ from truecount.engine.run import (
 )
 from truecount.engine.source import EventsInput, open_events
 from truecount.errors import InputError, Location, Problem
-from truecount.terms import Terms
-from truecount.versions import StoredVersion
+from truecount.history.versions import StoredVersion
 
 _EPOCH: Final[dt.datetime] = dt.datetime(1970, 1, 1)
 _NAME_SPEC: Final = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:@v?(?P<version>\d+))?$")

@@ -8,7 +8,7 @@ not parse stops the load with an :class:`~truecount.errors.InputError` naming th
 column, so the reconciliation is never computed on an invoice that was silently "repaired".
 
 Ids that look like the export's ids in another format (spaces, case, a prefix) are detected in
-:mod:`truecount.reconcile`, where the export's ids are known; an :class:`InvoiceMapping` may
+:mod:`truecount.billing.reconcile`, where the export's ids are known; an :class:`InvoiceMapping` may
 normalise them explicitly.
 
 Column names and file paths are user data: columns are quoted as identifiers through sqlglot

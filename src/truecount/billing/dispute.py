@@ -25,12 +25,12 @@ from typing import Any, Final
 
 import duckdb
 
+from truecount.billing.reconcile import CELLS, CELLS_TABLE, Reconciliation
+from truecount.billing.terms import LetterDetails, Terms
 from truecount.db import one_row as _one
 from truecount.errors import TruecountError
-from truecount.reconcile import CELLS, CELLS_TABLE, Reconciliation
 from truecount.report.letter import Document, to_html, to_markdown
 from truecount.report.letter_text import CellFacts, build_letter, cell_facts
-from truecount.terms import LetterDetails, Terms
 from truecount.workspace import configure
 
 #: Characters that make a spreadsheet treat a cell as a formula.
