@@ -632,7 +632,9 @@ def test_options_are_recorded_and_change_the_result(tmp_path: Path) -> None:
     root = tmp_path / "ws"
     assert runner.invoke(app, ["init", str(root)]).exit_code == 0
     args = ["ingest", "--source", "intercom", str(V215), "-w", str(root), "--format", "json"]
-    result = runner.invoke(app, [*args, "-o", "ratings=ai", "-o", "ai_admin_ids=[7777]"])
+    result = runner.invoke(
+        app, [*args, "--option", "ratings=ai", "--option", "ai_admin_ids=[7777]"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert (

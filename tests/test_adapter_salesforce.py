@@ -296,7 +296,7 @@ def new_workspace(tmp: Path) -> Path:
 def ingest(ws: Path, files: Iterable[Path], *options: str, partial: bool = False) -> Any:
     args = ["ingest", "--source", "salesforce", "-w", str(ws), "--format", "json"]
     for o in options:
-        args += ["-o", o]
+        args += ["--option", o]
     if partial:
         args.append("--partial")
     result = runner.invoke(app, [*args, *map(str, files)])

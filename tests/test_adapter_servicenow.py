@@ -641,8 +641,8 @@ def test_custom_states_load_the_unknown_state(con: duckdb.DuckDBPyConnection) ->
 def test_options_in_force_are_logged(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     assert runner.invoke(app, ["init", str(ws)]).exit_code == 0
-    args = ["ingest", "--source", "servicenow", "-o", "ai_users=virtual.agent,Virtual Agent"]
-    args += ["-o", "timezone=Europe/Paris", str(FIX / "incident_updates.csv")]
+    args = ["ingest", "--source", "servicenow", "--option", "ai_users=virtual.agent,Virtual Agent"]
+    args += ["--option", "timezone=Europe/Paris", str(FIX / "incident_updates.csv")]
     result = runner.invoke(app, [*args, "-w", str(ws), "--format", "json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)

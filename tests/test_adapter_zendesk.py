@@ -628,7 +628,7 @@ def failing(verdicts: dict[str, Verdict]) -> dict[str, tuple[str, list[str]]]:
 
 @pytest.mark.parametrize(
     ("given", "opts"),
-    [([], Opts()), (["-o", "ai_author_ids=[777]"], Opts(ai_author_ids=(777,)))],
+    [([], Opts()), (["--option", "ai_author_ids=[777]"], Opts(ai_author_ids=(777,)))],
     ids=["default", "email_ai_agent"],
 )
 def test_library_definitions_count_as_read_from_the_records(
@@ -801,15 +801,15 @@ def test_check_explains_a_thin_export(tmp_path: Path) -> None:
     ("given", "opts", "changed"),
     [
         (
-            ["-o", "ai_author_ids=[777]"],
+            ["--option", "ai_author_ids=[777]"],
             Opts(ai_author_ids=(777,)),
             {"1017": "counted", "1018": "not_counted"},
         ),
-        (["-o", "good_rating_value=3"], Opts(good=3.0), None),
-        (["-o", "survey_scale_max=10"], Opts(scale_max=10), None),
-        (["-o", "ai_agent_ticket_channels=[]"], Opts(ai_agent_ticket_channels=()), None),
+        (["--option", "good_rating_value=3"], Opts(good=3.0), None),
+        (["--option", "survey_scale_max=10"], Opts(scale_max=10), None),
+        (["--option", "ai_agent_ticket_channels=[]"], Opts(ai_agent_ticket_channels=()), None),
         (
-            ["-o", "ai_channels=[]", "-o", "ai_source_rels=[]"],
+            ["--option", "ai_channels=[]", "--option", "ai_source_rels=[]"],
             Opts(ai_channels=(), ai_source_rels=()),
             None,
         ),
@@ -839,7 +839,9 @@ def test_options_change_the_result_as_documented(
 
 def test_rating_choice_travels_with_each_rating(tmp_path: Path) -> None:
     ws = init(tmp_path / "ws")
-    ingest(ws, [GOOD_FILES[0], FIX / "satisfaction_ratings.json"], "-o", "good_rating_value=4")
+    ingest(
+        ws, [GOOD_FILES[0], FIX / "satisfaction_ratings.json"], "--option", "good_rating_value=4"
+    )
     rows = query(
         ws,
         "SELECT DISTINCT attrs ->> '$.raw', value, attrs -> '$.assumed' FROM events "

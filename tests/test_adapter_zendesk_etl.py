@@ -394,7 +394,7 @@ def test_fivetran_verdicts_match_a_plain_reading(
 
 def test_ai_author_ids_apply_to_the_field_history_and_comments(tmp_path: Path) -> None:
     ws = init(tmp_path / "ws")
-    ingest(ws, FIVETRAN_FILES, "-o", "ai_author_ids=[777]")
+    ingest(ws, FIVETRAN_FILES, "--option", "ai_author_ids=[777]")
     model = fivetran_model(frozenset({777}))
     assert stored(ws) == model
     # the email AI agent's solves (tickets 1017, 1018) are now the AI's

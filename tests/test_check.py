@@ -397,7 +397,7 @@ def test_cli_bad_input_exits_2(full: pa.Table, tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "period '1999-01' has no candidates" in " ".join(done.stderr.split())
     done = subprocess.run([*base, "--min-coverage", "50"], capture_output=True, text=True)
-    assert done.returncode == 2 and "not a share" in done.stderr
+    assert done.returncode == 2 and "'50' is above 1: write 50%" in done.stderr
     res = runner.invoke(app, ["check", str(DEFINITION), "-e", str(events), "-f", "csv"])
     assert res.exit_code == 2
 
@@ -429,3 +429,38 @@ def test_cli_workspace_without_ratings_export(tmp_path: Path) -> None:
                 assert p["covered"] == 0 and p["decided_by_if_no_data"] == r["candidates"]
             else:
                 assert p["covered"] == r["not_reopened_covered"]
+
+
+@pytest.mark.parametrize("name", ["full", "no_ratings", "thin_ratings"])
+def test_check_on_the_counts_verdict_table(name: str, request: pytest.FixtureRequest) -> None:
+    """The report counts once and checks on the same connection, reading the count's verdict
+    table instead of running the verdict query again; the figures are still pandas'."""
+    from truecount.engine.check import check_source
+    from truecount.engine.run import VERDICTS_TABLE, count
+
+    table = request.getfixturevalue(name)
+    definition = load_definition(DEFINITION)
+    result = count(definition, table)
+    try:
+        checked = check_source(
+            definition, result.source, as_of=result.as_of, verdicts=VERDICTS_TABLE
+        )
+    finally:
+        result.close()
+    assert_matches_reference(checked, table)
+
+
+def test_caveats_found_with_and_without_escaped_keys(full: pa.Table) -> None:
+    """Caveats are found by a text search before the JSON is parsed; a key spelled with a
+    \\u escape is still found (the text search lets such rows through to the parser)."""
+    ev = full.to_pandas()
+    first = sorted(ev["entity_id"].unique())[:3]
+    plain = '{"caveat": "no update counter"}'
+    escaped = '{"c\\u0061veat": "no update counter"}'
+    ev["attrs"] = ev["attrs"].astype(object)
+    ev.loc[ev["entity_id"] == first[0], "attrs"] = plain
+    ev.loc[ev["entity_id"] == first[1], "attrs"] = escaped
+    expected_events = int(ev["entity_id"].isin(first[:2]).sum())
+    result = check(load_definition(DEFINITION), ev)
+    note = next(n for n in result.notes if "no update counter" in n)
+    assert note.startswith(f"2 entities ({expected_events:,} events)")

@@ -9,7 +9,12 @@ from typing import ClassVar
 
 import pyarrow as pa
 
-from truecount.billing.dispute import md_escape, neutralize, write_dispute_pack
+from truecount.billing.dispute import (
+    md_escape,
+    neutralize,
+    with_invoice_warnings,
+    write_dispute_pack,
+)
 from truecount.billing.reconcile import reconcile
 from truecount.billing.terms import parse_terms
 
@@ -98,3 +103,54 @@ def test_neutralize_and_escape() -> None:
     assert md_escape("a|b <i>*x*</i> _y_ snake_case") == (
         "a\\|b \\<i\\>\\*x\\*\\</i\\> \\_y\\_ snake_case"
     )
+
+
+def test_pack_carries_repeated_line_warnings(tmp_path: Path) -> None:
+    """Lines repeated verbatim are named in the pack's JSON and in the letter, even when the
+    caller (the dashboard, a script) did not add the warnings to the reconciliation itself."""
+    import duckdb
+
+    from truecount.billing.invoice import load_invoice_into
+    from truecount.billing.reconcile import reconcile_in
+    from truecount.workspace import configure
+
+    invoice = tmp_path / "invoice.csv"
+    lines = [
+        "line_id,entity_id,period,amount",
+        "L1,A,2026-01,1.00",
+        "L1,A,2026-01,1.00",  # the same line listed twice under its id: counted once
+        "L2,B,2026-01,1.00",
+        ",C,2026-01,1.00",
+        ",C,2026-01,1.00",  # no id: nothing tells it from a rebilling, kept
+        ",C,2026-01,1.00",
+    ]
+    invoice.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    con = duckdb.connect()
+    configure(con)
+    con.execute(
+        "CREATE TABLE verdicts AS SELECT * FROM (VALUES "
+        "('A', '2026-01', 'counted', true), ('B', '2026-01', 'not_counted', false), "
+        "('C', '2026-01', 'counted', true)) AS v(entity_id, period, status, cond_satisfied)"
+    )
+    load_invoice_into(con, [invoice], None, table="invoice")
+    terms = parse_terms("truecount_terms: 1\ncurrency: USD\nunit_price: 1\ntolerance: 2%\n")
+    recon = reconcile_in(con, "verdicts", "invoice", definition=_Def, terms=terms, cells=True)
+    pack = write_dispute_pack(tmp_path / "out", recon, con, terms=terms)
+    # by hand: L1 once more with its id (1 line counted once); C twice more without an id (2 kept)
+    expected = [
+        "1 invoice line repeats an earlier line verbatim",
+        "2 invoice lines without a line_id repeat an earlier line verbatim",
+    ]
+    warnings = json.loads(pack.json.read_text(encoding="utf-8"))["warnings"]
+    for start in expected:
+        assert sum(w.startswith(start) for w in warnings) == 1, warnings
+    letter = pack.letter.read_text(encoding="utf-8")
+    html = pack.letter_html.read_text(encoding="utf-8") if pack.letter_html else ""
+    assert "About the invoice's lines" in letter
+    for start in expected:
+        assert start in letter and start in html
+    # written once, even when the caller already added them (as `reconcile --out` does)
+    added = with_invoice_warnings(recon, con)
+    assert list(added.warnings) == warnings
+    again = write_dispute_pack(tmp_path / "again", added, con, terms=terms)
+    assert json.loads(again.json.read_text(encoding="utf-8"))["warnings"] == warnings

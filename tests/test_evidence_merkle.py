@@ -241,3 +241,108 @@ def test_hashes_array_round_trip() -> None:
     assert merkle.as_hashes(arr.tobytes()).tolist() == arr.tolist()
     with pytest.raises(ValueError):
         merkle.as_hashes(b"x" * 33)
+
+
+# ----------------------------------------------------------------- streamed roots
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.binary(max_size=8), max_size=80),
+    st.sampled_from([1, 2, 4, 8, 16]),
+    st.lists(st.integers(1, 13), min_size=1, max_size=10),
+)
+def test_streamed_root_matches_the_rfc(data: list[bytes], block: int, cuts: list[int]) -> None:
+    """Whatever the block size and however the leaves are batched, the root is RFC 6962's."""
+    builder = merkle.RootBuilder(block)
+    leaves = leaf_array(data) if data else np.zeros((0, 32), dtype=np.uint8)
+    at, i = 0, 0
+    while at < len(data):
+        step = cuts[i % len(cuts)]
+        builder.add(leaves[at : at + step])
+        at += step
+        i += 1
+    assert builder.size == len(data)
+    assert builder.root() == mth(data)
+    assert merkle.root(leaves) == mth(data)
+
+
+def test_a_block_size_must_be_a_power_of_two() -> None:
+    with pytest.raises(ValueError, match="power of two"):
+        merkle.RootBuilder(6)
+
+
+def test_event_tree_streamed_from_duckdb_matches_plain_python(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """More leaves than one streaming block: the engine's root over events in leaf order
+    equals hashlib over netstrings built here from the same rows, sorted here."""
+    import datetime as dt
+
+    monkeypatch.setattr(merkle, "STREAM_BLOCK", 1 << 12)  # many full blocks and a partial one
+
+    import pyarrow as pa
+
+    from truecount.evidence import run as ev_run
+
+    n = 60_001
+    base = dt.datetime(2026, 1, 1)
+    rows = []
+    for i in range(n):
+        entity = f"T-{(i * 7919) % 40_000}"
+        ts = base + dt.timedelta(seconds=(i * 104729) % 500_000, microseconds=i % 997)
+        value = None if i % 5 else (i % 11) / 3
+        actor = None if i % 13 == 0 else ("ai" if i % 2 else "agent")
+        attrs = None if i % 3 else f'{{"n":{i}}}'
+        seq = None if i % 17 == 0 else i % 4
+        rows.append(
+            (f"ev-{i}", entity, ts, "closed" if i % 4 else "rated", actor, value, attrs, seq)
+        )
+    cols = list(zip(*rows, strict=True))
+    table = pa.table(
+        {
+            "event_id": pa.array(cols[0], pa.string()),
+            "entity_id": pa.array(cols[1], pa.string()),
+            "ts": pa.array(cols[2], pa.timestamp("us")),
+            "type": pa.array(cols[3], pa.string()),
+            "actor": pa.array(cols[4], pa.string()),
+            "value": pa.array(cols[5], pa.float64()),
+            "attrs": pa.array(cols[6], pa.string()),
+            "seq": pa.array(cols[7], pa.int64()),
+        }
+    )
+    as_of = base + dt.timedelta(seconds=450_000)
+    covered = {f"T-{k}" for k in range(0, 40_000, 3)}
+    con = duckdb.connect()
+    con.register("raw_events", table)
+    con.execute(f"CREATE TABLE {ev_run.EVENTS_TABLE} AS SELECT * FROM raw_events")
+    con.execute(f"CREATE TABLE {ev_run._COVERED} (entity_id VARCHAR)")
+    con.executemany(f"INSERT INTO {ev_run._COVERED} VALUES (?)", [[e] for e in sorted(covered)])
+    tree = ev_run.stream_root(con, ev_run._event_rows(as_of))
+
+    def net(t: str | None) -> bytes:
+        return b"~" if t is None else str(len(t.encode())).encode() + b":" + t.encode()
+
+    keyed = []
+    for r in rows:
+        if r[1] not in covered or r[2] > as_of:
+            continue
+        texts = [
+            r[0], r[1], r[2].strftime("%Y-%m-%dT%H:%M:%S.%f"), r[3], r[4],
+            None if r[5] is None else format(r[5], ".17g"), r[6],
+            None if r[7] is None else str(r[7]),
+        ]  # fmt: skip
+        h = H(b"\x00" + b"".join(net(t) for t in texts))
+        seq = r[7] if r[7] is not None else 2**63
+        keyed.append(((r[1].encode(), r[2], seq, r[0].encode(), h), h))
+    keyed.sort(key=lambda x: x[0])
+    hashes = [h for _, h in keyed]
+
+    def mth_hashes(hs: list[bytes]) -> bytes:
+        if len(hs) == 1:
+            return hs[0]
+        k = 1
+        while k * 2 < len(hs):
+            k *= 2
+        return H(b"\x01" + mth_hashes(hs[:k]) + mth_hashes(hs[k:]))
+
+    assert tree.size == len(hashes) > merkle.STREAM_BLOCK
+    assert tree.root == mth_hashes(hashes).hex()

@@ -616,7 +616,7 @@ def test_cli_versions_and_replay(cli_workspace: Path, events: pd.DataFrame) -> N
         (["replay", "-d", "nosuch", "--as-of", "2026-03-01"], "no stored version nosuch"),
         (["replay", "-d", "{v1}", "--as-of", "March"], "not a time"),
         (["replay", "-d", "{v1}", "--period", "1999-01"], "1999-01"),
-        (["replay", "-d", "{v1}", "-f", "xml"], "table or json"),
+        (["replay", "-d", "{v1}", "-f", "xml"], "'xml' is not one of"),
         (["replay", "-d", "{root}/nosuch.yaml"], "no such file"),
         (["replay", "-d", "{v1}", "--terms", "{v1}"], "unknown key"),
         (["versions", "add", "missing.yaml", "--effective", "2026-01-01"], "no such file"),

@@ -133,16 +133,17 @@ def parse_with_lines(
     size = len(text.encode("utf-8", errors="replace"))
     if size > MAX_BYTES:
         raise error(_too_large(size, file))
-    loader = _GuardedLoader(text)
+    try:
+        # the reader refuses control characters (a NUL, say) while it is being built
+        loader = _GuardedLoader(text)
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, file, error, text) from None
     try:
         node = loader.get_single_node()
     except _LimitError as exc:
         raise error(Problem(exc.message, Location(file=file, line=exc.line), exc.hint)) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise error(Problem(f"not valid YAML: {reason}", Location(file=file, line=line))) from None
+        raise _yaml_error(exc, file, error) from None
     except RecursionError:  # a limit above the interpreter's stack; MAX_DEPTH should come first
         raise error(
             Problem("nested too deeply", Location(file=file), "flatten the structure")
@@ -154,6 +155,31 @@ def parse_with_lines(
         return None, lines
     budget = _Budget(loader.nodes + MAX_ALIAS_NODES)
     return _build(node, (), lines, file, error, budget), lines
+
+
+def _yaml_error(
+    exc: yaml.YAMLError, file: str, error: type[TruecountError], text: str = ""
+) -> TruecountError:
+    """PyYAML's complaint as ours, at its line; a reader error (a control character in the
+    text) has no mark but a position, from which the line is counted."""
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    reason = getattr(exc, "problem", None) or str(exc)
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = text[: exc.position].count("\n") + 1 if text else None
+        reason = (
+            f"the control character {chr(exc.character)!r} (U+{exc.character:04X}) is not "
+            "allowed in YAML"
+            if isinstance(exc.character, int)
+            else str(exc.reason)
+        )
+    return error(
+        Problem(
+            f"not valid YAML: {reason}",
+            Location(file=file, line=line),
+            "save the file as plain text" if isinstance(exc, yaml.reader.ReaderError) else None,
+        )
+    )
 
 
 def _too_large(size: int, file: str) -> Problem:
@@ -185,7 +211,7 @@ def _build(
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.SafeLoader(" ").construct_object(key_node)  # scalars only
+            key = _scalar(key_node, path, error)  # scalars only
             if not isinstance(key, str | int | float | bool) or key is None:
                 raise error(
                     Problem(
@@ -209,7 +235,23 @@ def _build(
         return [
             _build(item, (*at, i), lines, path, error, budget) for i, item in enumerate(node.value)
         ]
-    return yaml.SafeLoader(" ").construct_object(node)
+    return _scalar(node, path, error)
+
+
+def _scalar(node: yaml.Node, path: str, error: type[TruecountError]) -> Any:
+    """A scalar (or a key node) as Python data; a tag the safe loader does not know (say
+    ``!!python/object``), or a value its tag refuses, is an error at its line."""
+    try:
+        return yaml.SafeLoader(" ").construct_object(node)
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise error(
+            Problem(
+                f"not valid YAML: {reason}",
+                Location(file=path, line=node.start_mark.line + 1),
+                "tags such as !!python/... are not read; write plain values",
+            )
+        ) from None
 
 
 def _scalar_text(value: str | int | float | bool) -> str:

@@ -52,9 +52,7 @@ SELECT
   STRFTIME(
     CAST(s.anchor_ts AS TIMESTAMP) AT TIME ZONE 'UTC' AT TIME ZONE 'America/New_York',
     '%Y'
-  ) || '-Q' || CAST(QUARTER(
-    CAST(s.anchor_ts AS TIMESTAMP) AT TIME ZONE 'UTC' AT TIME ZONE 'America/New_York'
-  ) AS TEXT) AS period,
+  ) || '-Q' || CAST(CAST(EXTRACT(QUARTER FROM CAST(s.anchor_ts AS TIMESTAMP) AT TIME ZONE 'UTC' AT TIME ZONE 'America/New_York') AS INT) AS TEXT) AS period,
   status AS status,
   CASE
     WHEN status = 'counted'

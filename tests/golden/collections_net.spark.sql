@@ -55,7 +55,7 @@ SELECT
   CONCAT(
     DATE_FORMAT(CONVERT_TIMEZONE('UTC', 'America/New_York', s.anchor_ts), 'yyyy'),
     '-Q',
-    CAST(QUARTER(CONVERT_TIMEZONE('UTC', 'America/New_York', s.anchor_ts)) AS STRING)
+    CAST(CAST(EXTRACT(QUARTER FROM CONVERT_TIMEZONE('UTC', 'America/New_York', s.anchor_ts)) AS INT) AS STRING)
   ) AS period,
   status AS status,
   CASE

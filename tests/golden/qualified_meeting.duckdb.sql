@@ -42,7 +42,7 @@ WITH anchors /* anchor: each meeting_booked by ai where attrs.kind in ('demo', '
       TRY_CAST(e.attrs ->> '$.score' AS DOUBLE),
       STRFTIME(e.ts, '%Y-%m-%d %H:%M:%S.%f') || '|' || COALESCE(LPAD(CAST(e.seq AS TEXT), 20, '0'), '~') || '|' || COALESCE(e.event_id, '')
     ) FILTER(WHERE
-      e.type = 'scored') AS leaf5_hits, /* leaf 5: scored at any time */
+      e.type = 'scored' AND NOT TRY_CAST(e.attrs ->> '$.score' AS DOUBLE) IS NULL) AS leaf5_hits, /* leaf 5: scored at any time */
     COUNT(*) FILTER(WHERE
       e.type = 'scored') AS leaf5_has_data
   FROM anchors AS a
@@ -68,12 +68,10 @@ SELECT
     '%Y'
   ) || '-W' || LPAD(
     CAST((
-      DAYOFYEAR(
-        DATE_TRUNC(
-          'WEEK',
-          CAST(s.anchor_ts AS TIMESTAMP) AT TIME ZONE 'UTC' AT TIME ZONE 'America/New_York'
-        ) + INTERVAL '3' DAY
-      ) - 1
+      CAST(EXTRACT(DAYOFYEAR FROM DATE_TRUNC(
+        'WEEK',
+        CAST(s.anchor_ts AS TIMESTAMP) AT TIME ZONE 'UTC' AT TIME ZONE 'America/New_York'
+      ) + INTERVAL '3' DAY) AS INT) - 1
     ) // 7 + 1 AS TEXT),
     2,
     '0'

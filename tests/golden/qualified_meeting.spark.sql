@@ -33,7 +33,7 @@ WITH anchors /* anchor: each meeting_booked by ai where attrs.kind in ('demo', '
       AND e.ts >= a.anchor_ts - INTERVAL '90' DAY
       AND e.ts <= a.anchor_ts) AS leaf4_hits, /* leaf 4: no_show within 90 days before the anchor */
     MAX_BY(
-      CAST(GET_JSON_OBJECT(e.attrs, '$.score') AS DOUBLE),
+      TRY_CAST(GET_JSON_OBJECT(e.attrs, '$.score') AS DOUBLE),
       CONCAT(
         DATE_FORMAT(e.ts, 'yyyy-MM-dd HH:mm:ss.SSSSSS'),
         '|',
@@ -42,7 +42,8 @@ WITH anchors /* anchor: each meeting_booked by ai where attrs.kind in ('demo', '
         COALESCE(e.event_id, '')
       )
     ) FILTER(WHERE
-      e.type = 'scored') AS leaf5_hits, /* leaf 5: scored at any time */
+      e.type = 'scored'
+      AND NOT TRY_CAST(GET_JSON_OBJECT(e.attrs, '$.score') AS DOUBLE) IS NULL) AS leaf5_hits, /* leaf 5: scored at any time */
     COUNT(*) FILTER(WHERE
       e.type = 'scored') AS leaf5_has_data
   FROM anchors AS a
@@ -68,9 +69,7 @@ SELECT
     '-W',
     LPAD(
       CAST((
-        DAYOFYEAR(
-          TRUNC(CONVERT_TIMEZONE('UTC', 'America/New_York', s.anchor_ts), 'WEEK') + INTERVAL '3' DAY
-        ) - 1
+        CAST(EXTRACT(DOY FROM TRUNC(CONVERT_TIMEZONE('UTC', 'America/New_York', s.anchor_ts), 'WEEK') + INTERVAL '3' DAY) AS INT) - 1
       ) DIV 7 + 1 AS STRING),
       2,
       '0'

@@ -91,7 +91,7 @@ CONVERSATION_CHECKS: Final[list[tuple[str, str, str]]] = [
     (
         "ai_kind = 'OBJECT' AND $generation = 'none'",
         "'ai_agent is not in Intercom API ' || $api_version || ' (it first appears in 2.11): "
-        "the export was made with a later Intercom-Version; pass -o api_version=auto or the "
+        "the export was made with a later Intercom-Version; pass --option api_version=auto or the "
         "version used'",
         "'ai_agent'",
     ),
@@ -117,7 +117,7 @@ CONVERSATION_CHECKS: Final[list[tuple[str, str, str]]] = [
         "api_version is ' || $api_version || ' (2.11-2.14 values: "
         + ", ".join(STATES_2_14)
         + "): the export was made with Intercom-Version 2.15 or later; pass "
-        "-o api_version=2.15 (or auto)'",
+        "--option api_version=2.15 (or auto)'",
         "'ai_agent.resolution_state'",
     ),
     (
@@ -126,7 +126,7 @@ CONVERSATION_CHECKS: Final[list[tuple[str, str, str]]] = [
         "but api_version is ' || $api_version || ' (2.15+ values: "
         + ", ".join(STATES_2_15)
         + "): the export was made with Intercom-Version 2.14 or earlier; pass "
-        "-o api_version=2.14 (or auto)'",
+        "--option api_version=2.14 (or auto)'",
         "'ai_agent.resolution_state'",
     ),
     (

@@ -142,11 +142,11 @@ class ServiceNowOptions(AdapterOptions):
     @field_validator("ai_users", "system_users", "closed_states", "null_markers", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
-        """``-o ai_users=a,b`` as well as a JSON list: names never contain commas."""
+        """``--option ai_users=a,b`` as well as a JSON list: names never contain commas."""
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         if isinstance(value, int):
-            return (str(value),)  # -o closed_states=7 parses as a JSON number
+            return (str(value),)  # --option closed_states=7 parses as a JSON number
         return value
 
     @field_validator("timezone")

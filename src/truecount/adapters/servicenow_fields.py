@@ -117,7 +117,7 @@ def strptime_format(pattern: str) -> str:
     """The DuckDB ``strptime`` format of a ServiceNow (Java) date-time pattern.
 
     Raises ValueError naming the part that is not a date or time token, so a typo in
-    ``-o time_format=...`` is refused rather than read as literal text.
+    ``--option time_format=...`` is refused rather than read as literal text.
     """
     out: list[str] = []
     at = 0

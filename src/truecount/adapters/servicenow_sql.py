@@ -127,21 +127,21 @@ def _time_problem(p: str, field: str, what: str) -> str:
                     'incident ' || number || ': {what} ''' || {p}_raw || ''' in column '''
                     || {col} || ''' cannot be read: this file has dates that only read day '
                     || 'first and others that only read month first, so its format cannot be '
-                    || 'told; set the exporting user''s format with -o time_format=... (e.g. '
+                    || 'told; set the exporting user''s format with --option time_format=... (e.g. '
                     || 'dd/MM/yyyy HH:mm:ss)'
                 WHEN NOT $has_format AND NOT {p}_obj AND NOT file_ymd AND {p}_dmy IS NOT NULL
                      AND {p}_mdy IS NOT NULL THEN
                     'incident ' || number || ': ambiguous {what} ''' || {p}_raw
                     || ''' in column ''' || {col} || ''': it ' || {both}
                     || ', and no date in this file has a day above 12 to tell; set the '
-                    || 'exporting user''s format with -o time_format=... (e.g. '
+                    || 'exporting user''s format with --option time_format=... (e.g. '
                     || 'dd/MM/yyyy HH:mm:ss or MM/dd/yyyy HH:mm:ss)'
                 ELSE
                     'incident ' || number || ': unparseable {what} ''' || {p}_raw
                     || ''' in column ''' || {col} || ''' (expected ' || $format_text
                     || CASE WHEN $has_format THEN '' WHEN file_ymd
                        THEN ' like the other times of this file' ELSE '' END
-                    || '; set -o time_format=... to the exporting user''s format)'
+                    || '; set --option time_format=... to the exporting user''s format)'
                 END"""
 
 
@@ -380,7 +380,7 @@ def events_sql(records: str) -> str:
             WHEN state_code IS NULL THEN
                 'incident ' || number || ' update ' || {update} || ': unknown state '''
                 || state_raw || ''' (incident states: ' || $state_list
-                || '; list custom states with -o states=...)'
+                || '; list custom states with --option states=...)'
             WHEN o_raw IS NOT NULL AND opened_ts IS NULL THEN
                 {_time_problem("o", "opened_at", "opened_at")}
             END AS problem,
@@ -467,7 +467,8 @@ def events_sql(records: str) -> str:
            'incident ' || o.number || ': ' || f.same_time || ' updates at '
            || strftime(o.ts, '%Y-%m-%d %H:%M:%S') || ' and no update counter to order them; '
            || 'export the Updates (sys_mod_count) column, or say how the file lists them with '
-           || '-o tie_order=file (oldest first) or -o tie_order=reverse_file (newest first)',
+           || '--option tie_order=file (oldest first) or '
+           || '--option tie_order=reverse_file (newest first)',
            {_column("sys_updated_on")}, o.raw
     FROM occurrences AS o JOIN firsts AS f USING (number, update_key)
     WHERE f.tied_out

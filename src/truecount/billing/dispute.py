@@ -17,6 +17,7 @@ Four files in one folder, each readable without truecount:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any, Final
 
 import duckdb
 
+from truecount.billing.invoice import repeated_lines, repeats_warnings
 from truecount.billing.reconcile import CELLS, CELLS_TABLE, Reconciliation
 from truecount.billing.terms import LetterDetails, Terms
 from truecount.db import one_row as _one
@@ -245,6 +247,33 @@ def write_letter(
     return md, html
 
 
+#: The view of the raw invoice lines the invoice loader leaves on its connection.
+_INVOICE_ROWS: Final[str] = "_tc_invoice_rows"
+
+
+def with_invoice_warnings(
+    recon: Reconciliation, con: duckdb.DuckDBPyConnection | None
+) -> Reconciliation:
+    """``recon`` with the warnings about invoice lines repeated verbatim added, when ``con``
+    still holds the invoice just loaded and they are not there yet.
+
+    ``reconcile --format json`` carries these warnings; a pack written by another caller (the
+    dashboard, a script) must not lose them, since a repeated line explains part of the
+    duplicate cell the letter claims money for.
+    """
+    if con is None:
+        return recon
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND temporary", [_INVOICE_ROWS]
+    ).fetchall()
+    if not found or not found[0][0]:
+        return recon
+    extra = [w for w in repeats_warnings(*repeated_lines(con)) if w not in recon.warnings]
+    if not extra:
+        return recon
+    return dataclasses.replace(recon, warnings=(*recon.warnings, *extra))
+
+
 def write_dispute_pack(
     out: str | Path,
     recon: Reconciliation,
@@ -264,6 +293,7 @@ def write_dispute_pack(
     ``terms`` (the object reconcile ran under) gives the letter's money per cell and its
     ``letter:`` section; ``details``, then ``buyer`` / ``vendor``, override that section.
     """
+    recon = with_invoice_warnings(recon, con)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     entities_csv = folder / "entities.csv"

@@ -2,21 +2,29 @@
 
 Exit codes: 0 fine, 1 a finding (beyond tolerance, alarm, missing data), 2 bad input or usage,
 130 stopped by Ctrl-C.
+
+``truecount --help`` lists the verbs under panels in the order of a month's work: start a
+workspace, load the data, count, bill, audit, and the contract tools used before signing. Each
+verb names its panel where it registers (one of the ``PANEL_*`` constants).
 """
 
 from __future__ import annotations
 
 import enum
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Callable
-from typing import Any, Final, NoReturn, TypeVar
+from typing import Annotated, Any, Final, NoReturn, TypeVar
 
+import duckdb
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from truecount.cli.help_names import install as _install_help_names
 from truecount.cli.terminal import guarded
+from truecount.db import resource_error
 from truecount.errors import TruecountError
 
 EXIT_OK: Final[int] = 0
@@ -24,6 +32,24 @@ EXIT_FINDING: Final[int] = 1
 EXIT_BAD_INPUT: Final[int] = 2
 #: Stopped by Ctrl-C (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED: Final[int] = 130
+
+#: The help panels, in the order ``--help`` shows them (the order of a month's work).
+PANEL_START: Final[str] = "Start"
+PANEL_DATA: Final[str] = "Data"
+PANEL_COUNT: Final[str] = "Count"
+PANEL_BILL: Final[str] = "Bill"
+PANEL_AUDIT: Final[str] = "Audit"
+PANEL_CONTRACT: Final[str] = "Contract"
+PANELS: Final[tuple[str, ...]] = (
+    PANEL_START,
+    PANEL_DATA,
+    PANEL_COUNT,
+    PANEL_BILL,
+    PANEL_AUDIT,
+    PANEL_CONTRACT,
+)
+
+_install_help_names()
 
 app = typer.Typer(
     name="truecount",
@@ -33,14 +59,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-#: Modules that register verbs on ``app`` when imported. Each owns its verbs.
+#: Modules that register verbs on ``app`` when imported. Each owns its verbs. The order is the
+#: order of the verbs within a help panel: ``demo`` first, as a new user's first command.
 _VERB_MODULES: Final[tuple[str, ...]] = (
-    "truecount.cli.workspace_cmds",
-    "truecount.cli.meter_cmds",
-    "truecount.cli.reconcile_cmds",
     "truecount.cli.demo_cmds",
-    "truecount.cli.check_cmds",
+    "truecount.cli.workspace_cmds",
     "truecount.cli.library_cmds",
+    "truecount.cli.meter_cmds",
+    "truecount.cli.check_cmds",
+    "truecount.cli.reconcile_cmds",
     "truecount.cli.evidence_cmds",
     "truecount.cli.watch_cmds",
     "truecount.cli.replay_cmds",
@@ -55,9 +82,43 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class OutputFormat(enum.StrEnum):
+    """``--format`` of the verbs that print a table or JSON (``count`` adds csv: ``CountFormat``).
+
+    Each verb's ``--format`` lists only what it prints, so ``--help`` never offers a format the
+    verb would refuse.
+    """
+
     table = "table"
     json = "json"
-    csv = "csv"
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("truecount")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree never installed
+        return "unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"truecount {_version()}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            help="Print the version and exit.",
+            is_eager=True,
+            callback=_show_version,
+        ),
+    ] = False,
+) -> None:
+    """The buyer's own meter for outcome-priced AI."""
 
 
 def stdout_console(markup: bool = False) -> Console:
@@ -98,8 +159,12 @@ def main() -> None:
     here and become one line on stderr with exit code 2, never a traceback.
     """
     try:
-        _load_verbs()
-        app()
+        try:
+            _load_verbs()
+            app()
+        except (duckdb.OutOfMemoryException, duckdb.IOException) as exc:
+            # out of memory or temporary disk anywhere: one line naming the setting (db.py)
+            raise (resource_error(exc, "the command") or exc) from None
     except TruecountError as exc:
         err = stderr_console()
         err.print(f"[bold red]error:[/] {escape(exc.first_line)}", markup=True, highlight=False)

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from truecount import jsonout
-from truecount.cli.app import EXIT_FINDING, EXIT_OK, app, stdout_console
+from truecount.cli.app import EXIT_FINDING, EXIT_OK, PANEL_DATA, app, stdout_console
 from truecount.cli.meter_cmds import (
     AsOfOpt,
     DefArg,
@@ -25,6 +25,7 @@ from truecount.cli.meter_cmds import (
     show_choices,
     working,
 )
+from truecount.cli.values import parse_rate
 from truecount.definition import load_definition
 from truecount.engine.check import (
     DEFAULT_MIN_COVERAGE,
@@ -43,22 +44,26 @@ class CheckFormat(enum.StrEnum):
 _COLOUR = {"ok": "green", "thin": "yellow", "missing": "red"}
 
 
-@app.command("check")
+@app.command("check", rich_help_panel=PANEL_DATA)
 def check_cmd(
     definition: DefArg,
     events: EventsOpt = None,
     workspace: WorkspaceOpt = None,
     as_of: AsOfOpt = None,
     period: Annotated[
-        str | None, typer.Option(help="Only coverage in this period, e.g. 2026-01.")
+        str | None,
+        typer.Option(help="Only coverage in this period, e.g. 2026-01.", metavar="PERIOD"),
     ] = None,
     min_coverage: Annotated[
-        float,
+        str | None,
         typer.Option(
             "--min-coverage",
-            help="Share of candidates (0 to 1) below which a condition that needs data is thin.",
+            help="Share of candidates below which a condition that needs data is thin, "
+            f"e.g. 50% or 0.5 (default {DEFAULT_MIN_COVERAGE:.0%}).",
+            metavar="RATE",
+            show_default=False,
         ),
-    ] = DEFAULT_MIN_COVERAGE,
+    ] = None,
     fmt: Annotated[
         CheckFormat, typer.Option("--format", "-f", help="Output format.")
     ] = CheckFormat.table,
@@ -67,6 +72,9 @@ def check_cmd(
 
     For each condition: the event types and fields it reads, whether the export has them, the
     share of candidates with the data per period, and the verdicts if_no_data would decide.
+
+    Example, in the folder that 'truecount demo' writes:
+    truecount check resolved_ticket.yaml -w workspace
     """
     d = load_definition(definition)
     with working("checking…"):
@@ -75,7 +83,9 @@ def check_cmd(
             events_input(events, workspace),
             as_of=as_of,
             period=period,
-            min_coverage=min_coverage,
+            min_coverage=DEFAULT_MIN_COVERAGE
+            if min_coverage is None
+            else float(parse_rate(min_coverage, "--min-coverage")),
         )
     if fmt is CheckFormat.json:
         print(jsonout.dumps(result.to_json(), indent=2))

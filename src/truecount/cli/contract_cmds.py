@@ -20,8 +20,16 @@ from rich.text import Text
 
 from truecount import jsonout
 from truecount.billing.terms import load_terms
-from truecount.cli.app import EXIT_OK, OutputFormat, app, fail, stderr_console, stdout_console
+from truecount.cli.app import (
+    EXIT_OK,
+    PANEL_CONTRACT,
+    OutputFormat,
+    app,
+    stderr_console,
+    stdout_console,
+)
 from truecount.cli.meter_cmds import DefArg
+from truecount.cli.values import choose, parse_rate
 from truecount.contract import (
     ClauseOptions,
     PriceInputs,
@@ -50,7 +58,9 @@ class Delivery(enum.StrEnum):
     weekly = "weekly"
 
 
-TermsOpt = Annotated[Path | None, typer.Option("--terms", "-t", help="Contract terms (YAML).")]
+TermsOpt = Annotated[
+    Path | None, typer.Option("--terms", "-t", help="Contract terms (YAML).", metavar="TERMS")
+]
 
 
 def _write(text: str, out: Path | None) -> None:
@@ -66,32 +76,42 @@ def _write(text: str, out: Path | None) -> None:
     stderr_console().print(f"wrote {out}", markup=False)
 
 
-@app.command("clauses")
+@app.command("clauses", rich_help_panel=PANEL_CONTRACT)
 def clauses_cmd(
     definition: DefArg,
     terms: TermsOpt = None,
     fmt: Annotated[
         ClauseFormat, typer.Option("--format", "-f", help="md, html or json.")
     ] = ClauseFormat.md,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write to this file.", metavar="FILE")
+    ] = None,
     as_of: Annotated[
         str | None,
         typer.Option(
             "--as-of",
             help="The as-of time written into Annex A's query (default: today, 00:00 UTC).",
+            metavar="TIME",
         ),
     ] = None,
     dialect: Annotated[
-        str, typer.Option(help=f"SQL dialect of Annex A: {', '.join(DIALECTS)}.")
+        str, typer.Option(help=f"SQL dialect of Annex A: {', '.join(DIALECTS)}.", metavar="DIALECT")
     ] = "duckdb",
     delivery: Annotated[
         Delivery, typer.Option(help="How often the raw event export is delivered.")
     ] = Delivery.period,
     notice_days: Annotated[
-        int, typer.Option(help="Days of notice before the vendor changes its classifier.")
+        int,
+        typer.Option(
+            help="Days of notice before the vendor changes its classifier.", metavar="DAYS"
+        ),
     ] = 30,
 ) -> None:
-    """Write the contract schedule from the definition: outcome, export, replay, charges."""
+    """Write the contract schedule from the definition: outcome, export, replay, charges.
+
+    Example, in the folder that 'truecount demo' writes:
+    truecount clauses resolved_ticket.yaml -t terms.yaml -o schedule.md
+    """
     from truecount.engine.run import _parse_as_of
 
     d = load_definition(definition)
@@ -100,7 +120,10 @@ def clauses_cmd(
         tzinfo=None, hour=0, minute=0, second=0, microsecond=0
     )
     options = ClauseOptions(
-        as_of=moment, dialect=dialect, delivery=delivery.value, notice_days=notice_days
+        as_of=moment,
+        dialect=choose(dialect, DIALECTS, "dialect"),
+        delivery=delivery.value,
+        notice_days=notice_days,
     )
     schedule = build_schedule(d, t, options)
     if fmt == ClauseFormat.json:
@@ -126,18 +149,9 @@ def _number(text: str, key: str, what: str) -> Decimal:
     return value
 
 
-def _rate(text: str, key: str) -> Decimal:
-    """'5%' -> 0.05; a bare number is refused, as in the terms (0.05 could mean 5% or 0.05%)."""
-    stripped = text.strip()
-    if not stripped.endswith("%"):
-        raise InputError(
-            Problem(
-                f"'{text}' has no % sign",
-                Location(key=key),
-                f"write it as a percentage, e.g. --{key} 5%",
-            )
-        )
-    return _number(stripped[:-1], key, "e.g. 5%") / 100
+def _rate(text: str, key: str, low: str = "0", high: str = "10") -> Decimal:
+    """A rate option as a fraction: 8%, 8 % or 0.08 (bounds from the option's meaning)."""
+    return parse_rate(text, f"--{key}", low=Decimal(low), high=Decimal(high))
 
 
 def _ratio(text: str) -> Decimal:
@@ -156,62 +170,81 @@ def _ratio(text: str) -> Decimal:
     return _number(text, "ratio", "e.g. 1.5 or 41000/27000")
 
 
-@app.command("price")
+@app.command("price", rich_help_panel=PANEL_CONTRACT)
 def price_cmd(
-    terms: Annotated[Path, typer.Argument(help="Contract terms (YAML).", show_default=False)],
-    volume: Annotated[
-        str, typer.Option("--volume", help="Outcomes per month by the buyer's definition.")
+    terms: Annotated[
+        Path, typer.Argument(help="Contract terms (YAML).", show_default=False, metavar="TERMS")
     ],
-    months: Annotated[int, typer.Option(help="Contract term in months.")] = 24,
+    volume: Annotated[
+        str,
+        typer.Option("--volume", help="Outcomes per month by the buyer's definition.", metavar="N"),
+    ],
+    months: Annotated[int, typer.Option(help="Contract term in months.", metavar="N")] = 24,
     drift: Annotated[
         str,
         typer.Option(
             help="Yearly rise of the vendor's count against the buyer's, e.g. 8% "
-            "(as measured by `truecount drift`)."
+            "(as measured by `truecount drift`).",
+            metavar="RATE",
         ),
     ] = "0%",
     ratio: Annotated[
         str,
-        typer.Option(help="Vendor count / buyer count at signing, e.g. 1 or 41000/27000."),
+        typer.Option(
+            help="Vendor count / buyer count at signing, e.g. 1 or 41000/27000.", metavar="RATIO"
+        ),
     ] = "1",
     buyer_price: Annotated[
         str | None,
-        typer.Option(help="Unit price of the buyer-defined outcome (default: headline + premium)."),
+        typer.Option(
+            help="Unit price of the buyer-defined outcome (default: headline + premium).",
+            metavar="PRICE",
+        ),
     ] = None,
     buyer_premium: Annotated[
-        str, typer.Option(help="Premium over the headline price for the buyer-defined outcome.")
+        str,
+        typer.Option(
+            help="Premium over the headline price for the buyer-defined outcome.", metavar="RATE"
+        ),
     ] = "10%",
     platform_fee: Annotated[
-        str | None, typer.Option(help="Hybrid platform fee per month (default: the terms').")
+        str | None,
+        typer.Option(help="Hybrid platform fee per month (default: the terms').", metavar="AMOUNT"),
     ] = None,
     cap: Annotated[
         str | None,
-        typer.Option(help="Hybrid annual cap on outcome charges (default: the terms')."),
+        typer.Option(
+            help="Hybrid annual cap on outcome charges (default: the terms').", metavar="AMOUNT"
+        ),
     ] = None,
-    draws: Annotated[int, typer.Option(help="Monte Carlo draws.")] = DEFAULT_DRAWS,
-    seed: Annotated[int, typer.Option(help="Monte Carlo seed.")] = 0,
+    draws: Annotated[int, typer.Option(help="Monte Carlo draws.", metavar="N")] = DEFAULT_DRAWS,
+    seed: Annotated[int, typer.Option(help="Monte Carlo seed.", metavar="SEED")] = 0,
     drift_sd: Annotated[
-        str, typer.Option(help="Spread of the yearly drift (percentage points).")
+        str, typer.Option(help="Spread of the yearly drift (percentage points).", metavar="RATE")
     ] = "5%",
     volume_sd: Annotated[
-        str, typer.Option(help="Spread of the volume (log scale, about that share).")
+        str,
+        typer.Option(help="Spread of the volume (log scale, about that share).", metavar="RATE"),
     ] = "20%",
     fmt: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="table or json.")
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
     ] = OutputFormat.table,
     chart: Annotated[
-        Path | None, typer.Option("--chart", help="Also draw the options to this SVG file.")
+        Path | None,
+        typer.Option("--chart", help="Also draw the options to this SVG file.", metavar="FILE"),
     ] = None,
 ) -> None:
-    """Cost four ways to buy the outcome over the term, with drift and risk."""
-    if fmt == OutputFormat.csv:
-        fail("price prints table or json")
+    """Cost four ways to buy the outcome over the term, with drift and risk.
+
+    Example, in the folder that 'truecount demo' writes:
+    truecount price terms.yaml --volume 9000 --drift 8% --ratio 41000/27000
+    """
     t = load_terms(terms)
     inputs = PriceInputs.from_terms(
         t,
         _number(volume, "volume", "outcomes per month, e.g. 9000"),
         months=months,
-        drift=_rate(drift, "drift"),
+        drift=_rate(drift, "drift", low="-1"),
         ratio=_ratio(ratio),
         buyer_price=None
         if buyer_price is None
@@ -223,8 +256,8 @@ def price_cmd(
         annual_cap=None if cap is None else _number(cap, "cap", "e.g. 500000"),
         draws=draws,
         seed=seed,
-        drift_sd=_rate(drift_sd, "drift-sd"),
-        volume_sd=_rate(volume_sd, "volume-sd"),
+        drift_sd=_rate(drift_sd, "drift-sd", high="1"),
+        volume_sd=_rate(volume_sd, "volume-sd", high="2"),
     )
     result = price(inputs)
     if chart is not None:

@@ -25,7 +25,7 @@ from truecount.billing.dispute import DisputePack, write_dispute_pack
 from truecount.billing.invoice import load_invoice_into
 from truecount.billing.reconcile import Reconciliation, reconcile_in
 from truecount.billing.terms import parse_terms
-from truecount.cli.app import EXIT_OK, app, fail, stderr_console, stdout_console
+from truecount.cli.app import EXIT_OK, PANEL_START, app, fail, stderr_console, stdout_console
 from truecount.definition import parse_definition
 from truecount.demo.generate import SupportScenario, generate
 from truecount.engine.run import VERDICTS_TABLE, count
@@ -231,10 +231,13 @@ def _progress() -> Iterator[Step]:
         progress.update(task, completed=len(STEPS))
 
 
-@app.command("demo")
+@app.command("demo", rich_help_panel=PANEL_START)
 def demo_cmd(
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder for the demo's files and workspace.")
+        Path,
+        typer.Option(
+            "--out", "-o", help="Folder for the demo's files and workspace.", metavar="FOLDER"
+        ),
     ] = Path("truecount-demo"),
     replace: Annotated[
         bool,
@@ -245,7 +248,11 @@ def demo_cmd(
         ),
     ] = False,
 ) -> None:
-    """Replay the seed case: ~41,000 billed resolutions against ~27,000 that count."""
+    """Replay the seed case: ~41,000 billed resolutions against ~27,000 that count.
+
+    Example, in the folder that 'truecount demo' writes:
+    truecount demo -o my-demo
+    """
     with _progress() as step:
         result = run_demo(out, step, replace=replace)
     report_file = result.folder / "report.html"

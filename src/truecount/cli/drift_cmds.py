@@ -17,7 +17,15 @@ from rich.table import Table
 from rich.text import Text
 
 from truecount.billing.invoice import load_invoice_into, load_invoice_mapping
-from truecount.cli.app import EXIT_FINDING, EXIT_OK, OutputFormat, app, fail, stdout_console
+from truecount.cli.app import (
+    EXIT_FINDING,
+    EXIT_OK,
+    PANEL_AUDIT,
+    OutputFormat,
+    app,
+    fail,
+    stdout_console,
+)
 from truecount.cli.meter_cmds import (
     AsOfOpt,
     DefArg,
@@ -28,6 +36,7 @@ from truecount.cli.meter_cmds import (
     working,
 )
 from truecount.cli.reconcile_cmds import InvoiceMappingOpt, InvoiceOpt
+from truecount.cli.values import parse_rate
 from truecount.definition import load_definition
 from truecount.drift.alarm import DEFAULT_ALARM
 from truecount.drift.report import DriftReport, DriftTable, drift_in, parse_baseline
@@ -42,7 +51,7 @@ class By(enum.StrEnum):
     day = "day"
 
 
-@app.command("drift")
+@app.command("drift", rich_help_panel=PANEL_AUDIT)
 def drift_cmd(
     definition: DefArg,
     invoice: InvoiceOpt,
@@ -52,13 +61,15 @@ def drift_cmd(
             "--baseline",
             help="Baseline period or range, e.g. 2026-01..2026-03 "
             "(default: the first three periods).",
+            metavar="PERIODS",
         ),
     ] = None,
     baseline_rate: Annotated[
-        float | None,
+        str | None,
         typer.Option(
             "--baseline-rate",
-            help="Contractual vendor-only rate as a fraction (e.g. 0.02) instead of a baseline.",
+            help="Contractual vendor-only rate, e.g. 2% or 0.02, instead of a baseline.",
+            metavar="RATE",
         ),
     ] = None,
     by: Annotated[
@@ -69,6 +80,7 @@ def drift_cmd(
         typer.Option(
             "--threshold",
             help=f"CUSUM decision interval (default {DEFAULT_ALARM.threshold:g}).",
+            metavar="NUMBER",
         ),
     ] = None,
     shift: Annotated[
@@ -77,19 +89,22 @@ def drift_cmd(
             "--shift",
             help="Smallest rise to catch, as a ratio of the baseline rate "
             f"(default {DEFAULT_ALARM.shift:g}).",
+            metavar="RATIO",
         ),
     ] = None,
     invoice_mapping: InvoiceMappingOpt = None,
     as_of: AsOfOpt = None,
     fmt: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="table or json.")
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
     ] = OutputFormat.table,
     events: EventsOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Watch the vendor's billing against the buyer's count: paired tables and an alarm."""
-    if fmt == OutputFormat.csv:
-        fail("drift prints table or json")
+    """Watch the vendor's billing against the buyer's count: paired tables and an alarm.
+
+    Example, in the folder that 'truecount demo' writes:
+    truecount drift resolved_ticket.yaml -i invoice.csv -w workspace --baseline-rate 2%
+    """
     if baseline is not None and baseline_rate is not None:
         fail("give --baseline or --baseline-rate, not both")
     if baseline is not None:
@@ -113,7 +128,7 @@ def drift_cmd(
                 INVOICE_TABLE,
                 events_table=EVENTS_TABLE,
                 baseline=baseline,
-                contract_rate=baseline_rate,
+                contract_rate=_rate(baseline_rate),
                 settings=settings,
                 by_day=by == By.day,
                 as_of=result.as_of,
@@ -313,3 +328,8 @@ def render(report: DriftReport) -> None:
         )
     )
     console.print(alarm_line(report), soft_wrap=True)  # one line, for grep and for logs
+
+
+def _rate(text: str | None) -> float | None:
+    """--baseline-rate as a fraction: 2%, 2 % and 0.02 alike."""
+    return None if text is None else float(parse_rate(text, "--baseline-rate"))

@@ -21,9 +21,9 @@ from truecount import jsonout
 from truecount.cli.app import (
     EXIT_FINDING,
     EXIT_OK,
+    PANEL_AUDIT,
     OutputFormat,
     app,
-    fail,
     stderr_console,
     stdout_console,
 )
@@ -56,17 +56,21 @@ PubkeyOpt = Annotated[
         "--pubkey",
         "-k",
         help="The signer's public key: the .pub file keygen wrote, or its base64 text.",
+        metavar="KEY",
     ),
 ]
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table or json.")]
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
 
 MARKS = {"passed": ("✓", "green"), "failed": ("✗", "bold red"), "note": ("•", "dim")}
 
 
-@app.command("keygen")
+@app.command("keygen", rich_help_panel=PANEL_AUDIT)
 def keygen_cmd(
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Private key file to write (never overwritten).")
+        Path,
+        typer.Option(
+            "--out", "-o", help="Private key file to write (never overwritten).", metavar="FILE"
+        ),
     ],
 ) -> None:
     """Make an Ed25519 key pair for signing evidence packs; print the public key."""
@@ -84,21 +88,28 @@ def keygen_cmd(
     )
 
 
-@app.command("evidence")
+@app.command("evidence", rich_help_panel=PANEL_AUDIT)
 def evidence_cmd(
     definition: DefArg,
     invoice: InvoiceOpt,
-    key: Annotated[Path, typer.Option("--key", help="Private key file (truecount keygen).")],
+    key: Annotated[
+        Path, typer.Option("--key", help="Private key file (truecount keygen).", metavar="KEY")
+    ],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="The pack folder to write (new or empty).")
+        Path,
+        typer.Option(
+            "--out", "-o", help="The pack folder to write (new or empty).", metavar="FOLDER"
+        ),
     ],
     terms: Annotated[
-        Path | None, typer.Option("--terms", "-t", help="Contract terms (YAML).")
+        Path | None, typer.Option("--terms", "-t", help="Contract terms (YAML).", metavar="TERMS")
     ] = None,
     as_of: AsOfOpt = None,
     previous: Annotated[
         Path | None,
-        typer.Option("--previous", help="The pack of the periods just before: chain to it."),
+        typer.Option(
+            "--previous", help="The pack of the periods just before: chain to it.", metavar="PACK"
+        ),
     ] = None,
     events: EventsOpt = None,
     workspace: WorkspaceOpt = None,
@@ -110,8 +121,6 @@ def evidence_cmd(
     contract: ContractOpt = None,
 ) -> None:
     """Reconcile and write a signed evidence pack that anyone can verify offline."""
-    if fmt == OutputFormat.csv:
-        fail("evidence prints table or json")
     letter = letter_options(None, buyer, vendor, invoice_number, invoice_date, contract)
     with working("counting, reconciling and signing…"):
         pack = build_pack(
@@ -202,10 +211,13 @@ def render_checks(v: Verification, fmt: OutputFormat) -> None:
         )
 
 
-@app.command("verify")
+@app.command("verify", rich_help_panel=PANEL_AUDIT)
 def verify_cmd(
     target: Annotated[
-        Path, typer.Argument(help="An evidence pack folder, or a proof file from 'prove'.")
+        Path,
+        typer.Argument(
+            help="An evidence pack folder, or a proof file from 'prove'.", metavar="PACK"
+        ),
     ],
     pubkey: PubkeyOpt,
     events: EventsOpt = None,
@@ -213,17 +225,19 @@ def verify_cmd(
     invoice: Annotated[
         list[Path] | None,
         typer.Option(
-            "--invoice", "-i", help="The invoice as received (default: the pack's signed copy)."
+            "--invoice",
+            "-i",
+            help="The invoice as received (default: the pack's signed copy).",
+            metavar="INVOICE",
         ),
     ] = None,
     previous: Annotated[
-        Path | None, typer.Option("--previous", help="The previous pack of the chain.")
+        Path | None,
+        typer.Option("--previous", help="The previous pack of the chain.", metavar="PACK"),
     ] = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Check a pack (or a proof) offline: signature, files, definition, SQL, data, results."""
-    if fmt == OutputFormat.csv:
-        fail("verify prints table or json")
     key = load_public_key(pubkey)
     if target.is_file():
         try:
@@ -253,14 +267,17 @@ def verify_cmd(
     raise typer.Exit(EXIT_OK if v.ok else EXIT_FINDING)
 
 
-@app.command("prove")
+@app.command("prove", rich_help_panel=PANEL_AUDIT)
 def prove_cmd(
-    pack: Annotated[Path, typer.Argument(help="The evidence pack folder.")],
-    entity_id: Annotated[str, typer.Argument(help="The entity to prove, e.g. a ticket id.")],
+    pack: Annotated[Path, typer.Argument(help="The evidence pack folder.", metavar="PACK")],
+    entity_id: Annotated[
+        str, typer.Argument(help="The entity to prove, e.g. a ticket id.", metavar="ENTITY")
+    ],
     events: EventsOpt = None,
     workspace: WorkspaceOpt = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write the proof here (default: stdout).")
+        Path | None,
+        typer.Option("--out", "-o", help="Write the proof here (default: stdout).", metavar="FILE"),
     ] = None,
 ) -> None:
     """An inclusion proof of one entity's row, verdicts and events, checkable on its own."""

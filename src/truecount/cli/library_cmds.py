@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from truecount import jsonout, library
-from truecount.cli.app import EXIT_OK, app, fail, stdout_console
+from truecount.cli.app import EXIT_OK, PANEL_START, app, fail, stdout_console
 
 
 class ListFormat(enum.StrEnum):
@@ -22,13 +22,17 @@ class ListFormat(enum.StrEnum):
     json = "json"
 
 
-@app.command("definitions")
+@app.command("definitions", rich_help_panel=PANEL_START)
 def definitions_cmd(
     fmt: Annotated[
         ListFormat, typer.Option("--format", "-f", help="Output format.")
     ] = ListFormat.table,
 ) -> None:
-    """List the packaged outcome definitions to start from (see 'truecount new')."""
+    """List the packaged outcome definitions to start from (see 'truecount new').
+
+    Example, in the folder that 'truecount demo' writes:
+    truecount definitions --format json
+    """
     found = library.entries()
     if fmt is ListFormat.json:
         print(jsonout.dumps([e.to_json() for e in found], indent=2))
@@ -48,12 +52,14 @@ def definitions_cmd(
     raise typer.Exit(EXIT_OK)
 
 
-@app.command("new")
+@app.command("new", rich_help_panel=PANEL_START)
 def new_cmd(
     name: Annotated[
         str,
         typer.Argument(
-            help="A packaged definition (see 'truecount definitions').", show_default=False
+            help="A packaged definition (see 'truecount definitions').",
+            show_default=False,
+            metavar="NAME",
         ),
     ],
     dest: Annotated[
@@ -62,13 +68,18 @@ def new_cmd(
             help="The file to write, or a folder (existing, ending in '/', or without an "
             "extension) to write NAME.yaml into.",
             show_default=False,
+            metavar="DEST",
         ),
     ],
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite the file if it already exists.")
     ] = False,
 ) -> None:
-    """Copy a packaged definition to DEST as a file of your own to edit and version."""
+    """Copy a packaged definition to DEST as a file of your own to edit and version.
+
+    Example, in the folder that 'truecount demo' writes:
+    truecount new support_resolution_strict my-outcome.yaml
+    """
     try:
         written = library.copy(name, dest, overwrite=force)
     except library.DestinationExistsError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import enum
 import io
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,7 +17,17 @@ from rich.text import Text
 from rich.tree import Tree
 
 from truecount import jsonout
-from truecount.cli.app import EXIT_OK, OutputFormat, app, fail, stderr_console, stdout_console
+from truecount.cli.app import (
+    EXIT_OK,
+    PANEL_COUNT,
+    PANEL_START,
+    OutputFormat,
+    app,
+    fail,
+    stderr_console,
+    stdout_console,
+)
+from truecount.cli.values import choose
 from truecount.definition import load_definition
 from truecount.definition.model import Definition
 from truecount.engine.compile import DIALECTS, compile_sql
@@ -27,7 +38,10 @@ from truecount.ingest.canonical import QUARANTINE_TABLE
 from truecount.ingest.choices import Choice
 from truecount.workspace import Workspace
 
-DefArg = Annotated[Path, typer.Argument(help="The outcome definition (YAML).", show_default=False)]
+DefArg = Annotated[
+    Path,
+    typer.Argument(help="The outcome definition (YAML).", show_default=False, metavar="DEFINITION"),
+]
 EventsOpt = Annotated[
     list[Path] | None,
     typer.Option(
@@ -35,10 +49,14 @@ EventsOpt = Annotated[
         "-e",
         help="Canonical event files (CSV, JSON Lines, Parquet) instead of the workspace; "
         "repeat for several files.",
+        metavar="FILE",
     ),
 ]
 WorkspaceOpt = Annotated[
-    Path | None, typer.Option("--workspace", "-w", help="Workspace folder (default: here).")
+    Path | None,
+    typer.Option(
+        "--workspace", "-w", help="Workspace folder (default: here).", metavar="WORKSPACE"
+    ),
 ]
 AsOfOpt = Annotated[
     str | None,
@@ -46,8 +64,17 @@ AsOfOpt = Annotated[
         "--as-of",
         help="Count as known at this time (ISO 8601, UTC unless an offset is given). "
         "Default: the latest event in the data.",
+        metavar="TIME",
     ),
 ]
+
+
+class CountFormat(enum.StrEnum):
+    """``count`` alone prints CSV too: one row per period, for a spreadsheet."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
 
 
 def events_input(events: list[Path] | None, workspace: Path | None) -> EventsInput:
@@ -101,7 +128,7 @@ def _count_table(result: CountResult, definition: Definition, events: int) -> Ta
     return table
 
 
-@app.command("count")
+@app.command("count", rich_help_panel=PANEL_COUNT)
 def count_cmd(
     definition: DefArg,
     events: EventsOpt = None,
@@ -112,19 +139,31 @@ def count_cmd(
         typer.Option(
             "--known-at",
             help="Only the events the buyer had by then: recorded_at where the export has it, "
-            "event time otherwise (docs/replay.md). --as-of defaults to it.",
+            "event time otherwise. --as-of defaults to it.",
+            metavar="TIME",
         ),
     ] = None,
-    period: Annotated[str | None, typer.Option(help="Only this period, e.g. 2026-01.")] = None,
+    period: Annotated[
+        str | None, typer.Option(help="Only this period, e.g. 2026-01.", metavar="PERIOD")
+    ] = None,
     fmt: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = OutputFormat.table,
+        CountFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = CountFormat.table,
     out: Annotated[
         Path | None,
-        typer.Option(help="Write the verdict per entity to this .csv or .parquet file."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write the verdict per entity to this .csv or .parquet file.",
+            metavar="FILE",
+        ),
     ] = None,
 ) -> None:
-    """Count outcomes per period: candidates, counted, not counted, pending, and why."""
+    """Count outcomes per period: candidates, counted, not counted, pending, and why.
+
+    Example, in the folder that 'truecount demo' writes:
+    truecount count resolved_ticket.yaml -w workspace --format csv
+    """
     d = load_definition(definition)
     with working("counting…"):
         result = count(d, events_input(events, workspace), as_of=as_of, known_at=known_at)
@@ -147,12 +186,12 @@ def count_cmd(
     raise typer.Exit(EXIT_OK)
 
 
-def _render_count(result: CountResult, d: Definition, fmt: OutputFormat) -> None:
+def _render_count(result: CountResult, d: Definition, fmt: CountFormat) -> None:
     con = stdout_console()
-    if fmt is OutputFormat.json:
+    if fmt is CountFormat.json:
         print(jsonout.dumps(result.to_json(), indent=2))
         return
-    if fmt is OutputFormat.csv:
+    if fmt is CountFormat.csv:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(
@@ -275,15 +314,17 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-@app.command("explain")
+@app.command("explain", rich_help_panel=PANEL_COUNT)
 def explain_cmd(
     definition: DefArg,
-    entity_id: Annotated[str, typer.Argument(help="The entity to explain.", show_default=False)],
+    entity_id: Annotated[
+        str, typer.Argument(help="The entity to explain.", show_default=False, metavar="ENTITY")
+    ],
     events: EventsOpt = None,
     workspace: WorkspaceOpt = None,
     as_of: AsOfOpt = None,
     fmt: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="table or json.")
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
     ] = OutputFormat.table,
 ) -> None:
     """Show one entity's events, each condition's result and the event that decided it."""
@@ -335,21 +376,32 @@ def explain_cmd(
     raise typer.Exit(EXIT_OK)
 
 
-@app.command("sql")
+@app.command("sql", rich_help_panel=PANEL_COUNT)
 def sql_cmd(
     definition: DefArg,
-    dialect: Annotated[str, typer.Option(help=f"One of: {', '.join(DIALECTS)}.")] = "duckdb",
+    dialect: Annotated[
+        str, typer.Option(help=f"One of: {', '.join(DIALECTS)}.", metavar="DIALECT")
+    ] = "duckdb",
     as_of: Annotated[
         str | None,
-        typer.Option("--as-of", help="The as-of time written into the query (default: now, UTC)."),
+        typer.Option(
+            "--as-of",
+            help="The as-of time written into the query (default: now, UTC).",
+            metavar="TIME",
+        ),
     ] = None,
-    events_table: Annotated[str, typer.Option(help="Name of the events table.")] = "events",
+    events_table: Annotated[
+        str, typer.Option(help="Name of the events table.", metavar="TABLE")
+    ] = "events",
 ) -> None:
-    """Print the SQL a definition compiles to, for DuckDB or another engine."""
+    """Print the SQL a definition compiles to, for DuckDB or another engine.
+
+    Example, in the folder that 'truecount demo' writes:
+    truecount sql resolved_ticket.yaml --dialect spark --as-of 2026-02-01
+    """
     from truecount.engine.run import _parse_as_of
 
-    if dialect not in DIALECTS:
-        fail(f"unknown dialect '{dialect}'; use one of {', '.join(DIALECTS)}")
+    dialect = choose(dialect, DIALECTS, "dialect")
     if not events_table.replace("_", "").replace(".", "").isalnum():
         fail(f"'{events_table}' is not a table name; use letters, digits, _ and .")
     d = load_definition(definition)
@@ -358,7 +410,7 @@ def sql_cmd(
     raise typer.Exit(EXIT_OK)
 
 
-@app.command("schema")
+@app.command("schema", rich_help_panel=PANEL_START)
 def schema_cmd() -> None:
     """Print the JSON Schema of the definition format (for editors and validators)."""
     from truecount.definition.schema import definition_schema

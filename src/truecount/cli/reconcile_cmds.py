@@ -27,6 +27,7 @@ from truecount.billing.terms import LetterDetails, Terms, load_terms
 from truecount.cli.app import (
     EXIT_FINDING,
     EXIT_OK,
+    PANEL_BILL,
     OutputFormat,
     app,
     fail,
@@ -43,19 +44,30 @@ INVOICE_TABLE = "invoice"
 
 #: The dispute letter's details; each overrides the terms' ``letter:`` section (docs/terms.md).
 BuyerOpt = Annotated[
-    str | None, typer.Option("--buyer", help="Who sends the dispute letter (the buyer's name).")
+    str | None,
+    typer.Option(
+        "--buyer", help="Who sends the dispute letter (the buyer's name).", metavar="NAME"
+    ),
 ]
 VendorOpt = Annotated[
-    str | None, typer.Option("--vendor", help="Whom the dispute letter is to (the vendor's name).")
+    str | None,
+    typer.Option(
+        "--vendor", help="Whom the dispute letter is to (the vendor's name).", metavar="NAME"
+    ),
 ]
 InvoiceNumberOpt = Annotated[
-    str | None, typer.Option("--invoice-number", help="The disputed invoice's number.")
+    str | None,
+    typer.Option("--invoice-number", help="The disputed invoice's number.", metavar="NUMBER"),
 ]
 InvoiceDateOpt = Annotated[
-    str | None, typer.Option("--invoice-date", help="The disputed invoice's date (YYYY-MM-DD).")
+    str | None,
+    typer.Option(
+        "--invoice-date", help="The disputed invoice's date (YYYY-MM-DD).", metavar="DATE"
+    ),
 ]
 ContractOpt = Annotated[
-    str | None, typer.Option("--contract", help="The contract the letter refers to.")
+    str | None,
+    typer.Option("--contract", help="The contract the letter refers to.", metavar="REFERENCE"),
 ]
 
 
@@ -90,6 +102,7 @@ InvoiceOpt = Annotated[
         "--invoice",
         "-i",
         help="The vendor's invoice (CSV, JSON Lines, Parquet); repeat for several files.",
+        metavar="INVOICE",
     ),
 ]
 InvoiceMappingOpt = Annotated[
@@ -97,25 +110,28 @@ InvoiceMappingOpt = Annotated[
     typer.Option(
         "--invoice-mapping",
         help="Invoice mapping (YAML): column names, id normalisation, timestamp format.",
+        metavar="MAPPING",
     ),
 ]
 
 
-@app.command("reconcile")
+@app.command("reconcile", rich_help_panel=PANEL_BILL)
 def reconcile_cmd(
     definition: DefArg,
     invoice: InvoiceOpt,
     terms: Annotated[
-        Path | None, typer.Option("--terms", "-t", help="Contract terms (YAML).")
+        Path | None, typer.Option("--terms", "-t", help="Contract terms (YAML).", metavar="TERMS")
     ] = None,
     invoice_mapping: InvoiceMappingOpt = None,
     as_of: AsOfOpt = None,
     fmt: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="table or json.")
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
     ] = OutputFormat.table,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Write the dispute pack (CSV, letter, JSON) here."),
+        typer.Option(
+            "--out", "-o", help="Write the dispute pack (CSV, letter, JSON) here.", metavar="FOLDER"
+        ),
     ] = None,
     events: EventsOpt = None,
     workspace: WorkspaceOpt = None,
@@ -125,9 +141,11 @@ def reconcile_cmd(
     invoice_date: InvoiceDateOpt = None,
     contract: ContractOpt = None,
 ) -> None:
-    """Reconcile an invoice with the buyer's count: cells per entity, waterfall, credit due."""
-    if fmt == OutputFormat.csv:
-        fail("reconcile prints table or json; use --out DIR for the per-entity CSV")
+    """Reconcile an invoice with the buyer's count: cells per entity, waterfall, credit due.
+
+    Example, in the folder that 'truecount demo' writes:
+    truecount reconcile resolved_ticket.yaml -i invoice.csv -t terms.yaml -w workspace
+    """
     t = load_terms(terms) if terms is not None else None
     details = letter_options(t, buyer, vendor, invoice_number, invoice_date, contract)
     d = load_definition(definition)

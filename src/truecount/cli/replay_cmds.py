@@ -18,26 +18,28 @@ from rich.text import Text
 
 from truecount import jsonout
 from truecount.billing.terms import load_terms
-from truecount.cli.app import EXIT_OK, app, fail, stderr_console, stdout_console
+from truecount.cli.app import (
+    EXIT_OK,
+    PANEL_AUDIT,
+    OutputFormat,
+    app,
+    stderr_console,
+    stdout_console,
+)
 from truecount.cli.meter_cmds import AsOfOpt, EventsOpt, WorkspaceOpt, events_input, working
 from truecount.errors import WorkspaceError
 from truecount.history.replay import NameReplay, Replay, replay, select_versions
 from truecount.history.versions import StoredVersion, add_version, list_versions
 from truecount.workspace import Workspace
 
-FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table or json.")]
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
 
 versions_app = typer.Typer(
     help="Definition versions stored in the workspace, with the day each took effect.",
     invoke_without_command=True,
     no_args_is_help=False,
 )
-app.add_typer(versions_app, name="versions")
-
-
-def _check_format(fmt: str) -> None:
-    if fmt not in {"table", "json"}:
-        fail(f"--format must be table or json, not '{fmt}'")
+app.add_typer(versions_app, name="versions", rich_help_panel=PANEL_AUDIT)
 
 
 # ----------------------------------------------------------------------------- versions
@@ -47,8 +49,10 @@ def _check_format(fmt: str) -> None:
 def versions_default(
     ctx: typer.Context,
     workspace: WorkspaceOpt = None,
-    name: Annotated[str | None, typer.Option("--name", help="Only versions of this name.")] = None,
-    fmt: FormatOpt = "table",
+    name: Annotated[
+        str | None, typer.Option("--name", help="Only versions of this name.", metavar="NAME")
+    ] = None,
+    fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """List the stored versions (the same as 'versions list')."""
     if ctx.invoked_subcommand is None:
@@ -58,11 +62,12 @@ def versions_default(
 @versions_app.command("list")
 def versions_list(
     workspace: WorkspaceOpt = None,
-    name: Annotated[str | None, typer.Option("--name", help="Only versions of this name.")] = None,
-    fmt: FormatOpt = "table",
+    name: Annotated[
+        str | None, typer.Option("--name", help="Only versions of this name.", metavar="NAME")
+    ] = None,
+    fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """List stored versions by name and effective date, with when each stopped applying."""
-    _check_format(fmt)
     stored = list_versions(Workspace.open(workspace), name)
     if fmt == "json":
         print(jsonout.dumps({"versions": [v.to_json() for v in stored]}, indent=2))
@@ -97,16 +102,19 @@ def _versions_table(stored: Sequence[StoredVersion], title: str = "definition ve
 
 @versions_app.command("add")
 def versions_add(
-    definition: Annotated[Path, typer.Argument(help="The outcome definition (YAML) to store.")],
+    definition: Annotated[
+        Path, typer.Argument(help="The outcome definition (YAML) to store.", metavar="DEFINITION")
+    ],
     effective: Annotated[
         str,
-        typer.Option("--effective", help="The day this version took effect (YYYY-MM-DD)."),
+        typer.Option(
+            "--effective", help="The day this version took effect (YYYY-MM-DD).", metavar="DATE"
+        ),
     ],
     workspace: WorkspaceOpt = None,
-    fmt: FormatOpt = "table",
+    fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Store a definition version with its hash and the day it took effect."""
-    _check_format(fmt)
     ws = Workspace.open(workspace)
     added, stored = add_version(ws, definition, effective)
     if fmt == "json":
@@ -130,7 +138,7 @@ def versions_add(
 # ----------------------------------------------------------------------------- replay
 
 
-@app.command("replay")
+@app.command("replay", rich_help_panel=PANEL_AUDIT)
 def replay_cmd(
     definitions: Annotated[
         list[str] | None,
@@ -139,15 +147,23 @@ def replay_cmd(
             "-d",
             help="A definition file, a stored name (all its versions) or NAME@VERSION; repeat "
             "for several. Default: every stored version.",
+            metavar="DEFINITION",
         ),
     ] = None,
     as_of: AsOfOpt = None,
     terms: Annotated[
         Path | None,
-        typer.Option("--terms", "-t", help="Contract terms (YAML): adds the amount per period."),
+        typer.Option(
+            "--terms",
+            "-t",
+            help="Contract terms (YAML): adds the amount per period.",
+            metavar="TERMS",
+        ),
     ] = None,
-    period: Annotated[str | None, typer.Option(help="Only this period, e.g. 2026-01.")] = None,
-    fmt: FormatOpt = "table",
+    period: Annotated[
+        str | None, typer.Option(help="Only this period, e.g. 2026-01.", metavar="PERIOD")
+    ] = None,
+    fmt: FormatOpt = OutputFormat.table,
     events: EventsOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -155,8 +171,10 @@ def replay_cmd(
 
     With --as-of, only the events the buyer had by then count (recorded_at where the export
     has it, event time otherwise), and windows still open then are pending.
+
+    Example, in the folder that 'truecount demo' writes:
+    truecount replay -w workspace
     """
-    _check_format(fmt)
     t = load_terms(terms) if terms is not None else None
     stored: list[StoredVersion] = []
     try:

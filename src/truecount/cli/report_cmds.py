@@ -12,22 +12,23 @@ from typing import Annotated
 
 import typer
 
-from truecount.cli.app import EXIT_FINDING, EXIT_OK, app, stderr_console
+from truecount.cli.app import EXIT_FINDING, EXIT_OK, PANEL_BILL, app, stderr_console
 from truecount.cli.meter_cmds import AsOfOpt, DefArg, EventsOpt, WorkspaceOpt, events_input, working
 from truecount.cli.reconcile_cmds import InvoiceMappingOpt, InvoiceOpt
+from truecount.cli.values import parse_rate
 from truecount.drift.alarm import DEFAULT_ALARM
 from truecount.report.html import DEFAULT_MAX_ROWS, ReportOptions, gather, render
 
 
-@app.command("report")
+@app.command("report", rich_help_panel=PANEL_BILL)
 def report_cmd(
     definition: DefArg,
     invoice: InvoiceOpt,
-    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path(
-        "report.html"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="The HTML file to write.", metavar="FILE")
+    ] = Path("report.html"),
     terms: Annotated[
-        Path | None, typer.Option("--terms", "-t", help="Contract terms (YAML).")
+        Path | None, typer.Option("--terms", "-t", help="Contract terms (YAML).", metavar="TERMS")
     ] = None,
     baseline: Annotated[
         str | None,
@@ -35,13 +36,15 @@ def report_cmd(
             "--baseline",
             help="Drift baseline period or range, e.g. 2026-01..2026-03 "
             "(default: the first three periods).",
+            metavar="PERIODS",
         ),
     ] = None,
     baseline_rate: Annotated[
-        float | None,
+        str | None,
         typer.Option(
             "--baseline-rate",
-            help="Contractual vendor-only rate as a fraction (e.g. 0.02) instead of a baseline.",
+            help="Contractual vendor-only rate, e.g. 2% or 0.02, instead of a baseline.",
+            metavar="RATE",
         ),
     ] = None,
     threshold: Annotated[
@@ -49,6 +52,7 @@ def report_cmd(
         typer.Option(
             "--threshold",
             help=f"CUSUM decision interval (default {DEFAULT_ALARM.threshold:g}).",
+            metavar="NUMBER",
         ),
     ] = None,
     shift: Annotated[
@@ -57,11 +61,14 @@ def report_cmd(
             "--shift",
             help="Smallest rise to catch, as a ratio of the baseline rate "
             f"(default {DEFAULT_ALARM.shift:g}).",
+            metavar="RATIO",
         ),
     ] = None,
     pack: Annotated[
         Path | None,
-        typer.Option("--pack", help="Evidence pack folder whose digest the report shows."),
+        typer.Option(
+            "--pack", help="Evidence pack folder whose digest the report shows.", metavar="PACK"
+        ),
     ] = None,
     max_rows: Annotated[
         int,
@@ -70,6 +77,7 @@ def report_cmd(
             min=0,
             help=f"Disputed entities listed inline (default {DEFAULT_MAX_ROWS:,}); "
             "the full list is the pack's entities.csv.",
+            metavar="N",
         ),
     ] = DEFAULT_MAX_ROWS,
     invoice_mapping: InvoiceMappingOpt = None,
@@ -77,10 +85,14 @@ def report_cmd(
     events: EventsOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Write the reconciliation, drift and evidence as one HTML file that opens offline."""
+    """Write the reconciliation, drift and evidence as one HTML file that opens offline.
+
+    Example, in the folder that 'truecount demo' writes:
+    truecount report resolved_ticket.yaml -i invoice.csv -t terms.yaml -w workspace
+    """
     options = ReportOptions(
         baseline=baseline,
-        baseline_rate=baseline_rate,
+        baseline_rate=_rate(baseline_rate),
         threshold=threshold,
         shift=shift,
         as_of=as_of,
@@ -98,3 +110,8 @@ def report_cmd(
     )
     finding = data.recon.beyond_tolerance or (data.drift is not None and data.drift.alarm)
     raise typer.Exit(EXIT_FINDING if finding else EXIT_OK)
+
+
+def _rate(text: str | None) -> float | None:
+    """--baseline-rate as a fraction: 2%, 2 % and 0.02 alike."""
+    return None if text is None else float(parse_rate(text, "--baseline-rate"))

@@ -18,7 +18,15 @@ from rich.table import Table
 from rich.text import Text
 
 from truecount import jsonout
-from truecount.cli.app import EXIT_FINDING, EXIT_OK, app, fail, stderr_console, stdout_console
+from truecount.cli.app import (
+    EXIT_FINDING,
+    EXIT_OK,
+    PANEL_AUDIT,
+    app,
+    fail,
+    stderr_console,
+    stdout_console,
+)
 
 if TYPE_CHECKING:
     from truecount.sampling import Evaluation, Frame, Parameters, Plan
@@ -34,13 +42,14 @@ class SampleFormat(enum.StrEnum):
     json = "json"
 
 
-@app.command("sample")
+@app.command("sample", rich_help_panel=PANEL_AUDIT)
 def sample_cmd(
     pack: Annotated[
         Path | None,
         typer.Argument(
             help="Evidence or dispute pack folder, or its entities.csv (the sampling frame).",
             show_default=False,
+            metavar="PACK",
         ),
     ] = None,
     tolerable: Annotated[
@@ -63,7 +72,12 @@ def sample_cmd(
     ] = None,
     seed: Annotated[
         int | None,
-        typer.Option("--seed", min=0, help="Seed of the draw (default: from the frame's SHA-256)."),
+        typer.Option(
+            "--seed",
+            min=0,
+            help="Seed of the draw (default: from the frame's SHA-256).",
+            metavar="SEED",
+        ),
     ] = None,
     out: Annotated[
         Path | None,
@@ -83,7 +97,7 @@ def sample_cmd(
         ),
     ] = None,
     fmt: Annotated[
-        SampleFormat, typer.Option("--format", "-f", help="table or json.")
+        SampleFormat, typer.Option("--format", "-f", help="Output format.")
     ] = SampleFormat.table,
 ) -> None:
     """Draw a stratified audit sample of reconciled entities for hand review, or evaluate one."""

@@ -12,7 +12,15 @@ from typing import Annotated, Final
 
 import typer
 
-from truecount.cli.app import EXIT_OK, app, fail, stderr_console, stdout_console
+from truecount.cli.app import (
+    EXIT_OK,
+    PANEL_BILL,
+    PANEL_DATA,
+    app,
+    fail,
+    stderr_console,
+    stdout_console,
+)
 from truecount.cli.meter_cmds import AsOfOpt, WorkspaceOpt
 from truecount.workspace import Workspace
 
@@ -22,16 +30,21 @@ TOKEN_RE: Final = re.compile(r"^[A-Za-z0-9._~-]{16,256}$")
 invoices_app = typer.Typer(
     help="Invoices kept in the workspace for the dashboard.", no_args_is_help=True
 )
-app.add_typer(invoices_app, name="invoices")
+app.add_typer(invoices_app, name="invoices", rich_help_panel=PANEL_DATA)
 
 
-@app.command("serve")
+@app.command("serve", rich_help_panel=PANEL_BILL)
 def serve_cmd(
     workspace: WorkspaceOpt = None,
     host: Annotated[
-        str, typer.Option("--host", help="Address to listen on (loopback unless --token).")
+        str,
+        typer.Option(
+            "--host", help="Address to listen on (loopback unless --token).", metavar="HOST"
+        ),
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 8765,
+    port: Annotated[
+        int, typer.Option("--port", "-p", help="Port to listen on.", metavar="PORT")
+    ] = 8765,
     invoice: Annotated[
         list[Path] | None,
         typer.Option(
@@ -39,14 +52,18 @@ def serve_cmd(
             "-i",
             help="An invoice to reconcile (CSV, JSON Lines, Parquet); repeat for several "
             "invoices. Invoices kept in WS/invoices/ are shown too.",
+            metavar="INVOICE",
         ),
     ] = None,
     terms: Annotated[
-        Path | None, typer.Option("--terms", "-t", help="Contract terms for --invoice (YAML).")
+        Path | None,
+        typer.Option("--terms", "-t", help="Contract terms for --invoice (YAML).", metavar="TERMS"),
     ] = None,
     invoice_mapping: Annotated[
         Path | None,
-        typer.Option("--invoice-mapping", help="Invoice mapping (YAML) for --invoice."),
+        typer.Option(
+            "--invoice-mapping", help="Invoice mapping (YAML) for --invoice.", metavar="MAPPING"
+        ),
     ] = None,
     as_of: AsOfOpt = None,
     token: Annotated[
@@ -56,6 +73,7 @@ def serve_cmd(
             envvar="TRUECOUNT_TOKEN",
             help="Require this token on every request (header or ?token=); needed for a "
             "non-loopback --host.",
+            metavar="TOKEN",
         ),
     ] = None,
 ) -> None:
@@ -107,12 +125,18 @@ def serve_cmd(
 
 @invoices_app.command("add")
 def invoices_add_cmd(
-    file: Annotated[Path, typer.Argument(help="The vendor's invoice file.", show_default=False)],
+    file: Annotated[
+        Path, typer.Argument(help="The vendor's invoice file.", show_default=False, metavar="FILE")
+    ],
     terms: Annotated[
-        Path | None, typer.Option("--terms", "-t", help="Its contract terms (YAML).")
+        Path | None,
+        typer.Option("--terms", "-t", help="Its contract terms (YAML).", metavar="TERMS"),
     ] = None,
     name: Annotated[
-        str | None, typer.Option("--name", help="Name shown by the dashboard (default: file name).")
+        str | None,
+        typer.Option(
+            "--name", help="Name shown by the dashboard (default: file name).", metavar="NAME"
+        ),
     ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:

@@ -19,7 +19,14 @@ from rich.table import Table
 from rich.text import Text
 
 from truecount import jsonout
-from truecount.cli.app import EXIT_FINDING, EXIT_OK, app, stderr_console, stdout_console
+from truecount.cli.app import (
+    EXIT_FINDING,
+    EXIT_OK,
+    PANEL_AUDIT,
+    app,
+    stderr_console,
+    stdout_console,
+)
 from truecount.watch import (
     DEFAULT_STALE_DAYS,
     AddResult,
@@ -41,12 +48,12 @@ from truecount.workspace import Workspace
 
 watch_app = typer.Typer(
     name="watch",
-    help="Keep the vendor's documentation of an outcome under watch (see docs/watch.md).",
+    help="Keep the vendor's documentation of an outcome under watch: snapshots, diffs, acks.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.add_typer(watch_app, name="watch")
+app.add_typer(watch_app, name="watch", rich_help_panel=PANEL_AUDIT)
 
 
 class TextFormat(enum.StrEnum):
@@ -64,12 +71,18 @@ NameArg = Annotated[
     typer.Argument(
         help="The watched name: a letter, then letters, digits, '_', '-' or '.'.",
         show_default=False,
+        metavar="NAME",
     ),
 ]
 WorkspaceOpt = Annotated[
-    Path | None, typer.Option("--workspace", "-w", help="Workspace folder (default: here).")
+    Path | None,
+    typer.Option(
+        "--workspace", "-w", help="Workspace folder (default: here).", metavar="WORKSPACE"
+    ),
 ]
-NoteOpt = Annotated[str | None, typer.Option("--note", help="A note kept with the entry.")]
+NoteOpt = Annotated[
+    str | None, typer.Option("--note", help="A note kept with the entry.", metavar="NOTE")
+]
 SNAPSHOT_HELP = "A snapshot number (-1 = latest) or a date or time (the latest snapshot by then)."
 
 
@@ -90,7 +103,10 @@ def _describe(s: Snapshot) -> str:
 def add_cmd(
     name: NameArg,
     file: Annotated[
-        Path, typer.Argument(help="The saved page: HTML or plain text.", show_default=False)
+        Path,
+        typer.Argument(
+            help="The saved page: HTML or plain text.", show_default=False, metavar="FILE"
+        ),
     ],
     note: NoteOpt = None,
     fmt: Annotated[TextFormat, typer.Option("--format", "-f", help="text or json.")] = (
@@ -154,10 +170,15 @@ def _summary_json(d: TextDiff) -> dict[str, Any]:
 @watch_app.command("diff")
 def diff_cmd(
     name: NameArg,
-    from_: Annotated[str | None, typer.Option("--from", help=SNAPSHOT_HELP)] = None,
-    to: Annotated[str | None, typer.Option("--to", help=SNAPSHOT_HELP)] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help=SNAPSHOT_HELP, metavar="SNAPSHOT")
+    ] = None,
+    to: Annotated[str | None, typer.Option("--to", help=SNAPSHOT_HELP, metavar="SNAPSHOT")] = None,
     context: Annotated[
-        int, typer.Option("--context", "-C", min=0, help="Unchanged lines around each change.")
+        int,
+        typer.Option(
+            "--context", "-C", min=0, help="Unchanged lines around each change.", metavar="LINES"
+        ),
     ] = 3,
     fmt: Annotated[TextFormat, typer.Option("--format", "-f", help="text or json.")] = (
         TextFormat.text
@@ -289,9 +310,10 @@ def status_cmd(
             "--stale-days",
             min=0,
             help="A name not checked for more than this many days is STALE (default: a quarter).",
+            metavar="DAYS",
         ),
     ] = DEFAULT_STALE_DAYS,
-    fmt: Annotated[TableFormat, typer.Option("--format", "-f", help="table or json.")] = (
+    fmt: Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")] = (
         TableFormat.table
     ),
     workspace: WorkspaceOpt = None,
@@ -358,7 +380,7 @@ def ack_cmd(name: NameArg, note: NoteOpt = None, workspace: WorkspaceOpt = None)
 @watch_app.command("log")
 def log_cmd(
     name: NameArg,
-    fmt: Annotated[TableFormat, typer.Option("--format", "-f", help="table or json.")] = (
+    fmt: Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")] = (
         TableFormat.table
     ),
     workspace: WorkspaceOpt = None,
@@ -388,10 +410,17 @@ def log_cmd(
 @watch_app.command("show")
 def show_cmd(
     name: NameArg,
-    snapshot: Annotated[str, typer.Option("--snapshot", "-s", help=SNAPSHOT_HELP)] = "-1",
+    snapshot: Annotated[
+        str, typer.Option("--snapshot", "-s", help=SNAPSHOT_HELP, metavar="SNAPSHOT")
+    ] = "-1",
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Write the snapshot's exact saved bytes to this file."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write the snapshot's exact saved bytes to this file.",
+            metavar="FILE",
+        ),
     ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:

@@ -17,7 +17,16 @@ from rich.text import Text
 
 from truecount import jsonout
 from truecount.adapters import get_adapter, ingest_source, source_names
-from truecount.cli.app import OutputFormat, app, fail, stderr_console, stdout_console
+from truecount.cli.app import (
+    PANEL_DATA,
+    PANEL_START,
+    OutputFormat,
+    app,
+    fail,
+    stderr_console,
+    stdout_console,
+)
+from truecount.cli.values import choose
 from truecount.ingest import IngestReport, ProgressUpdate, ingest_files
 from truecount.ingest.canonical import QUARANTINE_TABLE
 from truecount.workspace import Workspace
@@ -28,15 +37,22 @@ WorkspaceOption = Annotated[
         "--workspace",
         "-w",
         help="Workspace folder (default: this folder or the nearest parent with truecount.yaml).",
+        metavar="WORKSPACE",
     ),
 ]
 
 
-@app.command()
+@app.command(rich_help_panel=PANEL_START)
 def init(
-    directory: Annotated[Path, typer.Argument(help="Folder for the workspace.")] = Path("."),
+    directory: Annotated[
+        Path, typer.Argument(help="Folder for the workspace.", metavar="FOLDER")
+    ] = Path("."),
 ) -> None:
-    """Create a workspace: a config file and an empty DuckDB store."""
+    """Create a workspace: a config file and an empty DuckDB store.
+
+    Example, in the folder that 'truecount demo' writes:
+    truecount init my-workspace
+    """
     if directory.exists() and not directory.is_dir():
         fail(
             f"{directory} is a file, not a folder: give a new or existing folder for the workspace"
@@ -48,12 +64,16 @@ def init(
     stdout_console().print(f"workspace ready: {ws.root} (store {ws.store_path.name})")
 
 
-@app.command()
+@app.command(rich_help_panel=PANEL_DATA)
 def ingest(
-    files: Annotated[list[Path], typer.Argument(help="CSV, JSON Lines or Parquet files.")],
+    files: Annotated[
+        list[Path], typer.Argument(help="CSV, JSON Lines or Parquet files.", metavar="FILE…")
+    ],
     mapping: Annotated[
         Path | None,
-        typer.Option("--mapping", "-m", help="Mapping YAML for a non-canonical export."),
+        typer.Option(
+            "--mapping", "-m", help="Mapping YAML for a non-canonical export.", metavar="MAPPING"
+        ),
     ] = None,
     source: Annotated[
         str | None,
@@ -62,15 +82,23 @@ def ingest(
             "-s",
             help="Read a platform's own export: zendesk, intercom, salesforce, servicenow "
             "(see 'truecount sources').",
+            metavar="SOURCE",
         ),
     ] = None,
     option: Annotated[
         list[str] | None,
         typer.Option(
             "--option",
-            "-o",
-            help="KEY=VALUE choice for --source, e.g. -o good_rating=5 (repeatable).",
+            help="A choice for --source, e.g. --option good_rating=5; repeat for several "
+            "(see 'truecount sources').",
+            metavar="KEY=VALUE",
         ),
+    ] = None,
+    old_option: Annotated[
+        list[str] | None,
+        # -o is --out in every verb; it named adapter options here before 0.2, so it stays
+        # recognised, hidden, to say what to write instead of a bare "no such option"
+        typer.Option("-o", hidden=True),
     ] = None,
     partial: Annotated[
         bool,
@@ -84,12 +112,17 @@ def ingest(
     ] = False,
     workspace: WorkspaceOption = None,
     output: Annotated[
-        OutputFormat, typer.Option("--format", help="table or json.")
+        OutputFormat, typer.Option("--format", help="Output format.")
     ] = OutputFormat.table,
 ) -> None:
     """Load event files into the workspace: loaded, duplicate and quarantined rows per file."""
-    if output is OutputFormat.csv:
-        fail("--format csv is not available for ingest; use table or json")
+    if old_option:
+        fail(
+            f"adapter options are now --option KEY=VALUE (-o is --out in every verb): "
+            f"write --option {old_option[0]}"
+        )
+    if source is not None:
+        source = choose(source, source_names(), "--source")
     if source is not None and mapping is not None:
         fail("give --source or --mapping, not both: a source reads the platform's own shape")
     if source is None and (option or partial):
@@ -161,15 +194,17 @@ def _parse_options(given: list[str]) -> dict[str, str]:
     return options
 
 
-@app.command()
+@app.command(rich_help_panel=PANEL_DATA)
 def sources(
     output: Annotated[
-        OutputFormat, typer.Option("--format", help="table or json.")
+        OutputFormat, typer.Option("--format", help="Output format.")
     ] = OutputFormat.table,
 ) -> None:
-    """List the platforms 'ingest --source' reads: their files and the options with defaults."""
-    if output is OutputFormat.csv:
-        fail("--format csv is not available for sources; use table or json")
+    """List the platforms 'ingest --source' reads: their files and the options with defaults.
+
+    Example, in the folder that 'truecount demo' writes:
+    truecount sources
+    """
     listed: list[dict[str, Any]] = []
     for name in source_names():
         adapter = get_adapter(name)
@@ -245,17 +280,21 @@ def _report_table(report: IngestReport) -> Table:
     return table
 
 
-@app.command()
+@app.command(rich_help_panel=PANEL_DATA)
 def quarantine(
     workspace: WorkspaceOption = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="Rows to show.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=0, help="Rows to show.", metavar="N")
+    ] = 50,
     output: Annotated[
-        OutputFormat, typer.Option("--format", help="table or json.")
+        OutputFormat, typer.Option("--format", help="Output format.")
     ] = OutputFormat.table,
 ) -> None:
-    """List rows that could not be loaded, with the file, row, column and reason."""
-    if output is OutputFormat.csv:
-        fail("--format csv is not available for quarantine; use table or json")
+    """List rows that could not be loaded, with the file, row, column and reason.
+
+    Example, in the folder that 'truecount demo' writes:
+    truecount quarantine -w workspace
+    """
     ws = Workspace.open(workspace)
     with ws.connect(read_only=True) as con:
         total_row = con.execute(f"SELECT count(*) FROM {QUARANTINE_TABLE}").fetchone()  # noqa: S608

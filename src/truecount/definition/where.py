@@ -5,11 +5,23 @@ The language is deliberately tiny (fields of one event, literals, comparisons, `
 handing the text to a SQL parser, because a SQL parser accepts far more than we allow (function
 calls, subqueries, casts) and its error messages speak SQL rather than this language. The tree
 defined here is the only thing the compiler sees; the user's text never reaches SQL.
+
+The parser is recursive, and so are everything that walks its tree (printing, the compiler,
+SQLGlot's generator). A hostile or generated expression of ten thousand parentheses or ``and``s
+would exhaust the interpreter's stack in any of them, so the size of an expression is bounded
+where it is read: at most :data:`MAX_TEXT` characters, :data:`MAX_TESTS` tests, and a tree at
+most :data:`MAX_DEPTH` deep (``a and b and c`` is two levels: the printed form brackets each
+``and``). The text may nest parentheses and ``not`` :data:`MAX_NESTING` levels, twice the tree's
+depth, so that the printed form of any accepted tree (``not (x)`` is two levels) reads back.
+Each bound sits far above what a person writes in a definition. Numbers obey the same bound
+as every number of a definition (:data:`MAX_NUMBER`): a literal that reads as infinity could
+not be printed back.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -17,6 +29,19 @@ from truecount.errors import Location, Problem, WhereError, suggest
 
 #: Fields of an event a where expression may use (besides ``attrs.<key>``).
 FIELDS: Final[dict[str, str]] = {"value": "number", "actor": "text", "type": "text"}
+
+#: The longest where expression read, in characters.
+MAX_TEXT: Final[int] = 10_000
+#: The deepest syntax tree: ``and`` / ``or`` / ``not`` nodes above a test.
+MAX_DEPTH: Final[int] = 50
+#: The deepest nesting of parentheses and ``not`` in the text.
+MAX_NESTING: Final[int] = 2 * MAX_DEPTH
+#: The most tests (comparisons, ``in``, ``is null``, ``between``) one expression may join.
+MAX_TESTS: Final[int] = 100
+#: The largest magnitude of a number literal (the bound of every number in a definition).
+MAX_NUMBER: Final[float] = 1e15
+#: How much of a long expression an error message shows around the position it names.
+_EXCERPT: Final[int] = 60
 
 CompareOp = Literal["==", "!=", "<", "<=", ">", ">="]
 LiteralValue = float | int | str | bool | None
@@ -154,13 +179,47 @@ class _Parser:
     def __init__(self, text: str, where: Location) -> None:
         self.text = text
         self.where = where
+        self.depth = 0
+        self.tests = 0
+        if len(text) > MAX_TEXT:
+            raise self.error(
+                f"the expression is {len(text):,} characters long, more than {MAX_TEXT:,}",
+                MAX_TEXT,
+                "split the condition into several conditions",
+            )
         self.tokens = self._tokenize()
         self.i = 0
 
     # -- helpers
     def error(self, message: str, pos: int, hint: str | None = None) -> WhereError:
-        pointer = f"at position {pos + 1} of '{self.text}'"
+        pointer = f"at position {pos + 1} of '{self._excerpt(pos)}'"
         return WhereError(Problem(f"{message} {pointer}", self.where, hint))
+
+    def _excerpt(self, pos: int) -> str:
+        """The expression, or for a long one the stretch around ``pos``, for a message."""
+        if len(self.text) <= 2 * _EXCERPT:
+            return self.text
+        start, end = max(0, pos - _EXCERPT), min(len(self.text), pos + _EXCERPT)
+        return ("…" if start else "") + self.text[start:end] + ("…" if end < len(self.text) else "")
+
+    def enter(self, pos: int) -> None:
+        """One level deeper (a parenthesis or a ``not``); refused past :data:`MAX_NESTING`."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.error(
+                f"the expression is nested more than {MAX_NESTING} levels deep",
+                pos,
+                "flatten it, e.g. with 'in (...)' or by splitting the condition",
+            )
+
+    def count_test(self, pos: int) -> None:
+        self.tests += 1
+        if self.tests > MAX_TESTS:
+            raise self.error(
+                f"the expression joins more than {MAX_TESTS} tests",
+                pos,
+                "use 'in (...)' for a list of values, or split the condition",
+            )
 
     def _tokenize(self) -> list[_Token]:
         tokens: list[_Token] = []
@@ -217,6 +276,13 @@ class _Parser:
             raise self.error(
                 f"unexpected '{self.tok.text}'", self.tok.pos, "join tests with 'and' or 'or'"
             )
+        if depth(expr) > MAX_DEPTH:
+            raise self.error(
+                f"the expression is nested more than {MAX_DEPTH} levels deep (each 'and', 'or' "
+                "and 'not' is a level)",
+                0,
+                "use 'in (...)' for a list of values, or split the condition",
+            )
         return expr
 
     def or_expr(self) -> Expr:
@@ -232,15 +298,23 @@ class _Parser:
         return left
 
     def not_expr(self) -> Expr:
-        if self.accept("keyword", "not"):
-            return Not(self.not_expr())
+        tok = self.accept("keyword", "not")
+        if tok:
+            self.enter(tok.pos)
+            operand = self.not_expr()
+            self.depth -= 1
+            return Not(operand)
         return self.primary()
 
     def primary(self) -> Expr:
-        if self.accept("punct", "("):
+        tok = self.accept("punct", "(")
+        if tok:
+            self.enter(tok.pos)
             inner = self.or_expr()
             self.expect("punct", ")", "')'")
+            self.depth -= 1
             return inner
+        self.count_test(self.tok.pos)
         field = self.field()
         tok = self.tok
         if tok.kind == "op":
@@ -263,6 +337,7 @@ class _Parser:
             high = self.literal()
             for lit in (low, high):
                 self.check_type(field, lit, tok.pos)
+            self.check_one_kind(field, (low, high), tok.pos)
             return Between(field, low, high)
         negated = False
         if tok.kind == "keyword" and tok.text == "not":
@@ -280,6 +355,7 @@ class _Parser:
                 if lit.value is None:
                     raise self.error("null in an 'in' list never matches", tok.pos, "use 'is null'")
                 self.check_type(field, lit, tok.pos)
+            self.check_one_kind(field, items, tok.pos)
             return InList(field, tuple(items), negated)
         found = tok.text or "the end"
         raise self.error(
@@ -317,6 +393,12 @@ class _Parser:
         tok = self.advance()
         if tok.kind == "number":
             num = float(tok.text)
+            if not abs(num) <= MAX_NUMBER:
+                raise self.error(
+                    f"the number {tok.text[:40]} is too large",
+                    tok.pos,
+                    f"numbers in a definition are finite and at most {MAX_NUMBER:,.0f} in size",
+                )
             return Lit(int(num) if num.is_integer() and "." not in tok.text else num)
         if tok.kind == "string":
             quote = tok.text[0]
@@ -329,6 +411,21 @@ class _Parser:
         hint = "quote text values, e.g. 'ai'" if tok.kind == "word" else None
         raise self.error(f"expected a literal value, found '{found}'", tok.pos, hint)
 
+    def check_one_kind(self, field: Field, lits: Sequence[Lit], pos: int) -> None:
+        """Refuse numbers beside text in one list or range.
+
+        A list or range holding a number compares the field as a number, and the engine would
+        then have to read the text items as numbers too: a query error at run time rather
+        than a definition error here.
+        """
+        numbers = [_is_number(lit) for lit in lits]
+        if any(numbers) and not all(numbers):
+            raise self.error(
+                f"'{field}' is compared with numbers and text in one list or range",
+                pos,
+                "use only numbers, or only quoted text",
+            )
+
     def check_type(self, field: Field, lit: Lit, pos: int) -> None:
         """Reject comparisons that can never be true, e.g. ``actor > 3`` or ``value == 'x'``."""
         kind = FIELDS.get(field.name)
@@ -340,9 +437,31 @@ class _Parser:
             raise self.error(f"'{field}' is text; write {lit} in quotes", pos)
 
 
+def _is_number(lit: Lit) -> bool:
+    return isinstance(lit.value, int | float) and not isinstance(lit.value, bool)
+
+
 def parse_where(text: str, where: Location | None = None) -> Expr:
     """Parse and check a where expression. Raises :class:`WhereError` naming the position."""
     return _Parser(text, where or Location()).parse()
+
+
+def depth(expr: Expr) -> int:
+    """How many ``and`` / ``or`` / ``not`` nodes the deepest test sits under (0 for a test).
+
+    Walked with a list rather than recursion: it is the check that keeps recursive walks safe.
+    """
+    deepest = 0
+    todo: list[tuple[Expr, int]] = [(expr, 0)]
+    while todo:
+        node, level = todo.pop()
+        deepest = max(deepest, level)
+        match node:
+            case And(left=a, right=b) | Or(left=a, right=b):
+                todo += [(a, level + 1), (b, level + 1)]
+            case Not(operand=a):
+                todo.append((a, level + 1))
+    return deepest
 
 
 def fields_used(expr: Expr) -> set[str]:

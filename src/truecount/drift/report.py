@@ -455,31 +455,37 @@ def _entities(
         f"AND NOT EXISTS (SELECT 1 FROM {CELLS_TABLE} AS x WHERE x.entity_id = v.entity_id)"
     )
     # Entities without an anchor time (billed without a verdict) are dated by their first
-    # billed_at, else by their first event: few rows, looked up on their own.
-    icols = {str(r[0]) for r in con.execute(f"DESCRIBE {invoice}").fetchall()}
-    sources: list[str] = []
-    if "billed_at" in icols:
-        sources.append(
-            f"SELECT i.entity_id, min(i.billed_at) AS t, 0 AS pri FROM {invoice} AS i "  # noqa: S608
-            "JOIN _tc_drift_undated AS u ON u.entity_id = CAST(i.entity_id AS VARCHAR) "
-            "WHERE i.billed_at IS NOT NULL GROUP BY 1"
-        )
-    if events is not None:
-        sources.append(
-            f"SELECT e.entity_id, min(e.ts) AS t, 1 AS pri FROM {events} AS e "  # noqa: S608
-            "JOIN _tc_drift_undated AS u ON u.entity_id = e.entity_id GROUP BY 1"
-        )
+    # billed_at, else by their first event. The invoice is asked first; the events are read
+    # only for those it leaves undated (none, when every line carries billed_at), since a scan
+    # of every event for a few entities is most of this function's cost at scale.
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _tc_drift_undated AS "
         "SELECT DISTINCT entity_id FROM _tc_drift_base WHERE anchor_ts IS NULL"
     )
-    fallback = (
-        "SELECT entity_id, arg_min(t, pri) AS t FROM ("  # noqa: S608 - fixed text
-        + " UNION ALL ".join(sources)
-        + ") GROUP BY 1"
-        if sources
+    icols = {str(r[0]) for r in con.execute(f"DESCRIBE {invoice}").fetchall()}
+    by_invoice = (
+        f"SELECT CAST(i.entity_id AS VARCHAR) AS entity_id, min(i.billed_at) AS t "  # noqa: S608
+        f"FROM {invoice} AS i "
+        "JOIN _tc_drift_undated AS u ON u.entity_id = CAST(i.entity_id AS VARCHAR) "
+        "WHERE i.billed_at IS NOT NULL GROUP BY 1"
+        if "billed_at" in icols
         else "SELECT NULL::VARCHAR AS entity_id, NULL::TIMESTAMP AS t WHERE false"
     )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _tc_drift_dated AS {by_invoice}")
+    if events is not None:
+        left = one_row(
+            con,
+            "SELECT count(*) FROM _tc_drift_undated AS u "
+            "ANTI JOIN _tc_drift_dated AS d ON d.entity_id = u.entity_id",
+        )
+        if left is not None and int(left[0]) > 0:
+            con.execute(
+                "INSERT INTO _tc_drift_dated "  # noqa: S608 - names checked by the caller
+                f"SELECT e.entity_id, min(e.ts) FROM {events} AS e "
+                "JOIN (SELECT entity_id FROM _tc_drift_undated ANTI JOIN _tc_drift_dated "
+                "USING (entity_id)) AS u ON u.entity_id = e.entity_id GROUP BY 1"
+            )
+    fallback = "SELECT entity_id, t FROM _tc_drift_dated"
     t = exp.column("t", "w")
     day = period_key_sql(t, "day", timezone).sql(dialect="duckdb")
     con.execute(

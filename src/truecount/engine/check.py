@@ -7,13 +7,16 @@ for the anchor and each condition: the events and fields it reads, whether the e
 them, the share of candidates that have them (coverage, per period), and how many verdicts
 ``if_no_data`` would decide rather than the data.
 
-Candidates, periods, pending and the ``if_no_data`` decisions come from the same compiled query
-as ``count`` (with its per-leaf columns), so ``check`` and ``count`` can never disagree about
-who is a candidate or when ``if_no_data`` applied. Everything else is two set-based queries:
-one scan of the events for what the export carries, and one grouping of the candidates per
-period for coverage. User text (types, actors, attribute keys, where literals) only becomes
-SQLGlot literal nodes, as in the compiler. Events with no actor, for the filters that name
-one, are counted per file by :mod:`truecount.engine.actors`, so a NULL actor is never silent.
+Candidates, periods and pending come from the same compiled query as ``count`` (or from the
+verdict table a count already left on the connection), so ``check`` and ``count`` can never
+disagree about who is a candidate; ``if_no_data`` applies where an entity has no visible event
+of the leaf's type, the very count the compiler's ``leafN_has_data`` column takes. Everything
+else is set-based: one scan of the events grouped by type and actor for what the export
+carries, one grouping of the events per entity joined to the candidates for coverage, and a
+text search for the adapters' caveats (parsed only where the text may hold one). User text
+(types, actors, attribute keys, where literals) only becomes SQLGlot literal nodes, as in the
+compiler. Events with no actor, for the filters that name one, are counted per file by
+:mod:`truecount.engine.actors`, so a NULL actor is never silent.
 """
 
 from __future__ import annotations
@@ -576,15 +579,42 @@ def _rows(con: duckdb.DuckDBPyConnection, query: exp.Expr) -> list[tuple[Any, ..
 # --------------------------------------------------------------------------- queries
 
 
-def _event_stats(
+@dataclass(frozen=True)
+class _ScanStats:
+    """What one grouped scan of the visible events tells: the per-need and per-condition event
+    counts, events per type, actors per type, and actor values outside the glossary."""
+
+    stats: dict[str, int]
+    types: dict[str, int]
+    actors: dict[str, dict[str, int]]
+    unknown: dict[str, int]
+
+
+def _by_count(pairs: dict[Any, int]) -> list[tuple[Any, int]]:
+    """Most events first, then by value (None last), as the tables in the report list them."""
+    return sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0] is None, kv[0] or ""))
+
+
+def _scan_stats(
     con: duckdb.DuckDBPyConnection,
     needs: list[_Need],
     conditions: list[tuple[str, list[_Need]]],
+    actor_types: list[str],
     as_of: dt.datetime,
-) -> dict[str, int]:
-    """One scan of the visible events: per need, events of the type, by the actor, carrying
-    each field, usable and matching; per condition, events matching any of its leaves."""
-    cols: list[exp.Expr] = [exp.alias_(exp.Count(this=exp.Star()), "events")]
+) -> _ScanStats:
+    """One scan of the visible events, grouped by type and actor (a few dozen groups).
+
+    Per need: events of the type, by the actor, carrying each field, usable and matching; per
+    condition: events matching any of its leaves. Summed over the groups they are the export's
+    totals; the groups themselves are the events per type, the actors seen for the types a
+    filter names an actor of, and the actor values no filter can see. One pass instead of one
+    per question, which matters at millions of events.
+    """
+    cols: list[exp.Expr] = [
+        _col("type"),
+        _col("actor"),
+        exp.alias_(exp.Count(this=exp.Star()), "events"),
+    ]
     for n in needs:
         cols.append(_count_if(_type_pred(n.flt), f"{n.key}_of_type"))
         cols.append(_count_if(_base_pred(n.flt), f"{n.key}_by_actor"))
@@ -595,74 +625,61 @@ def _event_stats(
     for k, (_, mine) in enumerate(conditions):
         if mine:
             cols.append(_count_if(_or([filter_sql(n.flt, _E) for n in mine]), f"c{k}_matching"))
-    query = exp.select(*cols).from_(_events()).where(_visible(as_of))
-    cursor = con.execute(render_sql(query, "duckdb", pretty=False))
-    names = [d[0] for d in cursor.description]
-    row = cursor.fetchall()[0]
-    return {name: int(v or 0) for name, v in zip(names, row, strict=True)}
-
-
-def _type_counts(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> dict[str, int]:
-    n = exp.Count(this=exp.Star())
+    # events whose attributes may hold an adapter's caveat: none, and _caveats need not run
+    cols.append(_count_if(_may_have_caveat(), "may_have_caveat"))
     query = (
-        exp.select(_col("type"), exp.alias_(n, "n"))
+        exp.select(*cols)
         .from_(_events())
         .where(_visible(as_of))
-        .group_by(_col("type"))
-        .order_by(exp.Ordered(this=exp.column("n"), desc=True), _col("type"))
-    )
-    return {str(t): int(c) for t, c in _rows(con, query)}
-
-
-def _actor_counts(
-    con: duckdb.DuckDBPyConnection, types: list[str], as_of: dt.datetime
-) -> dict[str, dict[str, int]]:
-    """Actors seen per type, for the filters that name an actor (null shows as ``(none)``)."""
-    if not types:
-        return {}
-    n = exp.Count(this=exp.Star())
-    query = (
-        exp.select(_col("type"), _col("actor"), exp.alias_(n, "n"))
-        .from_(_events())
-        .where(
-            _and([_visible(as_of), exp.In(this=_col("type"), expressions=[_lit(t) for t in types])])
-        )
         .group_by(_col("type"), _col("actor"))
-        .order_by(exp.Ordered(this=exp.column("n"), desc=True), _col("actor"))
     )
-    out: dict[str, dict[str, int]] = {}
-    for t, actor, c in _rows(con, query):
-        out.setdefault(str(t), {})["(none)" if actor is None else str(actor)] = int(c)
-    return out
+    cursor = con.execute(render_sql(query, "duckdb", pretty=False))
+    names = [d[0] for d in cursor.description]
+    stats: dict[str, int] = dict.fromkeys(names[2:], 0)
+    types: dict[Any, int] = {}
+    actors: dict[str, dict[Any, int]] = {}
+    unknown: dict[Any, int] = {}
+    wanted = set(actor_types)
+    for row in cursor.fetchall():
+        type_, actor, events = row[0], row[1], int(row[2] or 0)
+        for name, value in zip(names[2:], row[2:], strict=True):
+            stats[name] += int(value or 0)
+        types[type_] = types.get(type_, 0) + events
+        if type_ in wanted:
+            per = actors.setdefault(str(type_), {})
+            per[actor] = per.get(actor, 0) + events
+        if actor is not None and actor not in KNOWN_ACTORS:
+            unknown[actor] = unknown.get(actor, 0) + events
+    return _ScanStats(
+        stats=stats,
+        types={str(t): c for t, c in _by_count(types)},
+        actors={
+            t: {"(none)" if a is None else str(a): c for a, c in _by_count(per)}
+            for t, per in actors.items()
+        },
+        unknown={str(a): c for a, c in _by_count(unknown)[:10]},
+    )
 
 
-def _unknown_actors(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> dict[str, int]:
-    """Actor values outside the glossary's (``ai``, ``human``, ...): a mapping left unmapped."""
-    n = exp.Count(this=exp.Star())
-    known = exp.In(this=_col("actor"), expressions=[_lit(a) for a in KNOWN_ACTORS])
-    query = (
-        exp.select(_col("actor"), exp.alias_(n, "n"))
-        .from_(_events())
-        .where(
-            _and(
-                [
-                    _visible(as_of),
-                    exp.Not(this=exp.Is(this=_col("actor"), expression=exp.Null())),
-                    exp.Not(this=known),
-                ]
-            )
-        )
-        .group_by(_col("actor"))
-        .order_by(exp.Ordered(this=exp.column("n"), desc=True), _col("actor"))
-        .limit(10)
-    )
-    return {str(a): int(c) for a, c in _rows(con, query)}
+def _text_has(needle: str) -> exp.Expr:
+    """``attrs`` as text contains ``needle``: a search, not a parse of the JSON."""
+    text = exp.cast(_col("attrs"), exp.DataType.build("VARCHAR"))
+    return exp.func("contains", text, _lit(needle))
+
+
+def _may_have_caveat() -> exp.Expr:
+    """The attributes' text spells ``caveat``, or holds a ``\\u`` escape that might spell it."""
+    return exp.Paren(this=_or([_text_has("caveat"), _text_has("\\u")]))
 
 
 def _caveats(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> list[tuple[str, int, int]]:
     """Limits of the export itself that an adapter recorded on events (``attrs.caveat``, e.g.
     a ServiceNow list without its update counter): no option lifts them, so check states them
-    with how many entities and events they touch."""
+    with how many entities and events they touch.
+
+    Parsing every event's attributes is the cost of this query, so the text is searched first:
+    a ``caveat`` key is spelled out in the JSON text unless some letter of it is written as a
+    ``\\u`` escape, and text holding such an escape is parsed as before."""
     text = exp.JSONExtractScalar(this=_col("attrs"), expression=_lit("$.caveat"))
     query = (
         exp.select(
@@ -671,7 +688,15 @@ def _caveats(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> list[tuple[s
             exp.alias_(exp.Count(this=exp.Star()), "n"),
         )
         .from_(_events())
-        .where(_and([_visible(as_of), exp.Not(this=exp.Is(this=text, expression=exp.Null()))]))
+        .where(
+            _and(
+                [
+                    _visible(as_of),
+                    _may_have_caveat(),
+                    exp.Not(this=exp.Is(this=text, expression=exp.Null())),
+                ]
+            )
+        )
         .group_by(text)
         .order_by(exp.Ordered(this=exp.column("n"), desc=True), exp.column("caveat"))
     )
@@ -684,33 +709,46 @@ def _coverage_rows(
     needs: list[_Need],
     conditions: list[tuple[str, list[_Need]]],
     as_of: dt.datetime,
+    verdicts: str | None = None,
 ) -> list[dict[str, Any]]:
     """Per period: candidates, pending, and per need / condition the covered candidates and
     those ``if_no_data`` decided.
 
-    The candidates are the compiled verdict query's rows (``with_leaves`` for the engine's own
-    ``leafN_has_data``); each is joined once to a per-entity count of usable events per need.
+    The candidates are the verdict query's rows: the table ``count`` left on the connection
+    when the caller names it, else the compiled query run here. Each is joined once to a
+    per-entity count, in one grouping of the events, of the usable events per need and of the
+    events of each type an ``if_no_data`` leaf reads. ``if_no_data`` applies to a leaf exactly
+    when its entity has no visible event of the leaf's type (the compiler's ``leafN_has_data``
+    is that count, taken over the same join), so the decisions need no second verdict query.
     """
-    verdicts = compile_definition(definition, as_of, ordered=False, with_leaves=True)
     v = "v"
+    if verdicts is not None:
+        candidates: exp.Expr = exp.to_table(verdicts).as_(v)
+    else:
+        candidates = compile_definition(definition, as_of, ordered=False).subquery(v)
     cols: list[exp.Expr] = [
         exp.alias_(exp.column("period", v), "period"),
         exp.alias_(exp.Count(this=exp.Star()), "candidates"),
         _count_if(exp.EQ(this=exp.column("status", v), expression=_lit("pending")), "pending"),
     ]
 
+    def per_entity(key: str) -> exp.Expr:
+        return exp.Coalesce(this=exp.column(key, "c"), expressions=[exp.Literal.number(0)])
+
     def covered(n: _Need) -> exp.Expr:
-        count = exp.Coalesce(this=exp.column(n.key, "c"), expressions=[exp.Literal.number(0)])
-        return exp.GT(this=count, expression=exp.Literal.number(0))
+        return exp.GT(this=per_entity(n.key), expression=exp.Literal.number(0))
+
+    checked = [n for n in needs if n.key != "n0"]
+    no_data_types = sorted(
+        {n.flt.type for n in checked if n.if_no_data is not None and n.leaf_index is not None}
+    )
+    type_key = {t: f"t{i}" for i, t in enumerate(no_data_types)}
 
     def no_data(n: _Need) -> exp.Expr | None:
         if n.if_no_data is None or n.leaf_index is None:
             return None
-        return exp.EQ(
-            this=exp.column(f"leaf{n.leaf_index}_has_data", v), expression=exp.Literal.number(0)
-        )
+        return exp.EQ(this=per_entity(type_key[n.flt.type]), expression=exp.Literal.number(0))
 
-    checked = [n for n in needs if n.key != "n0"]
     for n in checked:
         cols.append(_count_if(covered(n), f"{n.key}_covered"))
         nd = no_data(n)
@@ -726,30 +764,34 @@ def _coverage_rows(
         if nds:
             cols.append(_count_if(_or(nds), f"c{k}_no_data"))
 
-    query = exp.select(*cols).from_(verdicts.subquery(v))
+    query = exp.select(*cols).from_(candidates)
     if checked:
-        per_entity = (
-            exp.select(_col("entity_id"), *[_count_if(_usable_pred(n), n.key) for n in checked])
+        counts = [_count_if(_usable_pred(n), n.key) for n in checked]
+        counts += [_count_if(_type_pred_of(t), key) for t, key in type_key.items()]
+        types = sorted({n.flt.type for n in checked})
+        grouped = (
+            exp.select(_col("entity_id"), *counts)
             .from_(_events())
             .where(
                 _and(
                     [
                         _visible(as_of),
-                        exp.In(
-                            this=_col("type"),
-                            expressions=[_lit(t) for t in sorted({n.flt.type for n in checked})],
-                        ),
+                        exp.In(this=_col("type"), expressions=[_lit(t) for t in types]),
                     ]
                 )
             )
             .group_by(_col("entity_id"))
         )
         on = exp.EQ(this=exp.column("entity_id", "c"), expression=exp.column("entity_id", v))
-        query = query.join(per_entity.subquery("c"), on=on, join_type="left")
+        query = query.join(grouped.subquery("c"), on=on, join_type="left")
     query = query.group_by(exp.column("period", v)).order_by(exp.column("period", v))
     cursor = con.execute(render_sql(query, "duckdb", pretty=False))
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _type_pred_of(type_: str) -> exp.Expr:
+    return exp.EQ(this=_col("type"), expression=_lit(type_))
 
 
 # --------------------------------------------------------------------------- entry points
@@ -776,10 +818,17 @@ def check_source(
     as_of: dt.datetime | str | None = None,
     period: str | None = None,
     min_coverage: float = DEFAULT_MIN_COVERAGE,
+    *,
+    verdicts: str | None = None,
 ) -> CheckResult:
     """:func:`check` on an open source. ``period`` restricts coverage to one period (events
     counts stay export-wide); ``min_coverage`` (0 to 1) is the share below which a condition
-    that needs data is ``thin``."""
+    that needs data is ``thin``.
+
+    ``verdicts`` names the verdict table :func:`truecount.engine.run.count_source` left on
+    ``source.con`` for this definition and as-of time (counted without ``known_at``): the
+    candidates are then read from it rather than computed again, which is what lets a caller
+    that counts anyway (the report) check at the cost of two scans of the events."""
     if not 0.0 <= min_coverage <= 1.0:
         raise InputError(
             Problem(
@@ -794,11 +843,10 @@ def check_source(
 
     anchor_need, cond_needs, quantity_needs = _plan_needs(definition)
     needs = [anchor_need, *(n for _, mine in cond_needs for n in mine), *quantity_needs]
-    stats = _event_stats(con, needs, cond_needs, moment)
-    types = _type_counts(con, moment)
     actor_types = sorted({n.flt.type for n in needs if n.flt.actor is not None})
-    actors = _actor_counts(con, actor_types, moment)
-    rows = _coverage_rows(con, definition, needs, cond_needs, moment)
+    scanned = _scan_stats(con, needs, cond_needs, actor_types, moment)
+    stats, types, actors = scanned.stats, scanned.types, scanned.actors
+    rows = _coverage_rows(con, definition, needs, cond_needs, moment, verdicts)
     no_actor = unknown_actors(con, [(n.key, n.flt) for n in needs], moment)
     cautious = {leaf.index: leaf.unknown_actor for leaf in plan_leaves(definition)}
 
@@ -911,14 +959,15 @@ def check_source(
             "still open at the as-of time); "
             "their data may still arrive, so their coverage can grow"
         )
-    unknown = _unknown_actors(con, moment)
+    unknown = scanned.unknown
     if unknown:
         listed = ", ".join(f"`{k}` ({v:,} events)" for k, v in unknown.items())
         notes.append(
             f"actor values outside {', '.join(KNOWN_ACTORS)}: {listed}; filters on actor "
             "do not see them (map them with a value map in the mapping)"
         )
-    for caveat, entities, n in _caveats(con, moment):
+    caveats = _caveats(con, moment) if stats["may_have_caveat"] else []
+    for caveat, entities, n in caveats:
         notes.append(
             f"{entities:,} {'entity' if entities == 1 else 'entities'} ({n:,} events): {caveat}"
         )

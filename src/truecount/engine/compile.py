@@ -104,12 +104,20 @@ def _ts_literal(value: dt.datetime) -> exp.Expr:
 
 
 def _field_sql(f: Field, numeric: bool, table: str) -> exp.Expr:
+    """A field of the event; an attribute is read from the JSON text as text, or as a number.
+
+    The path is a JSONPath *tree* (not a ``'$.key'`` string), so each dialect writes its own
+    form (``->> '$.key'``, ``GET_JSON_OBJECT``, ``JSON_EXTRACT_PATH_TEXT(..., 'key')``). A number
+    is read with a cast that yields NULL on text that is not a number (``safe``: Spark 4's ANSI
+    mode would otherwise fail the whole query on one ``"n/a"``); see :func:`portable` for the
+    engines without such a cast.
+    """
     if f.attr is None:
         return _col(f.name, table)
-    path = _str(f"$.{f.attr}")
+    path = exp.JSONPath(expressions=[exp.JSONPathRoot(), exp.JSONPathKey(this=f.attr)])
     text = exp.JSONExtractScalar(this=_col("attrs", table), expression=path)
     if numeric:
-        return exp.TryCast(this=text, to=exp.DataType.build("DOUBLE"))
+        return exp.TryCast(this=text, to=exp.DataType.build("DOUBLE"), safe=True)
     return text
 
 
@@ -378,8 +386,14 @@ def _field_aggregate(fn: str, field_name: str, pred: exp.Expr) -> exp.Expr:
     value = _field_value(field_name)
     agg: exp.Expr
     if fn in {"first", "last"}:
+        # The first / last event *with* a value (docs/definition.md): the null test is written
+        # out because engines differ here (DuckDB's ARG_MIN skips a null value, Spark's MIN_BY
+        # returns it).
         key = _ordering_key()
         agg = (exp.ArgMin if fn == "first" else exp.ArgMax)(this=value, expression=key)
+        pred = exp.And(
+            this=pred, expression=exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null()))
+        )
     elif fn == "count":
         agg = exp.Count(this=exp.Star())
     else:
@@ -494,13 +508,15 @@ def period_key_sql(column: exp.Expr, every: str, timezone: str) -> exp.Expr:
         local = exp.ConvertTimezone(source_tz=_str("UTC"), target_tz=_str(tz), timestamp=local)
     if every in _PERIOD_FORMAT:
         return exp.TimeToStr(this=local, format=_str(_PERIOD_FORMAT[every]))
+    # EXTRACT is the one spelling of a date part every engine reads (PostgreSQL has no
+    # QUARTER() or DAYOFYEAR() function).
     if every == "quarter":
-        quarter = exp.cast(exp.func("QUARTER", local), exp.DataType.build("VARCHAR"))
+        quarter = exp.cast(_extract("QUARTER", local), exp.DataType.build("VARCHAR"))
         return exp.func("CONCAT", exp.TimeToStr(this=local, format=_str("%Y")), _str("-Q"), quarter)
     # ISO week: the week belongs to the year of its Thursday; its number counts Thursdays.
     monday = exp.DateTrunc(unit=exp.Var(this="WEEK"), this=local)  # type: ignore[no-untyped-call]
     thursday = exp.Add(this=monday, expression=_interval(3 * 86400))
-    day_of_year = exp.func("DAYOFYEAR", thursday)
+    day_of_year = _extract("DOY", thursday)
     week_no = exp.Add(
         this=exp.IntDiv(
             this=exp.Paren(this=exp.Sub(this=day_of_year, expression=_num(1))), expression=_num(7)
@@ -512,6 +528,13 @@ def period_key_sql(column: exp.Expr, every: str, timezone: str) -> exp.Expr:
     )
     return exp.func(
         "CONCAT", exp.TimeToStr(this=thursday, format=_str("%Y")), _str("-W"), week_text
+    )
+
+
+def _extract(part: str, value: exp.Expr) -> exp.Expr:
+    """``EXTRACT(part FROM value)`` as a whole number (PostgreSQL's EXTRACT gives a numeric)."""
+    return exp.cast(
+        exp.Extract(this=exp.Var(this=part), expression=value), exp.DataType.build("INT")
     )
 
 
@@ -547,7 +570,7 @@ def _quantity_aggregates(plan: _Plan) -> list[exp.Expr]:
 
 def compile_definition(
     definition: Definition,
-    as_of: dt.datetime,
+    as_of: dt.datetime | None,
     events_table: str = "events",
     entity_id: str | None = None,
     ordered: bool = True,
@@ -564,20 +587,26 @@ def compile_definition(
     ``with_leaves=True`` adds ``leafN_hits`` and ``leafN_pass`` per leaf condition (``explain``),
     and ``leafN_has_data`` (events of the leaf's type, 0 = ``if_no_data`` applied) per leaf that
     has ``if_no_data`` (``check``).
+
+    ``as_of`` None is the default a count takes, written into the query rather than computed
+    here: ``known_at`` when given, else the latest event time in ``events_table`` (a scalar
+    subquery), so the printed query holds no wall-clock time and gives ``count``'s numbers.
     """
     plan = _plan(definition)
-    as_of_sql = _ts_literal(as_of)
+    if as_of is None and known_at is not None:
+        as_of = known_at
+    as_of_sql = _ts_literal(as_of) if as_of is not None else _latest_event(events_table)
     known_at_sql = _ts_literal(known_at) if known_at is not None else None
 
     # 1. the events known at the as-of time (a predicate, not a CTE: a CTE used twice may be
     #    materialised by the engine, which would copy every event once more)
     def visible(alias: str) -> list[exp.Expr]:
-        preds: list[exp.Expr] = [exp.LTE(this=_col("ts", alias), expression=as_of_sql)]
+        preds: list[exp.Expr] = [exp.LTE(this=_col("ts", alias), expression=as_of_sql.copy())]
         if known_at_sql is not None:
             received = exp.Coalesce(
                 this=_col("recorded_at", alias), expressions=[_col("ts", alias)]
             )
-            preds.append(exp.LTE(this=received, expression=known_at_sql))
+            preds.append(exp.LTE(this=received, expression=known_at_sql.copy()))
         if entity_id is not None:
             preds.append(exp.EQ(this=_col("entity_id", alias), expression=_str(entity_id)))
         return preds
@@ -648,7 +677,9 @@ def compile_definition(
     longest = definition.longest_within()
     if longest > 0:
         closes = exp.Add(this=_col("anchor_ts", "m"), expression=_interval(longest))
-        whens.append(exp.If(this=exp.GT(this=closes, expression=as_of_sql), true=_str("pending")))
+        whens.append(
+            exp.If(this=exp.GT(this=closes, expression=as_of_sql.copy()), true=_str("pending"))
+        )
     whens.append(exp.If(this=passes, true=_str("counted")))
     status = exp.Case(ifs=whens, default=_str("not_counted"))
 
@@ -715,15 +746,22 @@ def compile_definition(
     ctes[1].add_comments(
         [_safe_comment("each anchor joined once to its events; one aggregate per leaf condition")]
     )
+    when = as_of.isoformat(sep=" ") if as_of is not None else "the latest event time"
     header = (
         f"truecount definition {definition.name} v{definition.version} "
-        f"sha256:{definition.sha256}; as of {as_of.isoformat(sep=' ')}; "
+        f"sha256:{definition.sha256}; as of {when}; "
         f"window ends inclusive"
     )
     if known_at is not None:
         header += f"; as known at {known_at.isoformat(sep=' ')} (recorded_at, else ts)"
     query.add_comments([_safe_comment(header)], prepend=True)
     return query
+
+
+def _latest_event(events_table: str) -> exp.Expr:
+    """``(SELECT MAX(ts) FROM events)``: the default as-of, the export's own horizon."""
+    latest = exp.select(exp.Max(this=_col("ts"))).from_(exp.to_table(events_table))
+    return exp.Subquery(this=latest)
 
 
 def _describe_anchor(definition: Definition) -> str:
@@ -794,19 +832,77 @@ def _reason(
 
 
 def render_sql(query: exp.Expr, dialect: str = "duckdb", pretty: bool = True) -> str:
-    """SQL text of a compiled query in a SQLGlot dialect."""
-    return query.sql(dialect=dialect, pretty=pretty)
+    """SQL text of a compiled query in a SQLGlot dialect, made portable first (:func:`portable`)."""
+    return portable(query, dialect).sql(dialect=dialect, pretty=pretty)
+
+
+#: Text PostgreSQL's ``float8`` input reads without an error, as a regular expression: decimal
+#: and exponent forms (at most 200 digits on each side of the point and a two-digit exponent, so
+#: the value is never out of range) and the spellings of infinity and NaN, with spaces around.
+PG_NUMBER_PATTERN: Final[str] = (
+    r"^\s*[-+]?((\d{1,200}(\.\d{0,200})?|\.\d{1,200})([eE][-+]?\d{1,2})?"
+    r"|[iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])\s*$"
+)
+
+
+def portable(query: exp.Expr, dialect: str) -> exp.Expr:
+    """The compiled tree rewritten where a dialect lacks a construct the tree uses.
+
+    The tree is written once, in constructs SQLGlot renders correctly for every engine; what
+    one engine lacks is rewritten here, so the difference is in one place and visible:
+
+    * PostgreSQL has no ``TRY_CAST``: a number is read from text only when the text is one
+      (:data:`PG_NUMBER_PATTERN`), else it is NULL, as elsewhere;
+    * PostgreSQL has no ``ARG_MIN`` / ``ARG_MAX``: ``first`` / ``last`` take element 1 of the
+      values in event order, ``(ARRAY_AGG(v ORDER BY key) FILTER (WHERE ...))[1]``;
+    * PostgreSQL's JSON functions take ``json``: ``attrs`` is cast to it, which reads a text
+      column and a native ``json`` / ``jsonb`` column alike.
+
+    The input tree is not changed.
+    """
+    if dialect != "postgres":
+        return query
+    tree = query.copy()
+
+    def rewrite(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.JSONExtractScalar) and not isinstance(node.this, exp.Cast):
+            node.set("this", exp.cast(node.this.copy(), exp.DataType.build("JSON")))
+            return node
+        # A replaced node is not walked again: its parts are rewritten here.
+        if isinstance(node, exp.TryCast):
+            text = node.this.copy().transform(rewrite)
+            is_number = exp.RegexpLike(this=text.copy(), expression=_str(PG_NUMBER_PATTERN))
+            cast = exp.Cast(this=text.copy(), to=node.to.copy())
+            return exp.Case(ifs=[exp.If(this=is_number, true=cast)])
+        if isinstance(node, exp.Filter) and isinstance(node.this, exp.ArgMin | exp.ArgMax):
+            agg = node.this
+            ordered = exp.Ordered(
+                this=agg.expression.copy().transform(rewrite),
+                desc=isinstance(agg, exp.ArgMax),
+                nulls_first=False,
+            )
+            value = agg.this.copy().transform(rewrite)
+            values = exp.ArrayAgg(this=exp.Order(this=value, expressions=[ordered]))
+            where = node.expression.copy().transform(rewrite)
+            filtered = exp.Filter(this=values, expression=where)
+            return exp.Bracket(this=exp.Paren(this=filtered), expressions=[_num(1)], offset=1)
+        return node
+
+    return tree.transform(rewrite)
 
 
 def compile_sql(
     definition: Definition,
-    as_of: dt.datetime,
+    as_of: dt.datetime | None,
     dialect: str = "duckdb",
     events_table: str = "events",
     pretty: bool = True,
     known_at: dt.datetime | None = None,
 ) -> str:
-    """Compile and render in one step: the text ``truecount sql`` prints."""
+    """Compile and render in one step: the text ``truecount sql`` prints.
+
+    ``as_of`` None writes the count's default into the query (see :func:`compile_definition`).
+    """
     query = compile_definition(definition, as_of, events_table, known_at=known_at)
     return render_sql(query, dialect, pretty)
 

@@ -8,6 +8,8 @@ Arrow only when asked.
 from __future__ import annotations
 
 import datetime as dt
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -16,12 +18,15 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
+from truecount.db import memory_limit_bytes, resources_guard
 from truecount.definition.model import Definition
 from truecount.engine.compile import CONDITION_PREFIX, compile_definition, render_sql
 from truecount.engine.source import EventsInput, EventSource, open_events
+from truecount.engine.verdicts import VerdictEngine, register_verdicts
 from truecount.errors import InputError, Location, Problem
 
 VERDICTS_TABLE: Final[str] = "verdicts"
+EVENTS_TABLE_NAME: Final[str] = "events"
 STATUSES: Final[tuple[str, ...]] = ("counted", "not_counted", "pending", "excluded")
 
 
@@ -221,11 +226,14 @@ def count_source(
     as_of: dt.datetime | str | None = None,
     known_at: dt.datetime | str | None = None,
     clock: KnownClock | None = None,
+    engine: VerdictEngine | None = None,
 ) -> CountResult:
     """:func:`count` on an already opened source (the CLI and reconcile reuse connections).
 
     ``clock`` passes a :class:`KnownClock` already measured on this source and time, so that
     counting several definitions as known at one time scans the events for it only once.
+    ``engine`` computes the verdicts elsewhere (Spark, docs/engines.md); they are stored in
+    ``source.con`` and summarised here like DuckDB's own.
     """
     con = source.con
     con.execute("SET TimeZone = 'UTC'")
@@ -240,13 +248,96 @@ def count_source(
     if known is not None and clock is None:
         clock = known_clock(con, moment, known)
     query = compile_definition(definition, moment, ordered=False, known_at=known)
-    sql = render_sql(query, "duckdb", pretty=True)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {VERDICTS_TABLE} AS {render_sql(query, 'duckdb', False)}"
-    )
+    sql = render_sql(query, engine.dialect if engine else "duckdb", pretty=True)
+    if engine is not None:
+        register_verdicts(con, VERDICTS_TABLE, engine.verdicts(query))
+    else:
+        store_verdicts(con, definition, moment, known, partitions_for(source), query)
     periods = _period_counts(con)
     reasons = _reason_counts(con, definition)
     return CountResult(definition, moment, sql, periods, reasons, source, clock=clock)
+
+
+#: Forces the number of pieces a count is split into (``1`` = never split); unset = automatic.
+PARTITIONS_ENV: Final[str] = "TRUECOUNT_PARTITIONS"
+#: Bytes of memory budget per event of one piece: with a 2 GB budget a piece covers about
+#: 250 million events. Measured in docs/scale.md: DuckDB spills the join, grouping and window
+#: of a piece this size and stays inside its budget; a piece is not made smaller than that
+#: because every piece scans the events once more.
+BUDGET_BYTES_PER_EVENT: Final[int] = 8
+#: The temporary view one piece of the events is read through.
+PIECE_VIEW: Final[str] = "events_piece"
+
+
+def partitions_for(source: EventSource) -> int:
+    """How many pieces to count in: ``TRUECOUNT_PARTITIONS``, or one per budget's worth of events.
+
+    Verdicts are per entity, so pieces cut by a hash of ``entity_id`` are independent; what a
+    piece saves is that the anchors, the join and the grouping of one piece must fit (or spill)
+    at a time instead of all of them at once.
+    """
+    forced = os.environ.get(PARTITIONS_ENV, "").strip()
+    if forced:
+        if not forced.isdigit() or not 1 <= int(forced) <= 4096:
+            raise InputError(
+                Problem(
+                    f"'{forced}' is not a number of pieces",
+                    Location(key=PARTITIONS_ENV),
+                    "use a whole number from 1 (never split) to 4096, or leave it unset",
+                )
+            )
+        return int(forced)
+    budget = memory_limit_bytes(source.con)
+    if not source.rows or not budget:
+        return 1
+    per_piece = max(1, budget // BUDGET_BYTES_PER_EVENT)
+    return max(1, math.ceil(source.rows / per_piece))
+
+
+def store_verdicts(
+    con: duckdb.DuckDBPyConnection,
+    definition: Definition,
+    moment: dt.datetime,
+    known: dt.datetime | None,
+    partitions: int = 1,
+    query: exp.Select | None = None,
+) -> None:
+    """Run the verdict query into the ``verdicts`` table, in ``partitions`` pieces by entity.
+
+    Piece ``k`` reads the events whose ``hash(entity_id) % partitions = k`` through a temporary
+    view, and its verdicts are appended; an entity's events all fall in one piece, so the union
+    of the pieces is the one-piece result. Running out of memory or temporary disk becomes a
+    :class:`~truecount.db.ResourceError` naming the setting to change. ``query`` is the
+    one-piece query when the caller has compiled it already.
+    """
+    with resources_guard("counting", con):
+        if partitions <= 1:
+            if query is None:
+                query = compile_definition(definition, moment, ordered=False, known_at=known)
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {VERDICTS_TABLE} AS "
+                f"{render_sql(query, 'duckdb', False)}"
+            )
+            return
+        piece_query = compile_definition(
+            definition, moment, events_table=PIECE_VIEW, ordered=False, known_at=known
+        )
+        piece_sql = render_sql(piece_query, "duckdb", False)
+        for k in range(partitions):
+            in_piece = exp.EQ(
+                this=exp.Mod(
+                    this=exp.func("hash", exp.column("entity_id")),
+                    expression=exp.Literal.number(partitions),
+                ),
+                expression=exp.Literal.number(k),
+            )
+            view = exp.select(exp.Star()).from_(EVENTS_TABLE_NAME).where(in_piece)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {PIECE_VIEW} AS {view.sql('duckdb')}")
+            if k == 0:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {VERDICTS_TABLE} AS {piece_sql}")
+            else:
+                con.execute(f"INSERT INTO {VERDICTS_TABLE} {piece_sql}")
+        con.execute(f"DROP VIEW IF EXISTS {PIECE_VIEW}")
 
 
 def parse_time(value: dt.datetime | str | None) -> dt.datetime | None:

@@ -20,6 +20,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from truecount.container import literal_path
+from truecount.db import configure_spill
 from truecount.errors import InputError, Location, Problem
 from truecount.ingest.canonical import CANONICAL_COLUMNS, EVENTS_TABLE, REQUIRED_COLUMNS
 from truecount.ingest.choices import Choice, recorded_choices
@@ -40,6 +41,9 @@ class EventSource:
     max_ts: dt.datetime | None = None  # the latest event time, when known without a scan
     #: Options of the vendor adapters that produced the events (docs/sources.md).
     choices: list[Choice] = field(default_factory=list)
+    #: How many events there are, when known without a scan (Parquet footers, table
+    #: statistics): decides whether a count runs in pieces (``engine.run.partitions_for``).
+    rows: int | None = None
 
 
 def _canonical_select(source_table: str, present: set[str]) -> exp.Select:
@@ -76,6 +80,7 @@ def _check_required(present: set[str], where: str) -> None:
 def _from_arrow(table: pa.Table) -> EventSource:
     con = duckdb.connect()
     configure(con)
+    configure_spill(con)
     present = set(table.column_names)
     _check_required(present, "<table>")
     if "event_id" not in present:
@@ -135,6 +140,34 @@ def _parquet_stats(
     return nulls, max_ts
 
 
+def _parquet_rows(con: duckdb.DuckDBPyConnection, files: list[str]) -> int | None:
+    """The number of rows of the files, from their footers (no row is read)."""
+    query = exp.select(exp.func("SUM", exp.column("num_rows"))).from_(
+        exp.func(
+            "parquet_file_metadata",
+            exp.Array(expressions=[exp.Literal.string(f) for f in _literal(files)]),
+        )
+    )
+    rows = con.execute(query.sql("duckdb")).fetchall()
+    return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+
+def _table_rows(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The events table's row count from DuckDB's statistics (no scan)."""
+    query = (
+        exp.select(exp.column("estimated_size"))
+        .from_(exp.func("duckdb_tables"))
+        .where(
+            exp.and_(
+                exp.column("table_name").eq(exp.Literal.string(EVENTS_TABLE)),
+                exp.not_(exp.column("temporary")),
+            )
+        )
+    )
+    rows = con.execute(query.sql("duckdb")).fetchall()
+    return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+
 def _literal(files: list[str]) -> list[str]:
     """The paths as DuckDB must be given them to read exactly these files (no glob)."""
     return [str(literal_path(Path(f))) for f in files]
@@ -147,6 +180,7 @@ def _parquet_view(con: duckdb.DuckDBPyConnection, files: list[str]) -> EventSour
     rel.create_view("events_parquet")
     select = _canonical_select("events_parquet", present)
     src = EventSource(con, f"{len(files)} Parquet file(s)", files=files)
+    src.rows = _parquet_rows(con, files)
     nulls, max_ts = _parquet_stats(con, files)
     ts_type = str(dict(zip(rel.columns, rel.dtypes, strict=True))["ts"])
     if all(n == 0 for n in nulls.values()):
@@ -191,6 +225,7 @@ def _from_files(paths: Sequence[str | Path]) -> EventSource:
             raise InputError(Problem("no such file", Location(file=f)))
     con = duckdb.connect()
     configure(con)
+    configure_spill(con)
     if files and all(f.lower().endswith(".parquet") for f in files):
         return _parquet_view(con, files)
     from truecount.ingest import load_events_into  # the ingest layer validates other formats
@@ -205,7 +240,10 @@ def open_events(events: EventsInput) -> EventSource:
     """Open any supported events input as a DuckDB connection with an ``events`` relation."""
     if isinstance(events, Workspace):
         con = events.connect(read_only=True)
-        return EventSource(con, f"workspace {events.root}", choices=recorded_choices(con))
+        configure_spill(con)
+        return EventSource(
+            con, f"workspace {events.root}", choices=recorded_choices(con), rows=_table_rows(con)
+        )
     if isinstance(events, pa.Table):
         return _from_arrow(events)
     if isinstance(events, str | Path):

@@ -87,6 +87,79 @@ def root(leaves: Hashes) -> bytes:
     return bytes(level[0].tobytes())
 
 
+#: Leaves reduced at once by :class:`RootBuilder`: a perfect subtree of 2**17 leaves (4 MB).
+STREAM_BLOCK: Final[int] = 1 << 17
+
+
+def _perfect_root(block: Hashes) -> bytes:
+    """The root of a block whose size is a power of two (one leaf: the leaf itself)."""
+    level = block
+    while level.shape[0] > 1:
+        level = _next_level(level)
+    return bytes(level[0].tobytes())
+
+
+class RootBuilder:
+    """The Merkle tree hash of leaves fed in order, batch by batch, in bounded memory.
+
+    RFC 6962 splits a tree of ``n`` leaves at the largest power of two below ``n``, so its
+    root is the fold from the right of the perfect subtrees that the binary digits of ``n``
+    give, largest first: ``H(P1, H(P2, ... Pk))``. The builder fills a block of
+    :data:`STREAM_BLOCK` leaves, reduces each full block to its root, and merges equal-sized
+    subtree roots on a stack (as a binary counter carries), so it holds one block and
+    ``log2 n`` roots, never the ``32 n`` bytes of every leaf hash.
+    """
+
+    def __init__(self, block: int | None = None) -> None:
+        block = STREAM_BLOCK if block is None else block
+        if block < 1 or block & (block - 1):
+            raise ValueError("the block size must be a power of two")
+        self._block = np.empty((block, HASH_SIZE), dtype=np.uint8)
+        self._fill = 0
+        self._stack: list[tuple[int, bytes]] = []  # (leaves, root), sizes strictly decreasing
+        self.size = 0
+
+    def _push(self, leaves: int, node: bytes) -> None:
+        while self._stack and self._stack[-1][0] == leaves:
+            left = self._stack.pop()[1]
+            node = node_hash(left, node)
+            leaves *= 2
+        self._stack.append((leaves, node))
+
+    def add(self, hashes: Hashes) -> None:
+        """Append leaf hashes (an ``(m, 32)`` array) after the ones added before."""
+        arr = as_hashes(hashes)
+        capacity = self._block.shape[0]
+        at = 0
+        while at < arr.shape[0]:
+            take = min(capacity - self._fill, arr.shape[0] - at)
+            self._block[self._fill : self._fill + take] = arr[at : at + take]
+            self._fill += take
+            at += take
+            if self._fill == capacity:
+                self._push(capacity, _perfect_root(self._block))
+                self._fill = 0
+        self.size += arr.shape[0]
+
+    def root(self) -> bytes:
+        """The root of every leaf added so far (the builder can take more afterwards)."""
+        if self.size == 0:
+            return EMPTY_ROOT
+        pieces = list(self._stack)
+        # the partial block: perfect subtrees from its binary digits, largest first; each is
+        # smaller than any full block, so they extend the decreasing stack without merging
+        start, rest = 0, self._fill
+        while rest:
+            part = 1 << (rest.bit_length() - 1)
+            pieces.append((part, _perfect_root(self._block[start : start + part])))
+            start += part
+            rest -= part
+        node = pieces[-1][1]
+        for _, left in reversed(pieces[:-1]):
+            node = node_hash(left, node)
+        return node
+
+
 def audit_paths(leaves: Hashes, indices: Iterable[int]) -> tuple[bytes, dict[int, list[bytes]]]:
     """The root and the RFC 6962 audit path of each leaf index, built in one pass up the tree.
 

@@ -285,6 +285,9 @@ def _verify_tree(
         v.add(name, False, "the proof or the statement lacks this tree")
         return 0
     key_col = "entity_id"
+    if not all(isinstance(c, str) and c for c in columns) or len(set(columns)) != len(columns):
+        v.add(name, False, "the column names are not distinct names")
+        return 0
     if key_col not in columns:
         v.add(name, False, "the rows have no entity_id column")
         return 0

@@ -66,7 +66,7 @@ _COVERED: Final[str] = "_ev_covered"
 _PERIODS: Final[str] = "_ev_periods"
 _VERDICT_ROWS: Final[str] = "_ev_verdict_rows"
 _ENTITY_ROWS: Final[str] = "_ev_entity_rows"
-_ORD: Final[str] = "_ev_ord"
+_LEAF: Final[str] = "_ev_leaf"
 
 
 @dataclass(frozen=True)
@@ -179,24 +179,18 @@ def _fixed(col: pa.Array) -> merkle.Hashes:
     return data[start : start + len(fixed) * merkle.HASH_SIZE].reshape(-1, merkle.HASH_SIZE)
 
 
-def stream_hashes(con: duckdb.DuckDBPyConnection, select: exp.Select) -> merkle.Hashes:
-    """The ``h`` column of a query, read batch by batch into one preallocated array.
+def stream_root(con: duckdb.DuckDBPyConnection, select: exp.Select) -> Tree:
+    """The Merkle tree over the ``h`` column of a query, read batch by batch.
 
-    At tens of millions of leaves, holding the whole Arrow result and a copy of it at once
-    would double the memory; a count first (cheap: no leaf is hashed for it) sizes the array.
+    The leaf hashes go straight into a :class:`merkle.RootBuilder`, so memory stays at one
+    block of leaves whatever the tree's size (40 million leaf hashes would be 1.3 GB), and the
+    query runs once: no count first to size an array.
     """
-    counted = exp.select(exp.func("count", exp.Star())).from_(select.subquery("q"))
-    n = int(con.execute(counted.sql("duckdb")).fetchall()[0][0])
-    out = np.empty((n, merkle.HASH_SIZE), dtype=np.uint8)
-    at = 0
+    builder = merkle.RootBuilder()
     reader = con.sql(select.sql("duckdb")).to_arrow_reader(1 << 17)
     for batch in reader:
-        part = _fixed(batch.column(0))
-        out[at : at + part.shape[0]] = part
-        at += part.shape[0]
-    if at != n:
-        raise RuntimeError(f"expected {n} leaves, read {at}")
-    return out
+        builder.add(_fixed(batch.column(0)))
+    return Tree(builder.root().hex(), builder.size)
 
 
 def _ts_param(value: dt.datetime) -> exp.Expr:
@@ -252,25 +246,27 @@ def _event_files(
 def _text_table(
     con: duckdb.DuckDBPyConnection, name: str, select: exp.Select, order: list[exp.Ordered]
 ) -> list[str]:
-    """Materialise ``select`` (text columns) with an ordinal from ``order``; return columns."""
-    ranked = select.select(
-        exp.alias_(exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=order)), _ORD)
-    )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {ranked.sql('duckdb')}")
-    cols = [str(r[0]) for r in con.execute(f"DESCRIBE {name}").fetchall()]
-    return [c for c in cols if c != _ORD]
+    """Materialise ``select`` (text columns) in ``order``, with each row's leaf hash; return
+    the text columns.
+
+    The rows are stored sorted (DuckDB keeps the order of an ordered ``CREATE TABLE AS`` with
+    ``preserve_insertion_order``, its default, which every truecount connection keeps), so
+    writing the file and reading the leaves are plain scans, and each leaf is hashed once.
+    """
+    staged = f"{name}_text"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {staged} AS {select.order_by(*order).sql('duckdb')}")
+    cols = [str(r[0]) for r in con.execute(f"DESCRIBE {staged}").fetchall()]
+    hashed = exp.select(exp.Star(), exp.alias_(row_leaf_sql(cols), _LEAF)).from_(staged)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {hashed.sql('duckdb')}")
+    con.execute(f"DROP VIEW {staged}")
+    return cols
 
 
 def _write_csv(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], path: Path) -> Tree:
-    """Write the rows in ordinal order and return the Merkle tree over them."""
+    """Write the rows in their stored order and return the Merkle tree over them."""
     cols = [exp.column(exp.to_identifier(c, quoted=True)) for c in columns]
-    rows = exp.select(*cols).from_(table).order_by(exp.column(_ORD))
-    con.sql(rows.sql("duckdb")).write_csv(str(path), header=True)
-    leaves = (
-        exp.select(exp.alias_(row_leaf_sql(columns), "h")).from_(table).order_by(exp.column(_ORD))
-    )
-    hashes = stream_hashes(con, leaves)
-    return Tree(merkle.root(hashes).hex(), int(hashes.shape[0]))
+    con.sql(exp.select(*cols).from_(table).sql("duckdb")).write_csv(str(path), header=True)
+    return stream_root(con, exp.select(exp.alias_(exp.column(_LEAF), "h")).from_(table))
 
 
 def _verdict_rows(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -377,8 +373,9 @@ def _event_tree(
     con: duckdb.DuckDBPyConnection, as_of: dt.datetime, prove: str | None
 ) -> tuple[Tree, int, EntityLeaves | None]:
     table: pa.Table | None = None
+    tree: Tree | None = None
     if prove is None:
-        hashes = stream_hashes(con, _event_rows(as_of))
+        tree = stream_root(con, _event_rows(as_of))
     else:
         with_ids = _event_rows(as_of, [exp.column("entity_id", "e")]).sql("duckdb")
         table = con.sql(with_ids).to_arrow_table()
@@ -389,8 +386,9 @@ def _event_tree(
         [as_of],
     ).fetchall()
     entities = int(entities_row[0][0]) if entities_row else 0
-    if prove is None:
-        return Tree(merkle.root(hashes).hex(), int(hashes.shape[0])), entities, None
+    if tree is not None or prove is None:
+        assert tree is not None
+        return tree, entities, None
     assert table is not None
     mask = pc.equal(table.column("entity_id"), pa.scalar(prove, pa.string()))
     own = [int(i) for i in pc.indices_nonzero(mask).to_pylist()]

@@ -52,6 +52,7 @@ from truecount.yamlsource import read_text
 #: Disputed entities shown inline; the rest are in the pack's entities.csv.
 DEFAULT_MAX_ROWS: Final[int] = 2_000
 INVOICE_TABLE: Final[str] = "invoice"
+_INVOICE_VIEW: Final[str] = "_tc_invoice_view"
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,10 @@ def gather(
     result = count(d, events, as_of=o.as_of)
     try:
         con = result.con
-        load_invoice_into(con, list(invoice), mapping, table=INVOICE_TABLE)
+        load_invoice_into(con, list(invoice), mapping, table=_INVOICE_VIEW)
+        # The loader's view parses and de-duplicates the lines each time it is read; the
+        # reconciliation reads it two or three times and drift once more, so it is kept once.
+        con.execute(f"CREATE TEMP TABLE {INVOICE_TABLE} AS SELECT * FROM {_INVOICE_VIEW}")  # noqa: S608
         recon = reconcile_in(
             con,
             VERDICTS_TABLE,
@@ -267,7 +271,7 @@ def gather(
         except InputError as exc:
             drift_error = exc.first_line
         disputed, disputed_total = _disputed(con, max(o.max_rows, 0))
-        checked = check_source(d, result.source, as_of=result.as_of)
+        checked = check_source(d, result.source, as_of=result.as_of, verdicts=VERDICTS_TABLE)
         sql = result.sql
     finally:
         result.close()

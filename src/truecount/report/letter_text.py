@@ -287,6 +287,11 @@ def build_letter(
         cells, rest = money_by_cell(recon, terms, facts)
     if tot.pending:
         blocks.append(Paragraph(_pending_sentence(tot.pending, cells, cur)))
+    if recon.warnings:
+        # what reconcile found in the invoice itself (lines repeated verbatim, line ids used
+        # twice): the vendor should hear it with the figures it explains
+        blocks.append(Paragraph((t("About the invoice's lines:"),)))
+        blocks.append(Bullets(tuple((t(w[:1].upper() + w[1:] + "."),) for w in recon.warnings)))
 
     # --- money per cell and reason
     if terms is not None:

@@ -41,7 +41,7 @@ def salesforce_id18(value: str) -> str:
 
 
 def _id_list(value: object) -> object:
-    """Ids from ``-o key=a,b`` text or a JSON list, each in its 18-character form."""
+    """Ids from ``--option key=a,b`` text or a JSON list, each in its 18-character form."""
     if isinstance(value, str):
         value = [v for v in (p.strip() for p in value.split(",")) if v]
     if isinstance(value, list | tuple):

@@ -1,0 +1,218 @@
+#!/usr/bin/env python
+"""Canonical events at any size, written in chunks, with a truth known from the parameters.
+
+Why this exists: the demo generator (``truecount.demo``) draws realistic tickets in Python and
+needs about a minute per ten million events; a billion events would take hours. The out-of-core
+measurements need volume, not realism, so here every ticket's story is a fixed arithmetic
+function of its number ``i``: DuckDB evaluates it over ``range()`` and writes Parquet straight
+from the query, one chunk of tickets per file, so memory stays bounded whatever the size.
+
+Because each ticket's story is a function of ``i``, the count the "resolved ticket" definition
+(``bench/resolved_ticket.yaml``) must give is known without reading the files: ``truth()``
+evaluates the same functions over ``range()`` and applies the definition's rule in plain SQL,
+with no join, no window and no event table. A count that disagrees with it is wrong.
+
+Ticket ``i`` (all "draws" below are ``_draw(i, k)``, a number in 0..999):
+
+- ``created`` by the customer at ``START + (i * 7919 mod 90 days)`` seconds;
+- ``closed`` 10 to 59 minutes later, by ``ai`` when draw 1 < 900, else by ``human``;
+- ``reopened`` by the customer when draw 3 < 100, ``(draw 4 mod 20)`` days and one hour after the
+  close (inside the definition's 14 days when that is at most 13);
+- ``rated`` when draw 5 < 910, value ``1 + draw 6 mod 5``, ``(draw 7 mod 10)`` days and a minute
+  after the close (inside the 7 days when that is at most 6);
+- a ``message`` by the ai when draw 8 < 400, five minutes after creation.
+
+About 3.41 events per ticket: 29.3 million tickets give 100 million events.
+
+Usage::
+
+    .venv/bin/python bench/bigdata.py --events 100000000 --out bench/data/big-100M
+    .venv/bin/python bench/bigdata.py --truth-only --out bench/data/big-100M
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from sqlglot import exp
+
+START = dt.datetime(2026, 1, 1)
+SPAN_SECONDS = 90 * 86400
+EVENTS_PER_TICKET = 1 + 1 + 0.1 + 0.91 + 0.4
+#: Multipliers of the draws: large odd numbers, so consecutive tickets get unrelated draws.
+_MULTIPLIERS = (0, 2654435761, 2246822519, 3266489917, 668265263, 374761393, 1103515245, 69069,
+                2891336453)  # fmt: skip
+GENERATOR_VERSION = 1
+
+
+def _draw(k: int) -> str:
+    """Draw ``k`` of ticket ``i`` as DuckDB SQL: a multiplicative hash taken to 0..999.
+
+    Fixed text built from integer constants only (no outside input reaches it).
+    """
+    mult = _MULTIPLIERS[k]
+    return f"((((i + {k * 7}) * {mult}) % 4294967291) // 1000 % 1000)"
+
+
+def _tickets_sql(lo: int, hi: int) -> str:
+    """One row per ticket in [lo, hi) with every draw and time the events need."""
+    start = START.isoformat(sep=" ")
+    return f"""
+        SELECT
+            i,
+            'T' || lpad(CAST(i AS VARCHAR), 10, '0') AS entity_id,
+            TIMESTAMP '{start}' + to_seconds((i * 7919) % {SPAN_SECONDS}) AS created,
+            TIMESTAMP '{start}' + to_seconds((i * 7919) % {SPAN_SECONDS}
+                + 600 + ({_draw(2)} % 50) * 60) AS closed,
+            CASE WHEN {_draw(1)} < 900 THEN 'ai' ELSE 'human' END AS closer,
+            {_draw(3)} < 100 AS reopened,
+            ({_draw(4)} % 20) AS reopen_days,
+            {_draw(5)} < 910 AS rated,
+            CAST(1 + {_draw(6)} % 5 AS DOUBLE) AS rating,
+            ({_draw(7)} % 10) AS rating_days,
+            {_draw(8)} < 400 AS messaged
+        FROM range({lo}, {hi}) AS r(i)
+    """
+
+
+def _events_sql(lo: int, hi: int) -> str:
+    """The canonical events of tickets [lo, hi): one SELECT per kind of event, unioned."""
+    cols = "event_id, entity_id, ts, type, actor, value, attrs, source, recorded_at, seq"
+
+    def kind(seq: int, type_: str, actor: str, ts: str, value: str, where: str) -> str:
+        return f"""
+            SELECT entity_id || '-{seq}' AS event_id, entity_id, {ts} AS ts, '{type_}' AS type,
+                   {actor} AS actor, {value} AS value, CAST(NULL AS VARCHAR) AS attrs,
+                   'bench-bigdata' AS source, {ts} AS recorded_at, CAST({seq} AS BIGINT) AS seq
+            FROM t WHERE {where}"""
+
+    parts = [
+        kind(1, "created", "'customer'", "created", "CAST(NULL AS DOUBLE)", "true"),
+        kind(2, "message", "'ai'", "created + INTERVAL 5 MINUTE", "CAST(NULL AS DOUBLE)",
+             "messaged"),
+        kind(3, "closed", "closer", "closed", "CAST(NULL AS DOUBLE)", "true"),
+        kind(4, "reopened", "'customer'",
+             "closed + to_days(CAST(reopen_days AS INTEGER)) + INTERVAL 1 HOUR",
+             "CAST(NULL AS DOUBLE)", "reopened"),
+        kind(5, "rated", "'customer'",
+             "closed + to_days(CAST(rating_days AS INTEGER)) + INTERVAL 1 MINUTE", "rating",
+             "rated"),
+    ]  # fmt: skip
+    return (
+        f"WITH t AS ({_tickets_sql(lo, hi)}) SELECT {cols} FROM (" + " UNION ALL ".join(parts) + ")"
+    )
+
+
+def truth(tickets: int, as_of: dt.datetime, con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Per month of the close: candidates, counted, not_counted, pending, from the parameters.
+
+    The definition's rule written out per ticket: a candidate is a ticket closed by the ai;
+    it is pending while its 14-day reopen window is still open at ``as_of``; it counts when it
+    was not reopened within 14 days and was rated 4 or 5 within 7 days.
+    """
+    cutoff = as_of.isoformat(sep=" ")
+    sql = f"""
+        WITH t AS ({_tickets_sql(0, tickets)}),
+        c AS (
+            SELECT strftime(closed, '%Y-%m') AS period,
+                   CASE
+                     WHEN closed + INTERVAL 14 DAY > TIMESTAMP '{cutoff}' THEN 'pending'
+                     WHEN NOT (reopened AND reopen_days <= 13)
+                          AND rated AND rating >= 4 AND rating_days <= 6 THEN 'counted'
+                     ELSE 'not_counted'
+                   END AS status
+            FROM t WHERE closer = 'ai'
+        )
+        SELECT period, count(*), count_if(status = 'counted'), count_if(status = 'not_counted'),
+               count_if(status = 'pending')
+        FROM c GROUP BY period ORDER BY period
+    """
+    rows = con.execute(sql).fetchall()
+    return {
+        str(p): {"candidates": int(a), "counted": int(b), "not_counted": int(n), "pending": int(q)}
+        for p, a, b, n, q in rows
+    }
+
+
+def max_ts(tickets: int, con: duckdb.DuckDBPyConnection) -> dt.datetime:
+    """The latest event time of the data set, from the parameters (the count's default as-of)."""
+    ts_list = [
+        "closed + to_days(CAST(reopen_days AS INTEGER)) + INTERVAL 1 HOUR",
+        "closed + to_days(CAST(rating_days AS INTEGER)) + INTERVAL 1 MINUTE",
+        "closed",
+    ]
+    guards = ["reopened", "rated", "true"]
+    cols = ", ".join(
+        f"max(CASE WHEN {g} THEN {ts} END)" for g, ts in zip(guards, ts_list, strict=True)
+    )
+    row = con.execute(f"WITH t AS ({_tickets_sql(0, tickets)}) SELECT {cols} FROM t").fetchall()
+    value = max(v for v in row[0] if v is not None)
+    assert isinstance(value, dt.datetime)
+    return value
+
+
+def generate(out: Path, tickets: int, chunk: int, threads: int, memory_limit: str) -> None:
+    """Write ``events-NNNNN.parquet`` files of ``chunk`` tickets each, then ``manifest.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute(f"SET threads = {int(threads)}")
+    con.execute(f"SET memory_limit = {exp.Literal.string(memory_limit).sql('duckdb')}")
+    con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")
+    files: list[str] = []
+    started = time.perf_counter()
+    rows = 0
+    for n, lo in enumerate(range(0, tickets, chunk)):
+        hi = min(tickets, lo + chunk)
+        name = f"events-{n:05d}.parquet"
+        target = exp.Literal.string(str(out / name)).sql("duckdb")
+        got = con.execute(
+            f"COPY ({_events_sql(lo, hi)}) TO {target} "
+            "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)"
+        ).fetchall()
+        rows += int(got[0][0]) if got else 0
+        files.append(name)
+        print(
+            f"{name}: tickets {lo:,}..{hi:,}, {rows:,} events so far, "
+            f"{time.perf_counter() - started:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+    latest = max_ts(tickets, con)
+    manifest = {
+        "generator": "bench/bigdata.py",
+        "generator_version": GENERATOR_VERSION,
+        "tickets": tickets,
+        "events": rows,
+        "files": files,
+        "max_ts": latest.isoformat(),
+        "truth": truth(tickets, latest, con),
+        "generate_seconds": round(time.perf_counter() - started, 1),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--events", type=int, help="about this many events")
+    parser.add_argument("--tickets", type=int, help="exactly this many tickets")
+    parser.add_argument("--chunk-tickets", type=int, default=10_000_000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--memory-limit", default="2GB")
+    args = parser.parse_args()
+    tickets = args.tickets or round((args.events or 1_000_000) / EVENTS_PER_TICKET)
+    generate(args.out, tickets, args.chunk_tickets, args.threads, args.memory_limit)
+    print((args.out / "manifest.json").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
