@@ -24,10 +24,14 @@ Ticket ``i`` (all "draws" below are ``_draw(i, k)``, a number in 0..999):
 
 About 3.41 events per ticket: 29.3 million tickets give 100 million events.
 
+The vendor's invoice (``invoice.parquet``) bills every ticket the ai closed and the customer
+never reopened, so the reconciliation's cells are known from the parameters too
+(``reconcile_truth``).
+
 Usage::
 
     .venv/bin/python bench/bigdata.py --events 100000000 --out bench/data/big-100M
-    .venv/bin/python bench/bigdata.py --truth-only --out bench/data/big-100M
+    .venv/bin/python bench/bigdata.py --add-invoice --out bench/data/big-100M
 """
 
 from __future__ import annotations
@@ -110,6 +114,58 @@ def _events_sql(lo: int, hi: int) -> str:
     )
 
 
+def _invoice_sql(tickets: int) -> str:
+    """The vendor's invoice: one line per ticket the ai closed and the customer never reopened
+    (the vendor ignores ratings and the 14-day window), billed at the close, 1.00 USD each."""
+    return f"""
+        SELECT 'L' || entity_id AS line_id, entity_id, closed AS billed_at,
+               strftime(closed, '%Y-%m') AS period, '1.00' AS amount, 'USD' AS currency
+        FROM ({_tickets_sql(0, tickets)}) WHERE closer = 'ai' AND NOT reopened
+    """
+
+
+def write_invoice(out: Path, tickets: int, con: duckdb.DuckDBPyConnection) -> int:
+    """Write ``invoice.parquet`` in one streaming COPY (no ordering kept: bounded memory)."""
+    target = exp.Literal.string(str(out / "invoice.parquet")).sql("duckdb")
+    got = con.execute(
+        f"COPY ({_invoice_sql(tickets)}) TO {target} "
+        "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)"
+    ).fetchall()
+    return int(got[0][0]) if got else 0
+
+
+def reconcile_truth(
+    tickets: int, as_of: dt.datetime, con: duckdb.DuckDBPyConnection
+) -> dict[str, dict[str, int]]:
+    """The reconciliation's cells per period, from the parameters: billed (ai close, never
+    reopened) against the definition's status. Every billed ticket has a verdict and one line
+    in the month of its close, so only agreed, vendor_only, pending and buyer_only occur."""
+    cutoff = as_of.isoformat(sep=" ")
+    sql = f"""
+        WITH t AS ({_tickets_sql(0, tickets)}),
+        c AS (
+            SELECT strftime(closed, '%Y-%m') AS period, NOT reopened AS billed,
+                   CASE
+                     WHEN closed + INTERVAL 14 DAY > TIMESTAMP '{cutoff}' THEN 'pending'
+                     WHEN NOT (reopened AND reopen_days <= 13)
+                          AND rated AND rating >= 4 AND rating_days <= 6 THEN 'counted'
+                     ELSE 'not_counted'
+                   END AS status
+            FROM t WHERE closer = 'ai'
+        )
+        SELECT period,
+               count_if(billed AND status = 'counted'),
+               count_if(billed AND status = 'not_counted'),
+               count_if(billed AND status = 'pending'),
+               count_if(NOT billed AND status = 'counted')
+        FROM c GROUP BY period ORDER BY period
+    """
+    return {
+        str(p): {"agreed": int(a), "vendor_only": int(v), "pending": int(q), "buyer_only": int(b)}
+        for p, a, v, q, b in con.execute(sql).fetchall()
+    }
+
+
 def truth(tickets: int, as_of: dt.datetime, con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """Per month of the close: candidates, counted, not_counted, pending, from the parameters.
 
@@ -161,11 +217,7 @@ def max_ts(tickets: int, con: duckdb.DuckDBPyConnection) -> dt.datetime:
 def generate(out: Path, tickets: int, chunk: int, threads: int, memory_limit: str) -> None:
     """Write ``events-NNNNN.parquet`` files of ``chunk`` tickets each, then ``manifest.json``."""
     out.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
-    con.execute(f"SET threads = {int(threads)}")
-    con.execute(f"SET memory_limit = {exp.Literal.string(memory_limit).sql('duckdb')}")
-    con.execute("SET preserve_insertion_order = false")
-    con.execute("SET enable_progress_bar = false")
+    con = _connect(threads, memory_limit)
     files: list[str] = []
     started = time.perf_counter()
     rows = 0
@@ -186,6 +238,7 @@ def generate(out: Path, tickets: int, chunk: int, threads: int, memory_limit: st
             flush=True,
         )
     latest = max_ts(tickets, con)
+    lines = write_invoice(out, tickets, con)
     manifest = {
         "generator": "bench/bigdata.py",
         "generator_version": GENERATOR_VERSION,
@@ -194,9 +247,32 @@ def generate(out: Path, tickets: int, chunk: int, threads: int, memory_limit: st
         "files": files,
         "max_ts": latest.isoformat(),
         "truth": truth(tickets, latest, con),
+        "invoice": "invoice.parquet",
+        "invoice_lines": lines,
+        "reconcile_truth": reconcile_truth(tickets, latest, con),
         "generate_seconds": round(time.perf_counter() - started, 1),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def add_invoice(out: Path, threads: int, memory_limit: str) -> None:
+    """Give a data set generated before the invoice existed its invoice and cell truth."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    con = _connect(threads, memory_limit)
+    latest = dt.datetime.fromisoformat(manifest["max_ts"])
+    manifest["invoice"] = "invoice.parquet"
+    manifest["invoice_lines"] = write_invoice(out, int(manifest["tickets"]), con)
+    manifest["reconcile_truth"] = reconcile_truth(int(manifest["tickets"]), latest, con)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def _connect(threads: int, memory_limit: str) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute(f"SET threads = {int(threads)}")
+    con.execute(f"SET memory_limit = {exp.Literal.string(memory_limit).sql('duckdb')}")
+    con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 def main() -> int:
@@ -207,7 +283,14 @@ def main() -> int:
     parser.add_argument("--chunk-tickets", type=int, default=10_000_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--memory-limit", default="2GB")
+    parser.add_argument(
+        "--add-invoice", action="store_true", help="only add the invoice to an existing --out"
+    )
     args = parser.parse_args()
+    if args.add_invoice:
+        add_invoice(args.out, args.threads, args.memory_limit)
+        print((args.out / "manifest.json").read_text())
+        return 0
     tickets = args.tickets or round((args.events or 1_000_000) / EVENTS_PER_TICKET)
     generate(args.out, tickets, args.chunk_tickets, args.threads, args.memory_limit)
     print((args.out / "manifest.json").read_text())

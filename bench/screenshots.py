@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""Screenshots of the dashboard for the README (1280x800), taken in Debian's Chromium.
+"""Screenshots of the report and the dashboard for the README (1280x800), in Debian's Chromium.
 
-The demo's quarter is built in a scratch folder (as ``bench/serve_bench.py`` builds it), the
-dashboard is served on 127.0.0.1 on a free port, and Playwright saves the pages named below.
+The demo's quarter is built in a scratch folder (as ``bench/serve_bench.py`` builds it); its
+report.html is opened from disk, as a reader opens the attachment, and the dashboard is served on
+127.0.0.1 on a free port; Playwright saves the pages named below.
 
 Usage::
 
@@ -23,6 +24,7 @@ import uvicorn
 from playwright.sync_api import sync_playwright
 
 from serve_bench import _build
+from truecount.report.html import render_report
 from truecount.web import Dashboard, create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +42,19 @@ def main() -> int:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="truecount-shots-") as tmp:
-        board = Dashboard(_build(Path(tmp) / "demo", args.tickets))
+        folder = Path(tmp) / "demo"
+        ws = _build(folder, args.tickets)
+        report = folder / "report.html"
+        report.write_text(
+            render_report(
+                folder / "resolved_ticket.yaml",
+                ws,
+                [folder / "invoice.csv"],
+                folder / "terms.yaml",
+            ),
+            encoding="utf-8",
+        )
+        board = Dashboard(ws)
         key = board.meters()[0]
         board.meter(key)
         with socket.socket() as s:
@@ -58,6 +72,8 @@ def main() -> int:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1280, "height": 800})
+                page.goto(report.as_uri())
+                page.screenshot(path=str(args.out / "report.png"))
                 page.goto(base + key.path)
                 page.screenshot(path=str(args.out / "dashboard-overview.png"))
                 page.goto(base + key.path + "/cell/vendor_only")
@@ -73,7 +89,8 @@ def main() -> int:
         finally:
             server.should_exit = True
             thread.join(timeout=10)
-    print(f"wrote {args.out / 'dashboard-overview.png'} and {args.out / 'dashboard-entity.png'}")
+    names = ("report.png", "dashboard-overview.png", "dashboard-entity.png")
+    print("wrote " + ", ".join(str(args.out / n) for n in names))
     return 0
 
 

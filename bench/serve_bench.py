@@ -3,10 +3,11 @@
 
 Why: the dashboard is meant to be clicked through, so a page has to answer in well under a
 second (the target is 500 ms on the demo's quarter). The first look at a definition and invoice
-counts and reconciles (``truecount serve`` does it before it listens, so no reader waits for
-it); every page after that is served from the results kept in memory. This script times both:
-the warm-up once, then each page ``--repeat`` times through the application in this process
-(no network in between, so the figure is the application's own).
+counts and reconciles, and ``/versions`` replays every stored version: ``truecount serve`` does
+both before it listens, so no reader waits for them, and every page after that is served from
+the results kept in memory. This script times both: the warm-up once, then each page
+``--repeat`` times through the application in this process (no network in between, so the
+figure is the application's own).
 
 At scale the workspace is built once from ``bench/run.py``'s Parquet files (``--data``) and kept
 (``--workspace``), since ingesting ten million tickets takes minutes; later runs reuse it.
@@ -45,8 +46,8 @@ with warnings.catch_warnings():
 
 
 def _build(folder: Path, tickets: int) -> Workspace:
-    """The demo's workspace, with the definition stored as version 1 and the invoice kept in
-    ``invoices/`` (what ``truecount versions add`` and ``truecount invoices add`` do)."""
+    """The demo's workspace: ``truecount demo`` stores its definition as version 1 and keeps
+    its invoice with its terms in ``invoices/``, as ``truecount serve`` reads them."""
     import truecount.cli.demo_cmds as demo
 
     original = demo.SupportScenario
@@ -55,10 +56,7 @@ def _build(folder: Path, tickets: int) -> Workspace:
         result = run_demo(folder)
     finally:
         demo.SupportScenario = original  # type: ignore[misc]
-    ws = Workspace.open(result.workspace)
-    add_version(ws, result.definition_file, "2026-01-01")
-    add_invoice(ws.root, result.invoice_file, result.terms_file, name="2026-Q1")
-    return ws
+    return Workspace.open(result.workspace)
 
 
 def _from_data(data: Path, folder: Path) -> Workspace:
@@ -104,10 +102,16 @@ def main() -> int:
         built = time.perf_counter() - started
         board = Dashboard(ws)
         client = TestClient(create_app(board))
+        # What `truecount serve` does before it listens: every meter, then the replay table.
         started = time.perf_counter()
         key = board.meters()[0]
-        board.meter(key)
+        for each in board.meters():
+            board.meter(each)
         warm = time.perf_counter() - started
+        started = time.perf_counter()
+        board.replay()
+        warm_replay = time.perf_counter() - started
+        print(f"warm-up: meters {warm:.2f} s, replay {warm_replay:.2f} s", file=sys.stderr)
 
         path = key.path
         pages = ["/", path, f"{path}/period/2026-02", f"{path}/drift", "/versions", "/watch"]
@@ -122,7 +126,9 @@ def main() -> int:
             f"# dashboard pages, {args.tickets:,} tickets",
             "",
             f"- workspace built (or opened) in {built:.1f} s",
-            f"- warm-up (count, reconcile, drift of one definition x invoice): {warm:.2f} s",
+            f"- warm-up, as `truecount serve` does it before it listens: the meters (count,"
+            f" reconcile, drift of each definition x invoice) {warm:.2f} s, the replay table"
+            f" {warm_replay:.2f} s",
             "",
             "| page | first (ms) | median (ms) | max (ms) |",
             "|---|---:|---:|---:|",
@@ -143,7 +149,9 @@ def main() -> int:
             lines.append(
                 f"| `{label}` | {times[0]:.0f} | {statistics.median(rest):.0f} | {max(rest):.0f} |"
             )
-        lines += ["", f"slowest answer: {worst:.0f} ms (target: 500 ms)"]
+        # the issue's targets: 500 ms on the demo's quarter, 2 s at ten million tickets
+        target = 500 if args.tickets <= 1_000_000 else 2_000
+        lines += ["", f"slowest answer: {worst:.0f} ms (target: {target:,} ms)"]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out is not None:

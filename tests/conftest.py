@@ -13,7 +13,8 @@ from typing import Final
 import pytest
 
 #: Whole files whose every test is slow: browsers, the README's commands, the bad-input corpus
-#: through the CLI, property tests, the Zendesk fixtures, the out-of-core generator.
+#: through the CLI, property tests, the Zendesk fixtures, the out-of-core generator, the other
+#: SQL engines (Spark, PostgreSQL), the kill-and-crash tests, the file-reader fuzzers.
 SLOW_FILES: Final[frozenset[str]] = frozenset({
     "test_browser.py",
     "test_readme.py",
@@ -24,6 +25,12 @@ SLOW_FILES: Final[frozenset[str]] = frozenset({
     "test_adapter_zendesk_etl.py",
     "test_airbyte.py",
     "test_memory.py",
+    "test_dialects.py",
+    "test_cli_engine.py",
+    "test_faults.py",
+    "test_fuzz_readers.py",
+    "test_live_crash.py",
+    "test_engine_spark.py",
 })  # fmt: skip
 
 #: Single tests measured at 2.5 s or more on 2 shared cores (``file::function``, any parameter).
@@ -58,6 +65,21 @@ SLOW_TESTS: Final[frozenset[str]] = frozenset({
     "test_report_html.py::test_demo_writes_the_report",
     "test_sampling.py::test_exit_code_through_the_console_script",
     "test_watch.py::test_cli_errors_are_one_line_with_exit_code_2",
+    "test_cli_examples.py::test_demo_again_replaces_only_its_own_work",
+    "test_cli_examples.py::test_help_example_runs",
+    "test_json_output.py::test_cli_json_parses_strictly",
+    "test_library.py::test_engine_matches_pandas_entity_by_entity",
+    "test_fuzz_yaml.py::test_alias_bombs_are_refused_exactly_past_the_limits",
+    "test_drift.py::test_bad_input_exits_2_with_one_line",
+    "test_letter.py::test_a_bad_invoice_date_option_is_refused",
+    "test_adapter_salesforce.py::test_order_given_does_not_matter_and_reingest_is_idempotent",
+    "test_adapter_salesforce_booleans.py::test_empty_status_is_closed_is_not_guessed",
+    "test_generate.py::test_truth_agrees_with_an_independent_computation",
+    "test_generate.py::test_chunked_files_hold_exactly_the_in_memory_rows",
+    "test_live_cli.py::test_log_verify_against_a_live_meter",
+    "test_definition.py::test_cli_exits_2_with_one_line",
+    "test_cli_meter.py::test_count_known_at_leaves_out_what_arrived_later",
+    "test_cli_meter.py::test_sql_prints_each_dialect",
 })  # fmt: skip
 
 

@@ -552,9 +552,12 @@ def test_truncated_line_and_overlapping_pages(con: duckdb.DuckDBPyConnection) ->
     assert got.rows_read == len(pages[0]) + len(pages[1]) + 1
     reason = con.execute("SELECT reason FROM quarantine").fetchall()[0][0]
     assert "line 3 is not valid JSON" in reason
-    # Ingesting the same pages again loads nothing new: every record is a duplicate.
+    # Ingesting the same pages again loads nothing new: every record is a duplicate, the bad
+    # line included (it is in the quarantine once, from the first load).
     again = ingest(con, "incidents_api_pages.jsonl")["incidents_api_pages.jsonl"]
-    assert again.loaded == 0 and again.duplicate == got.loaded + got.duplicate
+    assert again.loaded == 0 and again.quarantined == 0
+    assert again.duplicate == got.loaded + got.duplicate + got.quarantined
+    assert con.execute("SELECT count(*) FROM quarantine").fetchall()[0][0] == 1
 
 
 @pytest.mark.parametrize(

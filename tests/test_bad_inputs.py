@@ -84,18 +84,62 @@ def test_the_corpus_is_there() -> None:
     assert CASES, "tests/bad_inputs holds no case"
 
 
+def run_case(case: Path, folder: Path) -> tuple[int, str]:
+    """Write the case's files into ``folder``, run its setup and its command: exit code and
+    everything printed. An exception escaping the CLI propagates (a traceback)."""
+    spec = yaml.safe_load(case.read_text(encoding="utf-8"))
+    assert {"why", "run", "exit", "says"} <= set(spec), f"{case}: needs why, run, exit, says"
+    _write(folder, spec.get("files") or {})
+    for step in spec.get("setup") or []:
+        code, out, err = run_cli(list(step), folder)
+        assert code == 0, f"setup {step} exited {code}: {err or out}"
+    code, out, err = run_cli(list(spec["run"]), folder)
+    return code, out + err
+
+
 @pytest.mark.parametrize("case", CASES, ids=[str(c.relative_to(CORPUS)) for c in CASES])
 def test_bad_input(case: Path, tmp_path: Path) -> None:
     spec = yaml.safe_load(case.read_text(encoding="utf-8"))
-    assert {"why", "run", "exit", "says"} <= set(spec), f"{case}: needs why, run, exit, says"
-    _write(tmp_path, spec.get("files") or {})
-    for step in spec.get("setup") or []:
-        code, out, err = run_cli(list(step), tmp_path)
-        assert code == 0, f"setup {step} exited {code}: {err or out}"
-    code, out, err = run_cli(list(spec["run"]), tmp_path)
-    said = (out + err).lower()
-    assert code == spec["exit"], f"exit {code}, expected {spec['exit']}: {err or out}"
-    assert str(spec["says"]).lower() in said, f"expected {spec['says']!r} in: {err or out}"
+    code, said = run_case(case, tmp_path)
+    lowered = said.lower()
+    assert code == spec["exit"], f"exit {code}, expected {spec['exit']}: {said}"
+    assert str(spec["says"]).lower() in lowered, f"expected {spec['says']!r} in: {said}"
     for word in spec.get("not_says") or []:
-        assert str(word).lower() not in said, f"{word!r} in: {err or out}"
-    assert "traceback" not in said
+        assert str(word).lower() not in lowered, f"{word!r} in: {said}"
+    assert "traceback" not in lowered
+
+
+def census() -> dict[str, dict[str, int]]:
+    """Run every case and count, per class (folder): cases, each exit code, and tracebacks
+    (an exception escaping the CLI, or "Traceback" printed). For docs/reliability.md::
+
+        .venv/bin/python tests/test_bad_inputs.py
+    """
+    import tempfile
+    import traceback
+
+    table: dict[str, dict[str, int]] = {}
+    for case in CASES:
+        row = table.setdefault(case.parent.name, {"cases": 0, "tracebacks": 0})
+        row["cases"] += 1
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                code, said = run_case(case, Path(tmp))
+            except Exception:  # counting exactly these
+                traceback.print_exc()
+                row["tracebacks"] += 1
+                continue
+        if "traceback" in said.lower():
+            row["tracebacks"] += 1
+        row[f"exit {code}"] = row.get(f"exit {code}", 0) + 1
+    return table
+
+
+if __name__ == "__main__":
+    rows = census()
+    total: dict[str, int] = {}
+    for name, row in sorted(rows.items()):
+        print(name, " ".join(f"{k}={v}" for k, v in sorted(row.items())))
+        for k, v in row.items():
+            total[k] = total.get(k, 0) + v
+    print("all", " ".join(f"{k}={v}" for k, v in sorted(total.items())))

@@ -187,3 +187,113 @@ def test_the_report_in_the_browser(
     finally:
         p.remove_listener("request", seen)
     assert all(u.startswith("file:") or u.startswith("data:") for u in requests), requests
+
+
+#: The printable width of each paper size in CSS pixels: the sheet less the 12 mm side margins
+#: that report.css's ``@page`` rule sets (96 px to the inch), and the sheet's size in points.
+PAPER = {
+    "A4": ((210 - 24) * 96 / 25.4, (595.92, 842.88)),
+    "Letter": ((215.9 - 24) * 96 / 25.4, (612.0, 792.0)),
+}
+
+#: In print media: the text of every visible table row's cells, the headings of every visible
+#: section, every chart's visible labels (the renderer
+#: hides overlapping ones) with its caption, and anything that reaches past the right edge.
+PRINT_LAYOUT_JS = """() => {
+  const shown = el => el.getClientRects().length > 0;
+  const width = document.documentElement.clientWidth;
+  const rows = [...document.querySelectorAll('table tr')].filter(shown).map(tr => ({
+    table: tr.closest('table').id || '',
+    head: tr.parentElement.tagName === 'THEAD',
+    cells: [...tr.cells].map(c => c.innerText.trim()).filter(t => t !== ''),
+  }));
+  const headings = [...document.querySelectorAll('h2')].filter(shown).map(h => h.innerText);
+  const figures = [...document.querySelectorAll('figure')].filter(shown).map(f =>
+    [...f.querySelectorAll('svg text')].filter(t => getComputedStyle(t).opacity !== '0').map(t => t.textContent.trim()).filter(t => t !== '')
+      .concat([f.querySelector('figcaption').innerText]));
+  const wide = [...document.querySelectorAll('body *')].filter(shown)
+    .filter(el => el.getBoundingClientRect().right > width + 0.5)
+    .map(el => `${el.tagName}#${el.id}.${el.className} right=${el.getBoundingClientRect().right}`);
+  const sql = [...document.querySelectorAll('#appendix pre')].map(p => p.innerText).pop();
+  return {width, scroll: document.documentElement.scrollWidth, rows, headings, figures, wide, sql};
+}"""
+
+
+def squeeze(text: str) -> str:
+    """Text without white space and case: a PDF's text layer breaks lines where the page wrapped
+    them and keeps the case CSS gave them, neither of which is the content."""
+    return "".join(text.split()).casefold()
+
+
+@pytest.mark.parametrize("paper", sorted(PAPER))
+def test_the_report_prints_to_pdf(demo: DemoFiles, page: Any, tmp_path: Path, paper: str) -> None:
+    """report.html printed by Chromium on A4 and Letter: every section is in the PDF, no table
+    row or chart is split across two pages, table headers repeat, the appendix starts a page,
+    and nothing reaches past the right margin.
+
+    The PDF's own text layer (read with pypdf) is the judge of where things landed: the page
+    layout of print exists only inside Chromium's print pipeline, so the DOM cannot say where a
+    page breaks. A row lies on one page when one page's text holds every one of its cells whole
+    (a cell wrapped over a page break is whole on neither). The width check runs in print media
+    emulation at the paper's printable width, where the DOM does describe the layout."""
+    pypdf = pytest.importorskip("pypdf")
+    from truecount.report.html import render_report
+
+    report = tmp_path / "report.html"
+    report.write_text(
+        render_report(demo.definition, Workspace.open(demo.workspace), [demo.invoice], demo.terms),
+        encoding="utf-8",
+    )
+    printable, (sheet_w, sheet_h) = PAPER[paper]
+    page.goto(report.as_uri())
+    page.emulate_media(media="print")
+    page.set_viewport_size({"width": int(printable), "height": 1000})
+    try:
+        layout = page.evaluate(PRINT_LAYOUT_JS)
+        pdf = tmp_path / f"report-{paper}.pdf"
+        page.pdf(path=str(pdf), format=paper)
+    finally:
+        page.emulate_media(media="screen")
+        page.set_viewport_size({"width": 1280, "height": 800})
+
+    # nothing clipped at the right margin
+    assert layout["wide"] == [] and layout["scroll"] <= layout["width"], layout["wide"][:5]
+
+    reader = pypdf.PdfReader(str(pdf))
+    box = reader.pages[0].mediabox
+    assert abs(float(box.width) - sheet_w) < 2 and abs(float(box.height) - sheet_h) < 2
+    pages = [squeeze(p.extract_text()) for p in reader.pages]
+    assert len(pages) >= 3
+
+    # every section, in order; the appendix opens its page
+    where = [
+        next((i for i, t in enumerate(pages) if squeeze(h) in t), -1) for h in layout["headings"]
+    ]
+    assert -1 not in where, [h for h, i in zip(layout["headings"], where, strict=True) if i < 0]
+    assert where == sorted(where)
+    assert len(layout["headings"]) >= 7
+    appendix = next(h for h in layout["headings"] if h.startswith("Appendix"))
+    assert any(t.startswith(squeeze(appendix)) for t in pages)
+
+    def one_page(parts: list[str]) -> int | None:
+        wanted = [squeeze(p) for p in parts]
+        return next((i for i, t in enumerate(pages) if all(w in t for w in wanted)), None)
+
+    # the detector sees a split: the compiled SQL is one block that runs over a page break
+    assert one_page([layout["sql"]]) is None
+
+    # no table row split over two pages
+    body = [r for r in layout["rows"] if not r["head"] and r["cells"]]
+    assert len(body) > 100
+    split = [r["cells"] for r in body if one_page(r["cells"]) is None]
+    assert split == [], split[:3]
+
+    # no chart split: its labels and its caption on one page
+    assert len(layout["figures"]) >= 3
+    assert all(one_page(f) is not None for f in layout["figures"])
+
+    # the disputed table runs over several pages, each headed by the column names
+    head = next(r["cells"] for r in layout["rows"] if r["head"] and r["table"] == "disputed")
+    on = {one_page(r["cells"]) for r in body if r["table"] == "disputed"}
+    assert len(on) >= 2
+    assert all(squeeze("".join(head)) in pages[i] for i in on if i is not None)

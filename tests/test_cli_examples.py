@@ -103,3 +103,32 @@ def test_help_example_runs(example: str, demo: Path, tmp_path: Path) -> None:
     code, said = _run(words[1:], folder)
     assert code in (0, 1), f"{example} exited {code}: {said}"
     assert "Traceback" not in said
+
+
+def test_demo_again_replaces_only_its_own_work(demo: Path, tmp_path: Path) -> None:
+    """Run again over its own folder, the demo starts over; once the user has added to its
+    workspace, it stops and says what would be lost, and --replace is needed to go on."""
+    import duckdb
+
+    from truecount.watch.store import SNAPSHOT_TABLE
+
+    folder = tmp_path / "demo"
+    shutil.copytree(demo, folder)
+    code, said = _run(["demo", "-o", "."], folder)
+    assert code == 0, said
+    (folder / "page.html").write_text("<p>What counts as a resolution</p>", encoding="utf-8")
+    code, said = _run(["watch", "add", "resolution", "page.html", "-w", "workspace"], folder)
+    assert code == 0, said
+    code, said = _run(["demo", "-o", "."], folder)
+    assert code == 2 and "1 watch snapshot(s) added after the demo" in said, said
+    assert "--replace" in said
+    code, said = _run(["demo", "-o", ".", "--replace"], folder)
+    assert code == 0, said
+    with duckdb.connect(str(folder / "workspace" / "truecount.duckdb"), read_only=True) as con:
+        tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+        kept = (
+            con.execute(f"SELECT count(*) FROM {SNAPSHOT_TABLE}").fetchone()
+            if SNAPSHOT_TABLE in tables  # made on the first 'watch add'
+            else (0,)
+        )
+    assert kept == (0,)

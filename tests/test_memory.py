@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import json
 import subprocess
 import sys
 from collections import Counter
@@ -15,9 +16,12 @@ from pathlib import Path
 from types import ModuleType
 
 import duckdb
+import pandas as pd
 import pytest
 
 import truecount
+from truecount.billing.invoice import load_invoice_into
+from truecount.billing.reconcile import reconcile_in
 from truecount.db import ResourceError, resource_error, size_bytes
 from truecount.definition.load import load_definition
 from truecount.engine.run import partitions_for
@@ -42,6 +46,9 @@ def events(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     out = tmp_path_factory.mktemp("big")
     _bigdata().generate(out, TICKETS, chunk=10_000, threads=1, memory_limit="256MB")
     return sorted(str(p) for p in out.glob("events-*.parquet"))
+
+
+_TRUTH_FIELDS = ("candidates", "counted", "not_counted", "pending")
 
 
 def _draw(i: int, k: int) -> int:
@@ -91,6 +98,55 @@ def _verdicts(files: list[str]) -> list[tuple[object, ...]]:
         result.close()
 
 
+def _pandas_verdicts(files: list[str]) -> pd.DataFrame:
+    """entity_id, period, status per candidate, from the events with pandas alone.
+
+    The definition written out: the anchor is the first close by the ai; not reopened within
+    14 days; rated 4 or more within 7 days; pending while the 14-day window is still open at
+    the latest event time.
+    """
+    ev = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    as_of = ev["ts"].max()
+    closes = ev[(ev["type"] == "closed") & (ev["actor"] == "ai")]
+    anchors = closes.groupby("entity_id", as_index=False)["ts"].min().rename(columns={"ts": "at"})
+    joined = ev.merge(anchors, on="entity_id")
+    after = joined["ts"] - joined["at"]
+    positive = after > pd.Timedelta(0)
+    reopened = joined[(joined["type"] == "reopened") & positive & (after <= pd.Timedelta(days=14))][
+        "entity_id"
+    ]
+    rated = joined[
+        (joined["type"] == "rated")
+        & positive
+        & (after <= pd.Timedelta(days=7))
+        & (joined["value"] >= 4)
+    ]["entity_id"]
+    out = anchors.copy()
+    good = ~out["entity_id"].isin(reopened) & out["entity_id"].isin(rated)
+    out["status"] = "not_counted"
+    out.loc[good, "status"] = "counted"
+    out.loc[out["at"] + pd.Timedelta(days=14) > as_of, "status"] = "pending"
+    out["period"] = out["at"].dt.strftime("%Y-%m")
+    return out[["entity_id", "period", "status"]].sort_values("entity_id").reset_index(drop=True)
+
+
+@pytest.mark.parametrize("pieces", [1, 3, 7])
+def test_pieces_give_the_pandas_verdicts(
+    events: list[str], monkeypatch: pytest.MonkeyPatch, pieces: int
+) -> None:
+    monkeypatch.setenv("TRUECOUNT_MEMORY_LIMIT", "64MB")
+    monkeypatch.setenv("TRUECOUNT_THREADS", "1")
+    monkeypatch.setenv("TRUECOUNT_PARTITIONS", str(pieces))
+    result = truecount.count(load_definition(DEFINITION), events)
+    try:
+        got = result.verdicts.select(["entity_id", "period", "status"]).to_pandas()
+    finally:
+        result.close()
+    want = _pandas_verdicts(events)
+    assert len(want) > 20_000
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want)
+
+
 def test_pieces_give_the_one_piece_verdicts_and_the_truth(
     events: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -107,6 +163,57 @@ def test_pieces_give_the_one_piece_verdicts_and_the_truth(
         period, status = str(row[3]), str(row[4])
         got.setdefault(period, Counter())[status] += 1
     assert got == _expected()
+
+
+def test_the_generators_truth_is_the_python_rule(events: list[str]) -> None:
+    """bench/bigdata.py's own truth (SQL over the parameters) equals the rule in Python, so
+    the truth the scale runs are checked against can be trusted."""
+    folder = Path(events[0]).parent
+    manifest = json.loads((folder / "manifest.json").read_text())
+    want = {p: {s: c.get(s, 0) for s in _TRUTH_FIELDS} for p, c in _expected().items()}
+    for counts in want.values():
+        counts["candidates"] = sum(counts[s] for s in _TRUTH_FIELDS[1:])
+    got = {p: {s: v[s] for s in _TRUTH_FIELDS} for p, v in manifest["truth"].items()}
+    assert got == want
+
+
+def test_the_invoice_truth_is_what_reconcile_finds(events: list[str]) -> None:
+    """The generator's cells (from the parameters) against the library's reconciliation and a
+    pandas join of the invoice with the pandas verdicts."""
+    folder = Path(events[0]).parent
+    manifest = json.loads((folder / "manifest.json").read_text())
+    invoice = pd.read_parquet(folder / "invoice.parquet")
+    verdicts = _pandas_verdicts(events)
+    joined = verdicts.merge(invoice[["entity_id"]].assign(billed=True), on="entity_id", how="left")
+    billed = joined["billed"].eq(True)
+    cell = pd.Series("none", index=joined.index)
+    cell[billed & (joined["status"] == "counted")] = "agreed"
+    cell[billed & (joined["status"] == "not_counted")] = "vendor_only"
+    cell[billed & (joined["status"] == "pending")] = "pending"
+    cell[~billed & (joined["status"] == "counted")] = "buyer_only"
+    table = joined.assign(cell=cell).groupby(["period", "cell"]).size()
+    cells = ("agreed", "vendor_only", "pending", "buyer_only")
+    by_pandas = {
+        str(p): {c: int(table.get((p, c), 0)) for c in cells}
+        for p in sorted(joined["period"].unique())
+    }
+    assert manifest["reconcile_truth"] == by_pandas
+    result = truecount.count(load_definition(DEFINITION), events)
+    try:
+        load_invoice_into(result.con, [str(folder / "invoice.parquet")], None, table="invoice")
+        rec = reconcile_in(
+            result.con,
+            "verdicts",
+            "invoice",
+            known_table="events",
+            definition=result.definition,
+            fetch_entities=False,
+            cells=False,
+        )
+    finally:
+        result.close()
+    by_library = {p.period: {c: int(getattr(p, c)) for c in cells} for p in rec.periods}
+    assert by_library == by_pandas
 
 
 def test_the_automatic_number_of_pieces_follows_the_budget(
@@ -150,6 +257,110 @@ def test_running_out_of_memory_is_one_line_exit_2(events: list[str], tmp_path: P
     assert "Traceback" not in done.stderr
     assert "ran out of memory" in done.stderr
     assert "TRUECOUNT_MEMORY_LIMIT" in done.stderr
+
+
+@pytest.mark.parametrize("verb", ["count", "check", "reconcile", "drift", "report", "evidence"])
+def test_every_verb_says_out_of_memory_in_one_line(
+    events: list[str], tmp_path: Path, verb: str
+) -> None:
+    """The guard is at the command line's boundary, so every verb that reads the events gets it,
+    not only the count."""
+    env = {
+        "TRUECOUNT_MEMORY_LIMIT": "4MB",
+        "TRUECOUNT_PARTITIONS": "1",
+        "TRUECOUNT_THREADS": "2",
+        "PATH": "/usr/bin:/bin",
+    }
+    args = [sys.executable, "-m", "truecount", verb, str(DEFINITION)]
+    for f in events:
+        args += ["-e", f]
+    if verb in ("reconcile", "drift", "report", "evidence"):
+        args += ["--invoice", str(Path(events[0]).parent / "invoice.parquet")]
+    if verb == "report":
+        args += ["-o", str(tmp_path / "report.html")]
+    if verb == "evidence":
+        key = tmp_path / "pack.key"
+        made = subprocess.run(
+            [sys.executable, "-m", "truecount", "keygen", "-o", str(key)],
+            capture_output=True,
+            env={"PATH": "/usr/bin:/bin"},
+            check=False,
+        )
+        assert made.returncode == 0, made.stderr
+        args += ["--key", str(key), "-o", str(tmp_path / "pack")]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "ran out of memory" in done.stderr
+    assert "TRUECOUNT_MEMORY_LIMIT" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def two_files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Two files of 100,000 tickets (about 340,000 events each): enough for an ingest to spill."""
+    out = tmp_path_factory.mktemp("spill")
+    _bigdata().generate(out, 200_000, chunk=100_000, threads=1, memory_limit="256MB")
+    return sorted(str(p) for p in out.glob("events-*.parquet"))
+
+
+def _store(root: Path) -> tuple[int, int]:
+    con = duckdb.connect(str(root / "truecount.duckdb"), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM ingest_log)"
+        ).fetchall()[0]
+    finally:
+        con.close()
+    return int(rows[0]), int(rows[1])
+
+
+def test_a_full_temp_disk_is_one_line_and_corrupts_nothing(
+    two_files: list[str], tmp_path: Path
+) -> None:
+    """An ingest that runs out of temporary space stops with exit 2 and one line naming
+    TRUECOUNT_TEMP_DIRECTORY; the store keeps what it had, and the same ingest with room works."""
+    base = {"PATH": "/usr/bin:/bin", "TRUECOUNT_THREADS": "1"}
+    cli = [sys.executable, "-m", "truecount"]
+    ws = tmp_path / "ws"
+    run = subprocess.run
+    assert run([*cli, "init", str(ws)], env=base, capture_output=True, check=False).returncode == 0
+    first = run([*cli, "ingest", "-w", str(ws), two_files[0]], env=base, capture_output=True)
+    assert first.returncode == 0, first.stderr
+    before = _store(ws)
+    tight = base | {
+        "TRUECOUNT_MEMORY_LIMIT": "64MB",
+        "TRUECOUNT_MAX_TEMP_SIZE": "1MB",
+        "TRUECOUNT_TEMP_DIRECTORY": str(tmp_path / "spill"),
+    }
+    done = run(
+        [*cli, "ingest", "-w", str(ws), two_files[1]],
+        env=tight,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "temporary disk" in done.stderr
+    assert "TRUECOUNT_TEMP_DIRECTORY" in done.stderr
+    assert _store(ws) == before
+    again = run([*cli, "ingest", "-w", str(ws), two_files[1]], env=base, capture_output=True)
+    assert again.returncode == 0, again.stderr
+    events = duckdb.sql(
+        "SELECT count(*) FROM read_parquet($files)", params={"files": two_files}
+    ).fetchall()[0][0]
+    assert _store(ws) == (events, 2)
+
+
+def test_a_bad_temp_cap_names_the_variable(events: list[str], tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "TRUECOUNT_MAX_TEMP_SIZE": "plenty"}
+    args = [sys.executable, "-m", "truecount", "count", str(DEFINITION), "-e", events[0]]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "TRUECOUNT_MAX_TEMP_SIZE" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_a_full_temp_directory_is_named() -> None:

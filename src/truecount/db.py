@@ -8,7 +8,10 @@ an environment variable a user can set without touching code (docs/scale.md):
 - ``TRUECOUNT_MEMORY_LIMIT`` (read by ``workspace.configure``): DuckDB's budget;
 - ``TRUECOUNT_TEMP_DIRECTORY``: where spilled blocks go. DuckDB's default for an in-memory
   connection is ``.tmp`` under the current directory, which may be read-only or small;
-- ``TRUECOUNT_THREADS``: every thread holds its own buffers, so fewer threads need less memory.
+- ``TRUECOUNT_THREADS``: every thread holds its own buffers, so fewer threads need less memory;
+- ``TRUECOUNT_MAX_TEMP_SIZE``: a cap on what may spill (DuckDB's ``max_temp_directory_size``;
+  by default 90% of the free space of the temporary directory's disk), so that a count cannot
+  fill a disk other work needs.
 
 When DuckDB still runs out (of memory, or of temporary disk), :func:`resources_guard` turns its
 exception into a :class:`ResourceError`: one line naming the setting to change, exit code 2 on
@@ -31,6 +34,7 @@ from truecount.errors import Location, Problem, TruecountError
 TEMP_DIRECTORY_ENV: Final[str] = "TRUECOUNT_TEMP_DIRECTORY"
 THREADS_ENV: Final[str] = "TRUECOUNT_THREADS"
 MEMORY_ENV: Final[str] = "TRUECOUNT_MEMORY_LIMIT"
+MAX_TEMP_ENV: Final[str] = "TRUECOUNT_MAX_TEMP_SIZE"
 
 _UNITS: Final[dict[str, int]] = {
     "": 1,
@@ -93,7 +97,8 @@ def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> int | None:
 
 
 def configure_spill(con: duckdb.DuckDBPyConnection) -> None:
-    """Apply ``TRUECOUNT_TEMP_DIRECTORY`` and ``TRUECOUNT_THREADS`` when they are set.
+    """Apply ``TRUECOUNT_TEMP_DIRECTORY``, ``TRUECOUNT_MAX_TEMP_SIZE`` and
+    ``TRUECOUNT_THREADS`` when they are set.
 
     Called on every connection the engine reads events through, before the first query (DuckDB
     fixes the temporary directory once it has spilled). Bad values are refused with the
@@ -103,6 +108,17 @@ def configure_spill(con: duckdb.DuckDBPyConnection) -> None:
     temp = os.environ.get(TEMP_DIRECTORY_ENV, "").strip()
     if temp:
         con.execute(f"SET temp_directory = {exp.Literal.string(temp).sql('duckdb')}")
+    cap = os.environ.get(MAX_TEMP_ENV, "").strip()
+    if cap:
+        if size_bytes(cap) is None:
+            raise ResourceError(
+                Problem(
+                    f"temporary space '{cap}' is not a size",
+                    Location(key=MAX_TEMP_ENV),
+                    "use e.g. 50GB or 500MB",
+                )
+            )
+        con.execute(f"SET max_temp_directory_size = {exp.Literal.string(cap).sql('duckdb')}")
     threads = os.environ.get(THREADS_ENV, "").strip()
     if threads:
         if not threads.isdigit() or int(threads) < 1:
@@ -123,10 +139,11 @@ def _describe(con: duckdb.DuckDBPyConnection | None) -> str:
     try:
         limit = setting(con, "memory_limit")
         temp = setting(con, "temp_directory") or "(none: nothing can spill)"
+        cap = setting(con, "max_temp_directory_size")
         threads = setting(con, "threads")
     except duckdb.Error:
         return ""
-    return f"memory limit {limit}, temp directory {temp}, {threads} threads"
+    return f"memory limit {limit}, temp directory {temp} (at most {cap}), {threads} threads"
 
 
 def resource_error(
@@ -145,8 +162,9 @@ def resource_error(
             Problem(
                 f"{doing} ran out of temporary disk space: {first}",
                 Location(key=TEMP_DIRECTORY_ENV),
-                f"point {TEMP_DIRECTORY_ENV} at a disk with more free space, or raise "
-                f"{MEMORY_ENV} so less spills{now}; nothing was written",
+                f"point {TEMP_DIRECTORY_ENV} at a disk with more free space, raise "
+                f"{MAX_TEMP_ENV} if it is set, or raise {MEMORY_ENV} so less spills{now}; "
+                "nothing was written",
             )
         )
     if isinstance(exc, duckdb.OutOfMemoryException):

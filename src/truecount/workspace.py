@@ -16,6 +16,7 @@ from typing import Any, Final
 import duckdb
 import yaml
 
+from truecount.db import configure_spill
 from truecount.errors import Location, Problem, WorkspaceError
 from truecount.history.versions import ensure_versions_table
 from truecount.ingest.canonical import (
@@ -247,6 +248,7 @@ def configure(con: duckdb.DuckDBPyConnection, memory_limit: str | None = None) -
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
     con.execute(f"SET memory_limit = '{limit.strip()}'")  # checked against _MEMORY_RE above
+    configure_spill(con)  # temp directory, its cap, threads (docs/scale.md)
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:

@@ -154,7 +154,7 @@ class ServiceNowOptions(AdapterOptions):
     def _known_zone(cls, value: str) -> str:
         try:
             zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
             raise ValueError(f"unknown time zone '{value}' (use an IANA name)") from exc
         return value
 

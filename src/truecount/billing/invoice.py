@@ -191,7 +191,7 @@ def load_invoice_mapping(path: str | Path) -> InvoiceMapping:
     zone = str(data.get("timezone") or "UTC")
     try:
         zoneinfo.ZoneInfo(zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         problems.append(
             Problem(
                 f"unknown time zone '{zone}'",

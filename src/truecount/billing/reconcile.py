@@ -40,6 +40,7 @@ from truecount.billing.periods import CELLS as CELLS
 from truecount.billing.periods import PeriodResult as PeriodResult
 from truecount.billing.terms import Terms, apply_terms
 from truecount.db import one_row as _one
+from truecount.db import resources_guard
 from truecount.engine.compile import period_key_sql as engine_period_key_sql
 from truecount.errors import InputError, Location, Problem
 from truecount.workspace import configure
@@ -331,6 +332,36 @@ def reconcile_in(
     """
     if fetch_entities and not cells:
         raise ValueError("fetch_entities needs the cell table (cells=True)")
+    with resources_guard("reconciling", con):
+        return _reconcile_in(
+            con,
+            verdicts_table,
+            invoice_table,
+            known_table=known_table,
+            definition=definition,
+            terms=terms,
+            as_of=as_of,
+            fetch_entities=fetch_entities,
+            verdict_periods=verdict_periods,
+            cells=cells,
+        )
+
+
+def _reconcile_in(
+    con: duckdb.DuckDBPyConnection,
+    verdicts_table: str,
+    invoice_table: str,
+    *,
+    known_table: str | None,
+    definition: Any | None,
+    terms: Terms | None,
+    as_of: dt.datetime | None,
+    fetch_entities: bool,
+    verdict_periods: Sequence[str] | None,
+    cells: bool,
+) -> Reconciliation:
+    """:func:`reconcile_in` itself; the wrapper turns running out of memory or temporary disk
+    into a one-line :class:`~truecount.db.ResourceError`."""
     for name in (verdicts_table, invoice_table, known_table):
         if name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name):
             raise ValueError(f"table name {name!r} is not an identifier")

@@ -46,7 +46,7 @@ from pydantic import (
 )
 
 from truecount.errors import Location, Problem, TermsError, suggest
-from truecount.yamlsource import parse_with_lines
+from truecount.yamlsource import parse_with_lines, read_text
 
 if TYPE_CHECKING:
     from truecount.billing.periods import PeriodResult
@@ -495,11 +495,10 @@ def _letter_problem(
 
 
 def load_terms(path: str | Path) -> Terms:
-    """Read and validate a terms file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TermsError(
-            Problem(f"cannot read the terms: {exc.strerror}", Location(file=str(path)))
-        ) from None
-    return parse_terms(text, str(path))
+    """Read and validate a terms file.
+
+    The bytes go through the shared YAML reader so that a missing file, a folder, a size past
+    the limit or text that is not UTF-8 is one :class:`TermsError` naming the file, exactly as
+    for definitions and mappings.
+    """
+    return parse_terms(read_text(Path(path), TermsError), str(path))

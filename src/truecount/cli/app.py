@@ -67,6 +67,7 @@ _VERB_MODULES: Final[tuple[str, ...]] = (
     "truecount.cli.library_cmds",
     "truecount.cli.meter_cmds",
     "truecount.cli.check_cmds",
+    "truecount.cli.export_cmds",
     "truecount.cli.reconcile_cmds",
     "truecount.cli.evidence_cmds",
     "truecount.cli.watch_cmds",
@@ -76,6 +77,7 @@ _VERB_MODULES: Final[tuple[str, ...]] = (
     "truecount.cli.contract_cmds",
     "truecount.cli.report_cmds",
     "truecount.cli.serve_cmds",
+    "truecount.cli.live_cmds",
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -19,9 +19,14 @@ from truecount.cli.app import EXIT_FINDING, EXIT_OK, PANEL_DATA, app, stdout_con
 from truecount.cli.meter_cmds import (
     AsOfOpt,
     DefArg,
-    EventsOpt,
+    EngineEventsOpt,
+    EngineOpt,
+    SparkMasterOpt,
     WorkspaceOpt,
+    count_on,
+    engine_name,
     events_input,
+    require_local_events,
     show_choices,
     working,
 )
@@ -33,7 +38,9 @@ from truecount.engine.check import (
     ConditionCheck,
     NeedCheck,
     check,
+    check_source,
 )
+from truecount.engine.run import VERDICTS_TABLE
 
 
 class CheckFormat(enum.StrEnum):
@@ -47,7 +54,7 @@ _COLOUR = {"ok": "green", "thin": "yellow", "missing": "red"}
 @app.command("check", rich_help_panel=PANEL_DATA)
 def check_cmd(
     definition: DefArg,
-    events: EventsOpt = None,
+    events: EngineEventsOpt = None,
     workspace: WorkspaceOpt = None,
     as_of: AsOfOpt = None,
     period: Annotated[
@@ -67,6 +74,8 @@ def check_cmd(
     fmt: Annotated[
         CheckFormat, typer.Option("--format", "-f", help="Output format.")
     ] = CheckFormat.table,
+    engine: EngineOpt = "duckdb",
+    spark_master: SparkMasterOpt = None,
 ) -> None:
     """Say whether the export has the data each condition needs; exit 1 where it has none.
 
@@ -77,16 +86,27 @@ def check_cmd(
     truecount check resolved_ticket.yaml -w workspace
     """
     d = load_definition(definition)
-    with working("checking…"):
-        result = check(
-            d,
-            events_input(events, workspace),
-            as_of=as_of,
-            period=period,
-            min_coverage=DEFAULT_MIN_COVERAGE
-            if min_coverage is None
-            else float(parse_rate(min_coverage, "--min-coverage")),
-        )
+    share = (
+        DEFAULT_MIN_COVERAGE
+        if min_coverage is None
+        else float(parse_rate(min_coverage, "--min-coverage"))
+    )
+    if engine_name(engine, spark_master) == "duckdb":
+        with working("checking…"):
+            result = check(
+                d, events_input(events, workspace), as_of=as_of, period=period, min_coverage=share
+            )
+    else:
+        # the candidates come from Spark's verdicts; coverage is read from the events here
+        require_local_events(events, "check")
+        counted = count_on(d, events, workspace, as_of, engine=engine, spark_master=spark_master)
+        try:
+            with working("checking…"):
+                result = check_source(
+                    d, counted.source, counted.as_of, period, share, verdicts=VERDICTS_TABLE
+                )
+        finally:
+            counted.close()
     if fmt is CheckFormat.json:
         print(jsonout.dumps(result.to_json(), indent=2))
     else:

@@ -270,9 +270,13 @@ def price_cmd(
 
 
 def render_price(result: PriceResult) -> None:
-    """The four options side by side, then the break-even figures and notes."""
+    """The four options side by side, then the one break-even discount and the comparisons.
+
+    Unit prices share one number of decimals (enough for the most precise of them), money is
+    at the currency's minor unit, and options are named by their labels, never their keys.
+    """
     inp = result.inputs
-    d = inp.digits
+    places = result.price_places
     console = stdout_console()
     drift = f"{(inp.drift * 100).normalize():f}%"
     title = Text(
@@ -289,7 +293,7 @@ def render_price(result: PriceResult) -> None:
     for o in result.options:
         table.add_row(
             Text(o.label),
-            show_price(o.unit_price, d),
+            show_price(o.unit_price, places),
             *(f"{y:,}" for y in o.years),
             f"{o.total:,}",
         )
@@ -306,16 +310,46 @@ def render_price(result: PriceResult) -> None:
         r = o.risk
         risk.add_row(Text(o.label), f"{r.mean:,}", f"{r.p10:,}", f"{r.p50:,}", f"{r.p90:,}")
     console.print(risk)
-    lines = [
-        f"drift-adjusted discount (break-even): {result.stated_discount_pct}% "
-        f"(exact {result.drift_discount * 100:.4f}%; terms' discount "
-        f"{(inp.agreed_discount * 100).normalize():f}%)",
-        f"vendor-defined = buyer-defined at a discount of {result.discount_vs_buyer * 100:.2f}%, "
-        f"or at a buyer-defined unit price of {result.break_even_buyer_price:,} {inp.currency}",
-        f"cheapest: {result.cheapest} (exact), {result.cheapest_p50} (P50), "
-        f"{result.cheapest_p90} (P90)",
-    ]
-    for line in lines:
+    for line in price_lines(result):
         console.print(line, markup=False, highlight=False)
     for note in result.notes:
         console.print(f"note: {note}", markup=False, highlight=False, style="dim")
+
+
+def price_lines(result: PriceResult) -> list[str]:
+    """The figures under the tables, in words.
+
+    Exactly one figure is called a discount — the drift-adjusted (break-even) discount, with
+    what it keeps equal; the buyer-defined comparison is a unit price and a share of cost, so
+    two different percentages are never both read as "the discount".
+    """
+    inp = result.inputs
+    agreed = f"{(inp.agreed_discount * 100).normalize():f}%"
+    saving = result.discount_vs_buyer * 100
+    buyer = show_price(inp.buyer_price, inp.digits)
+    compare = f"costs {abs(saving):.2f}% {'less' if saving >= 0 else 'more'} than"
+    return [
+        f"drift-adjusted discount (break-even): {result.stated_discount_pct}% off the "
+        f"vendor-defined unit price keeps the term's cost at its level without drift "
+        f"(exact {result.drift_discount * 100:.4f}%; the terms give {agreed})",
+        f"buyer-defined at {buyer} {inp.currency} {compare} vendor-defined at the headline "
+        f"price; the two cost the same at a buyer-defined unit price of "
+        f"{result.break_even_buyer_price:,} {inp.currency}",
+        "cheapest: " + _cheapest(result),
+    ]
+
+
+def _cheapest(result: PriceResult) -> str:
+    """The cheapest option by label, each named once with the measures it wins on."""
+    wins: dict[str, list[str]] = {}
+    for key, when in (
+        (result.cheapest, "at the stated drift"),
+        (result.cheapest_p50, "P50"),
+        (result.cheapest_p90, "P90"),
+    ):
+        wins.setdefault(key, []).append(when)
+    parts = []
+    for key, whens in wins.items():
+        said = ", ".join(whens[:-1]) + " and " + whens[-1] if len(whens) > 1 else whens[0]
+        parts.append(f"{result.label(key)} ({said})")
+    return "; ".join(parts)

@@ -31,7 +31,7 @@ from truecount.demo.generate import SupportScenario, generate
 from truecount.engine.run import VERDICTS_TABLE, count
 from truecount.errors import TruecountError
 from truecount.history.versions import VERSIONS_TABLE, add_version
-from truecount.ingest.canonical import EVENTS_TABLE
+from truecount.ingest.canonical import EVENTS_TABLE, INGEST_LOG_TABLE
 from truecount.ingest.load import ingest_files
 from truecount.report.html import render_report
 from truecount.report.reconciliation import money_table, period_table, waterfall_table
@@ -90,15 +90,22 @@ def _fresh_workspace(folder: Path) -> Workspace:
 
 def added_since_demo(folder: Path) -> list[str]:
     """What a user added to a previous demo's workspace: more definition versions than the one
-    the demo stores, and watch snapshots. Re-running the demo would delete them."""
+    the demo stores, watch snapshots, more loaded files than the demo's events, and invoices
+    kept for the dashboard besides the demo's. Re-running the demo would delete them."""
     root = folder / "workspace"
     if not (root / "truecount.yaml").is_file():
         return []
     counts = {
         "definition version(s)": (VERSIONS_TABLE, 1),
         "watch snapshot(s)": (SNAPSHOT_TABLE, 0),
+        "loaded file(s)": (INGEST_LOG_TABLE, 1),
     }
     found: list[str] = []
+    invoices = root / "invoices"
+    if invoices.is_dir():
+        theirs = [p for p in invoices.iterdir() if not p.name.startswith(f"{DEMO_INVOICE}.")]
+        if theirs:
+            found.append(f"{len(theirs)} invoice file(s)")
     try:
         with Workspace.open(root).connect(read_only=True) as con:
             tables = {str(r[0]) for r in con.execute("SHOW TABLES").fetchall()}
@@ -119,8 +126,9 @@ def run_demo(
 ) -> DemoResult:
     """Run the demo into ``out``; ``step`` is told the name of each step as it starts.
 
-    A previous demo in ``out`` is replaced, unless versions or watch snapshots were added to
-    its workspace since: then the run stops (``replace`` says to delete them anyway).
+    A previous demo in ``out`` is replaced, unless versions, watch snapshots, loaded files or
+    invoices were added to its workspace since: then the run stops (``replace`` says to delete
+    them anyway).
     """
     tell: Step = step or (lambda _name: None)
     out.mkdir(parents=True, exist_ok=True)
@@ -243,8 +251,8 @@ def demo_cmd(
         bool,
         typer.Option(
             "--replace",
-            help="Start over even if versions or watch snapshots were added to the demo's "
-            "workspace (they are deleted).",
+            help="Start over even if versions, watch snapshots, loaded files or invoices were "
+            "added to the demo's workspace (they are deleted).",
         ),
     ] = False,
 ) -> None:

@@ -1,4 +1,10 @@
-"""The meter verbs: ``count``, ``explain``, ``sql`` and ``schema``."""
+"""The meter verbs: ``count``, ``explain``, ``sql`` and ``schema``; the engine options.
+
+``count``, ``check`` and ``reconcile`` take ``--engine duckdb|spark``: the verdicts are computed
+by the engine chosen and summarised by DuckDB either way (docs/engines.md), so what is printed
+does not depend on the engine. The helpers that pick the engine live here, next to the
+``--events`` option they read.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,12 @@ import contextlib
 import csv
 import datetime as dt
 import enum
+import glob
 import io
+import os
+import re
+import time
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated
@@ -32,8 +43,9 @@ from truecount.definition import load_definition
 from truecount.definition.model import Definition
 from truecount.engine.compile import DIALECTS, compile_sql
 from truecount.engine.explain import ConditionExplanation, explain
-from truecount.engine.run import CountResult, count
+from truecount.engine.run import CountResult, count, parse_time
 from truecount.engine.source import EventsInput
+from truecount.errors import InputError
 from truecount.ingest.canonical import QUARANTINE_TABLE
 from truecount.ingest.choices import Choice
 from truecount.workspace import Workspace
@@ -50,6 +62,40 @@ EventsOpt = Annotated[
         help="Canonical event files (CSV, JSON Lines, Parquet) instead of the workspace; "
         "repeat for several files.",
         metavar="FILE",
+    ),
+]
+#: ``--events`` of the verbs with ``--engine``: kept as text, because a URI that only the Spark
+#: cluster reads (``s3a://bucket/events/``) must reach it unchanged (a path would drop a slash).
+EngineEventsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--events",
+        "-e",
+        help="Canonical event files (CSV, JSON Lines, Parquet), folders or globs of Parquet "
+        "files, or (with --engine spark) URIs the cluster reads, instead of the workspace; "
+        "repeat for several.",
+        metavar="FILE",
+    ),
+]
+#: The engines ``--engine`` names: the first is the default.
+ENGINES: tuple[str, ...] = ("duckdb", "spark")
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="Where the verdicts are computed: duckdb (in this process) or spark (pip install "
+        "'truecount[spark]'). The output is the same.",
+        metavar="ENGINE",
+    ),
+]
+SparkMasterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--spark-master",
+        help="Spark master URL for --engine spark (default local[*]; with SPARK_REMOTE set, "
+        "a Spark Connect client of that cluster).",
+        metavar="URL",
+        show_default=False,
     ),
 ]
 WorkspaceOpt = Annotated[
@@ -77,11 +123,113 @@ class CountFormat(enum.StrEnum):
     csv = "csv"
 
 
-def events_input(events: list[Path] | None, workspace: Path | None) -> EventsInput:
-    """The files given with --events, else the workspace (here or --workspace)."""
+def events_input(events: Sequence[str | Path] | None, workspace: Path | None) -> EventsInput:
+    """The files given with --events (folders and globs expanded), else the workspace."""
     if events:
-        return [str(p) for p in events]
+        return expand_events(events)
     return Workspace.open(workspace)
+
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+def expand_events(events: Sequence[str | Path]) -> list[str]:
+    """Each --events item as files: a folder is the Parquet files under it (a ``truecount
+    export``), a glob its matches (``**`` spans folders); URIs pass through for Spark.
+
+    An item that names nothing is kept as it is, so the reader reports it by name.
+    """
+    out: list[str] = []
+    for item in events:
+        text = str(item)
+        local = Path(text)
+        if "://" in text or local.is_file():
+            out.append(text)
+        elif local.is_dir():
+            found = sorted(str(f) for f in local.rglob("*.parquet"))
+            if not found:
+                fail(
+                    f"--events {text}: the folder holds no Parquet files; give event files, "
+                    "a folder that 'truecount export' wrote, or -w for a workspace"
+                )
+            out.extend(found)
+        elif _GLOB.search(text):
+            # 'DIR/**.parquet' as DuckDB and shells with globstar read it: any depth below DIR
+            pattern = re.sub(r"\*\*(?=[^/])", "**/*", text)
+            found = sorted({m for m in glob.glob(pattern, recursive=True) if Path(m).is_file()})
+            if not found:
+                fail(f"--events {text}: the pattern matches no file")
+            out.extend(found)
+        else:
+            out.append(text)
+    return out
+
+
+def engine_name(engine: str, spark_master: str | None) -> str:
+    """The engine --engine names (any case, did-you-mean on a typo); --spark-master needs spark."""
+    name = choose(engine, ENGINES, "--engine")
+    if spark_master is not None and name != "spark":
+        fail("--spark-master is an option of --engine spark; add --engine spark or drop it")
+    return name
+
+
+def start_spark(master: str | None) -> object:
+    """Start (or reuse) the SparkSession, saying on stderr what is started and how long it took:
+    a local JVM takes seconds, a cluster longer, and a silent wait looks like a hang."""
+    from truecount.engine.spark import can_start, spark_session
+
+    can_start(master)  # no PySpark or no Java: one line, before anything is said to start
+    remote = os.environ.get("SPARK_REMOTE") if master is None else None
+    where = f"Spark Connect {remote}" if remote else (master or "local[*]")
+    err = stderr_console()
+    err.print(f"starting Spark ({where})…")
+    # PySpark's warning that it has not been tested with this pandas is about pandas UDFs,
+    # which truecount does not use (the verdicts come back as Arrow)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="pyspark")
+    started = time.perf_counter()
+    # Spark's stage bar is progress on a terminal and noise in a log
+    progress = "true" if err.is_terminal else "false"
+    session = spark_session(master, {"spark.ui.showConsoleProgress": progress})
+    with contextlib.suppress(Exception):  # a Spark Connect client has no SparkContext
+        session.sparkContext.setLogLevel("ERROR")
+    err.print(f"Spark session ready in {time.perf_counter() - started:.1f} s")
+    return session
+
+
+def count_on(
+    definition: Definition,
+    events: Sequence[str] | None,
+    workspace: Path | None,
+    as_of: str | None,
+    known_at: str | None = None,
+    *,
+    engine: str = "duckdb",
+    spark_master: str | None = None,
+    verb: str = "counting",
+) -> CountResult:
+    """The count a verb starts from, on the engine chosen; the same result on either."""
+    name = engine_name(engine, spark_master)
+    data = events_input(events, workspace)
+    if name == "duckdb":
+        with working(f"{verb}…"):
+            return count(definition, data, as_of=as_of, known_at=known_at)
+    from truecount.engine.spark import count_on_spark
+
+    session = start_spark(spark_master)
+    # no spinner: Spark draws its own stage bar on a terminal, and the two would overwrite
+    stderr_console().print(f"{verb} on Spark…")
+    return count_on_spark(definition, data, as_of=as_of, known_at=known_at, spark=session)
+
+
+def require_local_events(events: Sequence[str] | None, verb: str) -> None:
+    """``check`` and ``reconcile`` read the events too (coverage, known entities), on DuckDB:
+    refuse, in one line and before Spark is started, events only the cluster can read."""
+    remote = [e for e in events or [] if "://" in e]
+    if remote:
+        fail(
+            f"--events {remote[0]}: {verb} reads the events on this machine too; give a "
+            "workspace or local files (a URI only Spark reads works with 'count --engine spark')"
+        )
 
 
 @contextlib.contextmanager
@@ -131,7 +279,7 @@ def _count_table(result: CountResult, definition: Definition, events: int) -> Ta
 @app.command("count", rich_help_panel=PANEL_COUNT)
 def count_cmd(
     definition: DefArg,
-    events: EventsOpt = None,
+    events: EngineEventsOpt = None,
     workspace: WorkspaceOpt = None,
     as_of: AsOfOpt = None,
     known_at: Annotated[
@@ -158,6 +306,8 @@ def count_cmd(
             metavar="FILE",
         ),
     ] = None,
+    engine: EngineOpt = "duckdb",
+    spark_master: SparkMasterOpt = None,
 ) -> None:
     """Count outcomes per period: candidates, counted, not counted, pending, and why.
 
@@ -165,8 +315,9 @@ def count_cmd(
     truecount count resolved_ticket.yaml -w workspace --format csv
     """
     d = load_definition(definition)
-    with working("counting…"):
-        result = count(d, events_input(events, workspace), as_of=as_of, known_at=known_at)
+    result = count_on(
+        d, events, workspace, as_of, known_at, engine=engine, spark_master=spark_master
+    )
     try:
         if period is not None:
             known = [p.period for p in result.periods]
@@ -327,7 +478,10 @@ def explain_cmd(
         OutputFormat, typer.Option("--format", "-f", help="Output format.")
     ] = OutputFormat.table,
 ) -> None:
-    """Show one entity's events, each condition's result and the event that decided it."""
+    """Show one entity's events, each condition's result and the event that decided it.
+
+    Runs on DuckDB only (one entity's events are few); --events reads an export's folder.
+    """
     d = load_definition(definition)
     ex = explain(d, events_input(events, workspace), entity_id, as_of=as_of)
     if fmt is OutputFormat.json:
@@ -386,7 +540,18 @@ def sql_cmd(
         str | None,
         typer.Option(
             "--as-of",
-            help="The as-of time written into the query (default: now, UTC).",
+            help="The as-of time written into the query (ISO 8601, UTC unless an offset is "
+            "given). Default: --known-at if given, else the latest event in the table, as "
+            "'count' takes it.",
+            metavar="TIME",
+        ),
+    ] = None,
+    known_at: Annotated[
+        str | None,
+        typer.Option(
+            "--known-at",
+            help="Only the events the buyer had by then (recorded_at where the table has it, "
+            "event time otherwise), as 'count --known-at'.",
             metavar="TIME",
         ),
     ] = None,
@@ -396,18 +561,32 @@ def sql_cmd(
 ) -> None:
     """Print the SQL a definition compiles to, for DuckDB or another engine.
 
+    Without --as-of the query reads the table's latest event, never the clock: same text twice.
+
     Example, in the folder that 'truecount demo' writes:
     truecount sql resolved_ticket.yaml --dialect spark --as-of 2026-02-01
     """
-    from truecount.engine.run import _parse_as_of
-
     dialect = choose(dialect, DIALECTS, "dialect")
     if not events_table.replace("_", "").replace(".", "").isalnum():
         fail(f"'{events_table}' is not a table name; use letters, digits, _ and .")
     d = load_definition(definition)
-    moment = _parse_as_of(as_of) or dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-    print(compile_sql(d, moment, dialect=dialect, events_table=events_table))
+    moment = parse_time(as_of)
+    known = _known_at_time(known_at)
+    print(compile_sql(d, moment, dialect=dialect, events_table=events_table, known_at=known))
     raise typer.Exit(EXIT_OK)
+
+
+def _known_at_time(text: str | None) -> dt.datetime | None:
+    """``--known-at`` as naive UTC; an error names --known-at rather than --as-of."""
+    if text is None:
+        return None
+    try:
+        return parse_time(text)
+    except InputError:
+        fail(
+            f"--known-at '{text}' is not a time; use ISO 8601, e.g. 2026-03-31 or "
+            "2026-03-31T23:59:59Z (UTC unless an offset is given)"
+        )
 
 
 @app.command("schema", rich_help_panel=PANEL_START)

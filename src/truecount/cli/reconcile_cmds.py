@@ -34,9 +34,19 @@ from truecount.cli.app import (
     stderr_console,
     stdout_console,
 )
-from truecount.cli.meter_cmds import AsOfOpt, DefArg, EventsOpt, WorkspaceOpt, events_input, working
+from truecount.cli.meter_cmds import (
+    AsOfOpt,
+    DefArg,
+    EngineEventsOpt,
+    EngineOpt,
+    SparkMasterOpt,
+    WorkspaceOpt,
+    count_on,
+    require_local_events,
+    working,
+)
 from truecount.definition import load_definition
-from truecount.engine.run import VERDICTS_TABLE, count
+from truecount.engine.run import VERDICTS_TABLE
 from truecount.ingest.canonical import EVENTS_TABLE
 from truecount.report.reconciliation import money_table, period_table, waterfall_table
 
@@ -133,8 +143,10 @@ def reconcile_cmd(
             "--out", "-o", help="Write the dispute pack (CSV, letter, JSON) here.", metavar="FOLDER"
         ),
     ] = None,
-    events: EventsOpt = None,
+    events: EngineEventsOpt = None,
     workspace: WorkspaceOpt = None,
+    engine: EngineOpt = "duckdb",
+    spark_master: SparkMasterOpt = None,
     buyer: BuyerOpt = None,
     vendor: VendorOpt = None,
     invoice_number: InvoiceNumberOpt = None,
@@ -150,8 +162,8 @@ def reconcile_cmd(
     details = letter_options(t, buyer, vendor, invoice_number, invoice_date, contract)
     d = load_definition(definition)
     mapping = load_invoice_mapping(invoice_mapping) if invoice_mapping is not None else None
-    with working("counting…"):
-        result = count(d, events_input(events, workspace), as_of=as_of)
+    require_local_events(events, "reconcile")
+    result = count_on(d, events, workspace, as_of, engine=engine, spark_master=spark_master)
     try:
         con = result.con
         with working("reconciling…"):

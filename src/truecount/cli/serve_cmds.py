@@ -7,6 +7,7 @@ told otherwise, and refuses any other address without ``--token`` (docs/serve.md
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Annotated, Final
 
@@ -109,10 +110,27 @@ def serve_cmd(
             "'truecount versions add DEF --effective DATE'",
             markup=False,
         )
-    err.print("preparing the reconciliations…", markup=False)
-    for key in board.meters():
-        board.meter(key)  # warm the cache, so the first page is as quick as the rest
-    board.replay()
+    # Everything a page shows is computed now, before the server listens, so no reader waits
+    # for a count (at millions of tickets, a minute or more): each meter, then the replay table.
+    keys = board.meters()
+    for i, key in enumerate(keys, start=1):
+        shown_key = f"{key.name} v{key.version}"
+        if key.invoice:
+            shown_key += f", invoice {key.invoice}"
+        started = time.perf_counter()
+        board.meter(key)
+        err.print(
+            f"prepared {i}/{len(keys)}: {shown_key} ({time.perf_counter() - started:.1f} s)",
+            markup=False,
+        )
+    if board.versions():
+        started = time.perf_counter()
+        board.replay()
+        err.print(
+            f"prepared the replay of {len(board.versions())} stored version(s)"
+            f" ({time.perf_counter() - started:.1f} s)",
+            markup=False,
+        )
     shown = f"[{host}]" if ":" in host else host
     suffix = f"/?token={token}" if token is not None else "/"
     stdout_console().print(

@@ -5,6 +5,9 @@ hand-written SVG has no fonts, scripts or images from elsewhere, renders the sam
 a document and print, and escapes every label the same way (:func:`html.escape`).
 
 * Left: the cumulative cost of each option month by month at the stated drift (exact figures).
+  Options often cost the same (no drift: the discount is zero; no fee and no cap: the hybrid is
+  the headline), so each line has its own dash pattern and width, drawn widest first, and an
+  option whose line is another's says so in the legend: no series is hidden under another.
 * Right: the Monte Carlo range of each option's total over the term — a bar from P10 to P90
   with a mark at P50.
 """
@@ -19,13 +22,23 @@ from typing import Final
 from truecount.contract.price import PriceResult
 
 WIDTH: Final[int] = 960
-HEIGHT: Final[int] = 500
+HEIGHT: Final[int] = 544
 COLORS: Final[dict[str, str]] = {
     "vendor_headline": "#c0392b",
     "vendor_discounted": "#e67e22",
     "hybrid": "#2e86c1",
     "buyer_defined": "#27ae60",
 }
+#: Per option: a dash pattern (None: solid) and a width, widest first in drawing order, so a
+#: line drawn over an equal one leaves the one below visible at its edges and in its gaps.
+STROKES: Final[dict[str, tuple[str | None, float]]] = {
+    "vendor_headline": (None, 6.0),
+    "vendor_discounted": ("10 5", 4.0),
+    "hybrid": ("3 4", 2.5),
+    "buyer_defined": ("12 4 3 4", 1.5),
+}
+#: Two lines closer than this share of the axis everywhere are drawn as one (under 1 pixel).
+SAME_LINE: Final[float] = 0.002
 _FONT: Final[str] = 'font-family="Helvetica, Arial, sans-serif"'
 
 
@@ -51,6 +64,25 @@ def _amount(value: float) -> str:
             text = f"{value / size:.2f}".rstrip("0").rstrip(".")
             return text + suffix
     return f"{value:g}"
+
+
+def same_lines(cumulative: dict[str, list[float]], scale: float) -> dict[str, str]:
+    """For each option whose line lies on an earlier option's line, that earlier option."""
+    found: dict[str, str] = {}
+    keys = list(cumulative)
+    for i, key in enumerate(keys):
+        for other in keys[:i]:
+            gap = max(abs(a - b) for a, b in zip(cumulative[key], cumulative[other], strict=True))
+            if gap <= SAME_LINE * scale:
+                found[key] = found.get(other, other)
+                break
+    return found
+
+
+def _stroke(key: str) -> str:
+    dash, width = STROKES[key]
+    pattern = f' stroke-dasharray="{dash}"' if dash else ""
+    return f'stroke="{COLORS[key]}" stroke-width="{width}"{pattern}'
 
 
 def price_chart_svg(result: PriceResult) -> str:
@@ -118,9 +150,9 @@ def price_chart_svg(result: PriceResult) -> str:
     parts.append(f'<line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y1}" stroke="#333"/>')
     for o in result.options:
         points = " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in enumerate(cumulative[o.key]))
-        parts.append(
-            f'<polyline points="{points}" fill="none" stroke="{COLORS[o.key]}" stroke-width="2"/>'
-        )
+        parts.append(f'<polyline points="{points}" fill="none" {_stroke(o.key)}/>')
+    same = same_lines(cumulative, ymax)
+    labels = {o.key: o.label for o in result.options}
 
     # -- right: P10-P90 of the total, P50 marked
     rx0, rx1 = 620.0, 930.0
@@ -159,15 +191,19 @@ def price_chart_svg(result: PriceResult) -> str:
             f'<text x="{rx0}" y="{yc - 16:.1f}" font-size="11" {_FONT}>{_e(o.label)}</text>'
         )
 
-    # -- legend: two columns, two rows
+    # -- legend: one row per option (room for a "same line as" note)
     for i, o in enumerate(result.options):
-        lx = 20.0 + 470.0 * (i % 2)
-        ly = HEIGHT - 44.0 + 22.0 * (i // 2)
-        parts.append(f'<rect x="{lx}" y="{ly}" width="14" height="14" fill="{COLORS[o.key]}"/>')
+        lx = 20.0
+        ly = 444.0 + 22.0 * i
+        parts.append(
+            f'<line x1="{lx}" y1="{ly + 7}" x2="{lx + 26}" y2="{ly + 7}" {_stroke(o.key)}/>'
+        )
         label = f"{o.label}: {o.total:,} {inp.currency}"
-        parts.append(f'<text x="{lx + 20}" y="{ly + 12}" font-size="11" {_FONT}>{_e(label)}</text>')
+        if o.key in same:
+            label += f" (same line as {labels[same[o.key]]})"
+        parts.append(f'<text x="{lx + 32}" y="{ly + 12}" font-size="11" {_FONT}>{_e(label)}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
 
-__all__ = ["nice_ticks", "price_chart_svg"]
+__all__ = ["nice_ticks", "price_chart_svg", "same_lines"]

@@ -168,11 +168,14 @@ class PriceInputs:
                 f"give 1 to {MAX_CELLS // self.months:,} draws",
             )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, places: int | None = None) -> dict[str, Any]:
+        """``places``: decimals of the unit prices (default: as many as either needs)."""
+        if places is None:
+            places = price_places((self.unit_price, self.buyer_price), self.digits)
         return {
             "currency": self.currency,
-            "unit_price": show_price(self.unit_price, self.digits),
-            "buyer_price": show_price(self.buyer_price, self.digits),
+            "unit_price": show_price(self.unit_price, places),
+            "buyer_price": show_price(self.buyer_price, places),
             "volume": _num_text(self.volume),
             "months": self.months,
             "drift": _pct(self.drift),
@@ -226,11 +229,13 @@ class OptionCost:
     risk: Risk
     years_risk: tuple[Risk, ...]
 
-    def to_json(self, digits: int) -> dict[str, Any]:
+    def to_json(self, digits: int, places: int | None = None) -> dict[str, Any]:
+        """Money at ``digits`` decimals; the unit price at ``places`` (default ``digits``, or
+        more when the price has more)."""
         return {
             "key": self.key,
             "label": self.label,
-            "unit_price": show_price(self.unit_price, digits),
+            "unit_price": show_price(self.unit_price, digits if places is None else places),
             "basis": self.basis,
             "total": _money_text(self.total, digits),
             "years": [
@@ -263,6 +268,18 @@ class PriceResult:
         return next(o for o in self.options if o.key == key)
 
     @property
+    def price_places(self) -> int:
+        """Decimals that show every unit price of the scenario exactly, at least the
+        currency's: one column of prices all written to the same decimals."""
+        prices = [o.unit_price for o in self.options]
+        return price_places((*prices, self.inputs.unit_price, self.inputs.buyer_price),
+                            self.inputs.digits)  # fmt: skip
+
+    def label(self, key: str) -> str:
+        """The words a reader sees for an option key."""
+        return self.option(key).label
+
+    @property
     def cheapest(self) -> str:
         return min(self.options, key=lambda o: o.total).key
 
@@ -277,11 +294,12 @@ class PriceResult:
     def to_json(self) -> dict[str, Any]:
         """The stable shape of ``truecount price --format json`` (docs/contract.md)."""
         d = self.inputs.digits
+        places = self.price_places
         agreed = self.inputs.agreed_discount * 100
         return {
-            "inputs": self.inputs.to_json(),
+            "inputs": self.inputs.to_json(places),
             "years": math.ceil(self.inputs.months / 12),
-            "options": [o.to_json(d) for o in self.options],
+            "options": [o.to_json(d, places) for o in self.options],
             "break_even": {
                 "drift_discount": f"{_round(self.drift_discount * 100, 4)}%",
                 "stated_discount": f"{self.stated_discount_pct}%",
@@ -312,12 +330,27 @@ def _money_text(value: Decimal, digits: int) -> str:
 
 
 def show_price(value: Decimal, digits: int) -> str:
-    """A unit price with at least the currency's digits and no trailing zeros beyond them."""
+    """A unit price with at least ``digits`` decimals and no trailing zeros beyond them.
+
+    Given the :func:`price_places` of all the prices shown together, every price is written
+    to the same decimals, so a column of prices lines up and none looks rounded.
+    """
     value = value.normalize()
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and -exponent < digits:
         value = value.quantize(Decimal(1).scaleb(-digits))
     return f"{value:f}"
+
+
+def price_places(values: tuple[Decimal, ...] | list[Decimal], digits: int) -> int:
+    """The decimals that show each of ``values`` exactly, and at least the currency's
+    ``digits`` (a discounted price such as 4.359 has more than the currency's two)."""
+    places = digits
+    for value in values:
+        exponent = value.normalize().as_tuple().exponent
+        if isinstance(exponent, int):
+            places = max(places, -exponent)
+    return places
 
 
 def _num_text(value: Decimal) -> str:
@@ -502,4 +535,6 @@ __all__ = [
     "break_even_discount",
     "growth_factors",
     "price",
+    "price_places",
+    "show_price",
 ]

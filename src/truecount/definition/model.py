@@ -244,7 +244,7 @@ class Period(_Model):
     def _known_zone(cls, value: str) -> str:
         try:
             zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
             raise ValueError(
                 f"unknown time zone '{value}'; use an IANA name such as UTC, Europe/Berlin "
                 "or America/New_York"

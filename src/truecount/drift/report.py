@@ -63,6 +63,7 @@ __all__ = [
     "DriftReport",
     "DriftTable",
     "FirstAlarm",
+    "Stream",
     "drift_in",
     "parse_baseline",
 ]
@@ -185,6 +186,15 @@ class FirstAlarm:
 
 
 @dataclass(frozen=True)
+class Stream:
+    """The alarm's input: one 0/1 per watched entity (1 = vendor only) in time order, and the
+    day (in the definition's time zone) of each."""
+
+    x: npt.NDArray[np.int8]
+    day: npt.NDArray[Any]
+
+
+@dataclass(frozen=True)
 class DriftReport:
     """The result of :func:`drift_in` (JSON shape in docs/drift.md; names are stable)."""
 
@@ -201,6 +211,9 @@ class DriftReport:
     watch_from: str | None
     days: DriftTable | None = None
     confidence: float = CONFIDENCE
+    #: The watched stream itself, when asked for (``keep_stream``): for a caller that draws the
+    #: statistic (the report), so the stream is sorted and fetched once, not twice.
+    stream: Stream | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def alarm(self) -> bool:
@@ -280,6 +293,7 @@ def drift_in(
     confidence: float = CONFIDENCE,
     scale_to_volume: bool = True,
     reconciled: Reconciliation | None = None,
+    keep_stream: bool = False,
 ) -> DriftReport:
     """Paired tables per period (and day), and the alarm on the vendor-only stream.
 
@@ -293,7 +307,8 @@ def drift_in(
     (:func:`_dispersion`); pass False to use ``settings`` exactly. ``reconciled`` is a
     reconciliation already run on ``con`` with its cell table (``cells=True``), for callers
     that need both (the report): the cells do not depend on the terms, so they are not
-    written twice.
+    written twice. ``keep_stream`` keeps the watched stream with each entity's day on the
+    result (:class:`Stream`), fetched in the same sorted read as the alarm's.
     """
     for name in (verdicts_table, invoice_table, events_table):
         if name is not None and not _NAME.fullmatch(name):
@@ -366,12 +381,14 @@ def drift_in(
     # The stream: one 0/1 per entity judged by both sides, in time order, fetched once.
     where = "k IN ('a', 'b', 'c', 'd')" + ("" if watch_after is None else " AND period > ?")
     params: list[Any] = [] if watch_after is None else [watch_after]
+    day = ", CAST(day AS DATE) AS day" if keep_stream else ""
     fetched = con.execute(
-        f"SELECT CAST(k = 'b' AS TINYINT) AS x FROM {DRIFT_TABLE} "  # noqa: S608 - fixed text
+        f"SELECT CAST(k = 'b' AS TINYINT) AS x{day} FROM {DRIFT_TABLE} "  # noqa: S608 - fixed text
         f"WHERE {where} ORDER BY t, entity_id",
         params,
     ).fetchnumpy()
     x = np.asarray(fetched["x"], dtype=np.int8)
+    stream = Stream(x=x, day=np.asarray(fetched["day"])) if keep_stream else None
     result = bernoulli_cusum(x, base.rate, settings)
     first_alarm = None
     if result.alarm and result.index is not None:
@@ -404,6 +421,7 @@ def drift_in(
         watch_from=watch_from,
         days=days,
         confidence=confidence,
+        stream=stream,
     )
 
 
@@ -440,9 +458,8 @@ def _entities(
         "WHEN c.cell = 'duplicate' AND c.buyer_status = 'pending' THEN 'pending' "
         "ELSE 'b' END"
     )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _tc_drift_base AS "  # noqa: S608 - fixed text
-        f"WITH span AS (SELECT min(billed_period) AS lo, max(billed_period) AS hi "
+    base = (
+        f"WITH span AS (SELECT min(billed_period) AS lo, max(billed_period) AS hi "  # noqa: S608
         f"FROM {CELLS_TABLE}) "
         f"SELECT c.entity_id, {kind} AS k, coalesce(c.billed_period, c.buyer_period) AS period, "
         f"c.anchor_ts FROM {CELLS_TABLE} AS c "
@@ -457,22 +474,29 @@ def _entities(
     # Entities without an anchor time (billed without a verdict) are dated by their first
     # billed_at, else by their first event. The invoice is asked first; the events are read
     # only for those it leaves undated (none, when every line carries billed_at), since a scan
-    # of every event for a few entities is most of this function's cost at scale.
+    # of every event for a few entities is most of this function's cost at scale. The undated
+    # are found without the universe above (a table of every entity, not written at all): the
+    # cells without an anchor time, and the verdicts without one (a superset of those the
+    # universe keeps; dating one more entity changes nothing, as an anchor time wins).
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _tc_drift_undated AS "
-        "SELECT DISTINCT entity_id FROM _tc_drift_base WHERE anchor_ts IS NULL"
+        "CREATE OR REPLACE TEMP TABLE _tc_drift_undated AS "  # noqa: S608 - fixed text
+        f"SELECT entity_id FROM {CELLS_TABLE} WHERE anchor_ts IS NULL "
+        f"UNION SELECT entity_id FROM {verdicts} WHERE anchor_ts IS NULL "
+        "AND status IN ('not_counted', 'excluded', 'pending')"
     )
     icols = {str(r[0]) for r in con.execute(f"DESCRIBE {invoice}").fetchall()}
+    undated = one_row(con, "SELECT count(*) FROM _tc_drift_undated")
+    none_undated = undated is None or int(undated[0]) == 0
     by_invoice = (
         f"SELECT CAST(i.entity_id AS VARCHAR) AS entity_id, min(i.billed_at) AS t "  # noqa: S608
         f"FROM {invoice} AS i "
         "JOIN _tc_drift_undated AS u ON u.entity_id = CAST(i.entity_id AS VARCHAR) "
         "WHERE i.billed_at IS NOT NULL GROUP BY 1"
-        if "billed_at" in icols
+        if "billed_at" in icols and not none_undated
         else "SELECT NULL::VARCHAR AS entity_id, NULL::TIMESTAMP AS t WHERE false"
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE _tc_drift_dated AS {by_invoice}")
-    if events is not None:
+    if events is not None and not none_undated:
         left = one_row(
             con,
             "SELECT count(*) FROM _tc_drift_undated AS u "
@@ -485,14 +509,13 @@ def _entities(
                 "JOIN (SELECT entity_id FROM _tc_drift_undated ANTI JOIN _tc_drift_dated "
                 "USING (entity_id)) AS u ON u.entity_id = e.entity_id GROUP BY 1"
             )
-    fallback = "SELECT entity_id, t FROM _tc_drift_dated"
     t = exp.column("t", "w")
     day = period_key_sql(t, "day", timezone).sql(dialect="duckdb")
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {DRIFT_TABLE} AS "  # noqa: S608 - fixed text
         f"SELECT w.entity_id, w.k, w.period, {day} AS day, w.t FROM ("
         "SELECT b.entity_id, b.k, b.period, coalesce(b.anchor_ts, f.t) AS t "
-        f"FROM _tc_drift_base AS b LEFT JOIN ({fallback}) AS f ON f.entity_id = b.entity_id"
+        f"FROM ({base}) AS b LEFT JOIN _tc_drift_dated AS f ON f.entity_id = b.entity_id"
         ") AS w"
     )
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,7 +39,7 @@ from truecount.engine.run import (
     parse_time,
 )
 from truecount.engine.source import EventSource, open_events
-from truecount.errors import InputError, Problem
+from truecount.errors import InputError, Location, Problem
 from truecount.ingest.canonical import CANONICAL_COLUMNS, EVENTS_TABLE, REQUIRED_COLUMNS
 from truecount.workspace import Workspace, configure
 
@@ -51,7 +52,7 @@ SPARK_TYPES: dict[str, str] = {
     "BIGINT": "bigint",
 }
 
-INSTALL_HINT = "install the Spark extra: pip install 'truecount[spark]' (and Java 17 or later)"
+INSTALL_HINT = "install the Spark extra: pip install 'truecount[spark]'; Spark also needs Java 17+"
 
 
 def spark_session(master: str | None = None, config: dict[str, str] | None = None) -> Any:
@@ -59,11 +60,12 @@ def spark_session(master: str | None = None, config: dict[str, str] | None = Non
 
     With no ``master`` and ``SPARK_REMOTE`` set (``sc://host:15002``), the session is a Spark
     Connect client of that cluster. An existing session is reused (one JVM per process).
+    What keeps Spark from starting (no PySpark, no Java, a master that does not answer) is an
+    :class:`InputError` of one line rather than a Java stack trace.
     """
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:  # pragma: no cover - depends on the installation
-        raise InputError(Problem("PySpark is not installed", hint=INSTALL_HINT)) from None
+    can_start(master)
+    from pyspark.sql import SparkSession
+
     builder: Any = SparkSession.builder.appName("truecount")
     remote = os.environ.get("SPARK_REMOTE")
     if master is None and remote:
@@ -74,9 +76,67 @@ def spark_session(master: str | None = None, config: dict[str, str] | None = Non
     settings.update(config or {})
     for key, value in settings.items():
         builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:  # PySpark raises many kinds; all mean "not started"
+        connect = master is None and bool(remote)
+        where = remote if connect else (master or "local[*]")
+        hint = (
+            "a Spark Connect client needs pip install 'pyspark[connect]' and a server there"
+            if connect
+            else "check --spark-master, and that Java 17 or later runs"
+        )
+        raise InputError(
+            Problem(
+                f"Spark did not start ({where}): {_first_line(exc)}", Location(key="engine"), hint
+            )
+        ) from None
     session.conf.set("spark.sql.session.timeZone", "UTC")
     return session
+
+
+#: What to do when Java is missing (Spark runs in a Java virtual machine).
+JAVA_HINT = (
+    "Spark needs Java 17 or later: install a JDK (e.g. apt-get install openjdk-17-jre-headless) "
+    "and set JAVA_HOME or put java on PATH"
+)
+
+
+def can_start(master: str | None = None) -> None:
+    """Raise the one-line error for what a session would lack: PySpark, or (for a session in
+    this process rather than a Spark Connect client) Java. Cheap: nothing is started."""
+    try:
+        import pyspark.sql  # noqa: F401 - the import is the check
+    except ImportError:
+        raise InputError(
+            Problem("PySpark is not installed", Location(key="engine"), INSTALL_HINT)
+        ) from None
+    if master is None and os.environ.get("SPARK_REMOTE"):
+        return
+    missing = java_missing()
+    if missing is not None:
+        raise InputError(Problem(missing, Location(key="engine"), JAVA_HINT))
+
+
+def java_missing() -> str | None:
+    """Why Spark's launcher would find no ``java`` (as it looks: ``JAVA_HOME``, then PATH).
+
+    Checked before starting a local session, because PySpark's own error for it is a
+    "Java gateway process exited" with the reason buried in a log.
+    """
+    home = os.environ.get("JAVA_HOME")
+    if home:
+        if (Path(home) / "bin" / "java").is_file():
+            return None
+        return f"JAVA_HOME is {home} but it has no bin/java"
+    if shutil.which("java") is None:
+        return "no Java found: JAVA_HOME is not set and there is no java on PATH"
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 class SparkEngine:
@@ -98,7 +158,16 @@ class SparkEngine:
     def _load(self) -> Any:
         from pyspark.sql import functions as F  # noqa: N812 - the usual name
 
-        raw = self.spark.read.parquet(*self.paths)
+        try:
+            raw = self.spark.read.parquet(*self.paths)
+        except Exception as exc:  # AnalysisException and the Connect variants
+            raise InputError(
+                Problem(
+                    f"Spark cannot read the events: {_first_line(exc)}",
+                    Location(file=", ".join(self.paths[:3])),
+                    "give Parquet files, folders of them, or a URI the cluster reads",
+                )
+            ) from None
         present = {c.lower(): c for c in raw.columns}
         missing = [c for c in REQUIRED_COLUMNS if c not in present]
         if missing:
@@ -192,9 +261,13 @@ def count_on_spark(
     if isinstance(events, Workspace) or not _all_parquet(events):
         source = open_events(events)
         folder = tempfile.mkdtemp(prefix="truecount-spark-")
-        paths = [str(p) for p in export_events(source.con, folder)]
-        engine = SparkEngine(session, paths or _empty_parquet(folder))
-        return count_source(definition, source, as_of, known_at, engine=engine)
+        try:
+            paths = [str(p) for p in export_events(source.con, folder)]
+            engine = SparkEngine(session, paths or _empty_parquet(folder))
+            # the verdicts are collected before this returns: the copy is no longer needed
+            return count_source(definition, source, as_of, known_at, engine=engine)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
     given = [str(p) for p in ([events] if isinstance(events, str | Path) else events)]
     files = parquet_files(given)
     if all("://" not in f for f in files):

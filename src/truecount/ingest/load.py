@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Final
 import duckdb
 from sqlglot import exp
 
+from truecount.db import resource_error
 from truecount.errors import InputError, Location, Problem
 from truecount.ingest.canonical import (
     CANONICAL_COLUMNS,
@@ -237,7 +238,9 @@ def _load_one(
     vendor records without their own id) are new for a renamed copy, so its events would
     count twice. So a file whose SHA-256 (and part) is already in the ingest log under another
     name is skipped and reported with that name; ``again`` loads it anyway. Under the same name
-    the ids are the same, so the load runs and its rows show as duplicates.
+    the ids are the same, so the load runs and its rows show as duplicates, its bad rows
+    included: they are in the quarantine already, from the first load of these bytes under
+    this name, and listing them twice would make ``quarantine`` and ``count``'s note over-count.
     """
     started = time.perf_counter()
     name = str(path) if part is None else f"{path}#{part}"
@@ -264,6 +267,7 @@ def _load_one(
                 seconds=time.perf_counter() - started,
                 same_as=earlier,
             )
+    seen_here = _loaded_under(con, digest, name)
     rows_read = quarantined = loaded = events_loaded = unknown_actor = 0
     con.begin()
     try:
@@ -273,15 +277,22 @@ def _load_one(
             tell("reading and checking")
             staging.build(con)
             _quarantine_out_of_range(con, staging.multi)
-            rows_read, quarantined, repeats = _counts(con, staging.derived_ids, staging.multi)
+            rows_read, quarantined, repeats, no_actor = _counts(
+                con, staging.derived_ids, staging.multi
+            )
             tell("quarantining", rows_read)
+            if seen_here:  # already quarantined by the first load: counted as duplicates
+                quarantined = 0
             quarantine = (
                 f"INSERT INTO {QUARANTINE_TABLE} SELECT ?, ?, {ROW_COLUMN}, "  # noqa: S608
                 f"{PROBLEM_COLUMN}, {PROBLEM}, {RAW} FROM {_STAGE} WHERE {PROBLEM} IS NOT NULL"
             )
-            con.execute(quarantine, [ingest_id, name])
+            if not seen_here:
+                con.execute(quarantine, [ingest_id, name])
             tell("loading", rows_read)
-            loaded, events_loaded, unknown_actor = _insert_new(con, staging, table, repeats)
+            loaded, events_loaded, unknown_actor = _insert_new(
+                con, staging, table, repeats, no_actor
+            )
             con.execute(f"DROP TABLE IF EXISTS {_STAGE}")
         duplicate = rows_read - quarantined - loaded
         con.execute(
@@ -301,6 +312,9 @@ def _load_one(
         con.commit()
     except duckdb.Error as exc:
         con.rollback()
+        short = resource_error(exc, f"loading {name}", con)
+        if short is not None:  # out of memory or of temporary disk: name the setting
+            raise short from None
         problem = encoding_problem(path, exc)
         if problem is not None:
             raise InputError(problem) from exc
@@ -395,11 +409,16 @@ def _quarantine_out_of_range(con: duckdb.DuckDBPyConnection, multi: bool) -> Non
     con.execute("DROP TABLE __tc_out_of_range")
 
 
-def _counts(con: duckdb.DuckDBPyConnection, derived_ids: bool, multi: bool) -> tuple[int, int, int]:
-    """Records, records with a problem, and repeated event_ids among the good rows, in one scan.
+def _counts(
+    con: duckdb.DuckDBPyConnection, derived_ids: bool, multi: bool
+) -> tuple[int, int, int, int]:
+    """Records, records with a problem, repeated event_ids among the good rows, and good rows
+    without an actor, in one scan.
 
     Ids derived from file name and row cannot repeat within a file, so they are not counted.
     In a multi-event stage a record spans several rows, so records are distinct row numbers.
+    The actor count is what the insert reports when every good row is inserted (no repeats,
+    nothing stored before), which saves a scan of the stage for the usual file.
     """
     records = f"count(DISTINCT {ROW_COLUMN})" if multi else "count(*)"
     repeats = (
@@ -408,10 +427,11 @@ def _counts(con: duckdb.DuckDBPyConnection, derived_ids: bool, multi: bool) -> t
         else f"count(*) FILTER (WHERE {PROBLEM} IS NULL) "
         f"- count(DISTINCT event_id) FILTER (WHERE {PROBLEM} IS NULL)"
     )
-    sql = f"SELECT {records}, count({PROBLEM}), {repeats} FROM {_STAGE}"  # noqa: S608
+    no_actor = f'count(*) FILTER (WHERE {PROBLEM} IS NULL AND "actor" IS NULL)'
+    sql = f"SELECT {records}, count({PROBLEM}), {repeats}, {no_actor} FROM {_STAGE}"  # noqa: S608
     row = con.execute(sql).fetchone()
     assert row is not None
-    return int(row[0]), int(row[1]), int(row[2])
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
 
 def _insert_new(
@@ -419,9 +439,13 @@ def _insert_new(
     staging: _Staging,
     table: str,
     repeats: int,
+    no_actor: int,
 ) -> tuple[int, int, int]:
     """Insert the events not yet stored; return (rows loaded, events inserted, events inserted
-    with no actor: said per file, so an actor the reader could not tell is never silent)."""
+    with no actor: said per file, so an actor the reader could not tell is never silent).
+
+    ``no_actor`` is the stage's count of good rows without an actor: the answer when every
+    good row goes in."""
     target = exp.Table(this=quoted(table))
     several = staging.has_status or staging.multi
     if staging.has_status:
@@ -452,6 +476,15 @@ def _insert_new(
         .where(exp.column("event_id", table="e").isin(query=in_file))
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_EXISTING} AS {existing.sql('duckdb')}")
+    columns = [exp.column(c, quoted=True) for c in CANONICAL_COLUMNS]
+    stored_before = _as_int(_scalar(con, f"SELECT count(*) FROM {_EXISTING}"))  # noqa: S608
+    if not several and not repeats and not stored_before:
+        # The usual file: nothing of it is stored yet and no id repeats, so every good row
+        # goes in as it is, without an anti-join (which costs as much as the insert).
+        insert = exp.insert(exp.select(*columns).from_(candidates.subquery("n")), target)
+        inserted = _as_int(_scalar(con, insert.sql("duckdb")))
+        con.execute(f"DROP TABLE IF EXISTS {_EXISTING}")
+        return inserted, inserted, no_actor
     stored = (
         exp.select(exp.Literal.number(1))
         .from_(exp.to_table(_EXISTING).as_("e"))
@@ -479,7 +512,6 @@ def _insert_new(
             ),
         )
         new = new.qualify(exp.EQ(this=first, expression=exp.Literal.number(1)))
-    columns = [exp.column(c, quoted=True) for c in CANONICAL_COLUMNS]
     if not several:
         # One event per row: insert straight from the stage.
         unknown = _as_int(_scalar(con, _unknown_actor_sql(new)))
@@ -547,6 +579,13 @@ def _loaded_as(con: duckdb.DuckDBPyConnection, digest: str, part: str | None) ->
         if part is None or str(found).endswith(f"#{part}"):
             return str(found)
     return None
+
+
+def _loaded_under(con: duckdb.DuckDBPyConnection, digest: str, name: str) -> bool:
+    """Whether these exact bytes were loaded before under this very name (and part)."""
+    sql = f"SELECT count(*) FROM {INGEST_LOG_TABLE} WHERE sha256 = ? AND file = ?"  # noqa: S608
+    row = con.execute(sql, [digest, name]).fetchone()
+    return bool(row and row[0])
 
 
 def _sha256(path: Path) -> str:

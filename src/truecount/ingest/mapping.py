@@ -316,7 +316,8 @@ def _unwrap(annotation: Any) -> tuple[Any, bool]:
 def _check_timezone(name: str) -> None:
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a name such as 'America' is a folder of the zone database, not a zone
         hint = suggest(name, zoneinfo.available_timezones())
         raise ValueError(
             f"unknown time zone '{name}': use an IANA name such as 'Europe/Berlin' or 'UTC'"

@@ -212,8 +212,16 @@ class Views:
         cell = str(request.path_params["cell"])
         if cell not in CELLS or result.entities is None:
             raise HTTPException(404)
-        everything = result.cells.get(cell, result.entities.slice(0, 0))
-        rows = everything
+        rows = result.cells.get(cell, result.entities.slice(0, 0))
+        # the search first, on the cell's ids kept in lower case (row for row with the cell),
+        # then the period and the reason on what is left
+        query = (request.query_params.get("q") or "").strip()
+        if query:
+            lowered = result.cell_search.get(cell)
+            if lowered is None:
+                lowered = pc.utf8_lower(rows["entity_id"])
+            hit = pc.match_substring(lowered, query.lower())
+            rows = rows.filter(pc.fill_null(hit, False))
         period = request.query_params.get("period") or ""
         if period:
             in_period = pc.or_kleene(
@@ -224,15 +232,8 @@ class Views:
         reason = request.query_params.get("reason") or ""
         if reason:
             rows = _filter(rows, "reason", reason)
-        query = (request.query_params.get("q") or "").strip()
-        if query:
-            hit = pc.match_substring(pc.utf8_lower(rows["entity_id"]), query.lower())
-            rows = rows.filter(pc.fill_null(hit, False))
         total = rows.num_rows
-        reasons: list[str] = []
-        if cell == "vendor_only":
-            all_reasons = everything["reason"].drop_null().unique().to_pylist()
-            reasons = sorted(str(r) for r in all_reasons)
+        reasons = list(result.cell_reasons.get(cell, ())) if cell == "vendor_only" else []
         return self.page(
             request,
             "cell.html",

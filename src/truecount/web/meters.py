@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from truecount.billing.invoice import load_invoice_into, load_invoice_mapping
 from truecount.billing.reconcile import Reconciliation, reconcile_in
@@ -83,6 +84,11 @@ class MeterResult:
     #: The reconciliation's entities sorted by cell and id, and each cell's slice of them.
     entities: pa.Table | None = None
     cells: Mapping[str, pa.Table] = field(default_factory=dict)
+    #: The reasons found in each cell, sorted (the cell page's reason filter offers them).
+    cell_reasons: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Each cell's entity ids in lower case, row for row: a search reads them as they are
+    #: instead of lower-casing millions of ids on every request.
+    cell_search: Mapping[str, pa.Array] = field(default_factory=dict)
 
 
 def by_cell(entities: pa.Table) -> tuple[pa.Table, dict[str, pa.Table]]:
@@ -379,10 +385,20 @@ def compute_meter(
                 INVOICE_TABLE,
                 events_table=EVENTS_TABLE,
                 as_of=counted.as_of,
+                # the reconciliation above left its cell table on the connection: drift reads
+                # it instead of reconciling a second time (the cells do not depend on terms)
+                reconciled=recon,
             )
         except TruecountError as exc:
             drift_problem = exc.first_line
         entities, cells = by_cell(recon.entities) if recon.entities is not None else (None, {})
+        reasons = {
+            cell: tuple(sorted(str(r) for r in rows["reason"].drop_null().unique().to_pylist()))
+            for cell, rows in cells.items()
+        }
+        search = {
+            cell: pc.utf8_lower(rows["entity_id"].combine_chunks()) for cell, rows in cells.items()
+        }
         recon = replace(recon, entities=None)  # kept once, sorted, in the result
         return replace(
             base,
@@ -392,6 +408,8 @@ def compute_meter(
             drift_problem=drift_problem,
             entities=entities,
             cells=cells,
+            cell_reasons=reasons,
+            cell_search=search,
         )
     finally:
         counted.close()

@@ -1,0 +1,282 @@
+"""The append-only transparency log: leaves in arrival order, signed tree heads, proofs.
+
+It is the log of RFC 6962 §2.1 (restated in RFC 9162 §2.1): leaves are the hashes of
+accepted events, in the order the meter accepted them; a tree head is (size, root, time),
+signed with the meter's Ed25519 key over the RFC 6962 §3.5 ``TreeHeadSignature`` layout, so
+anyone holding the public key can check it with nothing but a SHA-256 and Ed25519. Two proofs
+make the log verifiable by parties who do not trust the meter:
+
+* an *inclusion* proof shows that a given event is leaf ``i`` of a tree head;
+* a *consistency* proof shows that an older tree head is a prefix of a newer one, so nothing
+  acknowledged earlier was dropped or rewritten.
+
+Proofs are produced by the recursive definitions of RFC 6962 §2.1.1 and §2.1.2; the roots
+of the subtrees they need are computed by :func:`truecount.evidence.merkle.root` over slices
+of one contiguous array, and the roots of complete power-of-two subtrees, which never change
+once full, are cached. The checkers follow RFC 9162 §2.1.3.2 and §2.1.4.2 step by step and
+share no code with the producers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import struct
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from truecount.evidence import merkle
+from truecount.evidence.sign import key_id
+
+#: What a tree head says it is a head of (JSON ``log``), so heads of other logs are refused.
+LOG_FORMAT: Final[str] = "truecount.live.v1"
+#: RFC 6962 §3.5: ``Version v1`` and ``SignatureType tree_hash``.
+_SIGNED_LAYOUT: Final[str] = ">BBQQ32s"
+_V1: Final[int] = 0
+_TREE_HASH: Final[int] = 1
+#: Complete subtree roots kept in memory at most (32 bytes each plus the key).
+_CACHE_LIMIT: Final[int] = 1 << 20
+#: Subtrees this small are hashed again rather than cached (a few microseconds).
+_SMALL: Final[int] = 32
+
+
+def _split(n: int) -> int:
+    """The largest power of two strictly below ``n`` (n >= 2): RFC 6962's ``k``."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+class TransparencyLog:
+    """Leaf hashes in arrival order, with roots and proofs for any size up to the current one.
+
+    Appends and reads may come from different threads; a lock keeps each one whole.
+    """
+
+    def __init__(self, leaves: Sequence[bytes] | merkle.Hashes | None = None) -> None:
+        self._leaves = np.empty((1024, merkle.HASH_SIZE), dtype=np.uint8)
+        self._size = 0
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[int, int], bytes] = {}
+        if leaves is not None:
+            self.append(leaves)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def append(self, hashes: merkle.Hashes | Sequence[bytes]) -> int:
+        """Add leaf hashes after the existing ones; return the new size."""
+        arr = merkle.as_hashes(hashes)
+        with self._lock:
+            need = self._size + int(arr.shape[0])
+            if need > self._leaves.shape[0]:
+                grown = np.empty((max(need, 2 * self._leaves.shape[0]), merkle.HASH_SIZE), np.uint8)
+                grown[: self._size] = self._leaves[: self._size]
+                self._leaves = grown
+            self._leaves[self._size : need] = arr
+            self._size = need
+            return need
+
+    def leaf(self, index: int) -> bytes:
+        with self._lock:
+            if not 0 <= index < self._size:
+                raise IndexError(f"leaf {index} is outside a log of {self._size} leaves")
+            return bytes(self._leaves[index].tobytes())
+
+    def root(self, size: int | None = None) -> bytes:
+        """The Merkle tree hash of the first ``size`` leaves (default: all of them)."""
+        with self._lock:
+            n = self._size if size is None else size
+            self._check_size(n)
+            return self._mth(0, n)
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        """The audit path of leaf ``index`` in the tree of the first ``size`` leaves."""
+        with self._lock:
+            n = self._size if size is None else size
+            self._check_size(n)
+            if not 0 <= index < n:
+                raise IndexError(f"leaf {index} is outside a tree of {n} leaves")
+            return self._path(index, 0, n)
+
+    def consistency_proof(self, first: int, second: int | None = None) -> list[bytes]:
+        """RFC 6962 §2.1.2 PROOF(first, D[second]): the older tree is a prefix of the newer."""
+        with self._lock:
+            n = self._size if second is None else second
+            self._check_size(n)
+            if not 0 <= first <= n:
+                raise IndexError(f"size {first} is not between 0 and {n}")
+            if first in (0, n):
+                return []
+            return self._subproof(first, 0, n, True)
+
+    # ---------------------------------------------------------------- the recursive definitions
+    def _check_size(self, n: int) -> None:
+        if not 0 <= n <= self._size:
+            raise IndexError(f"size {n} is not between 0 and the log's {self._size}")
+
+    def _mth(self, lo: int, hi: int) -> bytes:
+        """MTH(D[lo:hi]), split as RFC 6962 splits it; the roots of full power-of-two subtrees
+        of more than :data:`_SMALL` leaves are cached, since leaves never change, so a root or
+        a proof on a grown log hashes only what is new."""
+        width = hi - lo
+        if width <= _SMALL:
+            return merkle.root(self._leaves[lo:hi])
+        if not width & (width - 1):
+            cached = self._cache.get((lo, width))
+            if cached is None:
+                cached = merkle.root(self._leaves[lo:hi])
+                if len(self._cache) >= _CACHE_LIMIT:
+                    self._cache.clear()
+                self._cache[(lo, width)] = cached
+            return cached
+        k = _split(width)
+        return merkle.node_hash(self._mth(lo, lo + k), self._mth(lo + k, hi))
+
+    def _path(self, m: int, lo: int, hi: int) -> list[bytes]:
+        n = hi - lo
+        if n == 1:
+            return []
+        k = _split(n)
+        if m < k:
+            return [*self._path(m, lo, lo + k), self._mth(lo + k, hi)]
+        return [*self._path(m - k, lo + k, hi), self._mth(lo, lo + k)]
+
+    def _subproof(self, m: int, lo: int, hi: int, whole: bool) -> list[bytes]:
+        n = hi - lo
+        if m == n:
+            return [] if whole else [self._mth(lo, hi)]
+        k = _split(n)
+        if m <= k:
+            return [*self._subproof(m, lo, lo + k, whole), self._mth(lo + k, hi)]
+        return [*self._subproof(m - k, lo + k, hi, False), self._mth(lo, lo + k)]
+
+
+# -------------------------------------------------------------------------------- checkers
+def verify_inclusion(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
+) -> bool:
+    """RFC 9162 §2.1.3.2: True when ``proof`` leads from leaf ``index`` to ``root``."""
+    return merkle.verify_inclusion(leaf, index, size, proof, root)
+
+
+def verify_consistency(
+    first: int, second: int, first_root: bytes, second_root: bytes, proof: Sequence[bytes]
+) -> bool:
+    """RFC 9162 §2.1.4.2: True when the tree of ``first`` leaves is a prefix of ``second``'s.
+
+    The empty tree is a prefix of every tree (its proof is empty); equal sizes need equal
+    roots and an empty proof.
+    """
+    if first < 0 or second < first:
+        return False
+    if any(len(p) != merkle.HASH_SIZE for p in proof):
+        return False
+    if first == second:
+        return not proof and first_root == second_root
+    if first == 0:
+        return not proof
+    if not proof:
+        return False
+    path = list(proof)
+    if not first & (first - 1):  # an exact power of two: the old root is the first node
+        path.insert(0, first_root)
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = merkle.node_hash(c, fr)
+            sr = merkle.node_hash(c, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = merkle.node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == first_root and sr == second_root
+
+
+# ------------------------------------------------------------------------------ tree heads
+@dataclass(frozen=True)
+class TreeHead:
+    """A signed tree head: the log had ``size`` leaves with ``root`` at ``timestamp`` (ms)."""
+
+    size: int
+    root: bytes
+    timestamp: int
+    key_id: str
+    signature: bytes
+
+    def signed_bytes(self) -> bytes:
+        return tree_head_bytes(self.size, self.root, self.timestamp)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "log": LOG_FORMAT,
+            "tree_size": self.size,
+            "root_hash": base64.b64encode(self.root).decode("ascii"),
+            "timestamp": self.timestamp,
+            "key_id": self.key_id,
+            "signature": base64.b64encode(self.signature).decode("ascii"),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> TreeHead:
+        """Parse a tree head; ValueError naming the field that is missing or malformed."""
+        if not isinstance(data, dict):
+            raise ValueError("a tree head is a JSON object")
+        if data.get("log") != LOG_FORMAT:
+            raise ValueError(f"'log' must be {LOG_FORMAT!r}")
+        size, stamp = data.get("tree_size"), data.get("timestamp")
+        for name, value in (("tree_size", size), ("timestamp", stamp)):
+            if type(value) is not int or value < 0:
+                raise ValueError(f"'{name}' must be a non-negative integer")
+        assert isinstance(size, int) and isinstance(stamp, int)
+        root = _b64(data, "root_hash")
+        if len(root) != merkle.HASH_SIZE:
+            raise ValueError("'root_hash' must be 32 bytes in base64")
+        kid = data.get("key_id")
+        if not isinstance(kid, str):
+            raise ValueError("'key_id' must be a string")
+        return cls(size, root, stamp, kid, _b64(data, "signature"))
+
+
+def _b64(data: dict[str, Any], name: str) -> bytes:
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise ValueError(f"'{name}' must be base64 text")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"'{name}' is not base64") from None
+
+
+def tree_head_bytes(size: int, root: bytes, timestamp: int) -> bytes:
+    """RFC 6962 §3.5 TreeHeadSignature: version, type, timestamp, size, root (42 bytes)."""
+    return struct.pack(_SIGNED_LAYOUT, _V1, _TREE_HASH, timestamp, size, root)
+
+
+def sign_tree_head(size: int, root: bytes, timestamp: int, key: Ed25519PrivateKey) -> TreeHead:
+    signature = key.sign(tree_head_bytes(size, root, timestamp))
+    return TreeHead(size, root, timestamp, key_id(key.public_key()), signature)
+
+
+def verify_tree_head(head: TreeHead, key: Ed25519PublicKey) -> bool:
+    """True when ``key`` signed exactly this size, root and time."""
+    try:
+        key.verify(head.signature, head.signed_bytes())
+    except InvalidSignature:
+        return False
+    return True

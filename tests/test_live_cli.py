@@ -1,0 +1,81 @@
+"""``truecount log verify`` against a running meter, and ``meter serve``'s input errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from test_live_crash import TOKEN, _port, _post, _start
+from truecount.cli.app import _load_verbs, app
+from truecount.workspace import Workspace
+
+_load_verbs()
+runner = CliRunner()
+
+
+def _save_head(port: int, path: Path) -> dict[str, object]:
+    import httpx
+
+    head = httpx.get(
+        f"http://127.0.0.1:{port}/log/head", headers={"authorization": f"Bearer {TOKEN}"}
+    ).json()
+    path.write_text(json.dumps(head))
+    return dict(head)
+
+
+def test_log_verify_against_a_live_meter(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "ws").root
+    port = _port()
+    proc = _start(ws, port)
+    try:
+        assert _post(port, ["a1", "a2", "a3"]).status_code == 200
+        old = _save_head(port, tmp_path / "old.json")
+        assert _post(port, ["b1", "b2"]).status_code == 200
+        new = _save_head(port, tmp_path / "new.json")
+        assert (old["tree_size"], new["tree_size"]) == (3, 5)
+        url = f"http://127.0.0.1:{port}"
+        pub = str(ws / "live" / "meter.key.pub")
+        args = ["log", "verify", str(tmp_path / "old.json"), str(tmp_path / "new.json")]
+        ok = runner.invoke(
+            app, [*args, "--meter", url, "--token", TOKEN, "--pubkey", pub, "-e", "a2", "-e", "b2"]
+        )
+        assert ok.exit_code == 0, ok.output
+        assert ok.output.count("ok ") == 5
+        # a rewritten history: the new head's root is not the log's
+        forged = dict(new, root_hash=base64.b64encode(b"\x07" * 32).decode())
+        (tmp_path / "forged.json").write_text(json.dumps(forged))
+        bad = runner.invoke(
+            app,
+            [*args[:3], str(tmp_path / "forged.json"), "--meter", url, "--token", TOKEN,
+             "--pubkey", pub],
+        )  # fmt: skip
+        assert bad.exit_code == 1, bad.output
+        assert "FAILED" in bad.output
+        no_token = runner.invoke(app, [*args, "--meter", url])
+        assert no_token.exit_code == 2 and "401" in no_token.output
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_log_verify_bad_head_file(tmp_path: Path) -> None:
+    (tmp_path / "old.json").write_text("{}")
+    (tmp_path / "new.json").write_text("{}")
+    result = runner.invoke(
+        app, ["log", "verify", str(tmp_path / "old.json"), str(tmp_path / "new.json")]
+    )
+    assert result.exit_code == 2
+    assert "old.json" in result.output and "log" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_meter_serve_needs_a_sender(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "ws").root
+    result = runner.invoke(
+        app, ["meter", "serve", "-w", str(ws)], env={"TRUECOUNT_METER_SENDERS": ""}
+    )
+    assert result.exit_code == 2
+    assert "no sender is configured" in result.output
