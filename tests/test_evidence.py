@@ -740,3 +740,76 @@ def test_an_entity_without_verdicts_or_events_is_proved_by_its_neighbours(
     forged["trees"]["verdicts"]["leaves"] = forged["trees"]["verdicts"]["leaves"][:1]
     if proof["trees"]["verdicts"]["leaves"][0]["index"] not in (0,):
         assert "verdicts" in failed(verify_proof(forged, key))
+
+
+# ----------------------------------------------------------------- signed column names
+def resign_as_format_1(scene: Scene, pack: Path) -> None:
+    """Rewrite a pack's statement as pack format 1 made it (no column lists) and sign it."""
+    from truecount.evidence.canonical import canonical_json
+
+    statement = json.loads((pack / "statement.json").read_bytes())
+    pred = statement["predicate"]
+    pred["truecount_evidence"] = 1
+    for tree in ("verdicts", "entities"):
+        del pred[tree]["columns"]
+    payload = canonical_json(statement)
+    (pack / "statement.json").write_bytes(payload)
+    envelope = sign_envelope(payload, load_private_key(scene.keys.private))
+    (pack / "envelope.dsse.json").write_bytes(canonical_json(envelope))
+
+
+def test_statement_signs_each_csv_header(scene: Scene) -> None:
+    folder = scene.pack.folder
+    pred = json.loads((folder / "statement.json").read_bytes())["predicate"]
+    assert pred["truecount_evidence"] == 2
+    for tree in ("verdicts", "entities"):
+        with (folder / pred[tree]["file"]).open(newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh))
+        assert pred[tree]["columns"] == header
+    assert pred["entities"]["columns"][:4] == ["entity_id", "cell", "disputed", "reason"]
+
+
+def test_swapped_columns_in_a_proof_fail_and_a_swapped_header_is_refused(
+    scene: Scene, tmp_path: Path
+) -> None:
+    key = load_public_key(scene.keys.public)
+    entity = sorted({r["entity_id"] for r in scene.data.invoice.to_pylist()})[7]
+    proof = json.loads(json.dumps(make_proof(scene.pack.folder, entity, [scene.events])))
+    assert verify_proof(proof, key).ok
+    for tree, a, b in (("verdicts", "period", "status"), ("events", "type", "actor")):
+        forged = json.loads(json.dumps(proof))
+        cols = forged["trees"][tree]["columns"]
+        i, j = cols.index(a), cols.index(b)
+        cols[i], cols[j] = cols[j], cols[i]
+        v = verify_proof(forged, key)
+        assert failed(v) == {tree}
+        assert "not the ones the statement signs" in v.failed[0].detail
+    # a pack whose header row was edited: prove refuses it, verify fails it
+    pack = copy_pack(scene, tmp_path)
+    path = pack / "entities.csv"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("cell,disputed,reason", "reason,disputed,cell", 1))
+    with pytest.raises(TruecountError, match="signed column list"):
+        make_proof(pack, entity)
+    assert {"pack files", "entities.csv"} <= failed(verify(scene, pack))
+
+
+def test_a_format_1_pack_and_its_proofs_still_verify(scene: Scene, tmp_path: Path) -> None:
+    pack = copy_pack(scene, tmp_path)
+    resign_as_format_1(scene, pack)
+    v = verify(scene, pack)
+    assert v.ok, failed(v)
+    notes = {c.name: c.detail for c in v.checks if c.status == "note"}
+    assert "pack format 1" in notes["column names"]
+    key = load_public_key(scene.keys.public)
+    entity = sorted({r["entity_id"] for r in scene.data.invoice.to_pylist()})[7]
+    proof = json.loads(json.dumps(make_proof(pack, entity, [scene.events])))
+    v = verify_proof(proof, key)
+    assert v.ok, failed(v)
+    assert {"entities columns", "verdicts columns"} <= {
+        c.name for c in v.checks if c.status == "note"
+    }
+    # the event fields were signed in format 1 already: a swap still fails
+    cols = proof["trees"]["events"]["columns"]
+    cols[3], cols[4] = cols[4], cols[3]
+    assert failed(verify_proof(proof, key)) == {"events"}

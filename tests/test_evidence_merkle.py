@@ -265,6 +265,26 @@ def test_streamed_root_matches_the_rfc(data: list[bytes], block: int, cuts: list
     assert merkle.root(leaves) == mth(data)
 
 
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_blocks_reduced_by_helper_processes_give_the_rfc_root(workers: int) -> None:
+    """Full blocks handed to helper processes (more blocks than helpers, so each takes
+    several, and a partial block left at the end) fold to the recursive RFC root."""
+    data = [i.to_bytes(4, "big") * (i % 5) for i in range(16 * 11 + 5)]
+    leaves = leaf_array(data)
+    with merkle.BlockPool(workers) as pool:
+        builder = merkle.RootBuilder(16, pool=pool)
+        for at in range(0, len(data), 7):
+            builder.add(leaves[at : at + 7])
+        assert builder.root() == mth(data)
+        builder.add(leaves[:16])  # the builder goes on after a root, and the pool with it
+        assert builder.root() == mth(data + data[:16])
+    with merkle.BlockPool(2) as pool:  # a tree smaller than a block starts no helper
+        small = merkle.RootBuilder(16, pool=pool)
+        small.add(leaves[:5])
+        assert small.root() == mth(data[:5])
+        assert pool._procs == []
+
+
 def test_a_block_size_must_be_a_power_of_two() -> None:
     with pytest.raises(ValueError, match="power of two"):
         merkle.RootBuilder(6)

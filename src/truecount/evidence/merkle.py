@@ -17,8 +17,13 @@ and shares no code with the builder, so a test can hold one against the other.
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
+from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import Final
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -99,6 +104,77 @@ def _perfect_root(block: Hashes) -> bytes:
     return bytes(level[0].tobytes())
 
 
+_WORKER: Final[Path] = Path(__file__).with_name("_tree_worker.py")
+
+
+class BlockPool:
+    """Helper processes that reduce full blocks of leaves to their roots, on other cores.
+
+    Interior nodes are hashed by ``hashlib`` one 65-byte message at a time, which holds the
+    interpreter lock (it is released only for inputs over 2 KiB), so a thread cannot share
+    the work; processes can. Each helper (``_tree_worker.py``, run by path, standard library
+    only) takes one block at a time over a pipe; at most one block per helper is in flight,
+    so memory stays at one block per helper. Use as a context manager: the helpers end when
+    it closes.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.size = max(1, workers)
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    def _proc(self, index: int) -> subprocess.Popen[bytes]:
+        while len(self._procs) <= index:  # started on first use: small trees need none
+            self._procs.append(
+                subprocess.Popen(  # noqa: S603 - this interpreter and a file of this package
+                    [sys.executable, "-I", str(_WORKER)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                )
+            )
+        return self._procs[index]
+
+    def send(self, index: int, block: Hashes) -> None:
+        """Give helper ``index`` a block (its size a power of two) to reduce."""
+        pipe = self._proc(index).stdin
+        assert pipe is not None
+        pipe.write(int(block.shape[0]).to_bytes(8, "little"))
+        pipe.write(block.tobytes())
+        pipe.flush()
+
+    def receive(self, index: int) -> bytes:
+        """The root of the block helper ``index`` was given last (waits for it)."""
+        pipe: IO[bytes] | None = self._procs[index].stdout
+        assert pipe is not None
+        got = pipe.read(HASH_SIZE)
+        if len(got) != HASH_SIZE:
+            raise RuntimeError("a Merkle tree helper process ended early")
+        return got
+
+    def close(self) -> None:
+        for proc in self._procs:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        for proc in self._procs:
+            proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        self._procs = []
+
+    def __enter__(self) -> BlockPool:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None:
+            for proc in self._procs:
+                proc.kill()
+        self.close()
+
+
 class RootBuilder:
     """The Merkle tree hash of leaves fed in order, batch by batch, in bounded memory.
 
@@ -110,7 +186,7 @@ class RootBuilder:
     ``log2 n`` roots, never the ``32 n`` bytes of every leaf hash.
     """
 
-    def __init__(self, block: int | None = None) -> None:
+    def __init__(self, block: int | None = None, pool: BlockPool | None = None) -> None:
         block = STREAM_BLOCK if block is None else block
         if block < 1 or block & (block - 1):
             raise ValueError("the block size must be a power of two")
@@ -118,6 +194,29 @@ class RootBuilder:
         self._fill = 0
         self._stack: list[tuple[int, bytes]] = []  # (leaves, root), sizes strictly decreasing
         self.size = 0
+        #: with a pool, full blocks are reduced by its helpers; their roots are pushed in the
+        #: order the blocks were sent (helper indices of the blocks in flight, oldest first)
+        self._pool = pool
+        self._in_flight: deque[int] = deque()
+        self._sent = 0
+
+    def _full_block(self) -> None:
+        capacity = self._block.shape[0]
+        if self._pool is None:
+            self._push(capacity, _perfect_root(self._block))
+            return
+        if len(self._in_flight) == self._pool.size:
+            self._push(capacity, self._pool.receive(self._in_flight.popleft()))
+        index = self._sent % self._pool.size
+        self._pool.send(index, self._block)
+        self._in_flight.append(index)
+        self._sent += 1
+
+    def _drain(self) -> None:
+        capacity = self._block.shape[0]
+        while self._in_flight:
+            assert self._pool is not None
+            self._push(capacity, self._pool.receive(self._in_flight.popleft()))
 
     def _push(self, leaves: int, node: bytes) -> None:
         while self._stack and self._stack[-1][0] == leaves:
@@ -137,7 +236,7 @@ class RootBuilder:
             self._fill += take
             at += take
             if self._fill == capacity:
-                self._push(capacity, _perfect_root(self._block))
+                self._full_block()
                 self._fill = 0
         self.size += arr.shape[0]
 
@@ -145,6 +244,7 @@ class RootBuilder:
         """The root of every leaf added so far (the builder can take more afterwards)."""
         if self.size == 0:
             return EMPTY_ROOT
+        self._drain()
         pieces = list(self._stack)
         # the partial block: perfect subtrees from its binary digits, largest first; each is
         # smaller than any full block, so they extend the decreasing stack without merging

@@ -53,7 +53,9 @@ from .sign import load_private_key, sign_envelope
 
 STATEMENT_TYPE: Final[str] = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE: Final[str] = "urn:truecount:predicate:reconciliation:v1"
-PACK_FORMAT: Final[int] = 1
+#: 2: the column names of verdicts.csv and entities.csv are signed (``columns`` of each
+#: tree); a CSV's header row is not a leaf, so format 1 left them to the file's SHA-256 alone.
+PACK_FORMAT: Final[int] = 2
 
 ENVELOPE_FILE: Final[str] = "envelope.dsse.json"
 STATEMENT_FILE: Final[str] = "statement.json"
@@ -210,12 +212,14 @@ def predicate(
             "merkle_root": result.verdicts.root,
             "tree_size": result.verdicts.size,
             "leaf_format": ROW_LEAF_FORMAT,
+            "columns": result.verdict_columns,
         },
         "entities": {
             "file": ENTITIES_FILE,
             "merkle_root": result.entities.root,
             "tree_size": result.entities.size,
             "leaf_format": ROW_LEAF_FORMAT,
+            "columns": result.entity_columns,
         },
         "previous": None if previous is None else previous.to_json(),
     }

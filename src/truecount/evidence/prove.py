@@ -89,7 +89,9 @@ def _raw_ids(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.if_else(pc.and_(risky, formula), rest, column)
 
 
-def _csv_proof(path: Path, entity_id: str, root_hex: str, size: int) -> dict[str, Any]:
+def _csv_proof(
+    path: Path, entity_id: str, root_hex: str, size: int, signed_columns: list[str] | None
+) -> dict[str, Any]:
     """Leaves of the entity's rows of a pack CSV, plus neighbours, with audit paths."""
     with duckdb.connect() as con:
         configure(con)
@@ -99,6 +101,14 @@ def _csv_proof(path: Path, entity_id: str, root_hex: str, size: int) -> dict[str
             params=[str(literal_path(path))],
         )
         columns = list(rel.columns)
+        if signed_columns is not None and columns != signed_columns:
+            raise InputError(
+                Problem(
+                    f"the header row is not the signed column list {signed_columns}",
+                    Location(file=str(path)),
+                    "run truecount verify on the pack",
+                )
+            )
         leaves = rel.select(f"{row_leaf_sql(columns).sql('duckdb')} AS h, entity_id")
         table: pa.Table = leaves.to_arrow_table()
         hashes = hashes_of(table)
@@ -144,8 +154,13 @@ def make_proof(folder: Path, entity_id: str, events: EventsInput | None = None) 
     trees: dict[str, Any] = {}
     for name, file in TREES:
         claim = pred.get(name) or {}
+        signed = claim.get("columns")
         trees[name] = _csv_proof(
-            folder / file, entity_id, str(claim.get("merkle_root")), int(claim.get("tree_size", -1))
+            folder / file,
+            entity_id,
+            str(claim.get("merkle_root")),
+            int(claim.get("tree_size", -1)),
+            [str(c) for c in signed] if isinstance(signed, list) else None,
         )
     if events is not None:
         trees["events"] = _event_proof(folder, pred, entity_id, events)
@@ -271,6 +286,35 @@ def _range_problems(
     return problems
 
 
+def _columns_signed(
+    v: Verification, name: str, columns: list[str], claim: dict[str, Any], events: bool
+) -> bool:
+    """Whether the proof's column names are the ones the statement signs, in order.
+
+    A leaf commits to its cells in order, not to their names (a CSV header is not a leaf), so
+    names swapped in a proof (``cell`` for ``reason``) would still verify and be read wrongly
+    unless the names themselves are signed. Statements of pack format 2 sign them for every
+    tree (``columns``; ``fields`` for events, signed since format 1). A format 1 statement
+    signs none for the CSV trees: its proofs are accepted as before, with a note saying so.
+    """
+    signed = claim.get("fields" if events else "columns")
+    if signed is None and not events:
+        v.note(
+            f"{name} columns",
+            "the statement (pack format 1) does not sign the column names; they are the "
+            "proof's own",
+        )
+        return True
+    if not isinstance(signed, list) or columns != signed:
+        v.add(
+            name,
+            False,
+            f"the column names {columns} are not the ones the statement signs ({signed})",
+        )
+        return False
+    return True
+
+
 def _verify_tree(
     v: Verification, name: str, tree: Any, claim: Any, entity_id: str, events: bool
 ) -> int:
@@ -287,6 +331,8 @@ def _verify_tree(
     key_col = "entity_id"
     if not all(isinstance(c, str) and c for c in columns) or len(set(columns)) != len(columns):
         v.add(name, False, "the column names are not distinct names")
+        return 0
+    if not _columns_signed(v, name, columns, claim, events):
         return 0
     if key_col not in columns:
         v.add(name, False, "the rows have no entity_id column")

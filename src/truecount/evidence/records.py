@@ -14,7 +14,7 @@ Two kinds of leaf (docs/evidence.md gives the exact rules an auditor re-implemen
 
 A length prefix makes the encoding unambiguous without escaping anything, and it is a few
 string functions in any SQL engine. The leaf hash is ``SHA-256(0x00 || data)`` (RFC 6962),
-computed by DuckDB's ``sha256`` over ``chr(0) || data`` — the same bytes, since ``chr(0)`` is
+computed by DuckDB's ``sha256`` over ``concat(chr(0), data)`` — the same bytes, since ``chr(0)`` is
 the single byte 0x00 in UTF-8 — so no row of data passes through Python.
 """
 
@@ -71,28 +71,38 @@ def event_field_text(name: str, table: str | None = None) -> exp.Expr:
     return col
 
 
-def _netstring(text: exp.Expr, null_mark: bool) -> exp.Expr:
-    value = text if null_mark else exp.Coalesce(this=text, expressions=[_s("")])
-    framed = exp.DPipe(
-        this=exp.DPipe(
-            this=exp.cast(exp.func("strlen", value.copy()), exp.DataType.build("VARCHAR")),
+def _length_prefix(text: exp.Expr, null_mark: bool) -> exp.Expr:
+    """The ``<byte length>:`` of a netstring, or the null mark ``~`` for a NULL field.
+
+    With the mark, ``strlen(NULL) || ':'`` is NULL and falls to ``'~'``; without it, a NULL
+    cell is measured as the empty text (``0:``). ``concat`` skips the NULL text that follows
+    either way, so a field costs one prefix and one reference, with no CASE.
+    """
+    if null_mark:
+        prefix = exp.DPipe(
+            this=exp.cast(exp.func("strlen", text.copy()), exp.DataType.build("VARCHAR")),
             expression=_s(":"),
-        ),
-        expression=value.copy(),
-    )
-    if not null_mark:
-        return framed
-    return exp.Case(
-        ifs=[exp.If(this=exp.Is(this=text.copy(), expression=exp.Null()), true=_s(NULL_MARK))],
-        default=framed,
+        )
+        return exp.Coalesce(this=prefix, expressions=[_s(NULL_MARK)])
+    measured = exp.Coalesce(this=text.copy(), expressions=[_s("")])
+    return exp.DPipe(
+        this=exp.cast(exp.func("strlen", measured), exp.DataType.build("VARCHAR")),
+        expression=_s(":"),
     )
 
 
 def leaf_hash_sql(texts: Sequence[exp.Expr], null_mark: bool) -> exp.Expr:
-    """``unhex(sha256(chr(0) || netstrings))``: a leaf's RFC 6962 hash as a 32-byte BLOB."""
-    data: exp.Expr = exp.func("chr", exp.Literal.number(0))
+    """``unhex(sha256(concat(chr(0), netstrings)))``: a leaf's RFC 6962 hash as a 32-byte BLOB.
+
+    The data are built by one ``concat`` of every prefix and text, so each leaf's string is
+    allocated once rather than once per ``||``. Give column references as ``texts`` where a
+    text is computed (``strftime``, ``printf``): each appears twice, in its prefix and itself.
+    """
+    parts: list[exp.Expr] = [exp.func("chr", exp.Literal.number(0))]
     for text in texts:
-        data = exp.DPipe(this=data, expression=_netstring(text, null_mark))
+        parts += [_length_prefix(text, null_mark), text.copy()]
+    # Anonymous: sqlglot would write exp.Concat as ||, which is NULL when any text is NULL
+    data = exp.Anonymous(this="concat", expressions=parts)
     return exp.func("unhex", exp.func("sha256", data))
 
 

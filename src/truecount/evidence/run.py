@@ -16,7 +16,9 @@ verdict of a covered entity.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
@@ -46,7 +48,7 @@ from .records import (
     EVENT_ORDER,
     cell_text,
     event_field_text,
-    event_leaf_sql,
+    leaf_hash_sql,
     row_leaf_sql,
 )
 
@@ -100,7 +102,8 @@ class RunInputs:
     as_of: dt.datetime | str | None = None
     definition_file: str = "definition.yaml"
     terms_file: str = "terms.yaml"
-    #: DuckDB worker threads (None: DuckDB's default). The results must not depend on it.
+    #: DuckDB worker threads, and helper processes for the trees (None: DuckDB's default,
+    #: and one helper per core). The results must not depend on it.
     threads: int | None = None
     #: Letter details over the terms' ``letter:`` section; a letter is written (and signed)
     #: when these or the terms name anyone or anything (None: never, as on a replay).
@@ -125,6 +128,9 @@ class RunResult:
     #: 'files' when the event files were hashed here, 'workspace' when the digests come from
     #: the workspace's ingest log.
     files_basis: str
+    #: The header rows of verdicts.csv and entities.csv (the column names a statement signs).
+    verdict_columns: list[str] = field(default_factory=list)
+    entity_columns: list[str] = field(default_factory=list)
     #: Filled when an entity to prove was asked for (see :func:`run`).
     proof: EntityLeaves | None = None
 
@@ -179,14 +185,17 @@ def _fixed(col: pa.Array) -> merkle.Hashes:
     return data[start : start + len(fixed) * merkle.HASH_SIZE].reshape(-1, merkle.HASH_SIZE)
 
 
-def stream_root(con: duckdb.DuckDBPyConnection, select: exp.Select) -> Tree:
+def stream_root(
+    con: duckdb.DuckDBPyConnection, select: exp.Select, pool: merkle.BlockPool | None = None
+) -> Tree:
     """The Merkle tree over the ``h`` column of a query, read batch by batch.
 
     The leaf hashes go straight into a :class:`merkle.RootBuilder`, so memory stays at one
     block of leaves whatever the tree's size (40 million leaf hashes would be 1.3 GB), and the
-    query runs once: no count first to size an array.
+    query runs once: no count first to size an array. With a ``pool``, full blocks are
+    reduced by its helper processes while the next batches are read.
     """
-    builder = merkle.RootBuilder()
+    builder = merkle.RootBuilder(pool=pool)
     reader = con.sql(select.sql("duckdb")).to_arrow_reader(1 << 17)
     for batch in reader:
         builder.add(_fixed(batch.column(0)))
@@ -205,8 +214,11 @@ def _event_rows(
 ) -> exp.Select:
     """The covered events visible at ``as_of``, in leaf order: leaf hash ``h``, then ``extra``.
 
-    ``entity`` keeps one entity's events (in the same order, so the k-th of them is the k-th
-    of that entity's leaves).
+    The field texts are computed once, in a subquery, and the leaf hash is taken over them:
+    a text such as ``strftime(ts)`` appears twice in a leaf (its length and itself), and
+    DuckDB would otherwise compute it twice. ``extra`` are expressions over the events ``e``
+    (named by their alias or column name). ``entity`` keeps one entity's events (in the same
+    order, so the k-th of them is the k-th of that entity's leaves).
     """
     preds: list[exp.Expr] = [
         exp.LTE(this=exp.column("ts", "e"), expression=_ts_param(as_of)),
@@ -219,12 +231,29 @@ def _event_rows(
         preds.append(
             exp.EQ(this=exp.column("entity_id", "e"), expression=exp.Literal.string(entity))
         )
-    order = [exp.Ordered(this=exp.column(c, "e"), nulls_first=False) for c in EVENT_ORDER]
-    order.append(exp.Ordered(this=exp.column("h"), nulls_first=False))
-    return (
-        exp.select(exp.alias_(event_leaf_sql("e"), "h"), *(extra or []))
+    texts = [f"_t_{f}" for f in EVENT_FIELDS]
+    keys = [f"_o_{c}" for c in EVENT_ORDER]
+    inner = (
+        exp.select(
+            *[
+                exp.alias_(event_field_text(f, "e"), t)
+                for f, t in zip(EVENT_FIELDS, texts, strict=True)
+            ],
+            *[exp.alias_(exp.column(c, "e"), k) for c, k in zip(EVENT_ORDER, keys, strict=True)],
+            *(extra or []),
+        )
         .from_(exp.to_table(EVENTS_TABLE).as_("e"))
         .where(exp.and_(*preds))
+    )
+    order = [exp.Ordered(this=exp.column(k), nulls_first=False) for k in keys]
+    order.append(exp.Ordered(this=exp.column("h"), nulls_first=False))
+    leaf = leaf_hash_sql([exp.column(t) for t in texts], null_mark=True)
+    return (
+        exp.select(
+            exp.alias_(leaf, "h"),
+            *[exp.column(exp.to_identifier(x.alias_or_name, quoted=True)) for x in extra or []],
+        )
+        .from_(inner.subquery("x"))
         .order_by(*order)
     )
 
@@ -262,11 +291,17 @@ def _text_table(
     return cols
 
 
-def _write_csv(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], path: Path) -> Tree:
+def _write_csv(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: list[str],
+    path: Path,
+    pool: merkle.BlockPool | None = None,
+) -> Tree:
     """Write the rows in their stored order and return the Merkle tree over them."""
     cols = [exp.column(exp.to_identifier(c, quoted=True)) for c in columns]
     con.sql(exp.select(*cols).from_(table).sql("duckdb")).write_csv(str(path), header=True)
-    return stream_root(con, exp.select(exp.alias_(exp.column(_LEAF), "h")).from_(table))
+    return stream_root(con, exp.select(exp.alias_(exp.column(_LEAF), "h")).from_(table), pool)
 
 
 def _verdict_rows(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -298,8 +333,13 @@ def _verdict_rows(con: duckdb.DuckDBPyConnection) -> list[str]:
 def _entity_rows(con: duckdb.DuckDBPyConnection) -> list[str]:
     # Line ids derived from the invoice's position (no line_id column) read 'path#row'; the
     # folders are dropped so the rows do not depend on where the invoice file lies.
+    # The ids are gathered into a list and the list sorted, which gives what an ordered
+    # string_agg gives (VARCHAR compares byte-wise either way) without the ordered
+    # aggregate's sort of every group; an entity whose lines have no id keeps NULL.
     lines = sqlglot.parse_one(
-        "SELECT entity_id, string_agg(lid, ';' ORDER BY lid) AS line_ids FROM "
+        "SELECT entity_id, CASE WHEN count(lid) > 0 THEN "
+        "array_to_string(list_sort(list(lid) FILTER (WHERE lid IS NOT NULL)), ';') END "
+        "AS line_ids FROM "
         "(SELECT entity_id, CASE WHEN line_id = source "
         "THEN regexp_replace(source, '^.*[/\\\\]', '') ELSE line_id END AS lid "
         "FROM _tc_lines) GROUP BY entity_id",
@@ -370,12 +410,15 @@ def _covered(con: duckdb.DuckDBPyConnection, periods: list[str]) -> None:
 
 
 def _event_tree(
-    con: duckdb.DuckDBPyConnection, as_of: dt.datetime, prove: str | None
+    con: duckdb.DuckDBPyConnection,
+    as_of: dt.datetime,
+    prove: str | None,
+    pool: merkle.BlockPool | None = None,
 ) -> tuple[Tree, int, EntityLeaves | None]:
     table: pa.Table | None = None
     tree: Tree | None = None
     if prove is None:
-        tree = stream_root(con, _event_rows(as_of))
+        tree = stream_root(con, _event_rows(as_of), pool)
     else:
         with_ids = _event_rows(as_of, [exp.column("entity_id", "e")]).sql("duckdb")
         table = con.sql(with_ids).to_arrow_table()
@@ -435,7 +478,8 @@ def run(inputs: RunInputs, out: Path, prove: str | None = None) -> RunResult:
     )
     source = open_events(inputs.events)
     con = source.con
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(con.close)
         if inputs.threads is not None:
             con.execute(f"SET threads = {int(inputs.threads)}")
         result = count_source(definition, source, inputs.as_of)
@@ -454,13 +498,14 @@ def run(inputs: RunInputs, out: Path, prove: str | None = None) -> RunResult:
         recon = replace(recon, choices=tuple(c.to_json() for c in source.choices))
         periods = covered_periods(recon)
         _covered(con, periods)
-        events, event_entities, leaves = _event_tree(con, result.as_of, prove)
+        pool = stack.enter_context(merkle.BlockPool(inputs.threads or os.cpu_count() or 1))
+        events, event_entities, leaves = _event_tree(con, result.as_of, prove, pool)
         verdict_cols = _verdict_rows(con)
         entity_cols = _entity_rows(con)
         out.mkdir(parents=True, exist_ok=True)
         (out / QUERY_FILE).write_bytes((result.sql + "\n").encode("utf-8"))
         (out / RECONCILIATION_FILE).write_bytes(canonical_json(recon.to_json()))
-        entities = _write_csv(con, _ENTITY_ROWS, entity_cols, out / ENTITIES_FILE)
+        entities = _write_csv(con, _ENTITY_ROWS, entity_cols, out / ENTITIES_FILE, pool)
         if inputs.letter is not None:
             details = letter_details(terms, inputs.letter)
             if any(v is not None for v in details.model_dump().values()):
@@ -473,10 +518,8 @@ def run(inputs: RunInputs, out: Path, prove: str | None = None) -> RunResult:
                     terms=terms,
                     details=details,
                 )
-        verdicts = _write_csv(con, _VERDICT_ROWS, verdict_cols, out / VERDICTS_FILE)
+        verdicts = _write_csv(con, _VERDICT_ROWS, verdict_cols, out / VERDICTS_FILE, pool)
         files, basis = _event_files(inputs.events, con)
-    finally:
-        con.close()
     invoices = sorted(
         {FileDigest("invoice", p.name, file_sha256(p)) for p in inputs.invoice},
         key=lambda d: (d.name, d.sha256),
@@ -494,6 +537,8 @@ def run(inputs: RunInputs, out: Path, prove: str | None = None) -> RunResult:
         entities=entities,
         files=[*files, *invoices],
         files_basis=basis,
+        verdict_columns=list(verdict_cols),
+        entity_columns=list(entity_cols),
         proof=leaves,
     )
 
