@@ -80,6 +80,9 @@ SLOW_TESTS: Final[frozenset[str]] = frozenset({
     "test_definition.py::test_cli_exits_2_with_one_line",
     "test_cli_meter.py::test_count_known_at_leaves_out_what_arrived_later",
     "test_cli_meter.py::test_sql_prints_each_dialect",
+    "test_replay.py::test_cli_bad_input_exits_2",
+    "test_cli_meter.py::test_explain_unknown_entity_exits_2",
+    "test_reconcile.py::test_invoice_made_from_the_count_reconciles_to_zero",
 })  # fmt: skip
 
 

@@ -128,3 +128,31 @@ def test_spark_reads_numbers_safely_under_ansi(tmp_path: Path) -> None:
     local = count(definition, [path])
     remote = count_on_spark(definition, [str(path)], spark=spark())
     assert _json(remote) == _json(local)
+
+
+def test_a_failed_spark_job_is_one_line_naming_the_driver_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What Spark says when the verdicts do not fit the driver becomes a one-line error."""
+    from truecount.engine.compile import compile_definition
+    from truecount.errors import InputError
+
+    class LostResultError(Exception):
+        pass
+
+    def failing_sql(self: SparkEngine, query: object) -> object:
+        raise LostResultError(
+            "An error occurred while calling o126.getResult.\n"
+            ": org.apache.spark.SparkException: TaskResultLost (result lost from block manager)"
+        )
+
+    monkeypatch.setattr(SparkEngine, "sql", failing_sql)
+    monkeypatch.setenv("TRUECOUNT_SPARK_DRIVER_MEMORY", "6g")
+    engine = object.__new__(SparkEngine)  # no session: the query never reaches Spark
+    query = compile_definition(truecount.load_definition(DEMO), dt.datetime(2026, 4, 1))
+    with pytest.raises(InputError) as err:
+        engine.verdicts(query)
+    text = str(err.value)
+    assert "the count failed on Spark: An error occurred while calling o126.getResult." in text
+    assert "TRUECOUNT_SPARK_DRIVER_MEMORY (now 6g)" in text
+    assert "\n" not in text.strip()

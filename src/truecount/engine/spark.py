@@ -73,6 +73,15 @@ def spark_session(master: str | None = None, config: dict[str, str] | None = Non
     else:
         builder = builder.master(master or "local[*]")
     settings = {"spark.sql.session.timeZone": "UTC", "spark.ui.enabled": "false"}
+    if not (master is None and remote):
+        # The verdicts come back to this process: in local mode the driver is also the
+        # executor, and Spark's 1 GB default loses results past a few million entities.
+        settings.update(
+            {
+                "spark.driver.memory": os.environ.get(DRIVER_MEMORY_ENV, "").strip() or "4g",
+                "spark.driver.maxResultSize": "0",
+            }
+        )
     settings.update(config or {})
     for key, value in settings.items():
         builder = builder.config(key, value)
@@ -94,6 +103,10 @@ def spark_session(master: str | None = None, config: dict[str, str] | None = Non
     session.conf.set("spark.sql.session.timeZone", "UTC")
     return session
 
+
+#: The memory of the driver of a session truecount starts (``4g`` unless set): it receives
+#: every verdict row, so it grows with the number of entities.
+DRIVER_MEMORY_ENV = "TRUECOUNT_SPARK_DRIVER_MEMORY"
 
 #: What to do when Java is missing (Spark runs in a Java virtual machine).
 JAVA_HINT = (
@@ -194,7 +207,26 @@ class SparkEngine:
         return self.spark.sql(render_sql(query, "spark", pretty=False))
 
     def verdicts(self, query: exp.Select) -> pa.Table:
-        return to_arrow(self.sql(query))
+        """The verdict rows, collected into this process as Arrow.
+
+        A failure of the job (most often the driver running out of memory for the rows) is
+        one line naming the setting, not a Java stack trace.
+        """
+        try:
+            return to_arrow(self.sql(query))
+        except Exception as exc:  # Py4J, Spark Connect and Spark's own errors alike
+            if isinstance(exc, InputError):
+                raise
+            raise InputError(
+                Problem(
+                    f"the count failed on Spark: {_first_line(exc)}",
+                    Location(key="engine"),
+                    f"the verdicts of every entity come back to this process: raise "
+                    f"{DRIVER_MEMORY_ENV} (now "
+                    f"{os.environ.get(DRIVER_MEMORY_ENV, '').strip() or '4g'}), or count "
+                    "fewer periods at a time",
+                )
+            ) from None
 
     def latest_event(self) -> dt.datetime | None:
         """``MAX(ts)`` of the events: the default as-of, as DuckDB takes it."""
