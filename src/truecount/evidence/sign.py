@@ -157,7 +157,7 @@ def write_new_files(files: list[tuple[Path, bytes, int]]) -> None:
             _link_new(tmp_path, path)
             linked.append(path)
         for folder in {path.parent for path, _data, _mode in files}:
-            _fsync_folder(folder)
+            fsync_folder(folder)
     except BaseException:
         for path in linked:
             path.unlink(missing_ok=True)
@@ -182,7 +182,7 @@ def _link_new(tmp: Path, path: Path) -> None:
         os.rename(tmp, path)
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
     """Make the new names durable (POSIX); a no-op where folders cannot be opened."""
     try:
         fd = os.open(folder, os.O_RDONLY)

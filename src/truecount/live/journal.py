@@ -19,6 +19,8 @@ import os
 from pathlib import Path
 from typing import BinaryIO, Final
 
+from truecount.evidence.sign import fsync_folder
+
 _TAIL_CHUNK: Final[int] = 1 << 16
 
 
@@ -37,7 +39,7 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         cut = _cut_torn_tail(path)
         fh = path.open("ab")
-        _fsync_folder(path.parent)
+        fsync_folder(path.parent)  # the new journal's name is durable too
         return cls(path, fh, cut)
 
     def append(self, data: bytes) -> None:
@@ -83,17 +85,3 @@ def _cut_torn_tail(path: Path) -> int:
         fh.flush()
         os.fsync(fh.fileno())
     return size - keep
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a newly created journal's name durable too (POSIX)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
