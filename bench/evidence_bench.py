@@ -150,6 +150,13 @@ def main() -> int:
     parser.add_argument(
         "--memory-limit", default=None, help="TRUECOUNT_MEMORY_LIMIT for every verb (e.g. 1.5GB)"
     )
+    parser.add_argument(
+        "--scratch",
+        type=Path,
+        default=None,
+        help="folder for the key and the pack (default: evidence-scratch-t<tickets> under "
+        "bench/data); give each concurrent run its own",
+    )
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
@@ -159,8 +166,8 @@ def main() -> int:
 
     data, manifest = find_data(args.tickets, args.seed)
     ws = workspace_for(data, args.tickets)
-    scratch = ws.parent / f"evidence-scratch-t{args.tickets}"
-    scratch.mkdir(exist_ok=True)
+    scratch = (args.scratch or ws.parent / f"evidence-scratch-t{args.tickets}").resolve()
+    scratch.mkdir(parents=True, exist_ok=True)
     key = scratch / "signer.key"
     if not key.is_file():
         subprocess.run(

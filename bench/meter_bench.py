@@ -12,6 +12,14 @@ exactly once, so a fast run that loses events cannot pass for a good one.
 Usage::
 
     .venv/bin/python bench/meter_bench.py --senders 8 --batch 50 --seconds 10
+    .venv/bin/python bench/meter_bench.py --senders 8 --batch 50 --seconds 10 --rate 5000
+
+Without ``--rate`` each sender posts its next batch as soon as the last is answered (a
+closed loop: the meter's most events a second, and latency is then mostly queueing, since
+8 senders always have 8 requests waiting). With ``--rate`` the senders offer that many events
+a second in all, on a schedule, as webhooks arrive; that is what the latency target is about.
+The meter's own measure of each request (arrival to answer, from ``/stats``) is printed
+beside the senders' one, which also counts the client's time on a shared machine.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import httpx
 from truecount.workspace import Workspace
 
 SECRET = b"bench-secret-0123456789"
+TOKEN = "bench-reader-token-0123456789"
 
 
 def _port() -> int:
@@ -45,7 +54,11 @@ def _port() -> int:
 
 
 def _start(ws: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "TRUECOUNT_METER_SENDERS": "bench=hmac-sha256:" + SECRET.decode()}
+    env = {
+        **os.environ,
+        "TRUECOUNT_METER_SENDERS": "bench=hmac-sha256:" + SECRET.decode(),
+        "TRUECOUNT_METER_READERS": "bench=" + TOKEN,
+    }
     cmd = [sys.executable, "-m", "truecount", "meter", "serve", "-w", str(ws),
            "--port", str(port), "--rate", "1000000"]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
@@ -59,12 +72,27 @@ def _start(ws: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the meter did not start")
 
 
-def _sender(port: int, name: str, batch: int, until: float, out: dict[str, list]) -> None:  # type: ignore[type-arg]
+def _sender(
+    port: int,
+    name: str,
+    batch: int,
+    until: float,
+    out: dict[str, list],  # type: ignore[type-arg]
+    every: float | None = None,
+) -> None:
+    """Post batches until ``until``: back to back, or one every ``every`` seconds (an offered
+    load, as webhooks arrive, which is what a latency target is about)."""
     latencies: list[float] = []
     acked: list[str] = []
     n = 0
+    due = time.perf_counter()
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
         while time.perf_counter() < until:
+            if every is not None:
+                due += every
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
             ids = [f"{name}-{n}-{k}" for k in range(batch)]
             n += 1
             body = json.dumps(
@@ -92,16 +120,25 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=8)
     parser.add_argument("--batch", type=int, default=50, help="events per request")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="offered events a second in all (default: as fast as the meter answers)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="meter-bench-") as folder:
         ws = Workspace.init(Path(folder) / "ws").root
         port = _port()
         proc = _start(ws, port)
         results: dict[str, list] = {}  # type: ignore[type-arg]
+        every = None if args.rate is None else args.senders * args.batch / args.rate
         until = time.perf_counter() + args.seconds
         began = time.perf_counter()
         threads = [
-            threading.Thread(target=_sender, args=(port, f"s{i}", args.batch, until, results))
+            threading.Thread(
+                target=_sender, args=(port, f"s{i}", args.batch, until, results, every)
+            )
             for i in range(args.senders)
         ]
         for t in threads:
@@ -109,6 +146,10 @@ def main() -> None:
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - began
+        stats = httpx.get(
+            f"http://127.0.0.1:{port}/stats", headers={"authorization": f"Bearer {TOKEN}"}
+        ).json()
+        server = stats.get("latency_ms") or {"p50": float("nan"), "p99": float("nan")}
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
         latencies = sorted(x for lat, _ in results.values() for x in lat)
@@ -119,9 +160,12 @@ def main() -> None:
         stored, distinct = int(row[0]), int(row[1])
         q = statistics.quantiles(latencies, n=100)
         print(
-            f"senders {args.senders}, batch {args.batch}, {elapsed:.1f} s: "
+            f"senders {args.senders}, batch {args.batch}, "
+            f"{'closed loop' if args.rate is None else f'offered {args.rate:,.0f} events/s'}, "
+            f"{elapsed:.1f} s: "
             f"{len(acked) / elapsed:,.0f} events/s ({len(latencies) / elapsed:,.0f} requests/s); "
-            f"latency p50 {q[49] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms; "
+            f"latency p50 {q[49] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms "
+            f"(in the meter: p50 {server['p50']:.1f} ms, p99 {server['p99']:.1f} ms); "
             f"stored {stored:,} ({distinct:,} distinct) of {len(acked):,} acknowledged"
         )
         if stored != len(acked) or distinct != stored:

@@ -218,9 +218,8 @@ def test_layout_and_statement(scene: Scene) -> None:
     assert scene.pack.digest == hashlib.sha256(raw).hexdigest()
 
 
-def test_event_root_recomputed_from_the_generator(scene: Scene) -> None:
-    """Covered periods, covered entities, their events, the order, the leaves and the tree."""
-    pred = json.loads((scene.pack.folder / "statement.json").read_bytes())["predicate"]
+def covered_events(scene: Scene, pred: dict[str, Any]) -> list[dict[str, Any]]:
+    """The covered events, from the generator's tables and docs/evidence.md's rules."""
     data = scene.data
     as_of = pc.max(data.events.column("ts")).as_py()
     assert pred["as_of"] == as_of.isoformat()
@@ -236,15 +235,40 @@ def test_event_root_recomputed_from_the_generator(scene: Scene) -> None:
         for r in truth
         if r["first_ai_close_ts"] is not None and r["anchor_period"] in covered
     }
-    rows = [r for r in data.events.to_pylist() if r["entity_id"] in entities and r["ts"] <= as_of]
+    return [r for r in data.events.to_pylist() if r["entity_id"] in entities and r["ts"] <= as_of]
+
+
+def event_tree_v1(rows: list[dict[str, Any]]) -> tuple[str, int]:
+    """The root and size of the one-leaf-per-event tree of packs of formats 1 and 2."""
     leaves = []
     for r in rows:
         h = H(b"\x00" + b"".join(net(t) for t in event_texts(r)))
         seq = r["seq"] if r["seq"] is not None else 2**63
         leaves.append(((r["entity_id"].encode(), r["ts"], seq, r["event_id"].encode(), h), h))
     leaves.sort(key=lambda x: x[0])
-    assert pred["events"]["tree_size"] == len(leaves)
-    assert pred["events"]["merkle_root"] == mth([h for _, h in leaves]).hex()
+    return mth([h for _, h in leaves]).hex(), len(leaves)
+
+
+def event_tree_v3(rows: list[dict[str, Any]]) -> tuple[str, int]:
+    """The root and size of the one-leaf-per-entity tree of pack format 3, as documented:
+    each event's data, sorted as bytes, concatenated; the leaves sorted by entity id bytes."""
+    per_entity: dict[bytes, list[bytes]] = {}
+    for r in rows:
+        data = b"".join(net(t) for t in event_texts(r))
+        per_entity.setdefault(r["entity_id"].encode(), []).append(data)
+    leaves = [H(b"\x00" + b"".join(sorted(per_entity[k]))) for k in sorted(per_entity)]
+    return mth(leaves).hex(), len(leaves)
+
+
+def test_event_root_recomputed_from_the_generator(scene: Scene) -> None:
+    """Covered periods, covered entities, their events, the order, the leaves and the tree."""
+    pred = json.loads((scene.pack.folder / "statement.json").read_bytes())["predicate"]
+    rows = covered_events(scene, pred)
+    assert pred["events"]["leaf_format"] == "truecount.entity-events.v1"
+    root, size = event_tree_v3(rows)
+    assert (pred["events"]["merkle_root"], pred["events"]["tree_size"]) == (root, size)
+    assert pred["events"]["entities"] == size == len({r["entity_id"] for r in rows})
+    assert size < len(rows)  # a leaf per entity, not per event
 
 
 def test_result_roots_recomputed_from_the_csv_files(scene: Scene) -> None:
@@ -506,8 +530,8 @@ def test_proof_of_a_disputed_entity(scene: Scene, tmp_path: Path) -> None:
     }
     own = [leaf for leaf in proof["trees"]["events"]["leaves"] if not leaf["neighbour"]]
     expected = [event_texts(r) for r in scene.data.events.to_pylist() if r["entity_id"] == entity]
-    expected.sort(key=lambda f: (f[2], int(f[7] or 0)))
-    assert [leaf["fields"] for leaf in own] == expected
+    expected.sort(key=lambda f: b"".join(net(t) for t in f))
+    assert len(own) == 1 and own[0]["events"] == expected
     row = next(leaf for leaf in proof["trees"]["entities"]["leaves"] if not leaf["neighbour"])
     cols = proof["trees"]["entities"]["columns"]
     assert dict(zip(cols, row["cells"], strict=True))["cell"] == "vendor_only"
@@ -518,11 +542,17 @@ def test_proof_of_a_disputed_entity(scene: Scene, tmp_path: Path) -> None:
     cell["cells"][cols.index("cell")] = "agreed"
     assert "entities" in failed(verify_proof(forged, key))
     partial = json.loads(json.dumps(proof))
-    partial["trees"]["events"]["leaves"] = [
-        leaf for leaf in partial["trees"]["events"]["leaves"] if not leaf["neighbour"]
-    ][:-1]
+    last = max(leaf["index"] for leaf in _own(partial["trees"]["verdicts"]))
+    partial["trees"]["verdicts"]["leaves"] = [
+        leaf for leaf in partial["trees"]["verdicts"]["leaves"] if leaf["index"] <= last
+    ]
     v = verify_proof(partial, key)
-    assert "events" in failed(v) and "partial" in next(c.detail for c in v.failed)
+    assert "verdicts" in failed(v) and "partial" in next(c.detail for c in v.failed)
+    # an event taken out of the entity's leaf: the leaf is no longer the signed one
+    dropped = json.loads(json.dumps(proof))
+    _own(dropped["trees"]["events"])[0]["events"].pop()
+    v = verify_proof(dropped, key)
+    assert failed(v) == {"events"} and "not in the signed tree" in _detail(v, "events")
     assert failed(
         verify_proof(proof, load_public_key(generate_key(tmp_path / "o.key").public))
     ) == {"signature"}
@@ -712,9 +742,12 @@ def test_shifted_duplicated_or_malformed_leaves_are_caught(
     shifted = json.loads(json.dumps(genuine))
     shifted["trees"]["entities"]["leaves"][0]["index"] -= 1
     assert "entities" in failed(verify_proof(shifted, key))
-    short = json.loads(json.dumps(genuine))
-    short["trees"]["events"]["leaves"][0]["fields"] = ["x"]
-    assert "malformed" in _detail(verify_proof(short, key), "events")
+    own = _own(genuine["trees"]["events"])[0]["events"]
+    other = [leaf for leaf in genuine["trees"]["events"]["leaves"] if leaf["neighbour"]]
+    for events in ([["x"]], [], "x", [*own, other[0]["events"][0]]):
+        short = json.loads(json.dumps(genuine))
+        short["trees"]["events"]["leaves"][0]["events"] = events
+        assert "malformed" in _detail(verify_proof(short, key), "events")
     for bad in ({**genuine, "trees": []}, {**genuine, "entity_id": None}):
         assert "proof" in failed(verify_proof(bad, key))
 
@@ -743,15 +776,25 @@ def test_an_entity_without_verdicts_or_events_is_proved_by_its_neighbours(
 
 
 # ----------------------------------------------------------------- signed column names
-def resign_as_format_1(scene: Scene, pack: Path) -> None:
-    """Rewrite a pack's statement as pack format 1 made it (no column lists) and sign it."""
+def resign_as_format(scene: Scene, pack: Path, fmt: int, leaf_format: str | None = None) -> None:
+    """Rewrite a pack's statement as pack format ``fmt`` (1 or 2) made it and sign it: one
+    event leaf per event (its root recomputed here), and for format 1 no column lists."""
     from truecount.evidence.canonical import canonical_json
 
     statement = json.loads((pack / "statement.json").read_bytes())
     pred = statement["predicate"]
-    pred["truecount_evidence"] = 1
-    for tree in ("verdicts", "entities"):
-        del pred[tree]["columns"]
+    pred["truecount_evidence"] = fmt
+    root, size = event_tree_v1(covered_events(scene, pred))
+    del pred["events"]["leaf_events_order"]
+    pred["events"].update(
+        merkle_root=root,
+        tree_size=size,
+        leaf_format=leaf_format or "truecount.event.v1",
+        order=["entity_id", "ts", "seq", "event_id", "leaf_hash"],
+    )
+    if fmt == 1:
+        for tree in ("verdicts", "entities"):
+            del pred[tree]["columns"]
     payload = canonical_json(statement)
     (pack / "statement.json").write_bytes(payload)
     envelope = sign_envelope(payload, load_private_key(scene.keys.private))
@@ -761,7 +804,7 @@ def resign_as_format_1(scene: Scene, pack: Path) -> None:
 def test_statement_signs_each_csv_header(scene: Scene) -> None:
     folder = scene.pack.folder
     pred = json.loads((folder / "statement.json").read_bytes())["predicate"]
-    assert pred["truecount_evidence"] == 2
+    assert pred["truecount_evidence"] == 3
     for tree in ("verdicts", "entities"):
         with (folder / pred[tree]["file"]).open(newline="", encoding="utf-8") as fh:
             header = next(csv.reader(fh))
@@ -796,7 +839,7 @@ def test_swapped_columns_in_a_proof_fail_and_a_swapped_header_is_refused(
 
 def test_a_format_1_pack_and_its_proofs_still_verify(scene: Scene, tmp_path: Path) -> None:
     pack = copy_pack(scene, tmp_path)
-    resign_as_format_1(scene, pack)
+    resign_as_format(scene, pack, 1)
     v = verify(scene, pack)
     assert v.ok, failed(v)
     notes = {c.name: c.detail for c in v.checks if c.status == "note"}
@@ -813,3 +856,33 @@ def test_a_format_1_pack_and_its_proofs_still_verify(scene: Scene, tmp_path: Pat
     cols = proof["trees"]["events"]["columns"]
     cols[3], cols[4] = cols[4], cols[3]
     assert failed(verify_proof(proof, key)) == {"events"}
+
+
+def test_a_format_2_pack_with_a_leaf_per_event_and_its_proofs_still_verify(
+    scene: Scene, tmp_path: Path
+) -> None:
+    pack = copy_pack(scene, tmp_path)
+    resign_as_format(scene, pack, 2)
+    for events in ([scene.events], scene.workspace):
+        v = verify(scene, pack, events)
+        assert v.ok, [(c.name, c.detail) for c in v.failed]
+    key = load_public_key(scene.keys.public)
+    entity = disputed_entity(scene)
+    proof = json.loads(json.dumps(make_proof(pack, entity, [scene.events])))
+    v = verify_proof(proof, key)
+    assert v.ok, [(c.name, c.detail) for c in v.failed]
+    own = [leaf["fields"] for leaf in _own(proof["trees"]["events"])]
+    rows = [r for r in scene.data.events.to_pylist() if r["entity_id"] == entity]
+    assert sorted(own) == sorted(event_texts(r) for r in rows) and len(own) > 1
+    # the same data under the new format's root does not pass as the old one
+    pack3 = copy_pack(scene, tmp_path / "three")
+    resign_as_format(scene, pack3, 2, leaf_format="truecount.entity-events.v1")
+    assert failed(verify(scene, pack3)) == {"event root"}
+
+
+def test_an_unknown_event_leaf_format_fails_the_replay(scene: Scene, tmp_path: Path) -> None:
+    pack = copy_pack(scene, tmp_path)
+    resign_as_format(scene, pack, 2, leaf_format="truecount.event.v9")
+    v = verify(scene, pack)
+    assert "replay" in failed(v)
+    assert "truecount.event.v9" in _detail(v, "replay")

@@ -23,7 +23,12 @@ from hypothesis import strategies as st
 
 from truecount.errors import TruecountError
 from truecount.evidence import merkle
-from truecount.evidence.records import event_leaf_data, event_leaf_sql, row_leaf_data
+from truecount.evidence.records import (
+    entity_leaf_data,
+    event_leaf_data,
+    event_leaf_sql,
+    row_leaf_data,
+)
 from truecount.evidence.sign import (
     check_envelope,
     generate_key,
@@ -366,3 +371,87 @@ def test_event_tree_streamed_from_duckdb_matches_plain_python(
 
     assert tree.size == len(hashes) > merkle.STREAM_BLOCK
     assert tree.root == mth_hashes(hashes).hex()
+
+
+def test_entity_tree_from_duckdb_matches_plain_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pack format 3's event tree (a leaf per entity) against docs/evidence.md re-implemented
+    here: each event's netstrings, an entity's events sorted as bytes and joined, the leaves
+    sorted by entity id bytes. Ids and texts mix lengths, prefixes and non-ASCII characters,
+    where byte order differs from a naive or locale order; more leaves than one block."""
+    import datetime as dt
+    import random
+
+    import pyarrow as pa
+
+    from truecount.evidence import run as ev_run
+
+    monkeypatch.setattr(merkle, "STREAM_BLOCK", 1 << 6)
+    rng = random.Random(5)
+    alphabet = ["a", "z", "Z", "é", "ü", "中", "-", "1", "10", ":", "~", "😀"]
+    ids = sorted({"".join(rng.choices(alphabet, k=rng.randint(0, 4))) for _ in range(900)})
+    base = dt.datetime(2026, 1, 1)
+    rows = []
+    for i in range(5_000):
+        entity = rng.choice(ids)
+        ts = base + dt.timedelta(seconds=rng.randint(0, 99), microseconds=rng.choice([0, 7]))
+        text = "".join(rng.choices(alphabet, k=rng.randint(0, 3)))
+        rows.append(
+            (
+                None if i % 97 == 0 else f"ev{text}{i % 50}",
+                entity,
+                ts,
+                text,
+                None if i % 3 else text,
+                None if i % 5 else rng.choice([0.1, -0.0, 1e300, 4.0]),
+                None if i % 7 else f'{{"t":"{text}"}}',
+                None if i % 11 == 0 else rng.randint(-2, 2),
+            )
+        )
+    cols = list(zip(*rows, strict=True))
+    names = ["event_id", "entity_id", "ts", "type", "actor", "value", "attrs", "seq"]
+    types = [pa.string(), pa.string(), pa.timestamp("us"), pa.string(), pa.string(),
+             pa.float64(), pa.string(), pa.int64()]  # fmt: skip
+    table = pa.table({n: pa.array(c, t) for n, c, t in zip(names, cols, types, strict=True)})
+    as_of = base + dt.timedelta(seconds=90)
+    covered = set(ids[::2])
+    con = duckdb.connect()
+    con.register("raw_events", table)
+    con.execute(f"CREATE TABLE {ev_run.EVENTS_TABLE} AS SELECT * FROM raw_events")
+    con.execute(f"CREATE TABLE {ev_run._COVERED} (entity_id VARCHAR)")
+    con.executemany(f"INSERT INTO {ev_run._COVERED} VALUES (?)", [[e] for e in sorted(covered)])
+    tree, entities, _ = ev_run._event_tree(con, as_of, None)
+
+    def net(t: str | None) -> bytes:
+        return b"~" if t is None else str(len(t.encode())).encode() + b":" + t.encode()
+
+    per_entity: dict[bytes, list[bytes]] = {}
+    for r in rows:
+        if r[1] not in covered or r[2] > as_of:
+            continue
+        texts = [
+            r[0], r[1], r[2].strftime("%Y-%m-%dT%H:%M:%S.%f"), r[3], r[4],
+            None if r[5] is None else format(r[5], ".17g"), r[6],
+            None if r[7] is None else str(r[7]),
+        ]  # fmt: skip
+        per_entity.setdefault(r[1].encode(), []).append(b"".join(net(t) for t in texts))
+    leaves = [H(b"\x00" + b"".join(sorted(per_entity[k]))) for k in sorted(per_entity)]
+
+    def mth_hashes(hs: list[bytes]) -> bytes:
+        if len(hs) == 1:
+            return hs[0]
+        k = 1
+        while k * 2 < len(hs):
+            k *= 2
+        return H(b"\x01" + mth_hashes(hs[:k]) + mth_hashes(hs[k:]))
+
+    assert tree.size == entities == len(leaves) > merkle.STREAM_BLOCK
+    assert tree.root == mth_hashes(leaves).hex()
+    # the Python mirror the proof checker uses gives the same leaves, in any event order
+    some = sorted(per_entity)[3].decode()
+    mine = [
+        [r[0], r[1], r[2].strftime("%Y-%m-%dT%H:%M:%S.%f"), r[3], r[4],
+         None if r[5] is None else format(r[5], ".17g"), r[6], None if r[7] is None else str(r[7])]
+        for r in reversed(rows)
+        if r[1] == some and r[2] <= as_of
+    ]  # fmt: skip
+    assert merkle.leaf_hash(entity_leaf_data(mine)) == leaves[3]

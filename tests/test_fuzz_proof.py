@@ -117,7 +117,10 @@ def damage(draw: st.DrawFn, proof: dict[str, Any]) -> tuple[dict[str, Any], list
                 k = draw(st.integers(0, len(h) - 1))
                 leaf["audit_path"][j] = h[:k] + _other_hex(draw, h[k]) + h[k + 1 :]
             elif kind in {"hash", "cell"}:
-                values = leaf["fields"] if "fields" in leaf else leaf["cells"]
+                if "events" in leaf:  # a leaf of an entity's events (pack format 3)
+                    values = draw(st.sampled_from(leaf["events"]))
+                else:
+                    values = leaf["fields"] if "fields" in leaf else leaf["cells"]
                 j = draw(st.integers(0, len(values) - 1))
                 values[j] = (values[j] or "") + draw(st.sampled_from(["x", " ", "0", "\u200b"]))
                 kind = "cell"
@@ -145,8 +148,9 @@ def damage(draw: st.DrawFn, proof: dict[str, Any]) -> tuple[dict[str, Any], list
             if type(new) is type(old) and new == old:
                 new = "junk"
             _get(out, at[:-1])[at[-1]] = new
-            if at[-1] in {"neighbour", "keyid"} or at == ("trees", "events"):
-                # the neighbour flag and key id are hints only; dropping events is allowed
+            if at[-1] in {"neighbour", "keyid", "leaf_format"} or at == ("trees", "events"):
+                # the neighbour flag, key id and a proof's leaf format are hints only (the
+                # signed statement names the format); dropping events is allowed
                 kind = "neutral-junk"
         else:
             # one bit of the payload or of a signature, re-encoded (the key id is a hint and
@@ -190,6 +194,9 @@ def test_reordering_leaves_changes_nothing(
     shuffled = copy.deepcopy(proof)
     for tree in shuffled["trees"].values():
         tree["leaves"] = data.draw(st.permutations(tree["leaves"]))
+        for leaf in tree["leaves"]:
+            if "events" in leaf:  # an entity leaf's events are sorted by the checker
+                leaf["events"] = data.draw(st.permutations(leaf["events"]))
     assert verify_proof(shuffled, key).ok
 
 

@@ -75,8 +75,11 @@ def test_generic_events_accepted_once_and_refusals_never_stored(setup) -> None: 
     r = client.post("/events", content=body, headers=signed(body, stamp))
     assert r.status_code == 200, r.text
     assert r.json()["accepted"] == [{"event_id": "e1", "index": 0}, {"event_id": "e2", "index": 1}]
-    # the same request again is a replay; a re-signed retry is acknowledged as duplicate
-    assert client.post("/events", content=body, headers=signed(body, stamp)).status_code == 409
+    # the same signed request again (a replay) holds only known events: answered as
+    # duplicates, nothing stored; a re-signed retry is acknowledged as duplicate too
+    again = client.post("/events", content=body, headers=signed(body, stamp))
+    assert again.status_code == 200, again.text
+    assert again.json()["duplicates"] == ["e1", "e2"] and again.json()["retry"] is True
     retry = client.post("/events", content=body, headers=signed(body, stamp - 1))
     assert retry.status_code == 200 and retry.json()["duplicates"] == ["e1", "e2"]
     cases = [
@@ -97,8 +100,8 @@ def test_generic_events_accepted_once_and_refusals_never_stored(setup) -> None: 
         assert r.json()["reason"]
     intake.meter.settle()
     assert stored_ids(ws) == ["e1", "e2"]
+    assert intake.known_retries == 1
     assert intake.refusals == {
-        "replay": 1,
         "bad_signature": 2,
         "stale": 1,
         "missing_signature": 1,
@@ -207,3 +210,86 @@ def test_reads_need_a_token_and_prove_what_they_say(setup) -> None:  # type: ign
     assert bad.status_code == 400
     stats = client.get("/stats", headers=READ).json()
     assert stats["accepted"] == 5 and stats["refused"]["no_token"] == 2
+
+
+def test_an_intercom_retry_of_known_events_is_a_duplicate_even_when_stale(setup) -> None:  # type: ignore[no-untyped-def]
+    client, intake, ws, _key = setup
+    lines = (EXAMPLES / "intercom" / "conversations.jsonl").read_text().splitlines()
+    first, other = json.loads(lines[0]), json.loads(lines[1])
+
+    def note(item: dict[str, object], created: int) -> tuple[bytes, dict[str, str]]:
+        body = json.dumps(
+            {
+                "type": "notification_event",
+                "topic": "conversation.admin.closed",
+                "created_at": created,
+                "data": {"type": "notification_event_data", "item": item},
+            }
+        ).encode()
+        return body, {
+            "x-hub-signature": "sha1=" + hmac.new(b"ic-secret", body, hashlib.sha1).hexdigest()
+        }
+
+    now = int(time.time())
+    body, headers = note(first, now)
+    accepted = client.post("/hooks/intercom", content=body, headers=headers)
+    assert accepted.status_code == 200, accepted.text
+    ids = sorted(e["event_id"] for e in accepted.json()["accepted"])
+    # Intercom retries the very same notification: within the window (a replay of the
+    # signature) and after it (stale); both are answered as duplicates, nothing is stored
+    for when in (0, 60):
+        intake.clock = lambda when=when: now + intake.window + when if when else time.time()  # type: ignore[misc]
+        retry = client.post("/hooks/intercom", content=body, headers=headers)
+        assert retry.status_code == 200, retry.text
+        assert sorted(retry.json()["duplicates"]) == ids and retry.json()["accepted"] == []
+    # a stale notification with an event the meter does not hold is still refused
+    old_body, old_headers = note(other, now - 3600)
+    intake.clock = time.time
+    refused = client.post("/hooks/intercom", content=old_body, headers=old_headers)
+    assert refused.status_code == 401 and refused.json()["error"] == "stale"
+    intake.meter.settle()
+    assert sorted(stored_ids(ws)) == ids
+    assert intake.known_retries == 2 and intake.refusals == {"stale": 1}
+
+
+def test_a_later_zendesk_audit_reads_its_ticket_facts_from_the_store(setup) -> None:  # type: ignore[no-untyped-def]
+    """An audit's webhook rarely carries its ticket's creating audit; the meter reads the
+    requester and channel from what it already holds, as an ingest into the workspace does,
+    so the actor is the one a file ingest of all the audits at once gives."""
+    client, intake, ws, _key = setup
+    audits = [
+        json.loads(x)
+        for x in (EXAMPLES / "zendesk" / "ticket_audits.jsonl").read_text().splitlines()
+    ]
+    ticket = audits[0]["ticket_id"]
+    mine = [a for a in audits if a["ticket_id"] == ticket]
+
+    def post(audit: dict[str, object]) -> list[str]:
+        body = json.dumps({"audit": audit}).encode()
+        stamp = str(int(time.time()))
+        mac = base64.b64encode(
+            hmac.new(b"zd-secret", stamp.encode() + body, hashlib.sha256).digest()
+        )
+        r = client.post(
+            "/hooks/zendesk",
+            content=body,
+            headers={
+                "x-zendesk-webhook-signature": mac.decode(),
+                "x-zendesk-webhook-signature-timestamp": stamp,
+            },
+        )
+        assert r.status_code == 200, r.text
+        return [e["event_id"] for e in r.json()["accepted"]]
+
+    got = [eid for a in mine for eid in post(a)]  # one webhook per audit, in order
+    intake.meter.settle()
+    with ws.connect() as con:
+        live = dict(con.execute("SELECT event_id, actor FROM events").fetchall())
+    assert sorted(live) == sorted(got)
+    # the reference: the same audits read together as one file, by the same adapter
+    from truecount.live.vendors import adapter_events
+
+    page = json.dumps({"audits": mine}).encode()
+    whole = {e["event_id"]: e["actor"] for e in adapter_events("zendesk", "p.json", page, "ref")}
+    assert live == whole
+    assert None not in live.values()  # every actor known, none left unknown

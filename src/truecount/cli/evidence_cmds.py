@@ -61,6 +61,33 @@ PubkeyOpt = Annotated[
 ]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
 
+TreeHeadOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--tree-head",
+        help="A signed tree head of the live meter (GET /log/head): the pack proves its events "
+        "are exactly the log's first leaves.",
+        metavar="HEAD",
+    ),
+]
+JournalOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--journal",
+        help="The meter's journal for --tree-head (default: WS/live/journal.jsonl).",
+        metavar="FILE",
+    ),
+]
+MeterKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--meter-key",
+        help="The live meter's public key (base64 or .pub file; default for evidence: "
+        "WS/live/meter.key.pub).",
+        metavar="KEY",
+    ),
+]
+
 MARKS = {"passed": ("✓", "green"), "failed": ("✗", "bold red"), "note": ("•", "dim")}
 
 
@@ -119,6 +146,9 @@ def evidence_cmd(
     invoice_number: InvoiceNumberOpt = None,
     invoice_date: InvoiceDateOpt = None,
     contract: ContractOpt = None,
+    tree_head: TreeHeadOpt = None,
+    journal: JournalOpt = None,
+    meter_key: MeterKeyOpt = None,
 ) -> None:
     """Reconcile and write a signed evidence pack that anyone can verify offline."""
     letter = letter_options(None, buyer, vendor, invoice_number, invoice_date, contract)
@@ -133,6 +163,9 @@ def evidence_cmd(
             as_of=as_of,
             previous=previous,
             letter=letter,
+            tree_head=tree_head,
+            journal=journal,
+            meter_key=meter_key,
         )
     pred = pack.statement["predicate"]
     totals = pred["results"]["totals"]
@@ -236,9 +269,11 @@ def verify_cmd(
         typer.Option("--previous", help="The previous pack of the chain.", metavar="PACK"),
     ] = None,
     fmt: FormatOpt = OutputFormat.table,
+    meter_key: MeterKeyOpt = None,
 ) -> None:
     """Check a pack (or a proof) offline: signature, files, definition, SQL, data, results."""
     key = load_public_key(pubkey)
+    live_key = load_public_key(meter_key) if meter_key is not None else None
     if target.is_file():
         try:
             proof = json.loads(target.read_bytes())
@@ -260,7 +295,9 @@ def verify_cmd(
                 )
             )
         with working("re-running the count and the reconciliation…"):
-            v = verify_pack(target, key, _data(events, workspace), invoice or None, previous)
+            v = verify_pack(
+                target, key, _data(events, workspace), invoice or None, previous, meter_key=live_key
+            )
     else:
         raise InputError(Problem("no such pack or proof", Location(file=str(target))))
     render_checks(v, fmt)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,12 +23,13 @@ from truecount.cli.app import (
     EXIT_FINDING,
     EXIT_OK,
     PANEL_AUDIT,
+    OutputFormat,
     app,
     fail,
     stderr_console,
     stdout_console,
 )
-from truecount.cli.meter_cmds import WorkspaceOpt
+from truecount.cli.meter_cmds import EventsOpt, WorkspaceOpt, events_input
 
 meter_app = typer.Typer(
     help="The live meter: signed webhook intake and its log.", no_args_is_help=True
@@ -186,6 +188,15 @@ def _hashes(values: Any, what: str) -> list[bytes]:
         fail(f"the meter's {what} is not a list of base64 hashes")
 
 
+#: A party's reader token for the meter's read endpoints (docs/meter.md).
+ReaderTokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token", envvar="TRUECOUNT_METER_TOKEN", help="Your reader token.", metavar="TOKEN"
+    ),
+]
+
+
 @log_app.command("verify")
 def log_verify_cmd(
     old: Annotated[
@@ -202,12 +213,7 @@ def log_verify_cmd(
         str | None,
         typer.Option("--meter", help="The meter's base URL, for the proofs.", metavar="URL"),
     ] = None,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            "--token", envvar="TRUECOUNT_METER_TOKEN", help="Your reader token.", metavar="TOKEN"
-        ),
-    ] = None,
+    token: ReaderTokenOpt = None,
     pubkey: Annotated[
         str | None,
         typer.Option(
@@ -264,3 +270,149 @@ def log_verify_cmd(
         )
         report(ok, f"event {eid} is leaf {index} of {new.name}")
     raise typer.Exit(EXIT_FINDING if failed else EXIT_OK)
+
+
+# ----------------------------------------------------------------------------- log compare
+def _download_journal(base: str, token: str | None, dest: Path) -> int:
+    """Copy the meter's journal (``GET /log/journal``) to ``dest``; its number of events."""
+    import shutil
+
+    if urllib.parse.urlsplit(base).scheme not in ("http", "https"):
+        fail(f"--log {base}: give a journal file or an http:// or https:// URL")
+    request = urllib.request.Request(base.rstrip("/") + "/log/journal")  # noqa: S310
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with (
+            urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response,  # noqa: S310
+            dest.open("wb") as fh,
+        ):
+            shutil.copyfileobj(response, fh, 1 << 20)
+            return int(response.headers.get("x-truecount-tree-size") or 0)
+    except urllib.error.HTTPError as exc:
+        fail(f"--log {base}: /log/journal answered {exc.code}: {exc.reason}")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        fail(f"--log {base}: cannot reach the meter ({exc})")
+
+
+@log_app.command("compare")
+def log_compare_cmd(
+    log: Annotated[
+        str,
+        typer.Option(
+            "--log",
+            help="The meter's journal (WS/live/journal.jsonl) or the meter's URL.",
+            metavar="JOURNAL_OR_URL",
+        ),
+    ],
+    workspace: WorkspaceOpt = None,
+    events: EventsOpt = None,
+    token: ReaderTokenOpt = None,
+    pubkey: Annotated[
+        str | None,
+        typer.Option(
+            "--pubkey",
+            "-k",
+            help="The meter's public key: with a URL, check the journal against a signed head.",
+            metavar="KEY",
+        ),
+    ] = None,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", help="Events listed per class (0: all).", metavar="N"),
+    ] = 50,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        OutputFormat.table
+    ),
+) -> None:
+    """List, by event id, where the vendor's export (-w WS or --events) and the live log differ.
+
+    Exits 0 when they hold the same events, 1 when any differ."""
+    import tempfile
+
+    from rich.table import Table
+    from rich.text import Text
+
+    from truecount import jsonout
+    from truecount.evidence.livelog import verify_tree_head
+    from truecount.evidence.sign import load_public_key
+    from truecount.live.compare import compare, journal_root
+
+    if limit < 0:
+        fail(f"--limit must be 0 (all) or more, not {limit}")
+    export = events_input(events, workspace)
+    err = stderr_console()
+    with tempfile.TemporaryDirectory(prefix="truecount-compare-") as tmp:
+        if "://" in log:
+            head = None
+            if pubkey is not None:
+                head = _head_from(_get(log, "/log/head", {}, token), log)
+                if not verify_tree_head(head, load_public_key(pubkey)):
+                    fail(f"--log {log}: the meter's tree head is not signed by --pubkey")
+            journal = Path(tmp) / "journal.jsonl"
+            _download_journal(log, token, journal)
+            if head is not None:
+                n, root = journal_root(journal, head.size)
+                if root != head.root:
+                    fail(
+                        f"--log {log}: the journal's first {head.size:,} events do not give "
+                        f"the signed head's root (it sent {n:,} events)"
+                    )
+                err.print(
+                    f"the meter's journal matches its signed head of {head.size:,} leaves",
+                    markup=False,
+                )
+            elif pubkey is None:
+                err.print(
+                    "note: no --pubkey, so the journal is not checked against a signed head",
+                    markup=False,
+                )
+        else:
+            journal = Path(log)
+            if not journal.is_file():
+                fail(f"--log {log}: no such journal file")
+        result = compare(journal, export, None if limit == 0 else limit)
+    if fmt == OutputFormat.json:
+        sys.stdout.write(jsonout.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        out = stdout_console()
+        counts = Table(title="live log against the export", show_header=True)
+        counts.add_column("events")
+        counts.add_column("count", justify="right")
+        for name, value in (
+            ("in the export only (the meter never received them)", result.export_only),
+            ("in the log only (the export lacks them)", result.log_only),
+            ("in both, changed", result.changed),
+            ("in both, the same", result.same),
+            ("the log", result.log_events),
+            ("the export (distinct ids)", result.export_distinct),
+        ):
+            counts.add_row(name, f"{value:,}")
+        out.print(counts)
+        for kind, title in (
+            ("export_only", "in the export only"),
+            ("log_only", "in the log only"),
+            ("changed", "changed"),
+        ):
+            rows = result.listed.get(kind) or []
+            if not rows:
+                continue
+            table = Table(title=f"{title} (first {len(rows):,} by event id)")
+            columns = list(rows[0])
+            for c in columns:
+                table.add_column(c)
+            for row in rows:
+                table.add_row(
+                    *[Text(", ".join(v) if isinstance(v, list) else str(v)) for v in row.values()]
+                )
+            out.print(table)
+    raise typer.Exit(EXIT_FINDING if result.differs else EXIT_OK)
+
+
+def _head_from(data: Any, base: str) -> Any:
+    from truecount.evidence.livelog import TreeHead
+
+    try:
+        return TreeHead.from_json(data)
+    except ValueError as exc:
+        fail(f"--log {base}: /log/head is not a tree head ({exc})")

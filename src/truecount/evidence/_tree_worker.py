@@ -1,4 +1,4 @@
-"""A helper process for :class:`truecount.evidence.merkle.BlockPool`: perfect subtree roots.
+"""A worker process for :class:`truecount.evidence.merkle.BlockPool`: perfect subtree roots.
 
 It is run by path with the standard library only (no package import, so it starts in a few
 milliseconds) and speaks a minimal protocol on its pipes: it reads a block (an 8-byte

@@ -112,9 +112,9 @@ class BlockPool:
 
     Interior nodes are hashed by ``hashlib`` one 65-byte message at a time, which holds the
     interpreter lock (it is released only for inputs over 2 KiB), so a thread cannot share
-    the work; processes can. Each helper (``_tree_worker.py``, run by path, standard library
-    only) takes one block at a time over a pipe; at most one block per helper is in flight,
-    so memory stays at one block per helper. Use as a context manager: the helpers end when
+    the work; processes can. Each worker (``_tree_worker.py``, run by path, standard library
+    only) takes one block at a time over a pipe; at most one block per worker is in flight,
+    so memory stays at one block per worker. Use as a context manager: the workers end when
     it closes.
     """
 
@@ -134,7 +134,7 @@ class BlockPool:
         return self._procs[index]
 
     def send(self, index: int, block: Hashes) -> None:
-        """Give helper ``index`` a block (its size a power of two) to reduce."""
+        """Give worker ``index`` a block (its size a power of two) to reduce."""
         pipe = self._proc(index).stdin
         assert pipe is not None
         pipe.write(int(block.shape[0]).to_bytes(8, "little"))
@@ -142,12 +142,12 @@ class BlockPool:
         pipe.flush()
 
     def receive(self, index: int) -> bytes:
-        """The root of the block helper ``index`` was given last (waits for it)."""
+        """The root of the block worker ``index`` was given last (waits for it)."""
         pipe: IO[bytes] | None = self._procs[index].stdout
         assert pipe is not None
         got = pipe.read(HASH_SIZE)
         if len(got) != HASH_SIZE:
-            raise RuntimeError("a Merkle tree helper process ended early")
+            raise RuntimeError("a Merkle tree worker process ended early")
         return got
 
     def close(self) -> None:
@@ -194,8 +194,8 @@ class RootBuilder:
         self._fill = 0
         self._stack: list[tuple[int, bytes]] = []  # (leaves, root), sizes strictly decreasing
         self.size = 0
-        #: with a pool, full blocks are reduced by its helpers; their roots are pushed in the
-        #: order the blocks were sent (helper indices of the blocks in flight, oldest first)
+        #: with a pool, full blocks are reduced by its workers; their roots are pushed in the
+        #: order the blocks were sent (worker indices of the blocks in flight, oldest first)
         self._pool = pool
         self._in_flight: deque[int] = deque()
         self._sent = 0

@@ -38,7 +38,8 @@ from truecount.engine.source import EventsInput
 from truecount.errors import InputError, Location, Problem
 
 from .canonical import canonical_json, file_sha256, sha256_hex
-from .records import EVENT_FIELDS, EVENT_LEAF_FORMAT, EVENT_ORDER, ROW_LEAF_FORMAT
+from .livelog import cite_head
+from .records import ENTITY_LEAF_FORMAT, EVENT_FIELDS, ROW_LEAF_FORMAT
 from .run import (
     ENTITIES_FILE,
     QUERY_FILE,
@@ -55,7 +56,9 @@ STATEMENT_TYPE: Final[str] = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE: Final[str] = "urn:truecount:predicate:reconciliation:v1"
 #: 2: the column names of verdicts.csv and entities.csv are signed (``columns`` of each
 #: tree); a CSV's header row is not a leaf, so format 1 left them to the file's SHA-256 alone.
-PACK_FORMAT: Final[int] = 2
+#: 3: the event tree has one leaf per entity (``truecount.entity-events.v1``), not one per
+#: event; packs of formats 1 and 2 still verify (a replay rebuilds the leaves they name).
+PACK_FORMAT: Final[int] = 3
 
 ENVELOPE_FILE: Final[str] = "envelope.dsse.json"
 STATEMENT_FILE: Final[str] = "statement.json"
@@ -197,9 +200,10 @@ def predicate(
             "merkle_root": result.events.root,
             "tree_size": result.events.size,
             "entities": result.event_entities,
-            "leaf_format": EVENT_LEAF_FORMAT,
+            "leaf_format": ENTITY_LEAF_FORMAT,
             "fields": list(EVENT_FIELDS),
-            "order": [*EVENT_ORDER, "leaf_hash"],
+            "order": ["entity_id"],
+            "leaf_events_order": "event_data",
             "basis": result.files_basis,
         },
         "files": _files_json(result),
@@ -288,6 +292,9 @@ def build_pack(
     previous: Path | None = None,
     threads: int | None = None,
     letter: LetterDetails | None = None,
+    tree_head: Path | None = None,
+    journal: Path | None = None,
+    meter_key: str | Path | None = None,
 ) -> Pack:
     """Reconcile and write a signed pack into ``out`` (which must not exist or be empty)."""
     private = load_private_key(key)
@@ -317,6 +324,8 @@ def build_pack(
             target = out / INVOICE_DIR / p.name
             shutil.copyfile(p, target)
             copies.append(target)
+        # a cited tree head is checked before the count, and its livelog.csv is a subject
+        cited = cite_head(out, tree_head, journal, events, meter_key) if tree_head else None
         definition_text = definition_bytes.decode("utf-8")
         terms_text = terms_bytes.decode("utf-8") if terms_bytes is not None else None
         result = run(
@@ -340,6 +349,8 @@ def build_pack(
         if terms_bytes is not None:
             (out / TERMS_FILE).write_bytes(terms_bytes)
         pred = predicate(result, definition_text, terms_text, prev, out)
+        if cited is not None:
+            pred["live_log"] = cited
         statement = statement_for(out, pred)
         payload = canonical_json(statement)
         (out / STATEMENT_FILE).write_bytes(payload)

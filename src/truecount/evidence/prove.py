@@ -37,8 +37,11 @@ from .pack import (
     read_statement,
 )
 from .records import (
+    ENTITY_LEAF_FORMAT,
     EVENT_FIELDS,
+    EVENT_LEAF_FORMAT,
     FORMULA_START,
+    entity_leaf_data,
     event_leaf_data,
     row_leaf_data,
     row_leaf_sql,
@@ -183,6 +186,8 @@ def make_proof(folder: Path, entity_id: str, events: EventsInput | None = None) 
 def _event_proof(
     folder: Path, pred: dict[str, Any], entity_id: str, events: EventsInput
 ) -> dict[str, Any]:
+    claim = pred.get("events") or {}
+    leaf_format = str(claim.get("leaf_format") or EVENT_LEAF_FORMAT)
     invoices = [
         folder / INVOICE_DIR / str(f.get("name"))
         for f in pred.get("files") or []
@@ -199,11 +204,11 @@ def _event_proof(
                 as_of=str(pred.get("as_of")),
                 definition_file=str(folder / DEFINITION_FILE),
                 terms_file=str(terms),
+                event_leaf=leaf_format,
             ),
             Path(tmp),
             prove=entity_id,
         )
-    claim = pred.get("events") or {}
     if result.events.root != claim.get("merkle_root") or result.events.size != claim.get(
         "tree_size"
     ):
@@ -217,6 +222,13 @@ def _event_proof(
     leaves = result.proof
     assert leaves is not None
     own = set(leaves.own)
+    if leaf_format == ENTITY_LEAF_FORMAT:
+        # one leaf per entity: each shows the field texts of its events, in leaf order
+        out = [
+            {"index": i, "neighbour": i not in own, "events": e, "audit_path": [h.hex() for h in p]}
+            for i, e, p in zip(leaves.indices, leaves.events, leaves.paths, strict=True)
+        ]
+        return {"columns": list(EVENT_FIELDS), "leaf_format": leaf_format, "leaves": out}
     out = [
         {"index": i, "neighbour": i not in own, "fields": f, "audit_path": [h.hex() for h in p]}
         for i, f, p in zip(leaves.indices, leaves.fields, leaves.paths, strict=True)
@@ -315,6 +327,32 @@ def _columns_signed(
     return True
 
 
+def _check_cells(values: Any, width: int) -> None:
+    """Raise ValueError unless ``values`` is a row of ``width`` texts or nulls."""
+    if (
+        not isinstance(values, list)
+        or len(values) != width
+        or not all(x is None or isinstance(x, str) for x in values)
+    ):
+        raise ValueError("cells")
+
+
+def _entity_leaf(shown: Any, width: int, at: int) -> tuple[Sequence[str | None], bytes]:
+    """An entity leaf of a proof: the fields of its first event and the leaf's data.
+
+    Every event of the leaf must have ``width`` fields and the same entity id (at ``at``):
+    a leaf is one entity's events, and its id decides where it sorts. Raise ValueError when
+    the leaf is not that.
+    """
+    if not isinstance(shown, list) or not shown:
+        raise ValueError("an entity leaf has at least one event")
+    for values in shown:
+        _check_cells(values, width)
+        if values[at] != shown[0][at]:
+            raise ValueError("an entity leaf holds one entity's events")
+    return shown[0], entity_leaf_data(shown)
+
+
 def _verify_tree(
     v: Verification, name: str, tree: Any, claim: Any, entity_id: str, events: bool
 ) -> int:
@@ -342,16 +380,17 @@ def _verify_tree(
     problems: list[str] = []
     sides: dict[int, int] = {}
     ids: dict[int, str] = {}
+    per_entity = events and claim.get("leaf_format") == ENTITY_LEAF_FORMAT
     for leaf in leaves:
         try:
-            values: Sequence[str | None] = leaf["fields"] if events else leaf["cells"]
             index = int(leaf["index"])
             path = [bytes.fromhex(h) for h in leaf["audit_path"]]
-            if len(values) != len(columns) or not all(
-                x is None or isinstance(x, str) for x in values
-            ):
-                raise ValueError("cells")
-            data = event_leaf_data(values) if events else row_leaf_data(values)
+            if per_entity:
+                values, data = _entity_leaf(leaf["events"], len(columns), at)
+            else:
+                values = leaf["fields"] if events else leaf["cells"]
+                _check_cells(values, len(columns))
+                data = event_leaf_data(values) if events else row_leaf_data(values)
         except (KeyError, TypeError, ValueError):
             problems.append("a leaf is malformed")
             continue

@@ -1,12 +1,17 @@
 """The byte encodings of Merkle leaves, in DuckDB SQL for the data and in Python for proofs.
 
-Two kinds of leaf (docs/evidence.md gives the exact rules an auditor re-implements):
+Three kinds of leaf (docs/evidence.md gives the exact rules an auditor re-implements):
 
 * **event** (``truecount.event.v1``): the eight canonical fields a count reads — ``event_id,
   entity_id, ts, type, actor, value, attrs, seq`` — each as text, joined as netstrings:
   ``<byte length>:<text>``, or ``~`` for a null. ``ts`` is ``YYYY-MM-DDTHH:MM:SS.ffffff``
   (UTC), ``value`` is C's ``%.17g`` (exact for every double), ``attrs`` the stored JSON text,
   ``seq`` a decimal integer.
+* **entity** (``truecount.entity-events.v1``, pack format 3): one leaf per covered entity, its
+  data the event data above of each of the entity's events, sorted as byte strings and
+  concatenated. Every event's data is self-delimiting (eight netstrings or null marks), so the
+  concatenation parses back into the events; the tree has a leaf per entity rather than per
+  event, four times fewer at the demo's rate, and its leaves are already in entity order.
 * **csv row** (``truecount.csv-row.v1``): the cells of one row of ``verdicts.csv`` or
   ``entities.csv`` exactly as the file shows them, joined as netstrings (an empty cell is
   ``0:``). The root therefore commits to the file an auditor reads, and a proof can be checked
@@ -26,6 +31,9 @@ from typing import Final
 from sqlglot import exp
 
 EVENT_LEAF_FORMAT: Final[str] = "truecount.event.v1"
+ENTITY_LEAF_FORMAT: Final[str] = "truecount.entity-events.v1"
+#: The event leaf formats a pack may name (packs of formats 1 and 2 use one leaf per event).
+EVENT_LEAF_FORMATS: Final[tuple[str, ...]] = (EVENT_LEAF_FORMAT, ENTITY_LEAF_FORMAT)
 ROW_LEAF_FORMAT: Final[str] = "truecount.csv-row.v1"
 
 #: The event fields a leaf covers, in leaf order. ``source`` and ``recorded_at`` are lineage
@@ -91,19 +99,50 @@ def _length_prefix(text: exp.Expr, null_mark: bool) -> exp.Expr:
     )
 
 
-def leaf_hash_sql(texts: Sequence[exp.Expr], null_mark: bool) -> exp.Expr:
-    """``unhex(sha256(concat(chr(0), netstrings)))``: a leaf's RFC 6962 hash as a 32-byte BLOB.
+def leaf_data_sql(texts: Sequence[exp.Expr], null_mark: bool) -> exp.Expr:
+    """``concat(netstrings)``: a leaf's data (without the RFC 6962 leaf prefix) as text.
 
     The data are built by one ``concat`` of every prefix and text, so each leaf's string is
     allocated once rather than once per ``||``. Give column references as ``texts`` where a
     text is computed (``strftime``, ``printf``): each appears twice, in its prefix and itself.
     """
-    parts: list[exp.Expr] = [exp.func("chr", exp.Literal.number(0))]
+    parts: list[exp.Expr] = []
     for text in texts:
         parts += [_length_prefix(text, null_mark), text.copy()]
     # Anonymous: sqlglot would write exp.Concat as ||, which is NULL when any text is NULL
+    return exp.Anonymous(this="concat", expressions=parts)
+
+
+def hash_data_sql(data: exp.Expr) -> exp.Expr:
+    """``unhex(sha256(concat(chr(0), data)))``: the RFC 6962 hash of leaf data, a 32-byte BLOB."""
+    prefixed = exp.Anonymous(
+        this="concat", expressions=[exp.func("chr", exp.Literal.number(0)), data]
+    )
+    return exp.func("unhex", exp.func("sha256", prefixed))
+
+
+def leaf_hash_sql(texts: Sequence[exp.Expr], null_mark: bool) -> exp.Expr:
+    """A leaf's RFC 6962 hash as a 32-byte BLOB, the data built from ``texts`` in one ``concat``."""
+    parts: list[exp.Expr] = [exp.func("chr", exp.Literal.number(0))]
+    for text in texts:
+        parts += [_length_prefix(text, null_mark), text.copy()]
     data = exp.Anonymous(this="concat", expressions=parts)
     return exp.func("unhex", exp.func("sha256", data))
+
+
+def entity_leaf_sql(event_data: exp.Expr) -> exp.Expr:
+    """The hash of an entity leaf, as an aggregate over its events' data (``GROUP BY`` entity).
+
+    ``list_sort`` orders the texts byte-wise (DuckDB compares VARCHAR as UTF-8 bytes, which
+    is code point order, the order Python gives ``bytes``), so the leaf does not depend on the
+    order the events were read in; ``array_to_string`` with an empty separator joins them.
+    """
+    joined = exp.func(
+        "array_to_string",
+        exp.func("list_sort", exp.func("list", event_data)),
+        exp.Literal.string(""),
+    )
+    return hash_data_sql(joined)
 
 
 def event_leaf_sql(table: str | None = None) -> exp.Expr:
@@ -171,6 +210,15 @@ def event_leaf_data(fields: Sequence[str | None]) -> bytes:
     if len(fields) != len(EVENT_FIELDS):
         raise ValueError(f"an event leaf has {len(EVENT_FIELDS)} fields, not {len(fields)}")
     return b"".join(_frame(f, null_mark=True) for f in fields)
+
+
+def entity_leaf_data(events: Sequence[Sequence[str | None]]) -> bytes:
+    """Leaf data of an entity (``truecount.entity-events.v1``) from its events' field texts.
+
+    Each event is encoded as an event leaf's data; the encodings are sorted as byte strings
+    and concatenated, so the order the events are given in does not matter.
+    """
+    return b"".join(sorted(event_leaf_data(e) for e in events))
 
 
 def row_leaf_data(cells: Sequence[str | None]) -> bytes:

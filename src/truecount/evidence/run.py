@@ -34,20 +34,28 @@ from truecount.billing.dispute import DISPUTED, letter_details, write_letter
 from truecount.billing.invoice import load_invoice_into
 from truecount.billing.reconcile import CELLS_TABLE, Reconciliation, reconcile_in
 from truecount.billing.terms import LetterDetails, Terms, parse_terms
+from truecount.db import MEMORY_ENV
 from truecount.definition.load import parse_definition
 from truecount.definition.model import Definition
 from truecount.engine.run import VERDICTS_TABLE, count_source
 from truecount.engine.source import EventsInput, open_events
+from truecount.errors import InputError, Location, Problem
 from truecount.ingest.canonical import EVENTS_TABLE, INGEST_LOG_TABLE
 from truecount.workspace import Workspace
 
 from . import merkle
 from .canonical import canonical_json, file_sha256
 from .records import (
+    ENTITY_LEAF_FORMAT,
     EVENT_FIELDS,
+    EVENT_LEAF_FORMAT,
+    EVENT_LEAF_FORMATS,
     EVENT_ORDER,
     cell_text,
+    entity_leaf_sql,
     event_field_text,
+    event_leaf_data,
+    leaf_data_sql,
     leaf_hash_sql,
     row_leaf_sql,
 )
@@ -63,6 +71,12 @@ ENTITY_COLUMNS: Final[tuple[str, ...]] = (
     "entity_id", "cell", "disputed", "reason", "lines", "line_ids", "billed_period",
     "billed_amount", "buyer_status", "buyer_period", "anchor_ts",
 )  # fmt: skip
+
+#: DuckDB's budget for a pack (or its replay) unless TRUECOUNT_MEMORY_LIMIT says otherwise:
+#: below the count's default, because the verb's process also holds the interpreter, the
+#: Arrow batches of leaf hashes and the CSV writer's buffers on top of DuckDB's budget, and
+#: the whole must stay under 2 GB at 10M tickets (docs/benchmark.md, *Evidence at 10M*).
+EVIDENCE_MEMORY_LIMIT: Final[str] = "1.5GB"
 
 _COVERED: Final[str] = "_ev_covered"
 _PERIODS: Final[str] = "_ev_periods"
@@ -102,12 +116,15 @@ class RunInputs:
     as_of: dt.datetime | str | None = None
     definition_file: str = "definition.yaml"
     terms_file: str = "terms.yaml"
-    #: DuckDB worker threads, and helper processes for the trees (None: DuckDB's default,
-    #: and one helper per core). The results must not depend on it.
+    #: DuckDB worker threads, and worker processes for the trees (None: DuckDB's default,
+    #: and one worker per core). The results must not depend on it.
     threads: int | None = None
     #: Letter details over the terms' ``letter:`` section; a letter is written (and signed)
     #: when these or the terms name anyone or anything (None: never, as on a replay).
     letter: LetterDetails | None = None
+    #: The event tree's leaf format: one leaf per entity (pack format 3), or one per event
+    #: (``truecount.event.v1``, packs of formats 1 and 2, which a replay must rebuild alike).
+    event_leaf: str = ENTITY_LEAF_FORMAT
 
 
 @dataclass
@@ -145,6 +162,9 @@ class EntityLeaves:
     indices: list[int] = field(default_factory=list)
     fields: list[list[str | None]] = field(default_factory=list)
     paths: list[list[bytes]] = field(default_factory=list)
+    #: Per entity leaf (format ``truecount.entity-events.v1``): the field texts of its events,
+    #: in leaf order (``fields`` stays empty then).
+    events: list[list[list[str | None]]] = field(default_factory=list)
 
 
 def neighbours(indices: list[int], size: int, position: int = 0) -> list[int]:
@@ -193,7 +213,7 @@ def stream_root(
     The leaf hashes go straight into a :class:`merkle.RootBuilder`, so memory stays at one
     block of leaves whatever the tree's size (40 million leaf hashes would be 1.3 GB), and the
     query runs once: no count first to size an array. With a ``pool``, full blocks are
-    reduced by its helper processes while the next batches are read.
+    reduced by its worker processes while the next batches are read.
     """
     builder = merkle.RootBuilder(pool=pool)
     reader = con.sql(select.sql("duckdb")).to_arrow_reader(1 << 17)
@@ -409,12 +429,109 @@ def _covered(con: duckdb.DuckDBPyConnection, periods: list[str]) -> None:
     )
 
 
-def _event_tree(
+def _covered_events(as_of: dt.datetime, entities: list[str] | None = None) -> exp.Select:
+    """The field texts (``_t_<field>``) of the covered events visible at ``as_of``.
+
+    ``entities`` narrows them to those ids (a proof's leaves), still among the covered ones.
+    """
+    preds: list[exp.Expr] = [
+        exp.LTE(this=exp.column("ts", "e"), expression=_ts_param(as_of)),
+        exp.In(
+            this=exp.column("entity_id", "e"),
+            query=exp.select("entity_id").from_(_COVERED).subquery(),
+        ),
+    ]
+    if entities is not None:
+        preds.append(
+            exp.In(
+                this=exp.column("entity_id", "e"),
+                expressions=[exp.Literal.string(x) for x in entities] or [exp.Null()],
+            )
+        )
+    return (
+        exp.select(*[exp.alias_(event_field_text(f, "e"), f"_t_{f}") for f in EVENT_FIELDS])
+        .from_(exp.to_table(EVENTS_TABLE).as_("e"))
+        .where(exp.and_(*preds))
+    )
+
+
+def _entity_leaves(as_of: dt.datetime) -> exp.Select:
+    """One leaf hash ``h`` per covered entity with events (``truecount.entity-events.v1``),
+    then its ``entity_id``, in entity order (the tree's order; the ORDER BY is the query's
+    own, not a subquery's, so nothing may reorder the rows on their way out).
+
+    The field texts are computed once in a subquery (each appears twice in an event's data),
+    each event's data is one ``concat``, and the entity's leaf is their byte-wise sorted
+    concatenation, hashed by DuckDB: no event row reaches Python, and the tree gets one leaf
+    per entity rather than one per event.
+    """
+    data = leaf_data_sql([exp.column(f"_t_{f}") for f in EVENT_FIELDS], null_mark=True)
+    key = exp.column("_t_entity_id")
+    return (
+        exp.select(exp.alias_(entity_leaf_sql(data), "h"), exp.alias_(key, "entity_id"))
+        .from_(_covered_events(as_of).subquery("x"))
+        .group_by(key.copy())
+        .order_by(exp.Ordered(this=key.copy(), nulls_first=False))
+    )
+
+
+def _entity_event_tree(
     con: duckdb.DuckDBPyConnection,
     as_of: dt.datetime,
     prove: str | None,
     pool: merkle.BlockPool | None = None,
 ) -> tuple[Tree, int, EntityLeaves | None]:
+    """The event tree of pack format 3: a leaf per covered entity that has events.
+
+    Its size is the number of such entities, which the statement records as ``entities``.
+    """
+    leaves = _entity_leaves(as_of)
+    if prove is None:
+        tree = stream_root(con, leaves, pool)  # reads the first column, h, in this order
+        return tree, tree.size, None
+    table = con.sql(leaves.sql("duckdb")).to_arrow_table()
+    hashes = hashes_of(table)
+    size = int(hashes.shape[0])
+    ids = table.column("entity_id")
+    own = [int(i) for i in pc.indices_nonzero(pc.equal(ids, pa.scalar(prove, pa.string())))]
+    at = 0 if own else insertion_point(ids, prove)
+    wanted = sorted(own + neighbours(own, size, at))
+    root, paths = merkle.audit_paths(hashes, wanted)
+    names = [str(x) for x in ids.take(pa.array(wanted, pa.int64())).to_pylist()]
+    events: dict[str, list[list[str | None]]] = {n: [] for n in names}
+    rows = con.execute(_covered_events(as_of, names).sql("duckdb")).fetchall()
+    for r in rows:  # the few events of the entities shown, not the data
+        events[str(r[1])].append([None if x is None else str(x) for x in r])
+    for evs in events.values():
+        evs.sort(key=event_leaf_data)
+    proof = EntityLeaves(
+        prove,
+        own,
+        wanted,
+        paths=[paths[i] for i in wanted],
+        events=[events[n] for n in names],
+    )
+    return Tree(root.hex(), size), size, proof
+
+
+def _event_tree(
+    con: duckdb.DuckDBPyConnection,
+    as_of: dt.datetime,
+    prove: str | None,
+    pool: merkle.BlockPool | None = None,
+    leaf_format: str = ENTITY_LEAF_FORMAT,
+) -> tuple[Tree, int, EntityLeaves | None]:
+    if leaf_format == ENTITY_LEAF_FORMAT:
+        return _entity_event_tree(con, as_of, prove, pool)
+    if leaf_format != EVENT_LEAF_FORMAT:
+        raise InputError(
+            Problem(
+                f"the pack names the event leaf format {leaf_format!r}, which this version "
+                "does not know",
+                Location(key="events.leaf_format"),
+                f"known: {', '.join(EVENT_LEAF_FORMATS)}",
+            )
+        )
     table: pa.Table | None = None
     tree: Tree | None = None
     if prove is None:
@@ -480,6 +597,8 @@ def run(inputs: RunInputs, out: Path, prove: str | None = None) -> RunResult:
     con = source.con
     with contextlib.ExitStack() as stack:
         stack.callback(con.close)
+        if not os.environ.get(MEMORY_ENV):
+            con.execute(f"SET memory_limit = '{EVIDENCE_MEMORY_LIMIT}'")  # a constant
         if inputs.threads is not None:
             con.execute(f"SET threads = {int(inputs.threads)}")
         result = count_source(definition, source, inputs.as_of)
@@ -499,7 +618,9 @@ def run(inputs: RunInputs, out: Path, prove: str | None = None) -> RunResult:
         periods = covered_periods(recon)
         _covered(con, periods)
         pool = stack.enter_context(merkle.BlockPool(inputs.threads or os.cpu_count() or 1))
-        events, event_entities, leaves = _event_tree(con, result.as_of, prove, pool)
+        events, event_entities, leaves = _event_tree(
+            con, result.as_of, prove, pool, inputs.event_leaf
+        )
         verdict_cols = _verdict_rows(con)
         entity_cols = _entity_rows(con)
         out.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ from truecount.ingest.canonical import INGEST_LOG_TABLE
 from truecount.workspace import Workspace, configure
 
 from .canonical import canonical_json, file_sha256, sha256_hex
+from .livelog import check_citation
 from .pack import (
     CANONICAL_FILE,
     DEFINITION_FILE,
@@ -44,6 +45,7 @@ from .pack import (
     pack_files,
     read_statement,
 )
+from .records import EVENT_LEAF_FORMAT
 from .run import (
     ENTITIES_FILE,
     QUERY_FILE,
@@ -666,6 +668,15 @@ def _check_chain(
     )
 
 
+def _event_leaf_format(pred: dict[str, Any]) -> str:
+    """The event leaf format a pack names; packs of formats 1 and 2 name one leaf per event.
+
+    A name this version does not know is passed on, so the replay fails with it named.
+    """
+    named = (pred.get("events") or {}).get("leaf_format")
+    return str(named) if named is not None else EVENT_LEAF_FORMAT
+
+
 def verify_pack(
     folder: Path,
     key: Ed25519PublicKey,
@@ -673,6 +684,7 @@ def verify_pack(
     invoice: Sequence[Path] | None = None,
     previous: Path | None = None,
     threads: int | None = None,
+    meter_key: Ed25519PublicKey | None = None,
 ) -> Verification:
     """Run every check on the pack in ``folder`` against ``events`` (files or a workspace)."""
     v = Verification(str(folder))
@@ -707,6 +719,7 @@ def verify_pack(
                         definition_file=str(folder / DEFINITION_FILE),
                         terms_file=str(folder / TERMS_FILE),
                         threads=threads,
+                        event_leaf=_event_leaf_format(pred),
                     ),
                     mine,
                 )
@@ -716,4 +729,9 @@ def verify_pack(
                 _check_replay(v, folder, pred, mine, result)
                 periods = result.periods
     _check_chain(v, key, pred, previous, periods)
+    for name, ok, detail in check_citation(folder, pred, events, meter_key):  # a cited tree head
+        if ok is None:
+            v.note(name, detail)
+        else:
+            v.add(name, ok, detail)
     return v

@@ -12,9 +12,9 @@ events are fsync'd in the journal (:mod:`truecount.live.meter`), with the log in
 new event; the store and the log follow, and every read waits for them to catch up.
 
 Reads: ``GET /log/head``, ``/log/proof?event_id=`` (or ``?index=``),
-``/log/consistency?first=&second=`` and ``/stats`` need a reader's bearer token (one per
-party); ``/healthz`` does not. Secrets and tokens are never logged: the log names the party or
-the sender, the code and the reason.
+``/log/consistency?first=&second=``, ``/log/journal`` (the events in leaf order) and
+``/stats`` need a reader's bearer token (one per party); ``/healthz`` does not. Secrets
+and tokens are never logged: the log names the party or the sender, the code and the reason.
 """
 
 from __future__ import annotations
@@ -26,15 +26,16 @@ import hmac
 import logging
 import threading
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -50,6 +51,11 @@ LOG: Final = logging.getLogger("truecount.meter")
 DEFAULT_MAX_BODY: Final[int] = 4 << 20
 DEFAULT_RATE: Final[float] = 200.0  # requests per second per sender, sustained
 DEFAULT_BURST: Final[float] = 400.0
+#: Bodies up to this size are parsed on the event loop; a thread hand-off costs more than
+#: parsing them, on a busy machine much more. Larger ones are parsed in a worker thread.
+INLINE_PARSE: Final[int] = 64 << 10
+#: Write requests whose time to answer ``/stats`` summarises.
+LATENCY_WINDOW: Final[int] = 20_000
 
 
 class RateLimiter:
@@ -86,6 +92,10 @@ class Intake:
     refusals: Counter[str] = field(default_factory=Counter)
     accepted: int = 0
     duplicates: int = 0
+    #: Stale or replayed requests answered as duplicates (every event already held).
+    known_retries: int = 0
+    #: Seconds from a write request's arrival to its answer, for the last requests answered.
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
 
     def __post_init__(self) -> None:
         self.replays = sig.ReplayGuard(self.window)
@@ -120,7 +130,7 @@ def _headers(request: Request) -> dict[str, str]:
 
 async def _accept(intake: Intake, events: list[Event]) -> JSONResponse:
     try:
-        receipt = await run_in_threadpool(intake.meter.submit, events)
+        receipt = await asyncio.wrap_future(intake.meter.submit_future(events))
     except (RuntimeError, OSError) as exc:  # nothing was acknowledged: the sender retries
         LOG.error("cannot accept events: %s", exc)
         return intake.refuse(sig.Refusal(503, "unavailable", "the meter cannot write now"), "")
@@ -138,6 +148,7 @@ async def _accept(intake: Intake, events: list[Event]) -> JSONResponse:
 
 def _writer(intake: Intake, route: str) -> Callable[[Request], Any]:
     async def handle(request: Request) -> Response:
+        began = time.perf_counter()
         headers = _headers(request)
         who = route if route != "events" else f"events:{headers.get(sig.SENDER, '?')[:64]}"
         try:
@@ -163,23 +174,64 @@ def _writer(intake: Intake, route: str) -> Callable[[Request], Any]:
             if not intake.limiter.allow(who, intake.clock()):
                 raise sig.Refusal(429, "rate_limited", "too many requests from this sender")
             intake.replays.admit(route.encode() + b"\x00" + signature, now)
-            events = await _events(route, body, who)
+            events = await _events(intake, route, body, who)
         except sig.Refusal as refusal:
+            if refusal.code in ("stale", "replay"):  # raised only once the signature held
+                known = await _known_retry(intake, route, body, who)
+                if known is not None:
+                    return known
             return intake.refuse(refusal, who)
-        return await _accept(intake, events)
+        answer = await _accept(intake, events)
+        intake.latencies.append(time.perf_counter() - began)
+        return answer
 
     return handle
 
 
-async def _events(route: str, body: bytes, source: str) -> list[Event]:
+async def _known_retry(intake: Intake, route: str, body: bytes, who: str) -> Response | None:
+    """A vendor's retry of a request the meter already holds, answered as duplicates.
+
+    Intercom retries a notification with the same body, hence the same signature, and its
+    signature carries no time of its own: a retry that comes back later than the window, or
+    within it (a replay of the signature), would otherwise be refused for ever, and the
+    vendor's queue would keep it. Such a request was authentic (both refusals come after the
+    signature check), so when *every* event it carries is already in the log it is answered
+    ``200`` with all of them as duplicates: nothing is stored, and nothing new can enter the
+    log this way, since an event the meter does not hold still needs a fresh signature.
+    """
+    try:
+        events = await _events(intake, route, body, who)
+    except sig.Refusal:
+        return None
+    if not events or any(intake.meter.index_of(e["event_id"]) is None for e in events):
+        return None
+    ids = [str(e["event_id"]) for e in events]
+    with intake._count_lock:
+        intake.duplicates += len(ids)
+        intake.known_retries += 1
+    return JSONResponse(
+        {"accepted": [], "duplicates": ids, "tree_size": intake.meter.acked, "retry": True}
+    )
+
+
+async def _events(intake: Intake, route: str, body: bytes, source: str) -> list[Event]:
     try:
         if route == "events":
-            return canonical_events(body, source)
+            if len(body) <= INLINE_PARSE:  # a typical batch: under a millisecond
+                return canonical_events(body, source)
+            return await run_in_threadpool(canonical_events, body, source)
         found = vendors.zendesk_file(body) if route == "zendesk" else vendors.intercom_file(body)
         if found is None:
             return []
         name, data = found
-        return await run_in_threadpool(vendors.adapter_events, route, name, data, source)
+        tickets = vendors.zendesk_ticket_ids(data) if route == "zendesk" else []
+        try:
+            known = (
+                await run_in_threadpool(intake.meter.stored_events, tickets) if tickets else None
+            )
+        except (RuntimeError, TimeoutError) as exc:
+            raise sig.Refusal(503, "unavailable", str(exc)) from None
+        return await run_in_threadpool(vendors.adapter_events, route, name, data, source, known)
     except (EventError, vendors.PayloadError) as exc:
         raise sig.Refusal(400, "bad_payload", str(exc)) from None
 
@@ -195,6 +247,20 @@ def _reader(intake: Intake, request: Request) -> str | None:
         if hmac.compare_digest(given, token.encode("utf-8")):
             party = name
     return party
+
+
+def _quantiles(seconds: list[float]) -> dict[str, float | int]:
+    """p50 / p99 / max in milliseconds of recent write requests, as the meter measured them."""
+    if not seconds:
+        return {"requests": 0}
+    ms = np.asarray(seconds) * 1000.0
+    p50, p99 = np.percentile(ms, [50, 99])
+    return {
+        "requests": len(seconds),
+        "p50": round(float(p50), 2),
+        "p99": round(float(p99), 2),
+        "max": round(float(ms.max()), 2),
+    }
 
 
 def _b64(data: bytes) -> str:
@@ -285,8 +351,36 @@ def create_app(intake: Intake) -> ASGIApp:
             "tree_size": meter.log.size,
             "accepted": intake.accepted,
             "duplicates": intake.duplicates,
+            "known_retries": intake.known_retries,
             "refused": dict(intake.refusals),
+            "latency_ms": _quantiles(list(intake.latencies)),
         }
+
+    async def journal(request: Request) -> Response:
+        """The journal as written (JSON lines, leaf order) up to the answered events: what
+        ``log compare`` reads, and checks against a signed head."""
+        party = _reader(intake, request)
+        if party is None:
+            return intake.refuse(
+                sig.Refusal(401, "no_token", "a reader's token is required (Bearer)"), "reader"
+            )
+        path, events, size = meter.journal_prefix()
+
+        def chunks() -> Iterator[bytes]:
+            with path.open("rb") as fh:
+                left = size
+                while left > 0:
+                    block = fh.read(min(left, 1 << 20))
+                    if not block:
+                        return
+                    left -= len(block)
+                    yield block
+
+        return StreamingResponse(
+            chunks(),
+            media_type="application/x-ndjson",
+            headers={"content-length": str(size), "x-truecount-tree-size": str(events)},
+        )
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"ok": True, "tree_size": meter.log.size})
@@ -314,6 +408,7 @@ def create_app(intake: Intake) -> ASGIApp:
         Route("/log/head", _read(intake, head), methods=["GET"]),
         Route("/log/proof", _read(intake, proof), methods=["GET"]),
         Route("/log/consistency", _read(intake, consistency), methods=["GET"]),
+        Route("/log/journal", journal, methods=["GET"]),
         Route("/stats", _read(intake, stats), methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]

@@ -19,27 +19,21 @@ share no code with the producers.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import struct
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from truecount.evidence import merkle
-from truecount.evidence.sign import key_id
+from truecount.evidence.livelog import (
+    LOG_FORMAT,
+    TreeHead,
+    sign_tree_head,
+    tree_head_bytes,
+    verify_tree_head,
+)
 
-#: What a tree head says it is a head of (JSON ``log``), so heads of other logs are refused.
-LOG_FORMAT: Final[str] = "truecount.live.v1"
-#: RFC 6962 §3.5: ``Version v1`` and ``SignatureType tree_hash``.
-_SIGNED_LAYOUT: Final[str] = ">BBQQ32s"
-_V1: Final[int] = 0
-_TREE_HASH: Final[int] = 1
 #: Complete subtree roots kept in memory at most (32 bytes each plus the key).
 _CACHE_LIMIT: Final[int] = 1 << 20
 #: Subtrees this small are hashed again rather than cached (a few microseconds).
@@ -209,74 +203,14 @@ def verify_consistency(
 
 
 # ------------------------------------------------------------------------------ tree heads
-@dataclass(frozen=True)
-class TreeHead:
-    """A signed tree head: the log had ``size`` leaves with ``root`` at ``timestamp`` (ms)."""
-
-    size: int
-    root: bytes
-    timestamp: int
-    key_id: str
-    signature: bytes
-
-    def signed_bytes(self) -> bytes:
-        return tree_head_bytes(self.size, self.root, self.timestamp)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "log": LOG_FORMAT,
-            "tree_size": self.size,
-            "root_hash": base64.b64encode(self.root).decode("ascii"),
-            "timestamp": self.timestamp,
-            "key_id": self.key_id,
-            "signature": base64.b64encode(self.signature).decode("ascii"),
-        }
-
-    @classmethod
-    def from_json(cls, data: Any) -> TreeHead:
-        """Parse a tree head; ValueError naming the field that is missing or malformed."""
-        if not isinstance(data, dict):
-            raise ValueError("a tree head is a JSON object")
-        if data.get("log") != LOG_FORMAT:
-            raise ValueError(f"'log' must be {LOG_FORMAT!r}")
-        size, stamp = data.get("tree_size"), data.get("timestamp")
-        for name, value in (("tree_size", size), ("timestamp", stamp)):
-            if type(value) is not int or value < 0:
-                raise ValueError(f"'{name}' must be a non-negative integer")
-        assert isinstance(size, int) and isinstance(stamp, int)
-        root = _b64(data, "root_hash")
-        if len(root) != merkle.HASH_SIZE:
-            raise ValueError("'root_hash' must be 32 bytes in base64")
-        kid = data.get("key_id")
-        if not isinstance(kid, str):
-            raise ValueError("'key_id' must be a string")
-        return cls(size, root, stamp, kid, _b64(data, "signature"))
-
-
-def _b64(data: dict[str, Any], name: str) -> bytes:
-    value = data.get(name)
-    if not isinstance(value, str):
-        raise ValueError(f"'{name}' must be base64 text")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError(f"'{name}' is not base64") from None
-
-
-def tree_head_bytes(size: int, root: bytes, timestamp: int) -> bytes:
-    """RFC 6962 §3.5 TreeHeadSignature: version, type, timestamp, size, root (42 bytes)."""
-    return struct.pack(_SIGNED_LAYOUT, _V1, _TREE_HASH, timestamp, size, root)
-
-
-def sign_tree_head(size: int, root: bytes, timestamp: int, key: Ed25519PrivateKey) -> TreeHead:
-    signature = key.sign(tree_head_bytes(size, root, timestamp))
-    return TreeHead(size, root, timestamp, key_id(key.public_key()), signature)
-
-
-def verify_tree_head(head: TreeHead, key: Ed25519PublicKey) -> bool:
-    """True when ``key`` signed exactly this size, root and time."""
-    try:
-        key.verify(head.signature, head.signed_bytes())
-    except InvalidSignature:
-        return False
-    return True
+# The tree head's format is shared with evidence packs that cite it (evidence.livelog).
+__all__ = [
+    "LOG_FORMAT",
+    "TransparencyLog",
+    "TreeHead",
+    "sign_tree_head",
+    "tree_head_bytes",
+    "verify_consistency",
+    "verify_inclusion",
+    "verify_tree_head",
+]

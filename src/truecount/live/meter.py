@@ -22,6 +22,7 @@ an evidence pack's event leaves and the live log's agree for the same event.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import queue
@@ -34,11 +35,19 @@ from pathlib import Path
 from typing import Final
 
 import duckdb
+import pyarrow as pa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlglot import exp
 
 from truecount.evidence import merkle
-from truecount.evidence.records import event_leaf_sql
+from truecount.evidence.livelog import (
+    JOURNAL_NAME,
+    JOURNAL_TYPES,
+    LIVE_DIR,
+    journal_source,
+    typed_rows,
+    with_leaves,
+)
 from truecount.ingest.canonical import EVENTS_TABLE
 from truecount.workspace import Workspace, ensure_schema
 
@@ -46,44 +55,22 @@ from .events import TS_TEXT, Event
 from .journal import Journal
 from .log import TransparencyLog, TreeHead, sign_tree_head
 
-LIVE_DIR: Final[str] = "live"
-JOURNAL_NAME: Final[str] = "journal.jsonl"
+__all__ = ["JOURNAL_NAME", "LIVE_DIR", "Meter", "Receipt"]
+
 HEADS_NAME: Final[str] = "heads.jsonl"
 #: Requests answered by one fsync at most, and events loaded by one transaction at most.
 _MAX_GROUP: Final[int] = 256
 _MAX_LOAD: Final[int] = 50_000
+#: Seconds between two loads into the store at most, when no reader is waiting for one.
+LOAD_EVERY: Final[float] = 0.2
+#: DuckDB threads the loader uses while serving.
+LOAD_THREADS: Final[int] = 1
 #: Seconds a read waits for the loader before giving up.
 SETTLE_TIMEOUT: Final[float] = 60.0
 
-#: The journal line's fields and the types DuckDB reads them as, in store column order.
-_JOURNAL_TYPES: Final[dict[str, str]] = {
-    "event_id": "VARCHAR",
-    "entity_id": "VARCHAR",
-    "ts": "VARCHAR",
-    "type": "VARCHAR",
-    "actor": "VARCHAR",
-    "value": "DOUBLE",
-    "attrs": "VARCHAR",
-    "source": "VARCHAR",
-    "recorded_at": "VARCHAR",
-    "seq": "BIGINT",
-}
-
-
-def _typed(source: exp.Expr) -> exp.Select:
-    """The canonical columns from journal-form rows (the one place they are typed)."""
-    casts = {"ts": "TIMESTAMP", "recorded_at": "TIMESTAMP", "attrs": "JSON"}
-    cols = [
-        exp.alias_(exp.cast(exp.column(n), exp.DataType.build(casts[n])), n)
-        if n in casts
-        else exp.column(n)
-        for n in _JOURNAL_TYPES
-    ]
-    return exp.select(*cols).from_(source)
-
 
 def _struct_type() -> exp.Literal:
-    return exp.Literal.string(json.dumps([_JOURNAL_TYPES]))
+    return exp.Literal.string(json.dumps([JOURNAL_TYPES]))
 
 
 def _batch_source() -> exp.Expr:
@@ -95,32 +82,16 @@ def _batch_source() -> exp.Expr:
     inner = exp.select(exp.alias_(unnested, "e")).subquery()
     return exp.select(
         *[exp.alias_(exp.Dot.build([exp.column("e"), exp.to_identifier(n)]), n)
-          for n in _JOURNAL_TYPES]
+          for n in JOURNAL_TYPES]
     ).from_(inner).subquery("raw")  # fmt: skip
 
 
-def _journal_source(path: Path) -> exp.Expr:
-    columns = exp.Struct(
-        expressions=[
-            exp.PropertyEQ(this=exp.Literal.string(n), expression=exp.Literal.string(t))
-            for n, t in _JOURNAL_TYPES.items()
-        ]
-    )
-    return exp.Table(
-        this=exp.func(
-            "read_json",
-            exp.Literal.string(str(path)),
-            exp.PropertyEQ(
-                this=exp.var("format"), expression=exp.Literal.string("newline_delimited")
-            ),
-            exp.PropertyEQ(this=exp.var("columns"), expression=columns),
-        ),
-        alias=exp.TableAlias(this=exp.to_identifier("raw")),
-    )
-
-
-def _with_leaves(typed: exp.Select) -> exp.Select:
-    return exp.select("*", exp.alias_(event_leaf_sql("t"), "__leaf")).from_(typed.subquery("t"))
+@functools.cache
+def _batch_sql() -> str:
+    """The load's statement, generated once: SQLGlot takes tens of milliseconds of Python
+    (holding the GIL the event loop and the writer need) to write it."""
+    rows = with_leaves(typed_rows(_batch_source()))
+    return f"CREATE OR REPLACE TEMP TABLE __live_batch AS {rows.sql('duckdb')}"
 
 
 @dataclass(frozen=True)
@@ -134,15 +105,24 @@ class Receipt:
 
 @dataclass
 class _Pending:
-    events: list[Event]
+    """A request's events: their ids and journal lines, made by the request's own thread so
+    the writer's turn is only the duplicate check, one write and one fsync."""
+
+    ids: list[str]
+    lines: list[str]
     done: Future[Receipt] = field(default_factory=Future)
 
 
 class Meter:
     """The live meter over one workspace. :meth:`start` before :meth:`submit`."""
 
-    def __init__(self, workspace: Workspace, key: Ed25519PrivateKey) -> None:
+    def __init__(
+        self, workspace: Workspace, key: Ed25519PrivateKey, load_every: float = LOAD_EVERY
+    ) -> None:
         self.workspace = workspace
+        self.load_every = load_every
+        self.load_threads = LOAD_THREADS
+        self._hurry = threading.Event()
         self.key = key
         self.folder = workspace.root / LIVE_DIR
         self.log = TransparencyLog()
@@ -153,6 +133,8 @@ class Meter:
         self._threads: list[threading.Thread] = []
         #: Events journaled (and answered) so far: the log's size once the loader catches up.
         self._acked = 0
+        #: (events, bytes) of the journal answered so far, set together: a consistent prefix.
+        self._mark: tuple[int, int] = (0, 0)
         #: Why the loader stopped, if it did: the meter then refuses writes until restarted.
         self.broken: BaseException | None = None
         self._journal: Journal | None = None
@@ -173,6 +155,10 @@ class Meter:
         if journal_path.stat().st_size:
             self._replay(journal_path)
         self._acked = self.log.size
+        self._mark = (self._acked, self._journal.size())
+        # The replay above may use every core; the loads that follow use one, so that a load
+        # never takes the core the answering path (event loop, writer) needs.
+        con.execute(f"SET threads = {int(self.load_threads)}")
         self.last_head = self._read_last_head()
         self._threads = [
             threading.Thread(target=self._run, name="meter-writer", daemon=True),
@@ -184,7 +170,7 @@ class Meter:
     def _replay(self, path: Path) -> None:
         assert self._con is not None
         con = self._con
-        rows = _with_leaves(_typed(_journal_source(path)))
+        rows = with_leaves(typed_rows(journal_source(path)))
         con.execute(f"CREATE OR REPLACE TEMP TABLE __live_journal AS {rows.sql('duckdb')}")
         got = con.execute(
             "SELECT list(event_id ORDER BY rowid), list(__leaf ORDER BY rowid) FROM __live_journal"
@@ -195,7 +181,7 @@ class Meter:
         if len(self._index) != len(ids):
             raise RuntimeError(f"the journal {path} repeats an event id")
         self.log = TransparencyLog(merkle.as_hashes(leaves))
-        cols = ", ".join(_JOURNAL_TYPES)
+        cols = ", ".join(JOURNAL_TYPES)
         before = self._store_count()
         con.execute(
             f"INSERT INTO {EVENTS_TABLE} ({cols}) SELECT {cols} FROM __live_journal j "  # noqa: S608
@@ -216,6 +202,7 @@ class Meter:
             self._queue.put(None)
             writer.join()
             self._loads.put(None)
+            self._hurry.set()
             loader.join()
             self._threads = []
         if self._journal is not None:
@@ -227,11 +214,52 @@ class Meter:
     # ------------------------------------------------------------------------------ intake
     def submit(self, events: list[Event]) -> Receipt:
         """Hand events to the writer and wait until they are durable (fsync'd)."""
+        return self.submit_future(events).result()
+
+    def submit_future(self, events: list[Event]) -> Future[Receipt]:
+        """Hand events to the writer; the future is done once they are durable (fsync'd).
+
+        The caller need not block a thread on it: the web app awaits it on its event loop, so
+        an answer takes one thread hand-off each way (to the writer and back)."""
         if self.broken is not None:
             raise RuntimeError(f"the meter stopped loading the store: {self.broken}")
-        pending = _Pending(events)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None).strftime(TS_TEXT)
+        lines = [
+            json.dumps(
+                {k: now if k == "recorded_at" else e.get(k) for k in JOURNAL_TYPES},
+                ensure_ascii=False,
+            )
+            for e in events
+        ]
+        pending = _Pending([e["event_id"] for e in events], lines)
         self._queue.put(pending)
-        return pending.done.result()
+        return pending.done
+
+    def journal_prefix(self) -> tuple[Path, int, int]:
+        """The journal file, and how many events and bytes of it are durable and answered:
+        a reader may copy that many bytes while the writer appends after them."""
+        assert self._journal is not None
+        events, size = self._mark
+        return self._journal.path, events, size
+
+    def stored_events(self, entity_ids: Sequence[str]) -> pa.Table:
+        """The store's events of these entities (every column), once the log has caught up:
+        the context an adapter reads, as an ingest into the workspace would."""
+        self.settle()
+        assert self._con is not None
+        cursor = self._con.cursor()  # its own cursor: the loader uses the connection
+        try:
+            return cursor.sql(
+                f"SELECT * FROM {EVENTS_TABLE} WHERE list_contains($ids, entity_id)",  # noqa: S608
+                params={"ids": list(entity_ids)},
+            ).to_arrow_table()
+        finally:
+            cursor.close()
+
+    @property
+    def acked(self) -> int:
+        """Events answered so far (journaled): the log's size once the loader catches up."""
+        return self._acked
 
     def index_of(self, event_id: str) -> int | None:
         return self._index.get(event_id)
@@ -239,6 +267,8 @@ class Meter:
     def settle(self, timeout: float = SETTLE_TIMEOUT) -> int:
         """Wait until every event answered so far is in the log; the log's size."""
         target = self._acked
+        if self.log.size < target:
+            self._hurry.set()
         with self._loaded:
             done = self._loaded.wait_for(
                 lambda: self.log.size >= target or self.broken is not None, timeout
@@ -273,42 +303,50 @@ class Meter:
 
     def _write(self, group: Sequence[_Pending]) -> None:
         assert self._journal is not None
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None).strftime(TS_TEXT)
-        fresh: list[Event] = []
+        fresh: list[str] = []
         seen: set[str] = set()
         plans: list[tuple[_Pending, list[str], list[str]]] = []
         for pending in group:
             new_ids: list[str] = []
             dup_ids: list[str] = []
-            for event in pending.events:
-                eid = event["event_id"]
+            for eid, line in zip(pending.ids, pending.lines, strict=True):
                 if eid in self._index or eid in seen:
                     dup_ids.append(eid)
                     continue
                 seen.add(eid)
                 new_ids.append(eid)
-                fresh.append({**event, "recorded_at": now})
+                fresh.append(line)
             plans.append((pending, new_ids, dup_ids))
         if fresh:
-            lines = [
-                json.dumps({k: e.get(k) for k in _JOURNAL_TYPES}, ensure_ascii=False) for e in fresh
-            ]
-            self._journal.append(("\n".join(lines) + "\n").encode("utf-8"))
+            data = ("\n".join(fresh) + "\n").encode("utf-8")
+            self._journal.append(data)
             start = self._acked
-            for i, e in enumerate(fresh):
-                self._index[e["event_id"]] = start + i
-            self._acked = start + len(fresh)
-            self._loads.put(lines)
+            for _pending, new_ids, _dups in plans:
+                for eid in new_ids:
+                    self._index[eid] = start
+                    start += 1
+            self._loads.put(fresh)  # before _acked moves: a reader's target is then queued
+            self._acked = start
+            self._mark = (self._acked, self._mark[1] + len(data))
         size = self._acked
         for pending, new_ids, dup_ids in plans:
             pending.done.set_result(Receipt([(i, self._index[i]) for i in new_ids], dup_ids, size))
 
     def _load(self) -> None:
         stopping = False
+        last = 0.0
         while not stopping:
             first = self._loads.get()
             if first is None:
                 return
+            # Load at most every ``load_every`` seconds unless a reader waits: each load is a
+            # DuckDB commit (a WAL fsync on the journal's disk), so fewer, larger loads keep
+            # the journal's fsyncs, which every answer waits for, short.
+            pause = self.load_every - (time.monotonic() - last)
+            if pause > 0:
+                self._hurry.wait(pause)
+            self._hurry.clear()
+            last = time.monotonic()
             lines = list(first)
             while len(lines) < _MAX_LOAD:
                 try:
@@ -334,14 +372,11 @@ class Meter:
         """Insert journal-form rows into the store in one transaction; their leaf hashes."""
         assert self._con is not None
         con = self._con
-        rows = _with_leaves(_typed(_batch_source()))
         payload = "[" + ",".join(lines) + "]"
-        cols = ", ".join(_JOURNAL_TYPES)
+        cols = ", ".join(JOURNAL_TYPES)
         con.execute("BEGIN")
         try:
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE __live_batch AS {rows.sql('duckdb')}", [payload]
-            )
+            con.execute(_batch_sql(), [payload])
             con.execute(f"INSERT INTO {EVENTS_TABLE} ({cols}) SELECT {cols} FROM __live_batch")  # noqa: S608
             leaf = con.execute("SELECT list(__leaf ORDER BY rowid) FROM __live_batch").fetchone()
             con.execute("COMMIT")

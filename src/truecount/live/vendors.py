@@ -13,8 +13,12 @@ refused the records.
   ``data.item``); a conversation item is read as one line of a conversations export. Other
   topics (``ping``, contacts...) carry no metered events and are answered without any.
 
-The scratch store sees only the payload, not the workspace: facts the Zendesk audit reader
-gathers across files (a ticket's requester and channel) must be in the same payload.
+The Zendesk audit reader needs facts about the ticket (its requester and channel, from its
+creating audit or the ticket itself), which a later audit's webhook does not carry. A file
+ingest finds them in the workspace store; so does the meter: the events the store already
+holds for the payload's tickets (:func:`zendesk_ticket_ids`) are put in the scratch store
+first, under ids of their own (:data:`KNOWN_PREFIX`) so the payload's events are never taken
+for duplicates of them, and only the payload's events come out.
 """
 
 from __future__ import annotations
@@ -25,22 +29,26 @@ from pathlib import Path
 from typing import Any, Final
 
 import duckdb
+import pyarrow as pa
 
 from truecount.errors import TruecountError
-from truecount.ingest.canonical import QUARANTINE_TABLE
-from truecount.workspace import configure
+from truecount.ingest.canonical import EVENTS_TABLE, QUARANTINE_TABLE
+from truecount.workspace import configure, ensure_schema
 
 from .events import Event
 
 #: Zendesk single-object bodies and the page key the adapter reads them under.
 _ZENDESK_SINGLE: Final[dict[str, str]] = {"ticket": "tickets", "audit": "audits"}
 
-#: The scratch store's events in journal form (``ts`` formatted as events.TS_TEXT).
+#: The scratch store's events in journal form (``ts`` formatted as events.TS_TEXT), without
+#: the workspace's events put there as context.
 _SELECT: Final[str] = (
     "SELECT event_id, entity_id, strftime(ts, '%Y-%m-%dT%H:%M:%S.%f') AS ts, type, actor, value, "
-    "CAST(attrs AS VARCHAR) AS attrs, seq FROM events "
+    "CAST(attrs AS VARCHAR) AS attrs, seq FROM events WHERE NOT starts_with(event_id, ?) "
     "ORDER BY ts, entity_id, seq NULLS FIRST, event_id"
 )
+#: How the workspace's events given as context are renamed in the scratch store.
+KNOWN_PREFIX: Final[str] = "\x00known:"
 
 
 class PayloadError(ValueError):
@@ -79,8 +87,23 @@ def _json(body: bytes) -> Any:
         raise PayloadError(f"the body is not JSON ({exc})") from None
 
 
-def adapter_events(vendor: str, name: str, data: bytes, source: str) -> list[Event]:
-    """Read one payload file with the vendor's adapter; its events in journal form."""
+def zendesk_ticket_ids(data: bytes) -> list[str]:
+    """The tickets a Zendesk payload file has audits of (their entity ids), if any."""
+    doc = _json(data)
+    audits = doc.get("audits") if isinstance(doc, dict) else None
+    if not isinstance(audits, list):
+        return []
+    ids = {str(a["ticket_id"]) for a in audits if isinstance(a, dict) and "ticket_id" in a}
+    return sorted(ids)
+
+
+def adapter_events(
+    vendor: str, name: str, data: bytes, source: str, known: pa.Table | None = None
+) -> list[Event]:
+    """Read one payload file with the vendor's adapter; its events in journal form.
+
+    ``known`` are stored events (canonical columns) the adapter may read as context, as an
+    ingest into the workspace would; none of them is returned."""
     from truecount.adapters import ingest_source  # the adapters import a lot: only when used
 
     with tempfile.TemporaryDirectory(prefix="truecount-hook-") as folder:
@@ -89,6 +112,16 @@ def adapter_events(vendor: str, name: str, data: bytes, source: str) -> list[Eve
         con = duckdb.connect(":memory:")
         try:
             configure(con, "256MB")
+            if known is not None and known.num_rows:
+                ensure_schema(con)
+                con.register("__tc_known", known)
+                cols = ", ".join(c for c in known.column_names if c != "event_id")
+                con.execute(
+                    f"INSERT INTO {EVENTS_TABLE} (event_id, {cols}) "  # noqa: S608
+                    f"SELECT ? || event_id, {cols} FROM __tc_known",
+                    [KNOWN_PREFIX],
+                )
+                con.unregister("__tc_known")
             try:
                 ingest_source(con, vendor, [path], partial=True)
             except TruecountError as exc:
@@ -96,7 +129,7 @@ def adapter_events(vendor: str, name: str, data: bytes, source: str) -> list[Eve
             refused = con.execute(
                 f"SELECT column_name, reason FROM {QUARANTINE_TABLE} LIMIT 1"  # noqa: S608
             ).fetchone()
-            rows = con.execute(_SELECT).fetchall()
+            rows = con.execute(_SELECT, [KNOWN_PREFIX]).fetchall()
         finally:
             con.close()
     if refused is not None and not rows:
