@@ -32,6 +32,8 @@ Usage::
 
     .venv/bin/python bench/bigdata.py --events 100000000 --out bench/data/big-100M
     .venv/bin/python bench/bigdata.py --add-invoice --out bench/data/big-100M
+    .venv/bin/python bench/bigdata.py --events 1000000000 --out bench/data/big-1B \\
+        --link-from bench/data/big-300M --no-invoice
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -214,44 +217,104 @@ def max_ts(tickets: int, con: duckdb.DuckDBPyConnection) -> dt.datetime:
     return value
 
 
-def generate(out: Path, tickets: int, chunk: int, threads: int, memory_limit: str) -> None:
-    """Write ``events-NNNNN.parquet`` files of ``chunk`` tickets each, then ``manifest.json``."""
+def _linkable(source: Path | None, name: str, chunk: int, hi: int) -> Path | None:
+    """The same chunk in another data set, when that set is finished and holds it whole.
+
+    Ticket ``i``'s events depend on ``i`` alone, so chunk ``n`` of one chunk size is the same
+    file in every data set that has all its tickets: a larger set links the smaller set's
+    files instead of writing them again (a billion events reuse the 300 million set's chunks).
+    """
+    if source is None or not (source / "manifest.json").exists():
+        return None
+    theirs = json.loads((source / "manifest.json").read_text())
+    if theirs.get("chunk_tickets", 10_000_000) != chunk or int(theirs["tickets"]) < hi:
+        return None
+    if theirs.get("generator_version") != GENERATOR_VERSION or name not in theirs["files"]:
+        return None
+    return source / name
+
+
+def generate(
+    out: Path,
+    tickets: int,
+    chunk: int,
+    threads: int,
+    memory_limit: str,
+    link_from: Path | None = None,
+    invoice: bool = True,
+    resume: bool = False,
+    ascending: bool = False,
+) -> None:
+    """Write ``events-NNNNN.parquet`` files of ``chunk`` tickets each, then ``manifest.json``.
+
+    Chunks that ``link_from`` (a finished data set of the same chunk size) holds whole are
+    hard-linked from it, after the others are written, so that set may still be running.
+    ``invoice=False`` skips the invoice and its reconciliation truth (count-only runs).
+    ``resume`` keeps the chunk files already there, so that a second process started with
+    ``ascending`` (lowest chunk first, against the first one's highest first) halves the time.
+    """
     out.mkdir(parents=True, exist_ok=True)
     con = _connect(threads, memory_limit)
-    files: list[str] = []
     started = time.perf_counter()
     rows = 0
-    for n, lo in enumerate(range(0, tickets, chunk)):
-        hi = min(tickets, lo + chunk)
+    chunks = [(n, lo, min(tickets, lo + chunk)) for n, lo in enumerate(range(0, tickets, chunk))]
+    if link_from is not None and not ascending:
+        # Highest first, so the chunks the other set may still be writing come last.
+        chunks.reverse()
+    elif link_from is not None:
+        # Lowest first, but the chunks the other set has files for last.
+        chunks.sort(key=lambda c: (link_from / f"events-{c[0]:05d}.parquet").exists())
+    for n, lo, hi in chunks:
         name = f"events-{n:05d}.parquet"
-        target = exp.Literal.string(str(out / name)).sql("duckdb")
+        final = out / name
+        # Written under a private name and renamed when whole: a file with the final name is
+        # always complete, so a second process (``--resume``) can share the work safely.
+        partial = out / f".{name}.{os.getpid()}.tmp"
+        linked = _linkable(link_from, name, chunk, hi)
+        kept = resume and final.exists()
+        if kept:
+            source = final
+        elif linked is not None:
+            partial.unlink(missing_ok=True)
+            partial.hardlink_to(linked)
+            source = linked
+        else:
+            target = exp.Literal.string(str(partial)).sql("duckdb")
+            con.execute(
+                f"COPY ({_events_sql(lo, hi)}) TO {target} "
+                "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)"
+            ).fetchall()
+            source = partial
         got = con.execute(
-            f"COPY ({_events_sql(lo, hi)}) TO {target} "
-            "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)"
+            "SELECT sum(num_rows) FROM parquet_file_metadata(?)", [str(source)]
         ).fetchall()
+        if not kept:
+            os.replace(partial, final)
         rows += int(got[0][0]) if got else 0
-        files.append(name)
+        how = " (kept)" if kept else " (linked)" if linked else ""
         print(
-            f"{name}: tickets {lo:,}..{hi:,}, {rows:,} events so far, "
-            f"{time.perf_counter() - started:.0f} s",
+            f"{name}: tickets {lo:,}..{hi:,}{how}, "
+            f"{rows:,} events so far, {time.perf_counter() - started:.0f} s",
             file=sys.stderr,
             flush=True,
         )
+    files = [f"events-{n:05d}.parquet" for n, _, _ in sorted(chunks)]
     latest = max_ts(tickets, con)
-    lines = write_invoice(out, tickets, con)
-    manifest = {
+    manifest: dict[str, Any] = {
         "generator": "bench/bigdata.py",
         "generator_version": GENERATOR_VERSION,
         "tickets": tickets,
+        "chunk_tickets": chunk,
         "events": rows,
         "files": files,
         "max_ts": latest.isoformat(),
         "truth": truth(tickets, latest, con),
-        "invoice": "invoice.parquet",
-        "invoice_lines": lines,
-        "reconcile_truth": reconcile_truth(tickets, latest, con),
-        "generate_seconds": round(time.perf_counter() - started, 1),
     }
+    if invoice:
+        manifest["invoice"] = "invoice.parquet"
+        manifest["invoice_lines"] = write_invoice(out, tickets, con)
+        manifest["reconcile_truth"] = reconcile_truth(tickets, latest, con)
+    manifest["generate_seconds"] = round(time.perf_counter() - started, 1)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
@@ -286,13 +349,31 @@ def main() -> int:
     parser.add_argument(
         "--add-invoice", action="store_true", help="only add the invoice to an existing --out"
     )
+    parser.add_argument(
+        "--link-from", type=Path, help="a finished smaller set whose whole chunks to hard-link"
+    )
+    parser.add_argument("--no-invoice", action="store_true", help="count-only data set")
+    parser.add_argument("--resume", action="store_true", help="keep the chunk files already there")
+    parser.add_argument(
+        "--ascending", action="store_true", help="lowest chunk first (a second --resume process)"
+    )
     args = parser.parse_args()
     if args.add_invoice:
         add_invoice(args.out, args.threads, args.memory_limit)
         print((args.out / "manifest.json").read_text())
         return 0
     tickets = args.tickets or round((args.events or 1_000_000) / EVENTS_PER_TICKET)
-    generate(args.out, tickets, args.chunk_tickets, args.threads, args.memory_limit)
+    generate(
+        args.out,
+        tickets,
+        args.chunk_tickets,
+        args.threads,
+        args.memory_limit,
+        link_from=args.link_from,
+        invoice=not args.no_invoice,
+        resume=args.resume,
+        ascending=args.ascending,
+    )
     print((args.out / "manifest.json").read_text())
     return 0
 

@@ -59,7 +59,7 @@ def child(folder: Path, reconcile: bool) -> None:
     from truecount.billing.invoice import load_invoice_into
     from truecount.billing.reconcile import reconcile_in
     from truecount.definition.load import load_definition
-    from truecount.engine.run import count_source, partitions_for
+    from truecount.engine.run import count_source, partitions_for, piece_cuts
     from truecount.engine.source import open_events
 
     files = sorted(str(p) for p in folder.glob("events-*.parquet"))
@@ -67,6 +67,7 @@ def child(folder: Path, reconcile: bool) -> None:
     wall, cpu = time.perf_counter(), time.process_time()
     source = open_events(files)
     pieces = partitions_for(source)
+    kind = "ranges" if piece_cuts(source, pieces) is not None else "hash" if pieces > 1 else "one"
     result = count_source(definition, source)
     got: dict[str, Any] = {
         "count_wall_s": round(time.perf_counter() - wall, 1),
@@ -74,6 +75,7 @@ def child(folder: Path, reconcile: bool) -> None:
         "count_peak_rss_mb": _peak_rss_mb(),
         "temp_bytes_after_count": _spilled(result.con),
         "pieces": pieces,
+        "piece_kind": kind,
         "memory_limit": result.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][
             0
         ],
@@ -114,20 +116,34 @@ def child(folder: Path, reconcile: bool) -> None:
     print(json.dumps(got))
 
 
+def _manifest(folder: Path) -> dict[str, Any]:
+    """The generator's manifest, waiting (up to an hour) while it is still being computed."""
+    path = folder / "manifest.json"
+    for _ in range(720):
+        if path.exists():
+            break
+        time.sleep(5)
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
+
+
 def main() -> int:
     if len(sys.argv) >= 3 and sys.argv[1] == "--child":
         child(Path(sys.argv[2]), reconcile="--count-only" not in sys.argv)
         return 0
     folder = Path(sys.argv[1])
     count_only = "--count-only" in sys.argv
-    manifest = json.loads((folder / "manifest.json").read_text())
-    reconcile = not count_only and "reconcile_truth" in manifest
+    # A count-only run may start while the generator still computes the truth: the files are
+    # complete before the manifest is written, and the truth is needed only at the end.
+    manifest = None if count_only else _manifest(folder)
+    reconcile = manifest is not None and "reconcile_truth" in manifest
     temp = Path(os.environ.get("TRUECOUNT_TEMP_DIRECTORY") or folder / "spill")
     temp.mkdir(parents=True, exist_ok=True)
     env = os.environ.copy() | {"TRUECOUNT_TEMP_DIRECTORY": str(temp)}
     args = [sys.executable, __file__, "--child", str(folder)]
     args += [] if reconcile else ["--count-only"]
     started = time.perf_counter()
+    load_before = round(os.getloadavg()[0], 1)
     proc = subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
@@ -142,12 +158,15 @@ def main() -> int:
     got = json.loads(out.strip().splitlines()[-1])
     got["peak_temp_mb"] = round(peak_temp / 1e6)
     got["process_wall_s"] = round(time.perf_counter() - started, 1)
+    load_after = round(os.getloadavg()[0], 1)
+    print(json.dumps({k: v for k, v in got.items() if k != "periods"}), file=sys.stderr)
+    manifest = manifest or _manifest(folder)
     agree = got["periods"] == manifest["truth"]
     if reconcile:
         agree = agree and got["cells"] == manifest["reconcile_truth"]
     report = {k: v for k, v in got.items() if k not in ("periods", "cells")}
     report |= {"events": manifest["events"], "tickets": manifest["tickets"], "truth": agree}
-    report["load_average"] = round(os.getloadavg()[0], 1)
+    report["load_average"] = [load_before, load_after]
     print(json.dumps(report))
     return 0 if agree else 1
 

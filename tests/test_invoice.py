@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -119,3 +121,61 @@ def test_typed_parquet_invoice_matches_the_same_invoice_as_text(tmp_path: Path) 
     text = load_invoice(tmp_path / "inv.csv").to_pandas()
     cols = ["line_id", "entity_id", "billed_at", "amount"]
     pd.testing.assert_frame_equal(typed[cols], text[cols])
+
+
+def _repeats_by_pandas(frame: Any) -> tuple[list[int], int, int]:
+    """Rows kept (1-based), repeats with an id dropped, repeats without an id kept: the rule
+    of docs/reconcile.md computed in pandas over the text as written."""
+    key = ["_id", "entity_id", "billed_at", "period", "amount", "currency"]
+    f = frame.assign(_id=frame["line_id"].str.strip(), _row=range(1, len(frame) + 1))
+    has_id = f["_id"] != ""
+    later = f.duplicated(subset=key, keep="first")
+    kept = f[~(has_id & later)]["_row"].tolist()
+    return kept, int((has_id & later).sum()), int((~has_id & later).sum())
+
+
+@pytest.mark.parametrize("order", ["sorted", "sorted_with_repeats", "shuffled"])
+def test_verbatim_repeats_match_pandas_in_any_line_order(tmp_path: Path, order: str) -> None:
+    """Ids in strict order (proven distinct in one pass), in order with repeats, or shuffled
+    with padded and missing ids (found by hashing): the same lines are kept and the same
+    repeats counted as pandas finds them."""
+    import random
+
+    import duckdb
+    import pandas as pd
+
+    from truecount.billing.invoice import load_invoice_into, repeated_lines
+
+    rng = random.Random(15)
+    rows = []
+    for i in range(400):
+        line = f"L{i:04d}"
+        ent = f"T{rng.randrange(60)}"
+        rows.append([line, ent, "2026-01-05", "2026-01", "1.00", "USD"])
+        if order != "sorted" and rng.random() < 0.25:
+            copy = list(rows[-1])
+            pick = rng.randrange(4 if order == "shuffled" else 2)
+            if pick == 0:
+                # the same id (padded, once trimmed, when shuffled): a verbatim repeat
+                copy[0] = f" {line} " if order == "shuffled" else line
+            elif pick == 1:
+                copy[4] = "2.00"  # same id, another amount: a second line, kept
+            elif pick == 2:
+                copy[0] = ""  # no id: nothing tells a repeat from a rebilling, kept
+                rows.append(list(copy))
+            rows.append(copy)
+    if order == "shuffled":
+        rng.shuffle(rows)
+    frame = pd.DataFrame(
+        rows, columns=["line_id", "entity_id", "billed_at", "period", "amount", "currency"]
+    )
+    path = tmp_path / "inv.csv"
+    frame.to_csv(path, index=False, quoting=csv.QUOTE_ALL)  # quoted: the spaces stay
+    kept, dropped, kept_repeats = _repeats_by_pandas(frame)
+    if order != "sorted":
+        assert dropped and (kept_repeats or order != "shuffled")  # the data exercise each kind
+    con = duckdb.connect()
+    load_invoice_into(con, [path], table="invoice")
+    got = [r[0] for r in con.execute("SELECT source_row FROM invoice ORDER BY line_no").fetchall()]
+    assert got == kept
+    assert repeated_lines(con) == (dropped, kept_repeats)

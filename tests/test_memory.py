@@ -22,10 +22,10 @@ import pytest
 import truecount
 from truecount.billing.invoice import load_invoice_into
 from truecount.billing.reconcile import reconcile_in
-from truecount.db import ResourceError, resource_error, size_bytes
+from truecount.db import ResourceError, memory_limit_bytes, resource_error, size_bytes
 from truecount.definition.load import load_definition
-from truecount.engine.run import partitions_for
-from truecount.engine.source import open_events
+from truecount.engine.run import RANGE_BYTES_PER_EVENT, entity_cuts, partitions_for, piece_cuts
+from truecount.engine.source import entity_row_groups, open_events
 from truecount.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,6 +165,82 @@ def test_pieces_give_the_one_piece_verdicts_and_the_truth(
     assert got == _expected()
 
 
+def test_entity_cuts_split_the_rows_evenly() -> None:
+    """Cuts fall at the smallest entity of the row group past each even share of the rows."""
+    groups = [("e40", "e49", 10), ("e00", "e09", 10), ("e20", "e29", 10), ("e10", "e19", 10)]
+    groups += [("e30", "e39", 10)]
+    assert entity_cuts(groups, 5) == ["e10", "e20", "e30", "e40"]
+    assert entity_cuts(groups, 2) == ["e30"]  # 30 rows below, 20 above: the first past 25
+    assert entity_cuts(groups, 1) == []
+    # Row groups that all start at one entity (files not grouped by entity) give no cut.
+    spread = [("e00", "e99", 10)] * 5
+    assert entity_cuts(spread, 3) == []
+
+
+def test_range_pieces_come_from_the_footers_and_read_their_own_row_groups(
+    events: list[str],
+) -> None:
+    """The generator writes one chunk of tickets per file, so three pieces are three files:
+    the cuts are the files' first entities, and a piece's filter skips the other files' row
+    groups (DuckDB's own scan statistics), while its rows are exactly its entities' (pandas)."""
+    source = open_events(events)
+    try:
+        groups = entity_row_groups(source)
+        assert groups is not None and len(groups) == len(events) == 3
+        cuts = piece_cuts(source, 3)
+        firsts = sorted(
+            pd.read_parquet(f, columns=["entity_id"])["entity_id"].min() for f in events
+        )
+        assert cuts == firsts[1:]
+        ev = pd.concat([pd.read_parquet(f, columns=["entity_id"]) for f in events])
+        plan = source.con.execute(
+            "EXPLAIN ANALYZE SELECT count(*) FROM events WHERE entity_id >= ? AND entity_id < ?",
+            [cuts[0], cuts[1]],
+        ).fetchall()[0][1]
+        assert "Row Groups Scanned: 1 / 3" in plan
+        got = source.con.execute(
+            "SELECT count(*) FROM events WHERE entity_id >= ? AND entity_id < ?", cuts
+        ).fetchall()[0][0]
+        want = int(((ev["entity_id"] >= cuts[0]) & (ev["entity_id"] < cuts[1])).sum())
+        assert got == want > 0
+    finally:
+        source.con.close()
+
+
+@pytest.fixture(scope="module")
+def shuffled(events: list[str], tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The same events in random order over three files: every file spans all the entities."""
+    out = tmp_path_factory.mktemp("shuffled")
+    ev = pd.concat([pd.read_parquet(f) for f in events], ignore_index=True)
+    ev = ev.sample(frac=1.0, random_state=7).reset_index(drop=True)
+    files = []
+    third = len(ev) // 3 + 1
+    for n in range(3):
+        path = out / f"part-{n}.parquet"
+        ev.iloc[n * third : (n + 1) * third].to_parquet(path, index=False)
+        files.append(str(path))
+    return files
+
+
+def test_files_not_grouped_by_entity_fall_back_to_hash_pieces(
+    shuffled: list[str], events: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRUECOUNT_MEMORY_LIMIT", "64MB")
+    monkeypatch.setenv("TRUECOUNT_THREADS", "1")
+    monkeypatch.setenv("TRUECOUNT_PARTITIONS", "3")
+    source = open_events(shuffled)
+    try:
+        assert piece_cuts(source, 3) is None
+    finally:
+        source.con.close()
+    result = truecount.count(load_definition(DEFINITION), shuffled)
+    try:
+        got = result.verdicts.select(["entity_id", "period", "status"]).to_pandas()
+    finally:
+        result.close()
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), _pandas_verdicts(events))
+
+
 def test_the_generators_truth_is_the_python_rule(events: list[str]) -> None:
     """bench/bigdata.py's own truth (SQL over the parameters) equals the rule in Python, so
     the truth the scale runs are checked against can be trusted."""
@@ -228,8 +304,15 @@ def test_the_automatic_number_of_pieces_follows_the_budget(
         ).fetchall()[0][0]
         assert source.rows == rows
         assert partitions_for(source) == 1  # ~100k events fit in 64MB many times over
+        budget = memory_limit_bytes(source.con)
+        assert budget is not None
+        # Two and a half range pieces' worth: the three files make three range pieces.
+        source.rows = budget // RANGE_BYTES_PER_EVENT * 5 // 2
+        assert partitions_for(source) == 3
+        # A billion events would need ~1000 range pieces, but three files give only two
+        # cuts: the count falls back to hash pieces, as large as the budget allows.
         source.rows = 10**9
-        assert partitions_for(source) > 100
+        assert 100 < partitions_for(source) < 200
     finally:
         source.con.close()
 
@@ -319,8 +402,16 @@ def test_a_full_temp_disk_is_one_line_and_corrupts_nothing(
     two_files: list[str], tmp_path: Path
 ) -> None:
     """An ingest that runs out of temporary space stops with exit 2 and one line naming
-    TRUECOUNT_TEMP_DIRECTORY; the store keeps what it had, and the same ingest with room works."""
+    TRUECOUNT_TEMP_DIRECTORY; the store keeps what it had, and the same ingest with room works.
+
+    The second file is a CSV: a CSV is copied into a staging table before its checks, which is
+    what spills (a Parquet file in entity order goes straight into the store)."""
     base = {"PATH": "/usr/bin:/bin", "TRUECOUNT_THREADS": "1"}
+    second = tmp_path / "second.csv"
+    duckdb.execute(
+        "COPY (SELECT * FROM read_parquet($file)) TO '" + str(second).replace("'", "''") + "'",
+        {"file": two_files[1]},
+    )
     cli = [sys.executable, "-m", "truecount"]
     ws = tmp_path / "ws"
     run = subprocess.run
@@ -334,7 +425,7 @@ def test_a_full_temp_disk_is_one_line_and_corrupts_nothing(
         "TRUECOUNT_TEMP_DIRECTORY": str(tmp_path / "spill"),
     }
     done = run(
-        [*cli, "ingest", "-w", str(ws), two_files[1]],
+        [*cli, "ingest", "-w", str(ws), str(second)],
         env=tight,
         capture_output=True,
         text=True,
@@ -346,7 +437,7 @@ def test_a_full_temp_disk_is_one_line_and_corrupts_nothing(
     assert "temporary disk" in done.stderr
     assert "TRUECOUNT_TEMP_DIRECTORY" in done.stderr
     assert _store(ws) == before
-    again = run([*cli, "ingest", "-w", str(ws), two_files[1]], env=base, capture_output=True)
+    again = run([*cli, "ingest", "-w", str(ws), str(second)], env=base, capture_output=True)
     assert again.returncode == 0, again.stderr
     events = duckdb.sql(
         "SELECT count(*) FROM read_parquet($files)", params={"files": two_files}

@@ -507,7 +507,8 @@ def load_invoice_into(
             )
         ) from exc
     try:
-        _validate(con, provided, mapping)
+        plain_ids = _validate(con, provided, mapping)
+        _repeats_table(con, plain_ids and _ids_in_order(con))
         _materialize(con, table, provided, mapping)
     except BaseException:
         con.execute("DROP VIEW IF EXISTS _tc_invoice_rows")
@@ -587,7 +588,9 @@ def _ts_sql(mapping: InvoiceMapping) -> exp.Expr:
     )
 
 
-def _validate(con: duckdb.DuckDBPyConnection, provided: set[str], mapping: InvoiceMapping) -> None:
+def _validate(con: duckdb.DuckDBPyConnection, provided: set[str], mapping: InvoiceMapping) -> bool:
+    """Refuse a bad invoice with every problem named; return whether every line id is plain
+    (present, not empty, no spaces around it)."""
     checks: list[tuple[str, str, str, str]] = [
         (
             "entity_id IS NULL OR trim(entity_id) = ''",
@@ -623,12 +626,15 @@ def _validate(con: duckdb.DuckDBPyConnection, provided: set[str], mapping: Invoi
                 "billed_at_format in the invoice mapping",
             )
         )
-    # One scan counts the lines and every check; the checks are fixed text written here.
+    # One scan counts the lines and every check, and the lines whose id is empty or padded
+    # (see _ids_in_order); the checks are fixed text written here.
     counts_sql = "SELECT count(*), " + ", ".join(
-        f"count(*) FILTER (WHERE {where})" for where, _, _, _ in checks
+        [f"count(*) FILTER (WHERE {where})" for where, _, _, _ in checks] + [_UNPLAIN_ID]
     )
     counts = _one(con, counts_sql + " FROM _tc_invoice_rows")
     assert counts is not None
+    unplain = int(counts[-1])
+    counts = counts[:-1]
     if int(counts[0]) == 0:
         files = [
             r[0]
@@ -668,6 +674,32 @@ def _validate(con: duckdb.DuckDBPyConnection, provided: set[str], mapping: Invoi
             )
     if problems:
         raise InputError(problems)
+    return unplain == 0
+
+
+#: Lines whose id is missing, empty or has spaces around it: for them the trimmed id (the one
+#: repeats are judged by) may differ from the id as written.
+_UNPLAIN_ID: Final[str] = (
+    "count(*) FILTER (WHERE line_id IS NULL OR line_id = '' OR line_id <> trim(line_id))"
+)
+
+
+def _ids_in_order(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether each line id sorts strictly after the one before it, as DuckDB streams them.
+
+    Then no two lines share an id, and no line can repeat another: an invoice numbered in
+    order (the usual case) needs no grouping or window over every line. The proof holds in any
+    order the lines are streamed in; requiring that only the first line lacks a previous id
+    guards against a ``lag`` that restarts per thread. A streaming ``lag`` over the one column
+    is a light pass on one core. Called only when every id is plain (:data:`_UNPLAIN_ID`), so
+    the ids as written are the trimmed ones.
+    """
+    row = _one(
+        con,
+        "SELECT count(*) FILTER (WHERE line_id <= _p), count(*) FILTER (WHERE _p IS NULL) "
+        "FROM (SELECT line_id, lag(line_id) OVER () AS _p FROM _tc_invoice_rows)",
+    )
+    return row is not None and int(row[0]) == 0 and int(row[1]) == 1
 
 
 def _materialize(
@@ -685,6 +717,13 @@ def _materialize(
         currency = exp.Upper(this=exp.Literal.string(mapping.currency)).sql(dialect="duckdb")
     else:
         currency = "CAST(NULL AS VARCHAR)"
+    # a line repeated verbatim under its own line_id is one line listed twice, not two
+    # billings; without a line_id nothing tells a repeat from a second billing, so such lines
+    # stay and land in the `duplicate` cell (docs/reconcile.md). The repeats were found at load
+    # time; usually there are none and the view reads the lines as they are.
+    found = _one(con, f"SELECT count(*) FROM {_REPEATS}")  # noqa: S608 - our own table
+    skip = f"WHERE line_no NOT IN (SELECT line_no FROM {_REPEATS})"  # noqa: S608 - fixed text
+    repeats = skip if found and found[0] else ""
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT "  # noqa: S608
         "coalesce(nullif(trim(line_id), ''), source_file || '#' || source_row) AS line_id, "
@@ -693,33 +732,53 @@ def _materialize(
         "nullif(trim(period), '') AS period, "
         f"CAST({amount} AS DECIMAL(18,6)) AS amount, "
         f"{currency} AS currency, source_file, CAST(source_row AS BIGINT) AS source_row, "
-        "CAST(line_no AS BIGINT) AS line_no FROM _tc_invoice_rows "
-        # a line repeated verbatim under its own line_id is one line listed twice, not two
-        # billings; without a line_id nothing tells a repeat from a second billing, so such
-        # lines stay and land in the `duplicate` cell (docs/reconcile.md)
-        f"QUALIFY {_FIRST_OF_REPEATS}",
+        f"CAST(line_no AS BIGINT) AS line_no FROM _tc_invoice_rows {repeats}",
     )
 
 
-#: True for every line but the second and later copies of a line repeated verbatim (same
-#: line_id, entity, billed_at, period, amount and currency, as written).
-_FIRST_OF_REPEATS: Final[str] = (
-    "nullif(trim(line_id), '') IS NULL OR row_number() OVER (PARTITION BY trim(line_id), "
-    "entity_id, billed_at, billed_at_native, period, amount, amount_native, currency "
-    "ORDER BY line_no) = 1"
+#: The lines of the invoice just loaded that are second or later copies of a line repeated
+#: verbatim (same line_id, entity, billed_at, period, amount and currency, as written).
+_REPEATS: Final[str] = "_tc_invoice_repeats"
+
+#: The verbatim key of a line, as written: two lines are one line listed twice when these are
+#: equal (NULLs equal, as a window partition groups them) and the line_id is not empty.
+_VERBATIM: Final[str] = (
+    "trim(line_id), entity_id, billed_at, billed_at_native, period, amount, amount_native, currency"
 )
+
+
+def _repeats_table(con: duckdb.DuckDBPyConnection, distinct_ids: bool) -> None:
+    """Write the line numbers of the verbatim repeats to :data:`_REPEATS`.
+
+    With ids proven distinct (:func:`_ids_in_order`) the table is empty at no cost. Otherwise
+    only lines whose id shares a 64-bit hash with another line can repeat one: a hash grouping
+    (cheaper than ordering every line by its whole key) finds those few, and the window that
+    numbers the copies runs on them alone. A hash collision only adds a candidate, never drops
+    a line: the window still compares the whole key.
+    """
+    if distinct_ids:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_REPEATS} (line_no BIGINT)")
+        return
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_REPEATS} AS "  # noqa: S608 - fixed text
+        "WITH shared AS (SELECT hash(trim(line_id)) AS h FROM _tc_invoice_rows "
+        "WHERE nullif(trim(line_id), '') IS NOT NULL GROUP BY h HAVING count(*) > 1) "
+        "SELECT CAST(line_no AS BIGINT) AS line_no FROM _tc_invoice_rows "
+        "WHERE nullif(trim(line_id), '') IS NOT NULL "
+        "AND hash(trim(line_id)) IN (SELECT h FROM shared) "
+        f"QUALIFY row_number() OVER (PARTITION BY {_VERBATIM} ORDER BY line_no) > 1"
+    )
 
 
 def repeated_lines(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     """Lines of the invoice just loaded that repeat an earlier one verbatim: those with a
     line_id (counted once) and those without (kept: nothing tells them from a rebilling)."""
+    # those with an id were found at load time; the window numbers the lines without one only
     row = _one(
         con,
-        "SELECT count(*) FILTER (WHERE has_id AND _n > 1), "
-        "count(*) FILTER (WHERE NOT has_id AND _n > 1) FROM "
-        "(SELECT nullif(trim(line_id), '') IS NOT NULL AS has_id, row_number() OVER "
-        "(PARTITION BY trim(line_id), entity_id, billed_at, billed_at_native, period, amount, "
-        "amount_native, currency ORDER BY line_no) AS _n FROM _tc_invoice_rows)",
+        f"SELECT (SELECT count(*) FROM {_REPEATS}), count(*) FILTER (WHERE _n > 1) FROM "  # noqa: S608
+        f"(SELECT row_number() OVER (PARTITION BY {_VERBATIM} ORDER BY line_no) AS _n "
+        "FROM _tc_invoice_rows WHERE nullif(trim(line_id), '') IS NULL)",
     )
     return (int(row[0]), int(row[1])) if row else (0, 0)
 

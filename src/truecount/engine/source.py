@@ -168,6 +168,34 @@ def _table_rows(con: duckdb.DuckDBPyConnection) -> int | None:
     return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
 
+def entity_row_groups(source: EventSource) -> list[tuple[str, str, int]] | None:
+    """Each Parquet row group's smallest and largest ``entity_id`` and its row count.
+
+    Read from the footers, so no row is read. A count cuts its pieces at these values
+    (``engine.run.entity_cuts``): when the files are written grouped by entity, each piece then
+    reads only the row groups of its own entities. None when the source is not Parquet files or
+    some row group has no entity statistics (the pieces then fall back to a hash of the entity).
+    """
+    files = source.files
+    if not files or not all(f.lower().endswith(".parquet") for f in files):
+        return None
+    low, high = exp.column("stats_min_value"), exp.column("stats_max_value")
+    query = (
+        exp.select(low, high, exp.column("row_group_num_rows"))
+        .from_(
+            exp.func(
+                "parquet_metadata",
+                exp.Array(expressions=[exp.Literal.string(f) for f in _literal(files)]),
+            )
+        )
+        .where(exp.column("path_in_schema").eq(exp.Literal.string("entity_id")))
+    )
+    rows = source.con.execute(query.sql("duckdb")).fetchall()
+    if not rows or any(lo is None or hi is None for lo, hi, _ in rows):
+        return None
+    return [(str(lo), str(hi), int(n or 0)) for lo, hi, n in rows]
+
+
 def _literal(files: list[str]) -> list[str]:
     """The paths as DuckDB must be given them to read exactly these files (no glob)."""
     return [str(literal_path(Path(f))) for f in files]

@@ -12,6 +12,13 @@ Each file is handled inside one transaction in four set-based steps, all in Duck
 4. *insert and log*: new events are appended, and one ``ingest_log`` row records the file's
    SHA-256, the mapping and the counts.
 
+A Parquet file (columnar, cheap to read again) skips the staged copy when it is the usual
+file: its ids in order or at least distinct, none of them stored yet. It is read once without
+checks (records, missing actors, the ids' order and span), its good rows are inserted straight
+from the plan with the checks inside the insert, and only a file with bad rows is read again
+to quarantine them (:func:`_load_direct`). Any other file takes the four steps above; the
+stored rows, the quarantine and the counts are the same either way.
+
 Every file is opened and planned before anything is loaded, so a whole-file problem (missing
 column, unreadable file, bad mapping) stops the ingest with nothing half-done.
 """
@@ -43,7 +50,14 @@ from truecount.ingest.history import SUB_COLUMN, history_events
 from truecount.ingest.mapping import MappingFile, load_mapping
 from truecount.ingest.plan import PROBLEM, PROBLEM_COLUMN, RAW, StagePlan, build_stage
 from truecount.ingest.report import FileReport, IngestReport
-from truecount.ingest.source import ROW_COLUMN, Source, encoding_problem, open_source, quoted
+from truecount.ingest.source import (
+    ROW_COLUMN,
+    FileFormat,
+    Source,
+    encoding_problem,
+    open_source,
+    quoted,
+)
 
 if TYPE_CHECKING:
     from truecount.workspace import Workspace
@@ -135,7 +149,7 @@ def load_events_into(
                 con,
                 source.path,
                 label,
-                _mapped_stage(plan, mapping_file),
+                _mapped_stage(plan, mapping_file, source.format == FileFormat.parquet),
                 table,
                 i,
                 len(planned),
@@ -190,12 +204,18 @@ class _Staging:
     has_status: bool = False
     #: The stage already holds several events per record, numbered by ``__tc_sub``.
     multi: bool = False
+    #: The plan's query when the file may be read again instead of staged (Parquet: columnar
+    #: and cheap to re-read; see :func:`_load_direct`); None for every other file.
+    direct: str | None = None
 
 
-def _mapped_stage(plan: StagePlan | None, mapping: MappingFile | None) -> _Staging:
+def _mapped_stage(
+    plan: StagePlan | None, mapping: MappingFile | None, rereadable: bool = False
+) -> _Staging:
     if plan is None:
         return _Staging(build=None)
-    sql = f"CREATE OR REPLACE TEMP TABLE {_STAGE} AS {plan.query.sql('duckdb')}"
+    query = plan.query.sql("duckdb")
+    sql = f"CREATE OR REPLACE TEMP TABLE {_STAGE} AS {query}"
     closed = None
     if plan.has_status:
         assert mapping is not None and mapping.spec.status_history is not None
@@ -209,6 +229,7 @@ def _mapped_stage(plan: StagePlan | None, mapping: MappingFile | None) -> _Stagi
         derived_ids=plan.derived_ids,
         closed_statuses=closed,
         has_status=plan.has_status,
+        direct=query if rereadable and not plan.has_status else None,
     )
 
 
@@ -273,7 +294,16 @@ def _load_one(
     try:
         next_id = f"SELECT coalesce(max(ingest_id), 0) + 1 FROM {INGEST_LOG_TABLE}"  # noqa: S608
         ingest_id = _as_int(_scalar(con, next_id))
-        if staging.build is not None:
+        direct = None
+        if staging.direct is not None:
+            tell("reading and checking")
+            direct = _load_direct(
+                con, staging.direct, staging.derived_ids, table, ingest_id, name, seen_here
+            )
+        if direct is not None:
+            rows_read, quarantined, loaded, unknown_actor = direct
+            events_loaded = loaded
+        elif staging.build is not None:
             tell("reading and checking")
             staging.build(con)
             _quarantine_out_of_range(con, staging.multi)
@@ -352,27 +382,37 @@ TS_RANGE: Final[tuple[dt.datetime, dt.datetime]] = (
 )
 
 
+#: An event or receipt time outside :data:`TS_RANGE` (NULL when both are unknown or in range);
+#: the bounds are the parameters ``$low`` and ``$high`` (:func:`_range_params`).
+_OUTSIDE: Final[str] = (
+    "(ts < CAST($low AS TIMESTAMP) OR ts >= CAST($high AS TIMESTAMP) "
+    "OR recorded_at < CAST($low AS TIMESTAMP) OR recorded_at >= CAST($high AS TIMESTAMP))"
+)
+#: The quarantine reason of a row outside the range, and the column it names.
+_OUTSIDE_REASON: Final[str] = (
+    "CASE WHEN ts < CAST($low AS TIMESTAMP) OR ts >= CAST($high AS TIMESTAMP) "
+    "THEN 'ts ' || CAST(ts AS VARCHAR) ELSE 'recorded_at ' || CAST(recorded_at AS VARCHAR) "
+    "END || ' is outside ' || left($low, 10) || ' .. ' || left($high, 10) "
+    "|| ': a placeholder date, a mistyped year, or an epoch in the wrong unit?'"
+)
+_OUTSIDE_COLUMN: Final[str] = (
+    "CASE WHEN ts < CAST($low AS TIMESTAMP) OR ts >= CAST($high AS TIMESTAMP) "
+    "THEN 'ts' ELSE 'recorded_at' END"
+)
+
+
+def _range_params() -> dict[str, object]:
+    low, high = (t.isoformat(sep=" ") for t in TS_RANGE)
+    return {"low": low, "high": high}
+
+
 def _quarantine_out_of_range(con: duckdb.DuckDBPyConnection, multi: bool) -> None:
     """Quarantine every record with an event time or receipt time outside :data:`TS_RANGE`.
 
     A record that gives several events (an adapter's stage) is quarantined whole, as one row,
     so the counts still add up per record."""
-    low, high = (t.isoformat(sep=" ") for t in TS_RANGE)
-    outside = (
-        "(ts < CAST($low AS TIMESTAMP) OR ts >= CAST($high AS TIMESTAMP) "
-        "OR recorded_at < CAST($low AS TIMESTAMP) OR recorded_at >= CAST($high AS TIMESTAMP))"
-    )
-    reason = (
-        "CASE WHEN ts < CAST($low AS TIMESTAMP) OR ts >= CAST($high AS TIMESTAMP) "
-        "THEN 'ts ' || CAST(ts AS VARCHAR) ELSE 'recorded_at ' || CAST(recorded_at AS VARCHAR) "
-        "END || ' is outside ' || left($low, 10) || ' .. ' || left($high, 10) "
-        "|| ': a placeholder date, a mistyped year, or an epoch in the wrong unit?'"
-    )
-    column = (
-        "CASE WHEN ts < CAST($low AS TIMESTAMP) OR ts >= CAST($high AS TIMESTAMP) "
-        "THEN 'ts' ELSE 'recorded_at' END"
-    )
-    params = {"low": low, "high": high}
+    outside, reason, column = _OUTSIDE, _OUTSIDE_REASON, _OUTSIDE_COLUMN
+    params = _range_params()
     found = con.execute(
         f"SELECT count(*) FROM {_STAGE} WHERE {PROBLEM} IS NULL AND {outside}",  # noqa: S608
         params,
@@ -407,6 +447,107 @@ def _quarantine_out_of_range(con: duckdb.DuckDBPyConnection, multi: bool) -> Non
         """  # noqa: S608 - fixed text
     )
     con.execute("DROP TABLE __tc_out_of_range")
+
+
+def _load_direct(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    derived_ids: bool,
+    table: str,
+    ingest_id: int,
+    name: str,
+    seen_here: bool,
+) -> tuple[int, int, int, int] | None:
+    """Load a re-readable file straight from its plan, without a staged copy; return (records,
+    quarantined, loaded, loaded without an actor), or None when the file needs the staged path.
+
+    Materialising the stage costs about as much as writing the events to the store, and a
+    Parquet file is cheaper to read twice than to copy once. For the usual file (no id repeated
+    within it, none already stored) the checks run once, inside the insert that keeps the good
+    rows; what the counts need besides is read without them: records and missing actors in the
+    streaming pass that proves the ids distinct (:func:`_ids_in_order`), and the bad rows are
+    the records the insert left out. Only a file with bad rows is read again, checked, to
+    quarantine them. Anything else returns None before a row is written, and the staged path
+    decides as before: the counts, the quarantine and the stored rows are the same either way.
+    """
+    plan = f"({query}) AS __tc_plan"
+    params = _range_params()
+    good = f"{PROBLEM} IS NULL AND NOT coalesce({_OUTSIDE}, false)"
+    rows, null_actor, in_order, span = _ids_in_order(con, plan, check=not derived_ids)
+    if not in_order:
+        repeats = con.execute(
+            f"SELECT count(*) - count(DISTINCT event_id) FROM {plan} WHERE {good}",  # noqa: S608
+            params,
+        ).fetchone()
+        if repeats is None or repeats[0]:
+            return None
+    target = quoted(table).sql("duckdb")
+    # Any id of the file already stored, bad rows' too (no checks needed to find them): the
+    # staged path then sorts out which rows are new. Stored ids outside the file's span of ids
+    # cannot match, and the store's min/max statistics skip them without reading them, so the
+    # usual next file of an export (a span of its own) never reads the growing store.
+    stored = _scalar(con, f"SELECT count(*) FROM {target}")  # noqa: S608
+    if stored and span is not None:
+        stored = _scalar(
+            con,
+            f"SELECT count(*) FROM {target} WHERE event_id BETWEEN $lo AND $hi",  # noqa: S608
+            {"lo": span[0], "hi": span[1]},
+        )
+    if stored and _scalar(
+        con,
+        f"SELECT count(*) FROM {target} WHERE event_id IN (SELECT event_id FROM {plan})",  # noqa: S608
+    ):
+        return None
+    columns = ", ".join(quoted(c).sql("duckdb") for c in CANONICAL_COLUMNS)
+    inserted = _as_int(
+        _scalar(con, f"INSERT INTO {target} SELECT {columns} FROM {plan} WHERE {good}", params)  # noqa: S608
+    )
+    bad = rows - inserted
+    if bad:
+        null_actor = _as_int(
+            _scalar(
+                con,
+                f'SELECT count(*) FROM {plan} WHERE {good} AND "actor" IS NULL',  # noqa: S608
+                params,
+            )
+        )
+        if not seen_here:
+            con.execute(
+                f"INSERT INTO {QUARANTINE_TABLE} SELECT $id, $name, {ROW_COLUMN}, "  # noqa: S608
+                f"CASE WHEN {PROBLEM} IS NULL THEN {_OUTSIDE_COLUMN} ELSE {PROBLEM_COLUMN} END, "
+                f"CASE WHEN {PROBLEM} IS NULL THEN {_OUTSIDE_REASON} ELSE {PROBLEM} END, {RAW} "
+                f"FROM {plan} WHERE NOT ({good})",
+                {**params, "id": ingest_id, "name": name},
+            )
+    return rows, 0 if seen_here else bad, inserted, null_actor
+
+
+def _ids_in_order(
+    con: duckdb.DuckDBPyConnection, plan: str, check: bool
+) -> tuple[int, int, bool, tuple[str, str] | None]:
+    """Records, records without an actor, whether each event_id sorts strictly after the one
+    before it, and the span (least, greatest) of the ids, in one pass that runs no check.
+
+    Ids in strict order prove that no id repeats, bad rows' included: exports are often in id
+    order, and a streaming ``lag`` over one column is far cheaper than hashing every id. The
+    proof holds in any order the rows are streamed in; requiring that only the first row lacks
+    a previous id guards against a ``lag`` that restarts per thread. Ids are never NULL (a
+    missing one is derived from file and row). Without ``check`` (ids derived from the file's
+    name and row, unique by construction) the ids are not read: True and no span.
+    """
+    counts = 'count(*), count(*) FILTER (WHERE "actor" IS NULL)'
+    if not check:
+        row = con.execute(f"SELECT {counts} FROM {plan}").fetchone()  # noqa: S608
+        assert row is not None
+        return int(row[0]), int(row[1]), True, None
+    row = con.execute(
+        f"SELECT {counts}, count(*) FILTER (WHERE event_id <= _p), "  # noqa: S608
+        "count(*) FILTER (WHERE _p IS NULL), min(event_id), max(event_id) "
+        f'FROM (SELECT event_id, "actor", lag(event_id) OVER () AS _p FROM {plan})'
+    ).fetchone()
+    assert row is not None
+    span = None if row[4] is None else (str(row[4]), str(row[5]))
+    return int(row[0]), int(row[1]), int(row[2]) == 0 and int(row[3]) == 1, span
 
 
 def _counts(
@@ -558,8 +699,12 @@ def _ingest_settings(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
             con.execute(f"SET {key} = {'true' if value == 'true' else 'false'}")
 
 
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> object:
-    row = con.execute(sql, params or []).fetchone()
+def _scalar(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: list[object] | dict[str, object] | None = None,
+) -> object:
+    row = con.execute(sql, params if params else []).fetchone()
     assert row is not None
     return row[0]
 
