@@ -444,6 +444,7 @@ def work_reconcile_command(ctx: Ctx) -> Result:
         as_of=result.as_of,
         fetch_entities=False,
         cells=False,
+        verdict_periods=result.candidate_periods,
     )
     timing = _done(started, None)
     result.close()

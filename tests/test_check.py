@@ -431,23 +431,74 @@ def test_cli_workspace_without_ratings_export(tmp_path: Path) -> None:
                 assert p["covered"] == r["not_reopened_covered"]
 
 
-@pytest.mark.parametrize("name", ["full", "no_ratings", "thin_ratings"])
-def test_check_on_the_counts_verdict_table(name: str, request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize("folded", [False, True], ids=["grouped", "folded"])
+@pytest.mark.parametrize("name", ["full", "no_ratings", "thin_ratings", "no_values"])
+def test_check_on_the_counts_verdict_table(
+    name: str, folded: bool, request: pytest.FixtureRequest
+) -> None:
     """The report counts once and checks on the same connection, reading the count's verdict
-    table instead of running the verdict query again; the figures are still pandas'."""
-    from truecount.engine.check import check_source
+    table instead of running the verdict query again, and (folded) the coverage's event counts
+    the count added to it instead of grouping the events again; the figures are still
+    pandas'."""
+    from truecount.engine.check import COVERAGE_PREFIX, check_source, coverage_counts
     from truecount.engine.run import VERDICTS_TABLE, count
 
     table = request.getfixturevalue(name)
     definition = load_definition(DEFINITION)
-    result = count(definition, table)
+    extra = coverage_counts(definition) if folded else []
+    assert not folded or extra, "the demo definition's coverage can be folded"
+    result = count(definition, table, event_counts=extra)
     try:
+        cols = [str(r[0]) for r in result.con.execute(f"DESCRIBE {VERDICTS_TABLE}").fetchall()]
+        assert any(c.startswith(COVERAGE_PREFIX) for c in cols) == folded
         checked = check_source(
             definition, result.source, as_of=result.as_of, verdicts=VERDICTS_TABLE
         )
     finally:
         result.close()
-    assert_matches_reference(checked, table)
+    if name == "no_values":
+        plain = check(definition, table)
+        assert checked.to_json() == plain.to_json()
+    else:
+        assert_matches_reference(checked, table)
+
+
+@pytest.mark.parametrize(
+    "example", sorted(p.name for p in (ROOT / "examples").glob("*.yaml")), ids=str
+)
+def test_folded_coverage_equals_grouped_on_every_example(example: str, full: pa.Table) -> None:
+    """Every example definition, on the support export: the coverage read from the count's
+    added event counts equals the one that groups the events itself, figure for figure, and
+    the verdicts are unchanged by the added columns."""
+    from truecount.engine.check import COVERAGE_PREFIX, check_source, coverage_counts
+    from truecount.engine.run import VERDICTS_TABLE, count
+
+    definition = load_definition(ROOT / "examples" / example)
+    results = []
+    verdicts = []
+    for extra in ([], coverage_counts(definition)):
+        result = count(definition, full, event_counts=extra)
+        try:
+            results.append(
+                check_source(
+                    definition, result.source, as_of=result.as_of, verdicts=VERDICTS_TABLE
+                ).to_json()
+            )
+            cols = [
+                str(r[0])
+                for r in result.con.execute(f"DESCRIBE {VERDICTS_TABLE}").fetchall()
+                if not str(r[0]).startswith(COVERAGE_PREFIX)
+            ]
+            verdicts.append(
+                result.con.execute(
+                    f"SELECT {', '.join(chr(34) + c + chr(34) for c in cols)} "
+                    f"FROM {VERDICTS_TABLE} ORDER BY ALL"
+                ).fetchall()
+            )
+        finally:
+            result.close()
+    assert results[0] == results[1]
+    assert verdicts[0] == verdicts[1]
 
 
 def test_caveats_found_with_and_without_escaped_keys(full: pa.Table) -> None:

@@ -50,8 +50,22 @@ PRECEDENCE: Final[tuple[str, ...]] = (
     "unknown", "duplicate", "vendor_only", "pending", "period_mismatch", "agreed",
 )  # fmt: skip
 
-#: Name of the per-entity cell table :func:`reconcile_in` leaves on the connection.
+#: Name of the per-entity cell view :func:`reconcile_in` leaves on the connection.
 CELLS_TABLE: Final[str] = "reconcile_cells"
+
+#: The table behind :data:`CELLS_TABLE`: every entity the invoice bills or the buyer has a
+#: verdict for, with the billed side's last period, dated lines and first ``billed_at``
+#: besides the cell's columns. Drift reads the buyer's other candidates from it.
+ENTITIES_TABLE: Final[str] = "reconcile_entities"
+
+#: The one row of :func:`entity_span`, kept for drift on the same connection.
+_SPAN_TABLE: Final[str] = "_tc_span"
+
+#: The columns of :data:`CELLS_TABLE`, before the conditions' ``cond_*`` columns.
+CELL_COLUMNS: Final[tuple[str, ...]] = (
+    "entity_id", "cell", "reason", "lines", "billed_period", "billed_amount",
+    "buyer_status", "buyer_period", "anchor_ts",
+)  # fmt: skip
 
 #: Reason given for a billed entity in the export that has no anchor event at all.
 NO_ANCHOR: Final[str] = "no_anchor"
@@ -325,10 +339,11 @@ def reconcile_in(
     Table names are chosen by the calling code (never by a user). ``known_table`` needs an
     ``entity_id`` column (the events table works). ``verdict_periods`` — the periods the count
     has candidates in, when the caller knows them — saves a scan of the verdicts.
-    ``cells=False`` skips writing the per-entity cell table (nothing that needs it — a dispute
-    pack, ``fetch_entities`` — will follow): the counts are then aggregated straight from the
-    join, which is most of the cost of a reconciliation at scale. Both ways give the same
-    numbers; the tests hold them to it.
+    ``cells=True`` writes the join of billed entities and verdicts once, as
+    :data:`ENTITIES_TABLE`, with :data:`CELLS_TABLE` a view of its cells; drift, the dispute
+    pack, the report and ``fetch_entities`` read them. ``cells=False`` writes nothing per
+    entity: the counts are aggregated straight from the join, which is most of the cost of a
+    reconciliation at scale. Both ways give the same numbers; the tests hold them to it.
     """
     if fetch_entities and not cells:
         raise ValueError("fetch_entities needs the cell table (cells=True)")
@@ -405,6 +420,7 @@ def _reconcile_in(
         if "source_file" in icols and "source_row" in icols
         else exp.cast(exp.Null(), "VARCHAR")
     )
+    billed_at = _q("billed_at") if has_billed_at else exp.cast(exp.Null(), "TIMESTAMP")
     lines = sqlglot.select(
         exp.alias_(exp.cast(_q("entity_id"), exp.DataType.build("VARCHAR")), "entity_id"),
         exp.alias_(bperiod, "bperiod"),
@@ -412,41 +428,27 @@ def _reconcile_in(
         exp.alias_(line_id, "line_id"),
         exp.alias_(line_no, "line_no"),
         exp.alias_(source, "source"),
+        exp.alias_(billed_at, "billed_at"),
     ).from_(invoice_table)
     con.execute(f"CREATE OR REPLACE TEMP VIEW _tc_lines AS {_sql(lines)}")
 
     # 2. one row per billed entity: its lines, first and last billed period, amount, in one
-    #    grouping (the same grouping a hand-written reconciliation does). With a cell table it
-    #    is materialised for the scope below; without one it stays inside the single query of
-    #    step 4, so the lines flow from the grouping through the join into the counts.
+    #    grouping (the same grouping a hand-written reconciliation does). It stays inside the
+    #    single statement of step 4, so the lines flow from the grouping into the join.
     billed_sql = (
         "SELECT entity_id, count(*) AS lines, min(bperiod) AS billed_period, "
         "max(bperiod) AS last_period, count(bperiod) AS dated, "
-        "sum(amount) AS billed_amount FROM _tc_lines GROUP BY entity_id"
+        "sum(amount) AS billed_amount, min(billed_at) AS first_billed_at "
+        "FROM _tc_lines GROUP BY entity_id"
     )
+    billed_from = cast(exp.Select, sqlglot.parse_one(billed_sql, dialect="duckdb")).subquery("b")
 
-    # 3. the buyer's verdict per entity (collapsing `pick: each` candidates); the scope: counted
-    #    entities matter in the periods from the invoice's first billed period to its last.
+    # 3. the buyer's verdict per entity (collapsing `pick: each` candidates).
     _buyer_view(con, verdicts_table, vcols, setup)
     if terms is not None and "currency" in icols:
         _check_currency(con, invoice_table, terms.currency)
-    in_scope: exp.Expr = exp.true()
-    if cells:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _tc_billed AS {billed_sql}")
-        span_row = _one(con, "SELECT min(billed_period), max(last_period) FROM _tc_billed")
-        if span_row and span_row[0] is not None:
-            in_scope = exp.Between(
-                this=exp.column("period", "v"), low=_s(str(span_row[0])), high=_s(str(span_row[1]))
-            )
-        billed_from: exp.Expr = exp.to_table("_tc_billed").as_("b")
-    else:
-        billed_from = cast(exp.Select, sqlglot.parse_one(billed_sql, dialect="duckdb")).subquery(
-            "b"
-        )
 
-    # 4. the cells: one full outer join of billed entities with the buyer's verdicts. Without a
-    #    cell table, counted entities outside the invoice's span are dropped after counting (the
-    #    span is only known once every line is grouped), which gives the same numbers.
+    # 4. the cells: one full outer join of billed entities with the buyer's verdicts.
     cond_cols = [
         exp.alias_(exp.column(f"{CONDITION_PREFIX}{c}", "v", quoted=True), f"{CONDITION_PREFIX}{c}")
         for c in setup.conditions
@@ -461,7 +463,7 @@ def _reconcile_in(
         "THEN 'period_mismatch' ELSE 'agreed' END",
         dialect="duckdb",
     )
-    cells_query = (
+    joined = (
         sqlglot.select(
             exp.alias_(
                 exp.Coalesce(
@@ -481,31 +483,53 @@ def _reconcile_in(
         )
         .from_(billed_from)
         .join("_tc_buyer AS v", on="b.entity_id = v.entity_id", join_type="FULL OUTER")
-        .where(
-            exp.or_(
-                exp.Not(this=exp.Is(this=exp.column("entity_id", "b"), expression=exp.Null())),
-                exp.and_(
-                    exp.EQ(this=exp.column("status", "v"), expression=_s("counted")), in_scope
-                ),
-            )
-        )
     )
 
-    # 5. the counts: from the cell table when one is written (a dispute pack reads it), else
-    #    straight from the join. Billed entities without a verdict are grouped one by one and
-    #    sorted out afterwards: in the export without an anchor, or unknown.
+    # 5. the counts. With a cell table, the join is written once with every entity either side
+    #    knows (ENTITIES_TABLE) and the cells are a view over it: counted entities the vendor
+    #    never billed belong to a cell only inside the invoice's span, which is known once the
+    #    join is written; drift reads the same table for the buyer's other candidates. Without
+    #    one, the counts come straight from the join and counted entities outside the span are
+    #    dropped after counting, which gives the same numbers. Billed entities without a
+    #    verdict are grouped one by one and sorted out afterwards: in the export without an
+    #    anchor, or unknown.
     if cells:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {CELLS_TABLE} AS {_sql(cells_query)}")
-        joined = f"{CELLS_TABLE} AS c LEFT JOIN _tc_billed AS bb ON bb.entity_id = c.entity_id"
-        _aggregate(con, joined, "bb.", setup.conditions, "c.reason")
+        extra = sqlglot.select(
+            exp.column("last_period", "b").as_("last_period"),
+            exp.column("dated", "b").as_("dated"),
+            exp.column("first_billed_at", "b").as_("first_billed_at"),
+        )
+        con.execute(f"DROP VIEW IF EXISTS {CELLS_TABLE}")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {ENTITIES_TABLE} AS "
+            f"{_sql(joined.select(*extra.expressions))}"
+        )
+        first, last, _ = entity_span(con)
+        in_cell_sql = in_cell(first, last).sql(dialect="duckdb")
+        public = ", ".join(
+            _q(c).sql(dialect="duckdb")
+            for c in (*CELL_COLUMNS, *(f"{CONDITION_PREFIX}{c}" for c in setup.conditions))
+        )
+        con.execute(
+            f"CREATE TEMP VIEW {CELLS_TABLE} AS SELECT {public} "  # noqa: S608 - names checked
+            f"FROM {ENTITIES_TABLE} WHERE {in_cell_sql}"
+        )
+        of_cells = f"(SELECT * FROM {ENTITIES_TABLE} WHERE {in_cell_sql}) AS c"  # noqa: S608
+        _aggregate(con, of_cells, "c.", setup.conditions, "c.reason")
     else:
-        con.execute(f"DROP TABLE IF EXISTS {CELLS_TABLE}")
+        con.execute(f"DROP VIEW IF EXISTS {CELLS_TABLE}")
+        con.execute(f"DROP TABLE IF EXISTS {ENTITIES_TABLE}")
         extra = sqlglot.select(
             exp.column("last_period", "b").as_("last_period"),
             exp.column("dated", "b").as_("dated"),
             exp.column("reason_raw", "v").as_("reason_raw"),
         )
-        full = cells_query.select(*extra.expressions)
+        full = joined.where(
+            exp.or_(
+                exp.Not(this=exp.Is(this=exp.column("entity_id", "b"), expression=exp.Null())),
+                exp.EQ(this=exp.column("status", "v"), expression=_s("counted")),
+            )
+        ).select(*extra.expressions)
         # The raw reason, not the view's primary reason: the conditions already say which
         # failed, so the per-entity CASE is not computed for every verdict.
         reason = "coalesce(c.reason_raw, c.buyer_status)"
@@ -669,6 +693,37 @@ def _buyer_view(
     con.execute(f"CREATE OR REPLACE TEMP VIEW _tc_buyer AS {_sql(select)}")
 
 
+def entity_span(con: duckdb.DuckDBPyConnection, *, measured: bool = False) -> tuple[Any, Any, Any]:
+    """The billed periods of :data:`ENTITIES_TABLE`: the first billed period, the last one any
+    line bills, and the last first-billed period (drift's span).
+
+    The reconciliation measures them in one scan and keeps the one row on the connection;
+    ``measured=True`` reads that row (drift, after the reconciliation on the same connection)
+    instead of scanning every entity again."""
+    if not measured:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_SPAN_TABLE} AS SELECT min(billed_period) AS first, "  # noqa: S608
+            f"max(last_period) AS last, max(billed_period) AS last_first FROM {ENTITIES_TABLE}"
+        )
+    row = _one(con, f"SELECT first, last, last_first FROM {_SPAN_TABLE}")  # noqa: S608
+    return (row[0], row[1], row[2]) if row else (None, None, None)
+
+
+def in_cell(first: Any, last: Any) -> exp.Expr:
+    """Which rows of :data:`ENTITIES_TABLE` are cells: every billed entity, and the counted
+    ones inside the invoice's span, ``first`` to ``last`` billed period (all of them when no
+    line has a period)."""
+    counted: exp.Expr = exp.EQ(this=_q("buyer_status"), expression=_s("counted"))
+    if first is not None:
+        counted = exp.and_(
+            counted,
+            exp.Between(this=_q("buyer_period"), low=_s(str(first)), high=_s(str(last))),
+        )
+    # the cell CASE names an entity buyer_only exactly when no invoice line bills it
+    billed = exp.NEQ(this=_q("cell"), expression=_s("buyer_only"))
+    return exp.or_(billed, counted)
+
+
 def _aggregate(
     con: duckdb.DuckDBPyConnection,
     source: str,
@@ -749,7 +804,7 @@ def _resolve_no_verdict(
         return
     if update_cells:
         con.execute(
-            f"UPDATE {CELLS_TABLE} SET "  # noqa: S608
+            f"UPDATE {ENTITIES_TABLE} SET "  # noqa: S608
             "cell = CASE WHEN entity_id IN (SELECT entity_id FROM _tc_nv_known) THEN "
             "(CASE WHEN lines > 1 THEN 'duplicate' ELSE 'vendor_only' END) ELSE 'unknown' END, "
             "reason = CASE WHEN entity_id IN (SELECT entity_id FROM _tc_nv_known) "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import importlib
 import importlib.metadata
+import re
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any, Final, NoReturn, TypeVar
@@ -25,7 +26,7 @@ from rich.markup import escape
 from truecount.cli.help_names import install as _install_help_names
 from truecount.cli.terminal import guarded
 from truecount.db import resource_error
-from truecount.errors import TruecountError
+from truecount.errors import InputError, Location, Problem, TruecountError
 
 EXIT_OK: Final[int] = 0
 EXIT_FINDING: Final[int] = 1
@@ -167,6 +168,10 @@ def main() -> None:
         except (duckdb.OutOfMemoryException, duckdb.IOException) as exc:
             # out of memory or temporary disk anywhere: one line naming the setting (db.py)
             raise (resource_error(exc, "the command") or exc) from None
+        except duckdb.ConversionException as exc:
+            # a value of an export read in place (--events) that its canonical type refuses,
+            # met only when a query reads that column (attrs that are not JSON, say)
+            raise unreadable_value(exc) from None
     except TruecountError as exc:
         err = stderr_console()
         err.print(f"[bold red]error:[/] {escape(exc.first_line)}", markup=True, highlight=False)
@@ -180,6 +185,20 @@ def main() -> None:
         if exc.code == EXIT_INTERRUPTED:
             _interrupted()
         raise
+
+
+def unreadable_value(exc: duckdb.ConversionException) -> InputError:
+    """DuckDB's conversion error as one line: the column and value it names, and the fix."""
+    first = str(exc).splitlines()[0].removeprefix("Conversion Error: ")
+    column = re.search(r"source column (\w+)", first)
+    return InputError(
+        Problem(
+            f"a value in the events cannot be read as its canonical type: {first}",
+            Location(column=column.group(1) if column else None),
+            "fix the export, or load it with 'truecount ingest', which sets such rows aside "
+            "with their reasons and counts them",
+        )
+    )
 
 
 def _interrupted() -> NoReturn:

@@ -179,6 +179,7 @@ def reconcile_cmd(
                 as_of=result.as_of,
                 fetch_entities=False,
                 cells=out is not None,
+                verdict_periods=result.candidate_periods,
             )
             recon = replace(
                 recon,

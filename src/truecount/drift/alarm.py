@@ -29,6 +29,7 @@ from typing import Final, Literal
 
 import numpy as np
 import numpy.typing as npt
+from scipy import stats
 
 from truecount.errors import TruecountError
 
@@ -191,40 +192,21 @@ def bernoulli_cusum(
     return AlarmResult(alarm=True, index=first, statistic=float(path[first]), peak=peak)
 
 
-def _binom_cdf(k: int, n: int, p: float) -> float:
-    """P(X <= k) for X ~ Binomial(n, p), summed in log space (exact up to rounding)."""
-    if p <= 0.0:
-        return 1.0
-    if p >= 1.0:
-        return 1.0 if k >= n else 0.0
-    i = np.arange(k, dtype=np.float64)
-    steps = np.log(n - i) - np.log(i + 1.0) + (math.log(p) - math.log1p(-p))
-    logpmf = n * math.log1p(-p) + np.concatenate(([0.0], np.cumsum(steps)))
-    top = float(logpmf.max())
-    return min(1.0, math.exp(top) * float(np.exp(logpmf - top).sum()))
-
-
 def clopper_pearson_upper(successes: int, n: int, confidence: float) -> float:
     """One-sided exact (Clopper-Pearson) upper confidence limit of a binomial rate.
 
-    The ``p`` at which seeing ``successes`` or fewer has probability ``1 - confidence``; found by
-    bisection on the binomial CDF so the package needs no special-function library.
+    The ``p`` at which seeing ``successes`` or fewer has probability ``1 - confidence``: the
+    ``confidence`` quantile of Beta(successes + 1, n - successes), the same quantile function
+    the interval tables use (:func:`truecount.drift.stats.clopper_pearson`). A bisection on a
+    binomial sum in log space gave the same value but cost seconds at millions of baseline
+    entities and lost about eleven digits of its sixteen to rounding there.
     """
     if successes >= n:
         return 1.0
     alpha = 1.0 - confidence
     if successes == 0:
         return float(-math.expm1(math.log(alpha) / n))
-    lo, hi = successes / n, 1.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if _binom_cdf(successes, n, mid) > alpha:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-15 * hi:
-            break
-    return 0.5 * (lo + hi)
+    return float(stats.beta.ppf(confidence, successes + 1, n - successes))
 
 
 def baseline_rate(successes: int, n: int, settings: AlarmSettings | None = None) -> float:

@@ -44,7 +44,14 @@ import numpy.typing as npt
 from scipy.stats import chi2
 from sqlglot import exp
 
-from truecount.billing.reconcile import CELLS_TABLE, Reconciliation, period_key_sql, reconcile_in
+from truecount.billing.reconcile import (
+    ENTITIES_TABLE,
+    Reconciliation,
+    entity_span,
+    in_cell,
+    period_key_sql,
+    reconcile_in,
+)
 from truecount.db import one_row
 from truecount.drift.alarm import (
     DEFAULT_ALARM,
@@ -343,8 +350,7 @@ def drift_in(
     )
     every = str(definition.period.every)
     timezone = str(definition.period.timezone)
-    pick_each = str(definition.anchor.pick) == "each"
-    _entities(con, verdicts_table, invoice_table, events_table, timezone, pick_each)
+    _entities(con, events_table, timezone)
 
     if scale_to_volume:
         volume = one_row(
@@ -425,99 +431,59 @@ def drift_in(
     )
 
 
-def _entities(
-    con: duckdb.DuckDBPyConnection,
-    verdicts: str,
-    invoice: str,
-    events: str | None,
-    timezone: str,
-    pick_each: bool,
-) -> None:
+def _entities(con: duckdb.DuckDBPyConnection, events: str | None, timezone: str) -> None:
     """Write :data:`DRIFT_TABLE`: one row per entity with its kind, period, day and time.
 
-    The reconciliation's cells give every billed entity and the counted ones in the invoice's
-    periods; the buyer's other candidates in those periods (not counted, or still pending, and
-    not billed) come from the verdicts. With ``pick: each`` an entity's verdict is its best
-    candidate's, ranked as the reconciliation ranks them (counted, pending, not counted,
-    excluded; then the earliest).
+    The reconciliation's entity table holds every billed entity, the buyer's verdicts (with
+    ``pick: each``, each entity's best candidate, ranked as the reconciliation ranks them:
+    counted, pending, not counted, excluded; then the earliest) and each billed entity's
+    first ``billed_at``. Its cells give the billed entities and the counted ones in the
+    invoice's periods; the buyer's other candidates in those periods (not counted, or still
+    pending, and not billed) are its rows outside the cells, so one read of one table gives
+    every entity drift watches.
     """
-    best = (
-        "SELECT entity_id, status, period, anchor_ts FROM "  # noqa: S608 - names checked above
-        f"{verdicts} QUALIFY row_number() OVER (PARTITION BY entity_id ORDER BY CASE status "
-        "WHEN 'counted' THEN 0 WHEN 'pending' THEN 1 WHEN 'not_counted' THEN 2 ELSE 3 END, "
-        "anchor_ts, period) = 1"
-        if pick_each
-        else f"SELECT entity_id, status, period, anchor_ts FROM {verdicts}"  # noqa: S608
-    )
     kind = (
-        "CASE WHEN c.cell IN ('agreed', 'period_mismatch') THEN 'a' "
-        "WHEN c.cell = 'buyer_only' THEN 'c' "
-        "WHEN c.cell = 'unknown' THEN 'unknown' "
-        "WHEN c.cell = 'pending' THEN 'pending' "
-        "WHEN c.cell = 'duplicate' AND c.buyer_status = 'counted' THEN 'a' "
-        "WHEN c.cell = 'duplicate' AND c.buyer_status = 'pending' THEN 'pending' "
+        "CASE WHEN cell IN ('agreed', 'period_mismatch') THEN 'a' "
+        "WHEN cell = 'buyer_only' THEN 'c' "
+        "WHEN cell = 'unknown' THEN 'unknown' "
+        "WHEN cell = 'pending' THEN 'pending' "
+        "WHEN cell = 'duplicate' AND buyer_status = 'counted' THEN 'a' "
+        "WHEN cell = 'duplicate' AND buyer_status = 'pending' THEN 'pending' "
         "ELSE 'b' END"
     )
-    base = (
-        f"WITH span AS (SELECT min(billed_period) AS lo, max(billed_period) AS hi "  # noqa: S608
-        f"FROM {CELLS_TABLE}) "
-        f"SELECT c.entity_id, {kind} AS k, coalesce(c.billed_period, c.buyer_period) AS period, "
-        f"c.anchor_ts FROM {CELLS_TABLE} AS c "
-        "UNION ALL "
-        "SELECT v.entity_id, CASE WHEN v.status = 'pending' THEN 'pending' ELSE 'd' END, "
-        "v.period, v.anchor_ts "
-        f"FROM ({best}) AS v, span "
-        "WHERE v.status IN ('not_counted', 'excluded', 'pending') "
-        "AND v.period BETWEEN span.lo AND span.hi "
-        f"AND NOT EXISTS (SELECT 1 FROM {CELLS_TABLE} AS x WHERE x.entity_id = v.entity_id)"
+    first, last, last_first = entity_span(con, measured=True)
+    cells = in_cell(first, last).sql(dialect="duckdb")
+    other = (
+        "(cell = 'buyer_only' AND buyer_status IN ('not_counted', 'excluded', 'pending') "
+        "AND buyer_period BETWEEN ? AND ?)"
     )
-    # Entities without an anchor time (billed without a verdict) are dated by their first
-    # billed_at, else by their first event. The invoice is asked first; the events are read
-    # only for those it leaves undated (none, when every line carries billed_at), since a scan
-    # of every event for a few entities is most of this function's cost at scale. The undated
-    # are found without the universe above (a table of every entity, not written at all): the
-    # cells without an anchor time, and the verdicts without one (a superset of those the
-    # universe keeps; dating one more entity changes nothing, as an anchor time wins).
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _tc_drift_undated AS "  # noqa: S608 - fixed text
-        f"SELECT entity_id FROM {CELLS_TABLE} WHERE anchor_ts IS NULL "
-        f"UNION SELECT entity_id FROM {verdicts} WHERE anchor_ts IS NULL "
-        "AND status IN ('not_counted', 'excluded', 'pending')"
-    )
-    icols = {str(r[0]) for r in con.execute(f"DESCRIBE {invoice}").fetchall()}
-    undated = one_row(con, "SELECT count(*) FROM _tc_drift_undated")
-    none_undated = undated is None or int(undated[0]) == 0
-    by_invoice = (
-        f"SELECT CAST(i.entity_id AS VARCHAR) AS entity_id, min(i.billed_at) AS t "  # noqa: S608
-        f"FROM {invoice} AS i "
-        "JOIN _tc_drift_undated AS u ON u.entity_id = CAST(i.entity_id AS VARCHAR) "
-        "WHERE i.billed_at IS NOT NULL GROUP BY 1"
-        if "billed_at" in icols and not none_undated
-        else "SELECT NULL::VARCHAR AS entity_id, NULL::TIMESTAMP AS t WHERE false"
-    )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _tc_drift_dated AS {by_invoice}")
-    if events is not None and not none_undated:
-        left = one_row(
-            con,
-            "SELECT count(*) FROM _tc_drift_undated AS u "
-            "ANTI JOIN _tc_drift_dated AS d ON d.entity_id = u.entity_id",
-        )
-        if left is not None and int(left[0]) > 0:
-            con.execute(
-                "INSERT INTO _tc_drift_dated "  # noqa: S608 - names checked by the caller
-                f"SELECT e.entity_id, min(e.ts) FROM {events} AS e "
-                "JOIN (SELECT entity_id FROM _tc_drift_undated ANTI JOIN _tc_drift_dated "
-                "USING (entity_id)) AS u ON u.entity_id = e.entity_id GROUP BY 1"
-            )
-    t = exp.column("t", "w")
-    day = period_key_sql(t, "day", timezone).sql(dialect="duckdb")
+    t = "coalesce(anchor_ts, first_billed_at)"
+    day = period_key_sql(exp.column("t"), "day", timezone).sql(dialect="duckdb")
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {DRIFT_TABLE} AS "  # noqa: S608 - fixed text
-        f"SELECT w.entity_id, w.k, w.period, {day} AS day, w.t FROM ("
-        "SELECT b.entity_id, b.k, b.period, coalesce(b.anchor_ts, f.t) AS t "
-        f"FROM ({base}) AS b LEFT JOIN _tc_drift_dated AS f ON f.entity_id = b.entity_id"
-        ") AS w"
+        f"SELECT entity_id, k, period, {day} AS day, t FROM ("
+        f"SELECT entity_id, CASE WHEN {cells} THEN {kind} "
+        "WHEN buyer_status = 'pending' THEN 'pending' ELSE 'd' END AS k, "
+        f"coalesce(billed_period, buyer_period) AS period, {t} AS t FROM {ENTITIES_TABLE} "
+        f"WHERE {cells} OR {other})",
+        [first, last_first],
     )
+    # Entities without an anchor time are dated by their first billed_at (on the table), else
+    # by their first event. The events are read only for those the invoice leaves undated
+    # (none, when every line carries billed_at), since a scan of every event for a few
+    # entities would be most of this function's cost at scale.
+    undated = one_row(con, f"SELECT count(*) FROM {DRIFT_TABLE} WHERE t IS NULL")  # noqa: S608
+    if events is not None and undated is not None and int(undated[0]) > 0:
+        first_event = (
+            f"SELECT e.entity_id, min(e.ts) AS t FROM {events} AS e "  # noqa: S608
+            f"JOIN (SELECT entity_id FROM {DRIFT_TABLE} WHERE t IS NULL) AS u "
+            "ON u.entity_id = e.entity_id GROUP BY 1"
+        )
+        day_f = period_key_sql(exp.column("t", "f"), "day", timezone).sql(dialect="duckdb")
+        con.execute(
+            f"UPDATE {DRIFT_TABLE} AS w SET t = f.t, day = {day_f} "  # noqa: S608
+            f"FROM ({first_event}) AS f WHERE w.entity_id = f.entity_id AND w.t IS NULL"
+        )
 
 
 def _tables(con: duckdb.DuckDBPyConnection, key: str, confidence: float) -> DriftTable:

@@ -43,6 +43,7 @@ from truecount.engine.compile import (
     compile_definition,
     describe_condition,
     filter_sql,
+    joined_types,
     plan_leaves,
     render_sql,
     where_sql,
@@ -62,6 +63,9 @@ STATUSES: Final[tuple[Status, ...]] = ("ok", "thin", "missing")
 DEFAULT_MIN_COVERAGE: Final[float] = 0.5
 
 _E: Final[str] = "e"  # alias of the events in every query here
+
+#: Prefix of the per-candidate event counts a count adds for the coverage (coverage_counts).
+COVERAGE_PREFIX: Final[str] = "coverage_"
 
 
 # --------------------------------------------------------------------------- results
@@ -615,16 +619,43 @@ def _scan_stats(
         _col("actor"),
         exp.alias_(exp.Count(this=exp.Star()), "events"),
     ]
+    # Counts that depend on the type and actor alone are sums over the groups themselves, so
+    # the scan computes only those that read another field (a value, an attribute, a where).
+    by_group: dict[str, tuple[str, str | None]] = {}
+    # the same predicate under several names (a need's matching events and its condition's,
+    # say) is counted once and copied
+    same_as: dict[str, str] = {}
+    counted: dict[str, str] = {}
+
+    def on_group(flt: EventFilter, alias: str, with_actor: bool) -> None:
+        by_group[alias] = (flt.type, flt.actor if with_actor else None)
+
+    def on_scan(pred: exp.Expr, alias: str) -> None:
+        text = pred.sql(dialect="duckdb")
+        if text in counted:
+            same_as[alias] = counted[text]
+        else:
+            counted[text] = alias
+            cols.append(_count_if(pred, alias))
+
     for n in needs:
-        cols.append(_count_if(_type_pred(n.flt), f"{n.key}_of_type"))
-        cols.append(_count_if(_base_pred(n.flt), f"{n.key}_by_actor"))
+        on_group(n.flt, f"{n.key}_of_type", with_actor=False)
+        on_group(n.flt, f"{n.key}_by_actor", with_actor=True)
         for i, name in enumerate(n.fields):
-            cols.append(_count_if(_and([_base_pred(n.flt), _present(name)]), f"{n.key}_f{i}"))
-        cols.append(_count_if(_usable_pred(n), f"{n.key}_usable"))
-        cols.append(_count_if(filter_sql(n.flt, _E), f"{n.key}_matching"))
+            on_scan(_and([_base_pred(n.flt), _present(name)]), f"{n.key}_f{i}")
+        if n.flt.where_expr is None and n.agg_field is None:
+            on_group(n.flt, f"{n.key}_usable", with_actor=True)
+        else:
+            on_scan(_usable_pred(n), f"{n.key}_usable")
+        if n.flt.where_expr is None:
+            on_group(n.flt, f"{n.key}_matching", with_actor=True)
+        else:
+            on_scan(filter_sql(n.flt, _E), f"{n.key}_matching")
     for k, (_, mine) in enumerate(conditions):
-        if mine:
-            cols.append(_count_if(_or([filter_sql(n.flt, _E) for n in mine]), f"c{k}_matching"))
+        if len(mine) == 1 and mine[0].flt.where_expr is None:
+            on_group(mine[0].flt, f"c{k}_matching", with_actor=True)
+        elif mine:
+            on_scan(_or([filter_sql(n.flt, _E) for n in mine]), f"c{k}_matching")
     # events whose attributes may hold an adapter's caveat: none, and _caveats need not run
     cols.append(_count_if(_may_have_caveat(), "may_have_caveat"))
     query = (
@@ -635,7 +666,7 @@ def _scan_stats(
     )
     cursor = con.execute(render_sql(query, "duckdb", pretty=False))
     names = [d[0] for d in cursor.description]
-    stats: dict[str, int] = dict.fromkeys(names[2:], 0)
+    stats: dict[str, int] = dict.fromkeys([*by_group, *names[2:]], 0)
     types: dict[Any, int] = {}
     actors: dict[str, dict[Any, int]] = {}
     unknown: dict[Any, int] = {}
@@ -644,12 +675,17 @@ def _scan_stats(
         type_, actor, events = row[0], row[1], int(row[2] or 0)
         for name, value in zip(names[2:], row[2:], strict=True):
             stats[name] += int(value or 0)
+        for alias, (of_type, of_actor) in by_group.items():
+            if type_ == of_type and (of_actor is None or actor == of_actor):
+                stats[alias] += events
         types[type_] = types.get(type_, 0) + events
         if type_ in wanted:
             per = actors.setdefault(str(type_), {})
             per[actor] = per.get(actor, 0) + events
         if actor is not None and actor not in KNOWN_ACTORS:
             unknown[actor] = unknown.get(actor, 0) + events
+    for alias, twin in same_as.items():
+        stats[alias] = stats[twin]
     return _ScanStats(
         stats=stats,
         types={str(t): c for t, c in _by_count(types)},
@@ -720,6 +756,8 @@ def _coverage_rows(
     events of each type an ``if_no_data`` leaf reads. ``if_no_data`` applies to a leaf exactly
     when its entity has no visible event of the leaf's type (the compiler's ``leafN_has_data``
     is that count, taken over the same join), so the decisions need no second verdict query.
+    When the named verdict table carries those counts per candidate (a count made with
+    :func:`coverage_counts`), they are read from it and the events are not grouped again.
     """
     v = "v"
     if verdicts is not None:
@@ -732,17 +770,19 @@ def _coverage_rows(
         _count_if(exp.EQ(this=exp.column("status", v), expression=_lit("pending")), "pending"),
     ]
 
+    checked, type_key = _coverage_keys(needs)
+    folded = verdicts is not None and _has_coverage(con, verdicts, checked, type_key)
+    per_entity_of = "v" if folded else "c"
+    prefix = COVERAGE_PREFIX if folded else ""
+
     def per_entity(key: str) -> exp.Expr:
-        return exp.Coalesce(this=exp.column(key, "c"), expressions=[exp.Literal.number(0)])
+        return exp.Coalesce(
+            this=exp.column(f"{prefix}{key}", per_entity_of),
+            expressions=[exp.Literal.number(0)],
+        )
 
     def covered(n: _Need) -> exp.Expr:
         return exp.GT(this=per_entity(n.key), expression=exp.Literal.number(0))
-
-    checked = [n for n in needs if n.key != "n0"]
-    no_data_types = sorted(
-        {n.flt.type for n in checked if n.if_no_data is not None and n.leaf_index is not None}
-    )
-    type_key = {t: f"t{i}" for i, t in enumerate(no_data_types)}
 
     def no_data(n: _Need) -> exp.Expr | None:
         if n.if_no_data is None or n.leaf_index is None:
@@ -765,7 +805,7 @@ def _coverage_rows(
             cols.append(_count_if(_or(nds), f"c{k}_no_data"))
 
     query = exp.select(*cols).from_(candidates)
-    if checked:
+    if checked and not folded:
         counts = [_count_if(_usable_pred(n), n.key) for n in checked]
         counts += [_count_if(_type_pred_of(t), key) for t, key in type_key.items()]
         types = sorted({n.flt.type for n in checked})
@@ -788,6 +828,43 @@ def _coverage_rows(
     cursor = con.execute(render_sql(query, "duckdb", pretty=False))
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _coverage_keys(needs: list[_Need]) -> tuple[list[_Need], dict[str, str]]:
+    """The needs whose coverage is checked (all but the anchor's), and a key per event type
+    an ``if_no_data`` leaf reads."""
+    checked = [n for n in needs if n.key != "n0"]
+    no_data_types = sorted(
+        {n.flt.type for n in checked if n.if_no_data is not None and n.leaf_index is not None}
+    )
+    return checked, {t: f"t{i}" for i, t in enumerate(no_data_types)}
+
+
+def coverage_counts(definition: Definition) -> list[tuple[str, exp.Expr]]:
+    """Per-candidate event counts the count can add to its verdicts for :func:`check_source`
+    (``compile_definition(event_counts=...)``): per checked need, its usable events; per type
+    an ``if_no_data`` leaf reads, its events. Empty when a need reads a type the verdict query
+    does not join (the coverage then groups the events itself)."""
+    anchor_need, cond_needs, quantity_needs = _plan_needs(definition)
+    needs = [anchor_need, *(n for _, mine in cond_needs for n in mine), *quantity_needs]
+    checked, type_key = _coverage_keys(needs)
+    if not checked or not {n.flt.type for n in checked} <= set(joined_types(definition)):
+        return []
+    return [(f"{COVERAGE_PREFIX}{n.key}", _usable_pred(n)) for n in checked] + [
+        (f"{COVERAGE_PREFIX}{key}", _type_pred_of(t)) for t, key in type_key.items()
+    ]
+
+
+def _has_coverage(
+    con: duckdb.DuckDBPyConnection,
+    verdicts: str,
+    checked: list[_Need],
+    type_key: dict[str, str],
+) -> bool:
+    """The verdict table carries every coverage count :func:`coverage_counts` names."""
+    have = {str(r[0]) for r in con.execute(f"DESCRIBE {verdicts}").fetchall()}
+    want = [n.key for n in checked] + list(type_key.values())
+    return bool(want) and all(f"{COVERAGE_PREFIX}{k}" in have for k in want)
 
 
 def _type_pred_of(type_: str) -> exp.Expr:

@@ -19,6 +19,7 @@ User text (types, actors, where literals, names) only ever becomes a SQL *litera
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -568,6 +569,14 @@ def _quantity_aggregates(plan: _Plan) -> list[exp.Expr]:
 # --------------------------------------------------------------------------- query
 
 
+def joined_types(definition: Definition) -> list[str]:
+    """The event types the verdict query joins to each anchor: its leaves' and aggregates'."""
+    plan = _plan(definition)
+    return sorted(
+        {leaf.sel.type for leaf in plan.leaves} | {spec.agg.type for _, spec in plan.quantity_cols}
+    )
+
+
 def compile_definition(
     definition: Definition,
     as_of: dt.datetime | None,
@@ -576,6 +585,7 @@ def compile_definition(
     ordered: bool = True,
     with_leaves: bool = False,
     known_at: dt.datetime | None = None,
+    event_counts: Sequence[tuple[str, exp.Expr]] = (),
 ) -> exp.Select:
     """The verdict query: one row per candidate, columns :data:`VERDICT_COLUMNS` + conditions.
 
@@ -587,6 +597,12 @@ def compile_definition(
     ``with_leaves=True`` adds ``leafN_hits`` and ``leafN_pass`` per leaf condition (``explain``),
     and ``leafN_has_data`` (events of the leaf's type, 0 = ``if_no_data`` applied) per leaf that
     has ``if_no_data`` (``check``).
+    ``event_counts`` adds, per ``(name, predicate)``, a column ``name`` counting the
+    candidate's joined events (its entity's visible events of the definition's types) on
+    which the predicate, written over the events alias ``e``, holds: ``check`` reads its
+    coverage from them when the count runs anyway (the report), instead of grouping every
+    event by entity a second time. They need the join, so a definition without leaves or
+    aggregates takes none; the verdicts are the same with or without them.
 
     ``as_of`` None is the default a count takes, written into the query rather than computed
     here: ``known_at`` when given, else the latest event time in ``events_table`` (a scalar
@@ -646,14 +662,19 @@ def compile_definition(
         )
 
     # 3. matched: one join, one grouping, an aggregate per leaf
-    types = sorted({leaf.sel.type for leaf in plan.leaves} | {
-        spec.agg.type for _, spec in plan.quantity_cols
-    })  # fmt: skip
+    types = joined_types(definition)
     group_cols = [_col("entity_id", _A), _col("anchor_event_id", _A), _col("anchor_ts", _A)]
     aggregates: list[exp.Expr] = []
     for leaf in plan.leaves:
         aggregates.extend(_leaf_aggregates(leaf, definition.anchor.type))
     aggregates.extend(_quantity_aggregates(plan))
+    if event_counts and not types:
+        raise ValueError("event counts need the definition's join of events")
+    for name, pred in event_counts:
+        counted = exp.Filter(
+            this=exp.Count(this=exp.Star()), expression=exp.Where(this=pred.copy())
+        )
+        aggregates.append(exp.alias_(counted, name))
     matched = exp.select(*group_cols, *aggregates).from_(exp.to_table("anchors").as_(_A))
     if types:
         on = _and(
@@ -711,6 +732,7 @@ def compile_definition(
         ),
         exp.alias_(_reason(definition, cond_values, excluded_by), "reason"),
         *[_col(CONDITION_PREFIX + name, "s", quoted=True) for name in cond_values],
+        *[_col(name, "s") for name, _ in event_counts],
     )  # fmt: skip
     # status is computed one layer below so that quantity and reason can refer to it
     leaf_cols: list[exp.Expr] = []

@@ -8,8 +8,10 @@ Arrow only when asked.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -21,7 +23,7 @@ from sqlglot import exp
 from truecount.db import memory_limit_bytes, resources_guard
 from truecount.definition.model import Definition
 from truecount.engine.compile import CONDITION_PREFIX, compile_definition, render_sql
-from truecount.engine.source import EventsInput, EventSource, open_events
+from truecount.engine.source import EventsInput, EventSource, entity_row_groups, open_events
 from truecount.engine.verdicts import VerdictEngine, register_verdicts
 from truecount.errors import InputError, Location, Problem
 
@@ -75,6 +77,12 @@ class CountResult:
             excluded=sum(p.excluded for p in self.periods),
             quantity=sum(p.quantity for p in self.periods),
         )
+
+    @property
+    def candidate_periods(self) -> list[str]:
+        """The periods with at least one candidate: a reconciliation on the same connection
+        takes them instead of scanning the verdicts for their span."""
+        return [p.period for p in self.periods if p.period is not None and p.candidates]
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -207,17 +215,19 @@ def count(
     events: EventsInput,
     as_of: dt.datetime | str | None = None,
     known_at: dt.datetime | str | None = None,
+    event_counts: Sequence[tuple[str, exp.Expr]] = (),
 ) -> CountResult:
     """Evaluate ``definition`` over ``events`` and return verdicts, period counts and reasons.
 
     ``known_at`` counts only the events that had reached the buyer by then (``recorded_at``
     where the export has it, event time otherwise); ``as_of`` then defaults to ``known_at``.
-    ``result.clock`` says which clock the data allowed.
+    ``result.clock`` says which clock the data allowed. ``event_counts`` adds per-candidate
+    event counts to the verdict table (``compile_definition``; the report's coverage).
     """
     if known_at is None:
-        return count_source(definition, open_events(events), as_of)
+        return count_source(definition, open_events(events), as_of, event_counts=event_counts)
     source = open_events(events)
-    return count_source(definition, source, as_of, known_at=known_at)
+    return count_source(definition, source, as_of, known_at=known_at, event_counts=event_counts)
 
 
 def count_source(
@@ -227,6 +237,7 @@ def count_source(
     known_at: dt.datetime | str | None = None,
     clock: KnownClock | None = None,
     engine: VerdictEngine | None = None,
+    event_counts: Sequence[tuple[str, exp.Expr]] = (),
 ) -> CountResult:
     """:func:`count` on an already opened source (the CLI and reconcile reuse connections).
 
@@ -252,7 +263,15 @@ def count_source(
     if engine is not None:
         register_verdicts(con, VERDICTS_TABLE, engine.verdicts(query))
     else:
-        store_verdicts(con, definition, moment, known, partitions_for(source), query)
+        pieces = partitions_for(source)
+        cuts = piece_cuts(source, pieces)
+        if event_counts:  # the printed query stays the definition's own
+            query = compile_definition(
+                definition, moment, ordered=False, known_at=known, event_counts=event_counts
+            )
+        store_verdicts(
+            con, definition, moment, known, pieces, query, cuts=cuts, event_counts=event_counts
+        )
     periods = _period_counts(con)
     reasons = _reason_counts(con, definition)
     return CountResult(definition, moment, sql, periods, reasons, source, clock=clock)
@@ -260,11 +279,17 @@ def count_source(
 
 #: Forces the number of pieces a count is split into (``1`` = never split); unset = automatic.
 PARTITIONS_ENV: Final[str] = "TRUECOUNT_PARTITIONS"
-#: Bytes of memory budget per event of one piece: with a 2 GB budget a piece covers about
-#: 250 million events. Measured in docs/scale.md: DuckDB spills the join, grouping and window
-#: of a piece this size and stays inside its budget; a piece is not made smaller than that
-#: because every piece scans the events once more.
+#: Bytes of memory budget per event of one piece when every piece scans all the events (hash
+#: pieces): with a 2 GB budget a piece covers about 250 million events. Measured in
+#: docs/scale.md: DuckDB spills the join, grouping and window of a piece this size and stays
+#: inside its budget; a piece is not made smaller than that because every piece scans the
+#: events once more.
 BUDGET_BYTES_PER_EVENT: Final[int] = 8
+#: Bytes of budget per event of one piece when pieces are entity ranges that read only their
+#: own row groups: with a 2 GB budget a piece covers about 30 million events, small enough that
+#: its join, grouping and window fit without spilling (docs/scale.md), since a further piece
+#: costs only the row groups that straddle its cut.
+RANGE_BYTES_PER_EVENT: Final[int] = 64
 #: The temporary view one piece of the events is read through.
 PIECE_VIEW: Final[str] = "events_piece"
 
@@ -272,9 +297,11 @@ PIECE_VIEW: Final[str] = "events_piece"
 def partitions_for(source: EventSource) -> int:
     """How many pieces to count in: ``TRUECOUNT_PARTITIONS``, or one per budget's worth of events.
 
-    Verdicts are per entity, so pieces cut by a hash of ``entity_id`` are independent; what a
-    piece saves is that the anchors, the join and the grouping of one piece must fit (or spill)
-    at a time instead of all of them at once.
+    Verdicts are per entity, so pieces cut by ``entity_id`` are independent; what a piece
+    saves is that the anchors, the join and the grouping of one piece must fit (or spill) at a
+    time instead of all of them at once. When the Parquet footers allow range pieces
+    (:func:`piece_cuts`) there are about one per ``budget / RANGE_BYTES_PER_EVENT`` events,
+    otherwise one per ``budget / BUDGET_BYTES_PER_EVENT``.
     """
     forced = os.environ.get(PARTITIONS_ENV, "").strip()
     if forced:
@@ -290,8 +317,82 @@ def partitions_for(source: EventSource) -> int:
     budget = memory_limit_bytes(source.con)
     if not source.rows or not budget:
         return 1
-    per_piece = max(1, budget // BUDGET_BYTES_PER_EVENT)
-    return max(1, math.ceil(source.rows / per_piece))
+    # Range pieces read only their own events, so they are made small enough not to spill;
+    # hash pieces each read all the events, so they are made as large as the budget allows.
+    ranges = math.ceil(source.rows / max(1, budget // RANGE_BYTES_PER_EVENT))
+    if ranges > 1 and piece_cuts(source, ranges) is not None:
+        return ranges
+    return max(1, math.ceil(source.rows / max(1, budget // BUDGET_BYTES_PER_EVENT)))
+
+
+def entity_cuts(row_groups: Sequence[tuple[str, str, int]], pieces: int) -> list[str]:
+    """Up to ``pieces - 1`` increasing ``entity_id`` values that split the rows evenly.
+
+    ``row_groups`` are (smallest, largest entity, rows) per row group, from the Parquet footers.
+    The row groups are taken in order of their smallest entity and a cut is made at the
+    smallest entity of the row group that starts past each even share of the rows; when the
+    files are grouped by entity, a row group then lies within one piece (or straddles one cut),
+    so a piece's range filter skips the other pieces' row groups without reading them. The
+    cuts only decide balance, never correctness: the ranges cover every entity whatever they are.
+    """
+    ordered = sorted(row_groups)
+    total = sum(n for _, _, n in ordered)
+    if pieces <= 1 or total <= 0:
+        return []
+    cuts: list[str] = []
+    seen = 0
+    for low, _high, rows in ordered:
+        share = total * (len(cuts) + 1) / pieces
+        if seen >= share and (not cuts or low > cuts[-1]) and len(cuts) < pieces - 1:
+            cuts.append(low)
+        seen += rows
+    if cuts and cuts[0] <= ordered[0][0]:
+        cuts.pop(0)  # nothing below the first cut: that piece would be empty
+    return cuts
+
+
+def _piece_filters(partitions: int, cuts: Sequence[str] | None) -> list[exp.Expr]:
+    """The filter of each piece: ranges of ``entity_id`` between ``cuts``, or a hash modulo."""
+    entity = exp.column("entity_id")
+    if cuts:
+        bounds = [exp.Literal.string(c) for c in cuts]
+        filters: list[exp.Expr] = [exp.LT(this=entity.copy(), expression=bounds[0])]
+        for low, high in itertools.pairwise(bounds):
+            filters.append(
+                exp.and_(
+                    exp.GTE(this=entity.copy(), expression=low.copy()),
+                    exp.LT(this=entity.copy(), expression=high.copy()),
+                )
+            )
+        filters.append(exp.GTE(this=entity.copy(), expression=bounds[-1].copy()))
+        return filters
+    return [
+        exp.EQ(
+            this=exp.Mod(
+                this=exp.func("hash", entity.copy()),
+                expression=exp.Literal.number(partitions),
+            ),
+            expression=exp.Literal.number(k),
+        )
+        for k in range(partitions)
+    ]
+
+
+def piece_cuts(source: EventSource, pieces: int) -> list[str] | None:
+    """Range cuts for ``pieces`` pieces when the source's footers tell where entities lie.
+
+    None (hash pieces) for one piece, for a source that is not Parquet files, and when the
+    row groups are not grouped by entity enough to find ``pieces - 1`` distinct cuts (row groups
+    that each span all entities share one smallest entity): ranges would then make some pieces
+    too large, while a hash spreads the entities evenly.
+    """
+    if pieces <= 1:
+        return None
+    groups = entity_row_groups(source)
+    if not groups:
+        return None
+    cuts = entity_cuts(groups, pieces)
+    return cuts if len(cuts) == pieces - 1 else None
 
 
 def store_verdicts(
@@ -301,36 +402,43 @@ def store_verdicts(
     known: dt.datetime | None,
     partitions: int = 1,
     query: exp.Select | None = None,
+    cuts: Sequence[str] | None = None,
+    event_counts: Sequence[tuple[str, exp.Expr]] = (),
 ) -> None:
-    """Run the verdict query into the ``verdicts`` table, in ``partitions`` pieces by entity.
+    """Run the verdict query into the ``verdicts`` table, in pieces by entity.
 
-    Piece ``k`` reads the events whose ``hash(entity_id) % partitions = k`` through a temporary
-    view, and its verdicts are appended; an entity's events all fall in one piece, so the union
-    of the pieces is the one-piece result. Running out of memory or temporary disk becomes a
-    :class:`~truecount.db.ResourceError` naming the setting to change. ``query`` is the
-    one-piece query when the caller has compiled it already.
+    With ``cuts`` (from :func:`entity_cuts`) piece ``k`` reads the events whose ``entity_id``
+    lies between cut ``k - 1`` and cut ``k``: with Parquet files grouped by entity, each piece
+    then reads only its own row groups, so the pieces together read the events about once.
+    Without cuts, piece ``k`` of ``partitions`` reads the events whose
+    ``hash(entity_id) % partitions = k``, and every piece scans all of them. Either way an
+    entity's events all fall in one piece, so the union of the pieces is the one-piece result.
+    Each piece reads through a temporary view, and its verdicts are appended. Running out of
+    memory or temporary disk becomes a :class:`~truecount.db.ResourceError` naming the setting
+    to change. ``query`` is the one-piece query when the caller has compiled it already.
     """
     with resources_guard("counting", con):
-        if partitions <= 1:
+        filters = _piece_filters(partitions, cuts) if partitions > 1 or cuts else []
+        if len(filters) <= 1:
             if query is None:
-                query = compile_definition(definition, moment, ordered=False, known_at=known)
+                query = compile_definition(
+                    definition, moment, ordered=False, known_at=known, event_counts=event_counts
+                )
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {VERDICTS_TABLE} AS "
                 f"{render_sql(query, 'duckdb', False)}"
             )
             return
         piece_query = compile_definition(
-            definition, moment, events_table=PIECE_VIEW, ordered=False, known_at=known
+            definition,
+            moment,
+            events_table=PIECE_VIEW,
+            ordered=False,
+            known_at=known,
+            event_counts=event_counts,
         )
         piece_sql = render_sql(piece_query, "duckdb", False)
-        for k in range(partitions):
-            in_piece = exp.EQ(
-                this=exp.Mod(
-                    this=exp.func("hash", exp.column("entity_id")),
-                    expression=exp.Literal.number(partitions),
-                ),
-                expression=exp.Literal.number(k),
-            )
+        for k, in_piece in enumerate(filters):
             view = exp.select(exp.Star()).from_(EVENTS_TABLE_NAME).where(in_piece)
             con.execute(f"CREATE OR REPLACE TEMP VIEW {PIECE_VIEW} AS {view.sql('duckdb')}")
             if k == 0:

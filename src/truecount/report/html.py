@@ -34,13 +34,19 @@ from markupsafe import Markup
 
 from truecount.billing.dispute import DISPUTED
 from truecount.billing.invoice import load_invoice_into, load_invoice_mapping
-from truecount.billing.reconcile import CELLS, CELLS_TABLE, NO_ANCHOR, Reconciliation, reconcile_in
+from truecount.billing.reconcile import (
+    CELLS,
+    ENTITIES_TABLE,
+    NO_ANCHOR,
+    Reconciliation,
+    reconcile_in,
+)
 from truecount.billing.terms import Terms, load_terms
 from truecount.definition import load_definition
 from truecount.definition.model import Definition
 from truecount.drift.alarm import DEFAULT_ALARM, cusum_path
 from truecount.drift.report import DriftReport, drift_in, parse_baseline
-from truecount.engine.check import CheckResult, check_source
+from truecount.engine.check import CheckResult, check_source, coverage_counts
 from truecount.engine.run import VERDICTS_TABLE, count
 from truecount.engine.source import EventsInput
 from truecount.errors import InputError, Location, Problem
@@ -52,7 +58,6 @@ from truecount.yamlsource import read_text
 #: Disputed entities shown inline; the rest are in the pack's entities.csv.
 DEFAULT_MAX_ROWS: Final[int] = 2_000
 INVOICE_TABLE: Final[str] = "invoice"
-_INVOICE_VIEW: Final[str] = "_tc_invoice_view"
 
 
 @dataclass(frozen=True)
@@ -139,40 +144,48 @@ def _cusum_days(report: DriftReport) -> list[tuple[str, float]]:
     return cusum_by_day(report.stream.day, path)
 
 
-def _disputed(con: duckdb.DuckDBPyConnection, cap: int) -> tuple[list[DisputedRow], int]:
+def _disputed(
+    con: duckdb.DuckDBPyConnection, recon: Reconciliation, cap: int
+) -> tuple[list[DisputedRow], int]:
     """Up to ``cap`` disputed entities, shared fairly among the cells (the first ids of each,
-    taken in turn), so a cap never hides a small cell behind a large one; and their total."""
+    taken in turn), so a cap never hides a small cell behind a large one; and their total.
+
+    The cells' sizes are the reconciliation's totals. Every disputed cell bills its entities,
+    so its rows are read from the reconciliation's entity table by their cell alone, without
+    the span test that picks the counted entities the vendor did not bill."""
     by_cell: dict[str, list[DisputedRow]] = {c: [] for c in DISPUTED}
+    total = sum(int(getattr(recon.totals, c)) for c in DISPUTED)
     marks = ", ".join("?" for _ in DISPUTED)
-    # One scan of the cell table: each disputed cell's size and its first ``cap`` ids (a
-    # top-N per group), rather than a count and a sorted read per cell.
-    firsts = (
-        "min_by(struct_pack(entity_id, reason, lines := coalesce(lines, 0), billed_period, "
-        f"billed_amount, buyer_period, anchor_ts), entity_id, {int(cap)})"
-        if cap > 0
-        else "NULL"
-    )
-    fetched = con.execute(
-        f"SELECT cell, count(*), {firsts} FROM {CELLS_TABLE} "  # noqa: S608 - fixed text
-        f"WHERE cell IN ({marks}) GROUP BY cell",
-        list(DISPUTED),
-    ).fetchall()
-    total = 0
-    for cell, n, rows in fetched:
-        total += int(n)
-        by_cell[str(cell)] = [
+    firsts: list[tuple[Any, ...]] = []
+    if cap > 0:
+        # Each cell's ``cap`` smallest ids in one grouping of the ids alone; the rows are then
+        # those of the cell up to its last such id, read in one filtered scan.
+        last_ids = con.execute(
+            f"SELECT cell, max(i) FROM (SELECT cell, unnest(min_by(entity_id, entity_id, ?)) "  # noqa: S608
+            f"AS i FROM {ENTITIES_TABLE} WHERE cell IN ({marks}) GROUP BY cell) GROUP BY cell",
+            [int(cap), *DISPUTED],
+        ).fetchall()
+        if last_ids:
+            upto = " OR ".join("(cell = ? AND entity_id <= ?)" for _ in last_ids)
+            firsts = con.execute(
+                "SELECT entity_id, cell, reason, coalesce(lines, 0), billed_period, "  # noqa: S608
+                f"billed_amount, buyer_period, anchor_ts FROM {ENTITIES_TABLE} "
+                f"WHERE {upto} ORDER BY cell, entity_id",
+                [v for row in last_ids for v in row],
+            ).fetchall()
+    for entity_id, cell, reason, lines, billed_period, amount, buyer_period, anchor_ts in firsts:
+        by_cell[str(cell)].append(
             DisputedRow(
-                entity_id=str(r["entity_id"]),
+                entity_id=str(entity_id),
                 cell=str(cell),
-                reason=None if r["reason"] is None else str(r["reason"]),
-                lines=int(r["lines"]),
-                billed_period=None if r["billed_period"] is None else str(r["billed_period"]),
-                billed_amount=None if r["billed_amount"] is None else Decimal(r["billed_amount"]),
-                buyer_period=None if r["buyer_period"] is None else str(r["buyer_period"]),
-                anchor_ts=r["anchor_ts"],
+                reason=None if reason is None else str(reason),
+                lines=int(lines),
+                billed_period=None if billed_period is None else str(billed_period),
+                billed_amount=None if amount is None else Decimal(amount),
+                buyer_period=None if buyer_period is None else str(buyer_period),
+                anchor_ts=anchor_ts,
             )
-            for r in rows or ()
-        ]
+        )
     taken = dict.fromkeys(DISPUTED, 0)
     left = cap
     while left > 0 and any(taken[c] < len(by_cell[c]) for c in DISPUTED):
@@ -222,14 +235,14 @@ def gather(
     digest = None
     if o.pack is not None:
         digest = pack_digest(read_statement(o.pack)[0])
-    result = count(d, events, as_of=o.as_of)
+    # the count adds the coverage's per-candidate event counts to its verdicts, so the
+    # sufficiency check below reads them instead of grouping every event again
+    result = count(d, events, as_of=o.as_of, event_counts=coverage_counts(d))
     try:
         con = result.con
-        load_invoice_into(con, list(invoice), mapping, table=_INVOICE_VIEW)
-        # The loader's view parses and de-duplicates the lines each time it is read; the
-        # reconciliation reads it and drift dates the entities without an anchor from it, so
-        # it is kept once (at 1M tickets the copy costs 0.4 s of CPU, a second read 0.5 s).
-        con.execute(f"CREATE TEMP TABLE {INVOICE_TABLE} AS SELECT * FROM {_INVOICE_VIEW}")  # noqa: S608
+        # the sufficiency check first, while the verdicts are the newest table in memory
+        checked = check_source(d, result.source, as_of=result.as_of, verdicts=VERDICTS_TABLE)
+        load_invoice_into(con, list(invoice), mapping, table=INVOICE_TABLE)
         recon = reconcile_in(
             con,
             VERDICTS_TABLE,
@@ -239,6 +252,7 @@ def gather(
             terms=t,
             as_of=result.as_of,
             fetch_entities=False,
+            verdict_periods=result.candidate_periods,
             # the per-entity cells stay on the connection for drift_in and the disputed
             # table (they do not depend on the terms): one reconciliation serves all three
             cells=True,
@@ -267,8 +281,7 @@ def gather(
             cusum = _cusum_days(drift)
         except InputError as exc:
             drift_error = exc.first_line
-        disputed, disputed_total = _disputed(con, max(o.max_rows, 0))
-        checked = check_source(d, result.source, as_of=result.as_of, verdicts=VERDICTS_TABLE)
+        disputed, disputed_total = _disputed(con, recon, max(o.max_rows, 0))
         sql = result.sql
     finally:
         result.close()
