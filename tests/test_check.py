@@ -440,7 +440,8 @@ def test_check_on_the_counts_verdict_table(
     table instead of running the verdict query again, and (folded) the coverage's event counts
     the count added to it instead of grouping the events again; the figures are still
     pandas'."""
-    from truecount.engine.check import COVERAGE_PREFIX, check_source, coverage_counts
+    from truecount.engine.check import check_source
+    from truecount.engine.coverage import COVERAGE_PREFIX, coverage_counts
     from truecount.engine.run import VERDICTS_TABLE, count
 
     table = request.getfixturevalue(name)
@@ -470,7 +471,8 @@ def test_folded_coverage_equals_grouped_on_every_example(example: str, full: pa.
     """Every example definition, on the support export: the coverage read from the count's
     added event counts equals the one that groups the events itself, figure for figure, and
     the verdicts are unchanged by the added columns."""
-    from truecount.engine.check import COVERAGE_PREFIX, check_source, coverage_counts
+    from truecount.engine.check import check_source
+    from truecount.engine.coverage import COVERAGE_PREFIX, coverage_counts
     from truecount.engine.run import VERDICTS_TABLE, count
 
     definition = load_definition(ROOT / "examples" / example)

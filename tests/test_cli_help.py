@@ -365,3 +365,24 @@ def test_price_chart_hides_no_line_under_another(rate_folder: Path) -> None:
     polylines, texts = _lines((rate_folder / "apart.svg").read_text(encoding="utf-8"))
     assert len({p[0] for p in polylines}) == 4
     assert not any("same line" in t for t in texts)
+
+
+def test_panels_keep_their_order_when_a_verb_module_was_imported_first() -> None:
+    """A library caller (or a test) that imports one verb module before the CLI loads the rest
+    registers that verb first; help still lists the panels in their fixed order."""
+    import subprocess
+    import sys
+
+    code = (
+        "import re, truecount.cli.report_cmds, truecount.cli.check_cmds\n"
+        "from typer.testing import CliRunner\n"
+        "from truecount.cli.app import _load_verbs, app\n"
+        "_load_verbs()\n"
+        "out = CliRunner().invoke(app, ['--help'], env={'COLUMNS': '200'}).output\n"
+        "print(','.join(re.findall(r'╭─ (\\w+) ─', out)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, encoding="utf-8"
+    )
+    order = [p for p in done.stdout.strip().split(",") if p != "Options"]
+    assert order == list(PANELS)

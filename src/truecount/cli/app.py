@@ -154,6 +154,18 @@ def _load_verbs() -> None:
             if exc.name != name:
                 raise
 
+    # Help lists the panels in the order of their first verb, and a verb module imported on its
+    # own before this (a library caller, a test) registers first: sort by panel, then by module.
+    def rank(panel: object, module: str) -> tuple[int, int]:
+        where = PANELS.index(panel) if panel in PANELS else len(PANELS)
+        of = _VERB_MODULES.index(module) if module in _VERB_MODULES else len(_VERB_MODULES)
+        return where, of
+
+    app.registered_commands.sort(
+        key=lambda c: rank(c.rich_help_panel, getattr(c.callback, "__module__", ""))
+    )
+    app.registered_groups.sort(key=lambda g: rank(g.rich_help_panel, ""))  # stable within a panel
+
 
 def main() -> None:
     """Console-script entry point.

@@ -48,8 +48,8 @@ from truecount.definition.where import (
     Not,
     Or,
 )
-from truecount.engine.check import Requirement, requirements
 from truecount.engine.compile import DIALECTS, compile_sql
+from truecount.engine.coverage import Requirement, requirements
 from truecount.errors import InputError, Location, Problem
 
 SpanKind = Literal["text", "code", "term"]

@@ -46,7 +46,8 @@ from truecount.definition import load_definition
 from truecount.definition.model import Definition
 from truecount.drift.alarm import DEFAULT_ALARM, cusum_path
 from truecount.drift.report import DriftReport, drift_in, parse_baseline
-from truecount.engine.check import CheckResult, check_source, coverage_counts
+from truecount.engine.check import CheckResult, check_source
+from truecount.engine.coverage import coverage_counts
 from truecount.engine.run import VERDICTS_TABLE, count
 from truecount.engine.source import EventsInput
 from truecount.errors import InputError, Location, Problem
