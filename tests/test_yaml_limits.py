@@ -1,14 +1,13 @@
 """YAML that is cheap to write and costly to read is refused fast, by the one YAML reader.
 
 A "billion laughs" of nine anchors expands to 387 million strings; a 50 MB file or a
-thousand-level nesting would take minutes or the interpreter's stack. Each is refused in well
-under a second and a few megabytes, whichever file (definition, terms, mapping, invoice mapping)
-holds it.
+thousand-level nesting would take minutes or the interpreter's stack. Each is refused before
+it is built, within a few megabytes, whichever file (definition, terms, mapping, invoice
+mapping) holds it.
 """
 
 from __future__ import annotations
 
-import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -46,18 +45,19 @@ def deep(levels: int) -> str:
 
 
 def refused_fast(call: Callable[[], object], error: type[TruecountError], says: str) -> None:
-    """``call`` raises ``error`` whose message holds ``says``, in < 1 s and < 100 MB."""
+    """``call`` raises ``error`` whose message holds ``says``, within < 100 MB.
+
+    The bound is on memory, not on the clock (a shared machine makes any time bound flaky): an
+    expansion that was not cut short would hold its hundreds of millions of strings, and the
+    message says which limit refused the file before any of that was built."""
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         with pytest.raises(error) as caught:
             call()
     finally:
-        elapsed = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     assert says in caught.value.first_line, caught.value.first_line
-    assert elapsed < 1.0, f"took {elapsed:.2f} s"
     assert peak < 100 * 1024 * 1024, f"peak {peak / 1e6:.0f} MB"
 
 
