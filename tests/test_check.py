@@ -503,9 +503,13 @@ def test_folded_coverage_equals_grouped_on_every_example(example: str, full: pa.
     assert verdicts[0] == verdicts[1]
 
 
-def test_caveats_found_with_and_without_escaped_keys(full: pa.Table) -> None:
+@pytest.mark.parametrize("in_place", [False, True], ids=["table", "parquet"])
+def test_caveats_found_with_and_without_escaped_keys(
+    full: pa.Table, in_place: bool, tmp_path: Path
+) -> None:
     """Caveats are found by a text search before the JSON is parsed; a key spelled with a
-    \\u escape is still found (the text search lets such rows through to the parser)."""
+    \\u escape is still found (the text search lets such rows through to the parser). Parquet
+    read in place is searched as the file's text (the events' text view), a table as JSON."""
     ev = full.to_pandas()
     first = sorted(ev["entity_id"].unique())[:3]
     plain = '{"caveat": "no update counter"}'
@@ -514,6 +518,10 @@ def test_caveats_found_with_and_without_escaped_keys(full: pa.Table) -> None:
     ev.loc[ev["entity_id"] == first[0], "attrs"] = plain
     ev.loc[ev["entity_id"] == first[1], "attrs"] = escaped
     expected_events = int(ev["entity_id"].isin(first[:2]).sum())
-    result = check(load_definition(DEFINITION), ev)
+    events: Any = ev
+    if in_place:
+        events = tmp_path / "caveats.parquet"
+        pq.write_table(pa.Table.from_pandas(ev, preserve_index=False), events)
+    result = check(load_definition(DEFINITION), events)
     note = next(n for n in result.notes if "no update counter" in n)
     assert note.startswith(f"2 entities ({expected_events:,} events)")

@@ -656,7 +656,9 @@ def test_every_kind_of_entity_lands_where_the_docs_say(pick_each: bool) -> None:
         expected["2026-02"].update(buyer_only=2, neither=0)
     for period, cells in expected.items():
         assert {k: got[period][k] for k in cells} == cells, period
-    kinds = dict(con.execute("SELECT entity_id, day FROM drift_entities").fetchall())
+    kinds = dict(
+        con.execute("SELECT entity_id, CAST(day AS VARCHAR) FROM drift_entities").fetchall()
+    )
     assert kinds["T-10"] == "2026-02-10"  # no anchor: dated by its billed_at
     assert kinds["T-14"] == "2026-01-31"  # dated by its anchor, in the period it was billed
     assert "T-13" not in kinds

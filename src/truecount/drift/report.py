@@ -49,7 +49,6 @@ from truecount.billing.reconcile import (
     Reconciliation,
     entity_span,
     in_cell,
-    period_key_sql,
     reconcile_in,
 )
 from truecount.db import one_row
@@ -75,8 +74,14 @@ __all__ = [
     "parse_baseline",
 ]
 
-#: Per-entity table :func:`drift_in` leaves on the connection (entity_id, k, period, day, t).
+#: Per-entity view :func:`drift_in` leaves on the connection (entity_id, k, period, day, t).
 DRIFT_TABLE: Final[str] = "drift_entities"
+
+#: The rows of DRIFT_TABLE counted by period, day and kind: what every table and statistic reads.
+_COUNTS: Final[str] = "_tc_drift_counts"
+
+#: The first event of each watched entity that neither an anchor nor a billed_at dates.
+_UNDATED: Final[str] = "_tc_drift_undated"
 
 #: Periods the baseline covers when the user states none: the first quarter of monthly billing.
 DEFAULT_BASELINE_PERIODS: Final[int] = 3
@@ -355,7 +360,7 @@ def drift_in(
     if scale_to_volume:
         volume = one_row(
             con,
-            f"SELECT count(*), count(DISTINCT day) FROM {DRIFT_TABLE} "  # noqa: S608 - fixed text
+            f"SELECT sum(n), count(DISTINCT day) FROM {_COUNTS} "  # noqa: S608 - fixed text
             "WHERE k IN ('a', 'b', 'c', 'd')",
         )
         if volume is not None and volume[1]:
@@ -387,7 +392,7 @@ def drift_in(
     # The stream: one 0/1 per entity judged by both sides, in time order, fetched once.
     where = "k IN ('a', 'b', 'c', 'd')" + ("" if watch_after is None else " AND period > ?")
     params: list[Any] = [] if watch_after is None else [watch_after]
-    day = ", CAST(day AS DATE) AS day" if keep_stream else ""
+    day = ", day" if keep_stream else ""
     fetched = con.execute(
         f"SELECT CAST(k = 'b' AS TINYINT) AS x{day} FROM {DRIFT_TABLE} "  # noqa: S608 - fixed text
         f"WHERE {where} ORDER BY t, entity_id",
@@ -400,7 +405,8 @@ def drift_in(
     if result.alarm and result.index is not None:
         row = one_row(
             con,
-            f"SELECT period, day, entity_id FROM {DRIFT_TABLE} WHERE {where} "  # noqa: S608
+            f"SELECT period, CAST(day AS VARCHAR), entity_id FROM {DRIFT_TABLE} "  # noqa: S608
+            f"WHERE {where} "
             "ORDER BY t, entity_id LIMIT 1 OFFSET ?",
             [*params, int(result.index)],
         )
@@ -432,7 +438,8 @@ def drift_in(
 
 
 def _entities(con: duckdb.DuckDBPyConnection, events: str | None, timezone: str) -> None:
-    """Write :data:`DRIFT_TABLE`: one row per entity with its kind, period, day and time.
+    """Define :data:`DRIFT_TABLE` (one row per entity with its kind, period, day and time) and
+    write :data:`_COUNTS`, its rows counted by period, day and kind.
 
     The reconciliation's entity table holds every billed entity, the buyer's verdicts (with
     ``pick: each``, each entity's best candidate, ranked as the reconciliation ranks them:
@@ -441,6 +448,10 @@ def _entities(con: duckdb.DuckDBPyConnection, events: str | None, timezone: str)
     invoice's periods; the buyer's other candidates in those periods (not counted, or still
     pending, and not billed) are its rows outside the cells, so one read of one table gives
     every entity drift watches.
+
+    :data:`DRIFT_TABLE` is a view of that table, not a copy: drift reads it twice (the counts
+    here, the stream in time order), and writing ten million rows to read them twice cost
+    more than computing the kind twice. Every table and statistic reads the small counts.
     """
     kind = (
         "CASE WHEN cell IN ('agreed', 'period_mismatch') THEN 'a' "
@@ -451,47 +462,75 @@ def _entities(con: duckdb.DuckDBPyConnection, events: str | None, timezone: str)
         "WHEN cell = 'duplicate' AND buyer_status = 'pending' THEN 'pending' "
         "ELSE 'b' END"
     )
+    kinds = exp.DataType(
+        this=exp.DataType.Type.ENUM,
+        expressions=[exp.Literal.string(k) for k in KINDS],
+        nested=False,
+    ).sql(dialect="duckdb")
     first, last, last_first = entity_span(con, measured=True)
     cells = in_cell(first, last).sql(dialect="duckdb")
-    other = (
-        "(cell = 'buyer_only' AND buyer_status IN ('not_counted', 'excluded', 'pending') "
-        "AND buyer_period BETWEEN ? AND ?)"
-    )
-    t = "coalesce(anchor_ts, first_billed_at)"
-    day = period_key_sql(exp.column("t"), "day", timezone).sql(dialect="duckdb")
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {DRIFT_TABLE} AS "  # noqa: S608 - fixed text
-        f"SELECT entity_id, k, period, {day} AS day, t FROM ("
-        f"SELECT entity_id, CASE WHEN {cells} THEN {kind} "
-        "WHEN buyer_status = 'pending' THEN 'pending' ELSE 'd' END AS k, "
-        f"coalesce(billed_period, buyer_period) AS period, {t} AS t FROM {ENTITIES_TABLE} "
-        f"WHERE {cells} OR {other})",
-        [first, last_first],
-    )
+    other = exp.and_(
+        exp.EQ(this=exp.column("cell"), expression=exp.Literal.string("buyer_only")),
+        exp.In(
+            this=exp.column("buyer_status"),
+            expressions=[exp.Literal.string(s) for s in ("not_counted", "excluded", "pending")],
+        ),
+        exp.Between(
+            this=exp.column("buyer_period"),
+            low=exp.Literal.string(str(first)) if first is not None else exp.Null(),
+            high=exp.Literal.string(str(last_first)) if last_first is not None else exp.Null(),
+        ),
+    ).sql(dialect="duckdb")
+    watched = f"({cells}) OR ({other})"
+    t = "coalesce(x.anchor_ts, x.first_billed_at)"
     # Entities without an anchor time are dated by their first billed_at (on the table), else
     # by their first event. The events are read only for those the invoice leaves undated
     # (none, when every line carries billed_at), since a scan of every event for a few
     # entities would be most of this function's cost at scale.
-    undated = one_row(con, f"SELECT count(*) FROM {DRIFT_TABLE} WHERE t IS NULL")  # noqa: S608
+    undated_rows = (
+        f"SELECT entity_id FROM {ENTITIES_TABLE} WHERE ({watched}) "  # noqa: S608 - fixed text
+        "AND anchor_ts IS NULL AND first_billed_at IS NULL"
+    )
+    join = ""
+    undated = one_row(con, f"SELECT count(*) FROM ({undated_rows})")  # noqa: S608
     if events is not None and undated is not None and int(undated[0]) > 0:
-        first_event = (
-            f"SELECT e.entity_id, min(e.ts) AS t FROM {events} AS e "  # noqa: S608
-            f"JOIN (SELECT entity_id FROM {DRIFT_TABLE} WHERE t IS NULL) AS u "
-            "ON u.entity_id = e.entity_id GROUP BY 1"
-        )
-        day_f = period_key_sql(exp.column("t", "f"), "day", timezone).sql(dialect="duckdb")
         con.execute(
-            f"UPDATE {DRIFT_TABLE} AS w SET t = f.t, day = {day_f} "  # noqa: S608
-            f"FROM ({first_event}) AS f WHERE w.entity_id = f.entity_id AND w.t IS NULL"
+            f"CREATE OR REPLACE TEMP TABLE {_UNDATED} AS "  # noqa: S608 - fixed text
+            f"SELECT e.entity_id, min(e.ts) AS t FROM {events} AS e "
+            f"JOIN ({undated_rows}) AS u ON u.entity_id = e.entity_id GROUP BY 1"
         )
+        join = f" LEFT JOIN {_UNDATED} AS u ON u.entity_id = x.entity_id"
+        t = "coalesce(x.anchor_ts, x.first_billed_at, u.t)"
+    local: exp.Expr = exp.column("t")
+    if timezone != "UTC":
+        local = exp.ConvertTimezone(
+            source_tz=exp.Literal.string("UTC"),
+            target_tz=exp.Literal.string(timezone),
+            timestamp=local,
+        )
+    day = exp.cast(local, exp.DataType.build("DATE")).sql(dialect="duckdb")
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {DRIFT_TABLE} AS "  # noqa: S608 - fixed text
+        f"SELECT entity_id, k, period, {day} AS day, t FROM ("
+        f"SELECT x.entity_id, CAST(CASE WHEN {cells} THEN {kind} "
+        f"WHEN buyer_status = 'pending' THEN 'pending' ELSE 'd' END AS {kinds}) AS k, "
+        f"coalesce(x.billed_period, x.buyer_period) AS period, {t} AS t "
+        f"FROM {ENTITIES_TABLE} AS x{join} WHERE {watched})"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_COUNTS} AS "  # noqa: S608 - fixed text
+        f"SELECT period, day, k, count(*) AS n FROM {DRIFT_TABLE} GROUP BY ALL"
+    )
 
 
 def _tables(con: duckdb.DuckDBPyConnection, key: str, confidence: float) -> DriftTable:
-    """Counts per period or per day, in one GROUP BY, turned into statistics at once."""
+    """Counts per period or per day, in one GROUP BY of the counts, turned into statistics."""
     column = {"period": "period", "day": "day"}[key]
-    counts = ", ".join(f"count(*) FILTER (WHERE k = '{k}') AS n_{k}" for k in KINDS)
+    counts = ", ".join(
+        f"CAST(coalesce(sum(n) FILTER (WHERE k = '{k}'), 0) AS BIGINT) AS n_{k}" for k in KINDS
+    )
     got = con.execute(
-        f"SELECT {column} AS key, {counts} FROM {DRIFT_TABLE} "  # noqa: S608 - fixed text
+        f"SELECT CAST({column} AS VARCHAR) AS key, {counts} FROM {_COUNTS} "  # noqa: S608
         f"WHERE {column} IS NOT NULL GROUP BY 1 ORDER BY 1"
     ).fetchnumpy()
     keys = tuple(str(k) for k in got["key"])
@@ -532,8 +571,8 @@ def _dispersion(con: duckdb.DuckDBPyConnection, first: str, last: str) -> float:
     """
     row = one_row(
         con,
-        "WITH d AS (SELECT day, count(*) AS n, count(*) FILTER (WHERE k = 'b') AS b "  # noqa: S608
-        f"FROM {DRIFT_TABLE} WHERE k IN ('a', 'b', 'c', 'd') AND period BETWEEN ? AND ? "
+        "WITH d AS (SELECT day, sum(n) AS n, coalesce(sum(n) FILTER (WHERE k = 'b'), 0) AS b "  # noqa: S608
+        f"FROM {_COUNTS} WHERE k IN ('a', 'b', 'c', 'd') AND period BETWEEN ? AND ? "
         "GROUP BY day), p AS (SELECT sum(b) / sum(n) AS p FROM d) "
         "SELECT sum((d.b - d.n * p.p) ^ 2 / (d.n * p.p * (1 - p.p))), count(*) "
         "FROM d, p WHERE p.p > 0 AND p.p < 1",

@@ -25,6 +25,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+import duckdb
+
 from truecount.definition.model import (
     Condition,
     Definition,
@@ -33,15 +35,16 @@ from truecount.engine.actors import unknown_actor_note, unknown_actors, who
 from truecount.engine.compile import describe_condition, plan_leaves
 from truecount.engine.coverage import (
     Need,
+    ScanStats,
     coverage_rows,
     plan_needs,
     scan_caveats,
     scan_stats,
 )
 from truecount.engine.run import _parse_as_of, default_as_of
-from truecount.engine.source import EventsInput, EventSource, open_events
+from truecount.engine.source import EventsInput, EventSource, attrs_not_json, open_events
 from truecount.errors import InputError, Location, Problem
-from truecount.ingest.canonical import KNOWN_ACTORS
+from truecount.ingest.canonical import EVENTS_TABLE, KNOWN_ACTORS
 from truecount.ingest.choices import Choice
 
 Status = Literal["ok", "thin", "missing"]
@@ -363,6 +366,29 @@ def check(
         source.con.close()
 
 
+def _scan(
+    source: EventSource,
+    needs: list[Need],
+    cond_needs: list[tuple[str, list[Need]]],
+    actor_types: list[str],
+    moment: dt.datetime,
+) -> ScanStats:
+    """The scan by type and actor, on the events' text view when there is one; an ``attrs``
+    that is not JSON is then refused here, by file and row, as the JSON view would have
+    refused it (by value alone) in the middle of the scan."""
+    table = source.text_table or EVENTS_TABLE
+    try:
+        scanned = scan_stats(source.con, needs, cond_needs, actor_types, moment, table=table)
+    except duckdb.InvalidInputException:
+        # a filter parsed an attrs that is not JSON before the scan could count it
+        if table == EVENTS_TABLE:
+            raise
+        raise attrs_not_json(source) from None
+    if scanned.stats.pop("attrs_not_json", 0):
+        raise attrs_not_json(source)
+    return scanned
+
+
 def check_source(
     definition: Definition,
     source: EventSource,
@@ -395,7 +421,7 @@ def check_source(
     anchor_need, cond_needs, quantity_needs = plan_needs(definition)
     needs = [anchor_need, *(n for _, mine in cond_needs for n in mine), *quantity_needs]
     actor_types = sorted({n.flt.type for n in needs if n.flt.actor is not None})
-    scanned = scan_stats(con, needs, cond_needs, actor_types, moment)
+    scanned = _scan(source, needs, cond_needs, actor_types, moment)
     stats, types, actors = scanned.stats, scanned.types, scanned.actors
     rows = coverage_rows(con, definition, needs, cond_needs, moment, verdicts)
     no_actor = unknown_actors(con, [(n.key, n.flt) for n in needs], moment)

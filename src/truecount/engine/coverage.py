@@ -288,6 +288,8 @@ def scan_stats(
     conditions: list[tuple[str, list[Need]]],
     actor_types: list[str],
     as_of: dt.datetime,
+    *,
+    table: str = EVENTS_TABLE,
 ) -> ScanStats:
     """One scan of the visible events, grouped by type and actor (a few dozen groups).
 
@@ -296,6 +298,11 @@ def scan_stats(
     totals; the groups themselves are the events per type, the actors seen for the types a
     filter names an actor of, and the actor values no filter can see. One pass instead of one
     per question, which matters at millions of events.
+
+    ``table`` may name a view of the same events whose ``attrs`` is the export's text
+    (:attr:`~truecount.engine.source.EventSource.text_table`): the search for caveats then
+    reads the text as it is instead of parsing every event's JSON, and the scan counts the
+    values that are not JSON (``attrs_not_json``), which the JSON view would have refused.
     """
     cols: list[exp.Expr] = [
         _col("type"),
@@ -341,9 +348,13 @@ def scan_stats(
             on_scan(_or([filter_sql(n.flt, _E) for n in mine]), f"c{k}_matching")
     # events whose attributes may hold an adapter's caveat: none, and caveats need not run
     cols.append(_count_if(_may_have_caveat(), "may_have_caveat"))
+    if table != EVENTS_TABLE:
+        not_json = exp.not_(exp.func("json_valid", _col("attrs")))
+        present = exp.Not(this=exp.Is(this=_col("attrs"), expression=exp.Null()))
+        cols.append(_count_if(_and([present, not_json]), "attrs_not_json"))
     query = (
         exp.select(*cols)
-        .from_(_events())
+        .from_(exp.to_table(table).as_(_E))
         .where(_visible(as_of))
         .group_by(_col("type"), _col("actor"))
     )

@@ -44,6 +44,15 @@ class EventSource:
     #: How many events there are, when known without a scan (Parquet footers, table
     #: statistics): decides whether a count runs in pieces (``engine.run.partitions_for``).
     rows: int | None = None
+    #: A view of the same events with ``attrs`` as the export wrote it (text, not parsed as
+    #: JSON), when the events are files read in place: for scans that only search that text
+    #: (``engine.coverage.scan_stats``), since parsing forty million JSON objects costs more
+    #: than the rest of such a scan. None when ``events`` itself holds text already.
+    text_table: str | None = None
+
+
+#: The name of :attr:`EventSource.text_table` when there is one.
+EVENTS_TEXT_VIEW = "_tc_events_text"
 
 
 def _canonical_select(source_table: str, present: set[str]) -> exp.Select:
@@ -211,17 +220,26 @@ def _parquet_view(con: duckdb.DuckDBPyConnection, files: list[str]) -> EventSour
     src.rows = _parquet_rows(con, files)
     nulls, max_ts = _parquet_stats(con, files)
     ts_type = str(dict(zip(rel.columns, rel.dtypes, strict=True))["ts"])
+    types = dict(zip(rel.columns, rel.dtypes, strict=True))
+    text = _as_text_attrs(select) if str(types.get("attrs")) == "VARCHAR" else None
     if all(n == 0 for n in nulls.values()):
         # Clean by the footers: no row to skip, and the latest ts is known without a scan.
         if ts_type == "TIMESTAMP":
             src.max_ts = max_ts
         con.execute(f"CREATE VIEW {EVENTS_TABLE} AS {select.sql(dialect='duckdb')}")
+        if text is not None:
+            con.execute(f"CREATE VIEW {EVENTS_TEXT_VIEW} AS {text.sql(dialect='duckdb')}")
+            src.text_table = EVENTS_TEXT_VIEW
         return src
     not_null = [exp.column(c).is_(exp.Null()).not_() for c in REQUIRED_COLUMNS]
     cond: exp.Expr = not_null[0]
     for extra in not_null[1:]:
         cond = exp.and_(cond, extra)
     con.execute(f"CREATE VIEW {EVENTS_TABLE} AS {select.where(cond).sql(dialect='duckdb')}")
+    if text is not None:
+        where = text.where(cond.copy()).sql(dialect="duckdb")
+        con.execute(f"CREATE VIEW {EVENTS_TEXT_VIEW} AS {where}")
+        src.text_table = EVENTS_TEXT_VIEW
     skipped_sql = (
         exp.select(*[
             exp.alias_(
@@ -244,6 +262,51 @@ def _parquet_view(con: duckdb.DuckDBPyConnection, files: list[str]) -> EventSour
         src.rows_skipped = int(skipped[0][0]) if skipped else 0
         src.skipped_reasons = reasons
     return src
+
+
+def _as_text_attrs(select: exp.Select) -> exp.Select:
+    """``select`` with ``attrs`` left as its text instead of cast to JSON."""
+    text = select.copy()
+    for alias in text.expressions:
+        if alias.alias == "attrs":
+            alias.set("this", exp.cast(exp.column("attrs", quoted=True), "VARCHAR"))
+    return text
+
+
+def attrs_not_json(source: EventSource) -> InputError:
+    """The first event of ``source``'s files whose ``attrs`` is not JSON, as an error naming
+    its file, row and value (the files are read again, only to find it)."""
+    files = exp.Array(expressions=[exp.Literal.string(f) for f in _literal(source.files)])
+    options = [
+        exp.EQ(this=exp.column(name), expression=exp.true())
+        for name in ("union_by_name", "filename", "file_row_number")
+    ]
+    bad = exp.and_(
+        exp.column("attrs").is_(exp.Null()).not_(),
+        exp.not_(exp.func("json_valid", exp.column("attrs"))),
+    )
+    query = (
+        exp.select("filename", "file_row_number", "attrs")
+        .from_(exp.func("read_parquet", files, *options))
+        .where(bad)
+        .order_by("filename", "file_row_number")
+        .limit(1)
+    )
+    row = source.con.execute(query.sql(dialect="duckdb")).fetchone()
+    where = (
+        Location(file=str(row[0]), row=int(row[1]) + 1, column="attrs")
+        if row
+        else Location(column="attrs")
+    )
+    value = "" if row is None else f": {str(row[2])[:60]!r}"
+    return InputError(
+        Problem(
+            f"a value in the events is not JSON{value}",
+            where,
+            "fix the export, or load it with 'truecount ingest', which sets such rows aside "
+            "with their reasons and counts them",
+        )
+    )
 
 
 def _from_files(paths: Sequence[str | Path]) -> EventSource:

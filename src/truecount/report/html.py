@@ -31,6 +31,7 @@ import jinja2
 import numpy as np
 import numpy.typing as npt
 from markupsafe import Markup
+from sqlglot import exp
 
 from truecount.billing.dispute import DISPUTED
 from truecount.billing.invoice import load_invoice_into, load_invoice_mapping
@@ -47,7 +48,7 @@ from truecount.definition.model import Definition
 from truecount.drift.alarm import DEFAULT_ALARM, cusum_path
 from truecount.drift.report import DriftReport, drift_in, parse_baseline
 from truecount.engine.check import CheckResult, check_source
-from truecount.engine.coverage import coverage_counts
+from truecount.engine.coverage import COVERAGE_PREFIX, coverage_counts
 from truecount.engine.run import VERDICTS_TABLE, count
 from truecount.engine.source import EventsInput
 from truecount.errors import InputError, Location, Problem
@@ -201,6 +202,33 @@ def _disputed(
 
 
 # ------------------------------------------------------------------------------- gather
+def _drop_coverage(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the coverage counts from the count's verdict table once the check has read them.
+
+    Nothing after the check reads them, and the reconciliation's per-entity table is written
+    next: at ten million candidates they are some 240 MB that would otherwise be held, or
+    spilled to disk and read back, while that table is built. Dropping a column of a DuckDB
+    table keeps the other columns' storage as it is."""
+    found = con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND database_name = 'temp' "
+        "AND starts_with(column_name, ?)",
+        [VERDICTS_TABLE, COVERAGE_PREFIX],
+    ).fetchall()
+    for (name,) in found:
+        con.execute(
+            exp.Alter(
+                this=exp.to_table(VERDICTS_TABLE),
+                kind="TABLE",
+                actions=[
+                    exp.Drop(
+                        tables=[exp.column(exp.to_identifier(str(name), quoted=True))],
+                        kind="COLUMN",
+                    )
+                ],
+            ).sql(dialect="duckdb")
+        )
+
+
 def gather(
     definition: Path,
     events: EventsInput,
@@ -243,6 +271,7 @@ def gather(
         con = result.con
         # the sufficiency check first, while the verdicts are the newest table in memory
         checked = check_source(d, result.source, as_of=result.as_of, verdicts=VERDICTS_TABLE)
+        _drop_coverage(con)
         load_invoice_into(con, list(invoice), mapping, table=INVOICE_TABLE)
         recon = reconcile_in(
             con,
