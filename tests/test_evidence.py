@@ -288,6 +288,43 @@ def test_result_roots_recomputed_from_the_csv_files(scene: Scene) -> None:
     assert pred["results"]["totals"]["vendor_billed"] == truth["billed"]
 
 
+def test_line_ids_of_entities_billed_more_than_once(scene: Scene, tmp_path: Path) -> None:
+    """entities.csv's ``lines`` and ``line_ids`` against the invoice read here with the csv
+    module: an entity billed on several lines lists its ids sorted as UTF-8 bytes and joined
+    by ';' (ids chosen so that byte order differs from the order of the file and from a
+    numeric order), one billed once shows its single id; and the pack verifies."""
+    with scene.invoice.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    extra = {0: ["L9", "L10", "Lé"], 1: ["L000000002b"], 5: ["A-first"]}
+    for index, ids in extra.items():
+        for line_id in ids:
+            rows.append({**rows[index], "line_id": line_id})
+    invoice = tmp_path / "invoice.csv"
+    with invoice.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    pack = build_pack(
+        scene.definition,
+        [invoice],
+        scene.keys.private,
+        tmp_path / "pack",
+        events=scene.workspace,
+        terms=scene.terms,
+    )
+    expected: dict[str, list[str]] = {}
+    for r in rows:
+        expected.setdefault(r["entity_id"], []).append(r["line_id"])
+    with (pack.folder / "entities.csv").open(newline="", encoding="utf-8") as fh:
+        got = {r["entity_id"]: (r["lines"], r["line_ids"]) for r in csv.DictReader(fh)}
+    for entity, ids in expected.items():
+        ordered = sorted(ids, key=lambda x: x.encode("utf-8"))
+        assert got[entity] == (str(len(ids)), ";".join(ordered)), entity
+    assert sum(len(v) > 1 for v in expected.values()) == 3
+    v = verify_pack(pack.folder, load_public_key(scene.keys.public), scene.workspace, [invoice])
+    assert v.ok, [(c.name, c.detail) for c in v.failed]
+
+
 # ----------------------------------------------------------------- verifying
 def test_verifies_with_the_workspace_and_with_the_export(scene: Scene) -> None:
     for events in ([scene.events], scene.workspace):

@@ -20,6 +20,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlglot import exp
 
 from truecount.errors import TruecountError
 from truecount.evidence import merkle
@@ -373,11 +374,16 @@ def test_event_tree_streamed_from_duckdb_matches_plain_python(
     assert tree.root == mth_hashes(hashes).hex()
 
 
-def test_entity_tree_from_duckdb_matches_plain_python(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("batch", [1, 3, 64, 1 << 17])
+def test_entity_tree_from_duckdb_matches_plain_python(
+    monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
     """Pack format 3's event tree (a leaf per entity) against docs/evidence.md re-implemented
     here: each event's netstrings, an entity's events sorted as bytes and joined, the leaves
     sorted by entity id bytes. Ids and texts mix lengths, prefixes and non-ASCII characters,
-    where byte order differs from a naive or locale order; more leaves than one block."""
+    where byte order differs from a naive or locale order; more leaves than one block. The
+    events are read from DuckDB in batches of ``batch`` rows, so entities are cut across
+    batches (one entity has more events than several batches hold)."""
     import datetime as dt
     import random
 
@@ -386,13 +392,14 @@ def test_entity_tree_from_duckdb_matches_plain_python(monkeypatch: pytest.Monkey
     from truecount.evidence import run as ev_run
 
     monkeypatch.setattr(merkle, "STREAM_BLOCK", 1 << 6)
+    monkeypatch.setattr(ev_run, "LEAF_BATCH_EVENTS", batch)
     rng = random.Random(5)
     alphabet = ["a", "z", "Z", "é", "ü", "中", "-", "1", "10", ":", "~", "😀"]
     ids = sorted({"".join(rng.choices(alphabet, k=rng.randint(0, 4))) for _ in range(900)})
     base = dt.datetime(2026, 1, 1)
     rows = []
     for i in range(5_000):
-        entity = rng.choice(ids)
+        entity = ids[len(ids) // 2] if i % 25 == 0 else rng.choice(ids)
         ts = base + dt.timedelta(seconds=rng.randint(0, 99), microseconds=rng.choice([0, 7]))
         text = "".join(rng.choices(alphabet, k=rng.randint(0, 3)))
         rows.append(
@@ -455,3 +462,21 @@ def test_entity_tree_from_duckdb_matches_plain_python(monkeypatch: pytest.Monkey
         if r[1] == some and r[2] <= as_of
     ]  # fmt: skip
     assert merkle.leaf_hash(entity_leaf_data(mine)) == leaves[3]
+
+
+def test_formula_cells_get_an_apostrophe_and_nothing_else_changes() -> None:
+    """The CSV cell text of a VARCHAR in DuckDB against the rule written out here: a leading
+    apostrophe exactly when the first character is one of = + - @ tab CR."""
+    from truecount.evidence.records import cell_text
+
+    values = ["=1+1", "+x", "-3", "@a", "\tt", "\rr", "a=b", "", "'", "é=", " =", "==", None]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (i INTEGER, v VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(values)))
+    sql = f"SELECT {cell_text(exp.column('v'), 'VARCHAR').sql('duckdb')} FROM t ORDER BY i"
+    got = [r[0] for r in con.execute(sql).fetchall()]
+    want = [
+        None if v is None else ("'" + v if v[:1] in ("=", "+", "-", "@", "\t", "\r") else v)
+        for v in values
+    ]
+    assert got == want

@@ -19,12 +19,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
 import duckdb
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlglot
@@ -52,7 +55,6 @@ from .records import (
     EVENT_LEAF_FORMATS,
     EVENT_ORDER,
     cell_text,
-    entity_leaf_sql,
     event_field_text,
     event_leaf_data,
     leaf_data_sql,
@@ -77,6 +79,11 @@ ENTITY_COLUMNS: Final[tuple[str, ...]] = (
 #: Arrow batches of leaf hashes and the CSV writer's buffers on top of DuckDB's budget, and
 #: the whole must stay under 2 GB at 10M tickets (docs/benchmark.md, *Evidence at 10M*).
 EVIDENCE_MEMORY_LIMIT: Final[str] = "1.5GB"
+#: DuckDB's budget while the event tree is built (unless TRUECOUNT_MEMORY_LIMIT is set): its
+#: sort spills either way at 10M tickets, and the process also holds the Arrow batches being
+#: cut and hashed (measured at 10M: a 1,965 MB peak with 1.5 GB here, where the rest of the
+#: verb peaks at about 1.89 GB).
+EVENT_TREE_MEMORY_LIMIT: Final[str] = "1.3GB"
 
 _COVERED: Final[str] = "_ev_covered"
 _PERIODS: Final[str] = "_ev_periods"
@@ -352,17 +359,21 @@ def _verdict_rows(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def _entity_rows(con: duckdb.DuckDBPyConnection) -> list[str]:
     # Line ids derived from the invoice's position (no line_id column) read 'path#row'; the
-    # folders are dropped so the rows do not depend on where the invoice file lies.
-    # The ids are gathered into a list and the list sorted, which gives what an ordered
-    # string_agg gives (VARCHAR compares byte-wise either way) without the ordered
-    # aggregate's sort of every group; an entity whose lines have no id keeps NULL.
+    # folders are dropped so the rows do not depend on where the invoice file lies. An
+    # entity's ids are sorted and joined by ';' (VARCHAR compares byte-wise), and an entity
+    # whose lines have no id keeps NULL. Almost every entity has one line, whose id is the
+    # whole cell: a plain count and min per entity, and the list, its sort and its join only
+    # for the entities with more (a list per group for every entity cost half again as much).
     lines = sqlglot.parse_one(
-        "SELECT entity_id, CASE WHEN count(lid) > 0 THEN "
-        "array_to_string(list_sort(list(lid) FILTER (WHERE lid IS NOT NULL)), ';') END "
-        "AS line_ids FROM "
-        "(SELECT entity_id, CASE WHEN line_id = source "
+        "WITH l AS (SELECT entity_id, CASE WHEN line_id = source "
         "THEN regexp_replace(source, '^.*[/\\\\]', '') ELSE line_id END AS lid "
-        "FROM _tc_lines) GROUP BY entity_id",
+        "FROM _tc_lines), "
+        "g AS (SELECT entity_id, count(lid) AS n, min(lid) AS one FROM l GROUP BY entity_id) "
+        "SELECT g.entity_id, CASE WHEN g.n = 1 THEN g.one WHEN g.n > 1 THEN m.joined END "
+        "AS line_ids FROM g LEFT JOIN "
+        "(SELECT entity_id, array_to_string(list_sort(list(lid)), ';') AS joined FROM l "
+        "WHERE lid IS NOT NULL AND entity_id IN (SELECT entity_id FROM g WHERE n > 1) "
+        "GROUP BY entity_id) AS m ON m.entity_id = g.entity_id",
         dialect="duckdb",
     )
     assert isinstance(lines, exp.Select)
@@ -455,24 +466,140 @@ def _covered_events(as_of: dt.datetime, entities: list[str] | None = None) -> ex
     )
 
 
-def _entity_leaves(as_of: dt.datetime) -> exp.Select:
-    """One leaf hash ``h`` per covered entity with events (``truecount.entity-events.v1``),
-    then its ``entity_id``, in entity order (the tree's order; the ORDER BY is the query's
-    own, not a subquery's, so nothing may reorder the rows on their way out).
+#: Events read from DuckDB per batch when entity leaves are built (about 11 MB of event data
+#: at the demo's sizes): large enough that the per-batch work is a few vectorised calls.
+LEAF_BATCH_EVENTS: Final[int] = 1 << 17
 
-    The field texts are computed once in a subquery (each appears twice in an event's data),
-    each event's data is one ``concat``, and the entity's leaf is their byte-wise sorted
-    concatenation, hashed by DuckDB: no event row reaches Python, and the tree gets one leaf
-    per entity rather than one per event.
+_LEAF_BATCH: Final[str] = "_ev_leaf_batch"
+
+
+def _sorted_event_data(as_of: dt.datetime) -> exp.Select:
+    """The covered events' data ``d`` with their ``entity_id`` ``k``, sorted by ``k`` then ``d``.
+
+    Sorted so, an entity's events are adjacent rows, in the order its leaf joins them (DuckDB
+    compares VARCHAR byte-wise, as the leaf definition sorts), so an Arrow batch of this query
+    holds each entity's leaf data as one contiguous run of its data buffer. The ORDER BY is
+    the query's own, not a subquery's, so nothing may reorder the rows on their way out.
     """
     data = leaf_data_sql([exp.column(f"_t_{f}") for f in EVENT_FIELDS], null_mark=True)
     key = exp.column("_t_entity_id")
     return (
-        exp.select(exp.alias_(entity_leaf_sql(data), "h"), exp.alias_(key, "entity_id"))
+        exp.select(exp.alias_(key, "k"), exp.alias_(data, "d"))
         .from_(_covered_events(as_of).subquery("x"))
-        .group_by(key.copy())
-        .order_by(exp.Ordered(this=key.copy(), nulls_first=False))
+        .order_by(
+            exp.Ordered(this=exp.column("k"), nulls_first=False),
+            exp.Ordered(this=exp.column("d"), nulls_first=False),
+        )
     )
+
+
+def _joined_by_entity(batch: pa.Table, starts: npt.NDArray[np.int64], end: int) -> pa.Array:
+    """The leaf data of the entities whose rows start at ``starts`` (the last ending at row
+    ``end``): one binary value per entity, sharing the batch's data buffer (no copy).
+
+    The rows are sorted, so an entity's data is the run of the buffer from its first row's
+    offset to the next entity's; the new offsets are the old ones taken at the starts.
+    """
+    col = batch.column("d")
+    data = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    large = pa.types.is_large_string(data.type) or pa.types.is_large_binary(data.type)
+    width = np.int64 if large else np.int32
+    offsets = np.frombuffer(data.buffers()[1], dtype=width)[
+        data.offset : data.offset + len(data) + 1
+    ]
+    picked = offsets[np.append(starts, end)]
+    kind = pa.large_binary() if large else pa.binary()
+    return pa.Array.from_buffers(
+        kind, len(starts), [None, pa.py_buffer(np.ascontiguousarray(picked)), data.buffers()[2]]
+    )
+
+
+def _entity_leaf_batches(
+    con: duckdb.DuckDBPyConnection, as_of: dt.datetime
+) -> Iterator[tuple[pa.Array, pa.Array]]:
+    """The entity leaves (``truecount.entity-events.v1``) in tree order, batch by batch: each
+    batch's 32-byte leaf hashes and entity ids.
+
+    DuckDB sorts the covered events' data by entity and data (:func:`_sorted_event_data`) and
+    streams them as Arrow; per batch, the entity boundaries are found by one vectorised
+    comparison of adjacent keys, each entity's leaf data is a slice of the batch's buffer
+    (:func:`_joined_by_entity`), and DuckDB hashes the batch's leaves in one query on a second
+    cursor. This replaces a per-entity ``list``, ``list_sort`` and ``array_to_string`` (a
+    hash aggregate holding every event's text, then a sort and a copy per entity) by one
+    global sort: a sixth less CPU for the tree at 1M tickets, and more at 10M, where the
+    aggregate spilled (docs/benchmark.md, *Evidence at 10M*); the bytes hashed are the same.
+
+    The hashing of a batch runs on a thread while the next batch is read (DuckDB releases the
+    interpreter lock while it works), so the two overlap on two cores; one batch is in
+    flight at a time, so memory stays at about two batches.
+    """
+    hasher = con.cursor()
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending: Future[tuple[pa.Array, pa.Array]] | None = None
+            for whole, starts, end in _entity_runs(con, as_of):
+                job = pool.submit(_hash_leaves, hasher, whole, starts, end)
+                if pending is not None:
+                    yield pending.result()
+                pending = job
+            if pending is not None:
+                yield pending.result()
+    finally:
+        hasher.close()
+
+
+def _entity_runs(
+    con: duckdb.DuckDBPyConnection, as_of: dt.datetime
+) -> Iterator[tuple[pa.Table, npt.NDArray[np.int64], int]]:
+    """Batches of the sorted event data cut at entity boundaries: each batch, the rows where
+    its entities start and the row where the last one ends. An entity whose rows run past the
+    end of a batch is carried into the next (a batch of one entity's rows only is held until
+    a boundary comes, without copying it)."""
+    reader = con.sql(_sorted_event_data(as_of).sql("duckdb")).to_arrow_reader(LEAF_BATCH_EVENTS)
+    carry: list[pa.Table] = []
+    for record in reader:
+        if record.num_rows == 0:
+            continue
+        batch = pa.Table.from_batches([record])
+        keys = batch.column("k")
+        first = keys[0]
+        if carry and pc.all(pc.equal(keys, first)).as_py() and carry[0].column("k")[0] == first:
+            carry.append(batch)  # one entity running on: no boundary to cut at yet
+            continue
+        whole = pa.concat_tables([*carry, batch]).combine_chunks()
+        starts = _entity_starts(whole.column("k"))
+        last = int(starts[-1])
+        carry = [whole.slice(last)]
+        if len(starts) > 1:
+            yield whole, starts[:-1], last
+    if carry:
+        whole = pa.concat_tables(carry).combine_chunks()
+        yield whole, _entity_starts(whole.column("k")), whole.num_rows
+
+
+def _entity_starts(keys: pa.ChunkedArray) -> npt.NDArray[np.int64]:
+    """The rows where a new entity starts in sorted keys (row 0 always)."""
+    arr = keys.combine_chunks()
+    n = len(arr)
+    change = pc.not_equal(arr.slice(1), arr.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    return np.concatenate([np.zeros(1, dtype=np.int64), np.flatnonzero(change) + 1])
+
+
+def _hash_leaves(
+    hasher: duckdb.DuckDBPyConnection, batch: pa.Table, starts: npt.NDArray[np.int64], end: int
+) -> tuple[pa.Array, pa.Array]:
+    """RFC 6962 leaf hashes of the entities starting at ``starts``, in order, and their ids."""
+    leaves = pa.table({"j": _joined_by_entity(batch, starts, end)})
+    hasher.register(_LEAF_BATCH, leaves)
+    try:
+        # one row out per row in, no join, no aggregate: DuckDB keeps the rows' order
+        hashed = hasher.sql(
+            f"SELECT unhex(sha256('\\x00'::BLOB || j)) AS h FROM {_LEAF_BATCH}"  # noqa: S608
+        ).to_arrow_table()
+    finally:
+        hasher.unregister(_LEAF_BATCH)
+    ids = batch.column("k").combine_chunks().take(pa.array(starts, pa.int64()))
+    return hashed.column("h").combine_chunks(), ids
 
 
 def _entity_event_tree(
@@ -485,14 +612,20 @@ def _entity_event_tree(
 
     Its size is the number of such entities, which the statement records as ``entities``.
     """
-    leaves = _entity_leaves(as_of)
     if prove is None:
-        tree = stream_root(con, leaves, pool)  # reads the first column, h, in this order
+        builder = merkle.RootBuilder(pool=pool)
+        for hashed, _ in _entity_leaf_batches(con, as_of):
+            builder.add(_fixed(hashed))
+        tree = Tree(builder.root().hex(), builder.size)
         return tree, tree.size, None
-    table = con.sql(leaves.sql("duckdb")).to_arrow_table()
-    hashes = hashes_of(table)
+    parts = list(_entity_leaf_batches(con, as_of))
+    hashes = (
+        np.concatenate([_fixed(h) for h, _ in parts])
+        if parts
+        else np.zeros((0, merkle.HASH_SIZE), dtype=np.uint8)
+    )
     size = int(hashes.shape[0])
-    ids = table.column("entity_id")
+    ids = pa.chunked_array([i for _, i in parts], pa.string())
     own = [int(i) for i in pc.indices_nonzero(pc.equal(ids, pa.scalar(prove, pa.string())))]
     at = 0 if own else insertion_point(ids, prove)
     wanted = sorted(own + neighbours(own, size, at))
@@ -618,9 +751,14 @@ def run(inputs: RunInputs, out: Path, prove: str | None = None) -> RunResult:
         periods = covered_periods(recon)
         _covered(con, periods)
         pool = stack.enter_context(merkle.BlockPool(inputs.threads or os.cpu_count() or 1))
+        budget = not os.environ.get(MEMORY_ENV)
+        if budget:
+            con.execute(f"SET memory_limit = '{EVENT_TREE_MEMORY_LIMIT}'")  # a constant
         events, event_entities, leaves = _event_tree(
             con, result.as_of, prove, pool, inputs.event_leaf
         )
+        if budget:
+            con.execute(f"SET memory_limit = '{EVIDENCE_MEMORY_LIMIT}'")  # a constant
         verdict_cols = _verdict_rows(con)
         entity_cols = _entity_rows(con)
         out.mkdir(parents=True, exist_ok=True)
