@@ -381,11 +381,14 @@ def _scan(
         scanned = scan_stats(source.con, needs, cond_needs, actor_types, moment, table=table)
     except duckdb.InvalidInputException:
         # a filter parsed an attrs that is not JSON before the scan could count it
-        if table == EVENTS_TABLE:
+        found = attrs_not_json(source)
+        if found is None:
             raise
-        raise attrs_not_json(source) from None
+        raise found from None
     if scanned.stats.pop("attrs_not_json", 0):
-        raise attrs_not_json(source)
+        found = attrs_not_json(source)
+        if found is not None:
+            raise found
     return scanned
 
 

@@ -23,7 +23,13 @@ from sqlglot import exp
 from truecount.db import memory_limit_bytes, resources_guard
 from truecount.definition.model import Definition
 from truecount.engine.compile import CONDITION_PREFIX, compile_definition, render_sql
-from truecount.engine.source import EventsInput, EventSource, entity_row_groups, open_events
+from truecount.engine.source import (
+    EventsInput,
+    EventSource,
+    attrs_not_json,
+    entity_row_groups,
+    open_events,
+)
 from truecount.engine.verdicts import VerdictEngine, register_verdicts
 from truecount.errors import InputError, Location, Problem
 
@@ -269,9 +275,16 @@ def count_source(
             query = compile_definition(
                 definition, moment, ordered=False, known_at=known, event_counts=event_counts
             )
-        store_verdicts(
-            con, definition, moment, known, pieces, query, cuts=cuts, event_counts=event_counts
-        )
+        try:
+            store_verdicts(
+                con, definition, moment, known, pieces, query, cuts=cuts, event_counts=event_counts
+            )
+        except duckdb.ConversionException:
+            # Parquet read in place: an attrs that is not JSON is named by file and row
+            found = attrs_not_json(source)
+            if found is None:
+                raise
+            raise found from None
     periods = _period_counts(con)
     reasons = _reason_counts(con, definition)
     return CountResult(definition, moment, sql, periods, reasons, source, clock=clock)

@@ -273,9 +273,12 @@ def _as_text_attrs(select: exp.Select) -> exp.Select:
     return text
 
 
-def attrs_not_json(source: EventSource) -> InputError:
-    """The first event of ``source``'s files whose ``attrs`` is not JSON, as an error naming
-    its file, row and value (the files are read again, only to find it)."""
+def attrs_not_json(source: EventSource) -> InputError | None:
+    """The first event of ``source``'s Parquet files whose ``attrs`` is not JSON, as an error
+    naming its file, row and value; None when there is none (or the events are not such
+    files). The files are read again, only to find it, after a query met the value."""
+    if source.text_table is None:
+        return None
     files = exp.Array(expressions=[exp.Literal.string(f) for f in _literal(source.files)])
     options = [
         exp.EQ(this=exp.column(name), expression=exp.true())
@@ -293,16 +296,12 @@ def attrs_not_json(source: EventSource) -> InputError:
         .limit(1)
     )
     row = source.con.execute(query.sql(dialect="duckdb")).fetchone()
-    where = (
-        Location(file=str(row[0]), row=int(row[1]) + 1, column="attrs")
-        if row
-        else Location(column="attrs")
-    )
-    value = "" if row is None else f": {str(row[2])[:60]!r}"
+    if row is None:
+        return None
     return InputError(
         Problem(
-            f"a value in the events is not JSON{value}",
-            where,
+            f"a value in the events is not JSON: {str(row[2])[:60]!r}",
+            Location(file=str(row[0]), row=int(row[1]) + 1, column="attrs"),
             "fix the export, or load it with 'truecount ingest', which sets such rows aside "
             "with their reasons and counts them",
         )
