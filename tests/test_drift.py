@@ -662,3 +662,49 @@ def test_every_kind_of_entity_lands_where_the_docs_say(pick_each: bool) -> None:
     assert kinds["T-10"] == "2026-02-10"  # no anchor: dated by its billed_at
     assert kinds["T-14"] == "2026-01-31"  # dated by its anchor, in the period it was billed
     assert "T-13" not in kinds
+
+
+def test_days_are_local_dates_in_the_definitions_timezone() -> None:
+    """An entity's day is the date of its time in the definition's timezone: an anchor at
+    03:00 UTC belongs to the day before in New York. Checked against pandas' own conversion,
+    for anchored entities, one dated by its billed_at and one by its first event."""
+    import duckdb
+
+    tz = "America/New_York"
+    d = load_definition(DEFINITION)
+    d = d.model_copy(update={"period": d.period.model_copy(update={"timezone": tz})})
+    verdicts = [  # entity, status, period, anchor time (UTC)
+        ("A1", "counted", "2026-01", "2026-01-10 03:00"),
+        ("A2", "counted", "2026-01", "2026-01-10 12:00"),
+        ("A3", "not_counted", "2026-01", "2026-01-11 04:59"),
+        ("A4", "counted", "2026-01", "2026-01-11 05:00"),
+        ("A5", "not_counted", "2026-01", "2026-01-12 23:30"),
+    ]
+    invoice = [  # entity, billed_at (UTC), period
+        ("A1", "2026-01-10 04:00", "2026-01"),
+        ("A3", "2026-01-11 06:00", "2026-01"),
+        ("B1", "2026-01-13 02:00", "2026-01"),  # no verdict, dated by billed_at
+        ("B2", None, "2026-01"),  # no verdict, no billed_at: dated by its first event
+    ]
+    events = [("A1", "2026-01-09 20:00"), ("B1", "2026-01-12 01:00"), ("B2", "2026-01-14 04:30")]
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(
+        "CREATE TABLE v (entity_id VARCHAR, status VARCHAR, period VARCHAR, anchor_ts TIMESTAMP)"
+    )
+    con.executemany("INSERT INTO v VALUES (?, ?, ?, ?)", verdicts)
+    con.execute("CREATE TABLE inv (entity_id VARCHAR, billed_at TIMESTAMP, period VARCHAR)")
+    con.executemany("INSERT INTO inv VALUES (?, ?, ?)", invoice)
+    con.execute("CREATE TABLE ev (entity_id VARCHAR, ts TIMESTAMP)")
+    con.executemany("INSERT INTO ev VALUES (?, ?)", events)
+    report = drift_in(con, d, "v", "inv", events_table="ev", contract_rate=0.1, by_day=True)
+    assert report.days is not None
+    got = dict(zip(report.days.keys, report.days.stats.n.tolist(), strict=True))
+
+    first_event = pd.DataFrame(events, columns=["entity_id", "ts"]).groupby("entity_id")["ts"].min()
+    when = {e: t for e, _, _, t in verdicts}
+    for e, billed_at, _ in invoice:
+        when.setdefault(e, billed_at or first_event[e])
+    local = pd.to_datetime(pd.Series(when)).dt.tz_localize("UTC").dt.tz_convert(tz)
+    expected = local.dt.strftime("%Y-%m-%d").value_counts().sort_index().to_dict()
+    assert got == expected
