@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import hmac
 import json
@@ -276,3 +277,18 @@ def test_a_later_zendesk_audit_reads_its_ticket_facts_from_the_store(setup) -> N
     whole = {e["event_id"]: e["actor"] for e in adapter_events("zendesk", "p.json", page, "ref")}
     assert live == whole
     assert None not in live.values()  # every actor known, none left unknown
+
+
+def test_the_server_sets_its_startup_objects_aside_from_the_collector(tmp_path: Path) -> None:
+    """Full collections would otherwise walk every module and binding with the GIL held,
+    stalling every request; the objects are handed back to the collector on shutdown."""
+    ws = Workspace.init(tmp_path / "ws")
+    secrets = Secrets(senders={"etl": GenericSender("etl", hmac_secret=b"etl-secret")})
+    intake = Intake(Meter(ws, Ed25519PrivateKey.generate()), secrets)
+    assert gc.get_freeze_count() == 0
+    with TestClient(create_app(intake)) as client:
+        assert gc.get_freeze_count() > 1000
+        body = batch(["gc-1"])
+        assert client.post("/events", content=body, headers=signed(body)).status_code == 200
+    assert gc.get_freeze_count() == 0
+    assert stored_ids(ws) == ["gc-1"]

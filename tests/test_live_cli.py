@@ -79,3 +79,16 @@ def test_meter_serve_needs_a_sender(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "no sender is configured" in result.output
+
+
+def test_meter_serve_refuses_a_bad_load_interval(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "ws").root
+    for value in ("0", "-1", "7200", "nan"):
+        result = runner.invoke(
+            app,
+            ["meter", "serve", "-w", str(ws), "--load-every", value],
+            env={"TRUECOUNT_METER_SENDERS": "etl=hmac-sha256:secret-0123456789"},
+        )
+        assert result.exit_code == 2, (value, result.output)
+        assert "--load-every must be above 0 and at most 3600 seconds" in result.output
+        assert "Traceback" not in result.output

@@ -127,6 +127,19 @@ def test_a_signature_is_accepted_once_within_the_window() -> None:
     assert caught.value.status == 409
 
 
+def test_the_replay_guard_forgets_only_what_is_older_than_twice_the_window() -> None:
+    guard = ReplayGuard(10)
+    times = [NOW + i * 0.1 for i in range(1000)]
+    for i, t in enumerate(times):
+        guard.admit(f"sig-{i}".encode(), t)
+    kept = [i for i, t in enumerate(times) if t >= times[-1] - 20]
+    assert guard.remembered == len(kept) < 1000
+    with pytest.raises(Refusal) as caught:  # still remembered: a replay
+        guard.admit(f"sig-{kept[0]}".encode(), times[-1])
+    assert caught.value.code == "replay"
+    guard.admit(f"sig-{kept[0] - 1}".encode(), times[-1])  # forgotten: stale by now
+
+
 def test_secrets_file_and_environment(tmp_path: Path) -> None:
     key = Ed25519PrivateKey.generate()
     path = tmp_path / "meter.yaml"

@@ -41,6 +41,8 @@ app.add_typer(log_app, name="log", rich_help_panel=PANEL_AUDIT)
 KEY_NAME: Final[str] = "meter.key"
 #: Seconds a ``log verify`` waits for the meter.
 HTTP_TIMEOUT: Final[float] = 30.0
+#: The longest pause between two loads into the store ``meter serve`` accepts.
+MAX_LOAD_EVERY: Final[float] = 3600.0
 
 
 @meter_app.command("serve")
@@ -90,6 +92,15 @@ def meter_serve_cmd(
         int,
         typer.Option("--head-every", help="Seconds between signed tree heads.", metavar="SECONDS"),
     ] = 60,
+    load_every: Annotated[
+        float,
+        typer.Option(
+            "--load-every",
+            help="Seconds between loads of journaled events into the store, unless a read "
+            "needs them sooner. Answers never wait for a load.",
+            metavar="SECONDS",
+        ),
+    ] = 0.2,
 ) -> None:
     """Run the live intake: vendor webhooks and signed events in, a verifiable log out."""
     import uvicorn
@@ -110,6 +121,10 @@ def meter_serve_cmd(
     ):
         if value <= 0:
             fail(f"{name} must be a positive number, not {value}")
+    if not 0 < load_every <= MAX_LOAD_EVERY:
+        fail(
+            f"--load-every must be above 0 and at most {MAX_LOAD_EVERY:g} seconds, not {load_every}"
+        )
     ws = Workspace.open(workspace)
     loaded = load_secrets(secrets)
     if not (loaded.zendesk or loaded.intercom or loaded.senders):
@@ -129,7 +144,7 @@ def meter_serve_cmd(
         del made
     private = load_private_key(key_path)
     intake = Intake(
-        Meter(ws, private),
+        Meter(ws, private, load_every=load_every),
         loaded,
         window=float(window),
         max_body=max_body,
