@@ -4,6 +4,7 @@ independent pandas computation of the cells (written from docs/reconcile.md, not
 from __future__ import annotations
 
 import datetime as dt
+import random
 from decimal import Decimal
 
 import pandas as pd
@@ -316,3 +317,109 @@ def test_counts_from_the_join_equal_counts_from_the_cell_table_and_pandas(
     for p in direct.periods:
         assert p.vendor_lines == lines_per_period.get(p.period, 0)
         assert p.amount_billed == Decimal("1.00") * lines_per_period.get(p.period, 0)
+
+
+def test_many_billed_entities_without_a_verdict_match_pandas() -> None:
+    """Thousands of billed entities without a verdict, some in the export and some not, billed
+    once or more over several periods, beside verdicts with reasons of their own. The counts
+    without a cell table collect these ids per group and sort them afterwards; pandas sorts
+    every entity by hand, and the cell-table path must agree with both."""
+    rng = random.Random(15)
+    months = ("2026-01", "2026-02", "2026-03", "2026-04")
+    vrows, reasons_of = [], {}
+    for i in range(1500):
+        status = rng.choice(STATUSES)
+        a = rng.random() < 0.6 if status == "not_counted" else True
+        b = rng.random() < 0.5 if status == "not_counted" else status != "not_counted"
+        vrows.append((f"V{i:05d}", rng.choice(months), status, a, b))
+        if status in ("not_counted", "excluded") and rng.random() < 0.5:
+            reasons_of[f"V{i:05d}"] = rng.choice(("spam", "merged"))
+    v = verdicts(vrows)
+    v = v.set_column(
+        v.schema.get_field_index("reason"),
+        "reason",
+        pa.array([reasons_of.get(r[0]) for r in vrows], pa.string()),
+    )
+    billed = [f"V{i:05d}" for i in range(0, 1500, 2)] + [f"N{i:05d}" for i in range(4000)]
+    irows = [(e, rng.choice(months)) for e in billed for _ in range(rng.choice((1, 1, 1, 2, 3)))]
+    rng.shuffle(irows)
+    inv = invoice(irows)
+    inv = inv.set_column(
+        inv.schema.get_field_index("amount"),
+        "amount",
+        pa.array([Decimal(rng.randint(1, 999)) / 100 for _ in irows], pa.decimal128(18, 6)),
+    )
+    known = [e for e in billed if e.startswith("V") or rng.random() < 0.7]
+
+    direct = reconcile(v, inv, known_entities=known, fetch_entities=False)
+    with_cells = reconcile(v, inv, known_entities=known)
+    assert direct.periods == with_cells.periods and direct.reasons == with_cells.reasons
+
+    inv_df, v_df = inv.to_pandas(), v.to_pandas()
+    cells = reference_cells(v_df, inv_df, set(known))
+    no_verdict = {e for e in billed if e.startswith("N")}
+    assert sum(1 for e in no_verdict if cells[e] == "unknown") > 1000
+    assert sum(1 for e in no_verdict if cells[e] != "unknown") > 2000
+    first_billed = inv_df.groupby("entity_id")["period"].min().to_dict()
+    anchor = dict(zip(v_df["entity_id"], v_df["period"], strict=True))
+    expected: dict[tuple[str, str], int] = {}
+    for e, cell in cells.items():
+        key = (first_billed.get(e) or anchor[e], cell)
+        expected[key] = expected.get(key, 0) + 1
+    got = {(p.period, c): getattr(p, c) for p in direct.periods for c in CELLS if getattr(p, c)}
+    assert got == expected
+    by_period = inv_df.groupby("period")["amount"].agg(["size", "sum"])
+    for p in direct.periods:
+        assert p.vendor_lines == by_period["size"].get(p.period, 0)
+        assert p.amount_billed == by_period["sum"].get(p.period, Decimal(0))
+
+    # reasons: every failing condition of a vendor_only verdict, then the other reasons
+    status = {r["entity_id"]: r for r in v.to_pylist()}
+    want: dict[str, int] = {}
+    for e, cell in cells.items():
+        if cell != "vendor_only":
+            continue
+        if e not in status:
+            want["no_anchor"] = want.get("no_anchor", 0) + 1
+            continue
+        row = status[e]
+        failing = [c for c in COND if row[f"cond_{c}"] is not True]
+        if row["status"] == "not_counted" and failing:
+            for c in failing:
+                want[c] = want.get(c, 0) + 1
+        else:
+            other = row["reason"] if row["reason"] is not None else row["status"]
+            want[other] = want.get(other, 0) + 1
+    assert dict(direct.reasons) == want
+
+
+@pytest.mark.parametrize("n_conditions", [1, 9, 17, 33, 70])
+def test_failing_conditions_counted_for_any_number_of_conditions(n_conditions: int) -> None:
+    """The failing-condition mask takes a wider integer type as conditions are added; every
+    width must count each failing condition of each vendor_only entity, as pandas does."""
+    rng = random.Random(n_conditions)
+    names = [f"c{i:02d}" for i in range(n_conditions)]
+    rows = []
+    for i in range(300):
+        status = rng.choice(("counted", "not_counted", "not_counted", "excluded"))
+        conds = [status != "not_counted" or rng.random() < 0.8 for _ in names]
+        rows.append({"entity_id": f"E{i}", "period": "2026-01", "status": status} | {
+            f"cond_{n}": c for n, c in zip(names, conds, strict=True)
+        })  # fmt: skip
+    v = pa.Table.from_pylist(rows)
+    inv = invoice([(r["entity_id"], "2026-01") for r in rows[::2]])
+    direct = reconcile(v, inv, fetch_entities=False)
+    with_cells = reconcile(v, inv)
+    want: dict[str, int] = {}
+    for r in rows[::2]:
+        if r["status"] == "excluded":
+            want["excluded"] = want.get("excluded", 0) + 1
+        elif r["status"] == "not_counted":
+            failing = [n for n in names if not r[f"cond_{n}"]]
+            for n in failing:
+                want[n] = want.get(n, 0) + 1
+            if not failing:
+                want["not_counted"] = want.get("not_counted", 0) + 1
+    assert dict(direct.reasons) == want
+    assert direct.reasons == with_cells.reasons
+    assert direct.primary_reasons == with_cells.primary_reasons

@@ -15,7 +15,8 @@ period_mismatch billed once and counted, but in a period other than its anchor's
 When several apply, the first in this order wins: unknown, duplicate, vendor_only, pending,
 period_mismatch, agreed (see docs/reconcile.md for why). The work is two DuckDB statements — a
 full outer join of the billed entities with the verdicts, and the group-bys over it — so it
-scales with DuckDB, not with Python.
+scales with DuckDB, not with Python. :mod:`truecount.billing.summary` turns the few groups
+they leave into the per-period result.
 """
 
 from __future__ import annotations
@@ -23,9 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import zoneinfo
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from decimal import Decimal
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -34,11 +33,16 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from truecount import jsonout
 from truecount.billing.invoice import InvoiceMapping, load_invoice_into
 from truecount.billing.periods import CELLS as CELLS
 from truecount.billing.periods import PeriodResult as PeriodResult
-from truecount.billing.terms import Terms, apply_terms
+from truecount.billing.summary import MAX_PROBLEMS as MAX_PROBLEMS
+from truecount.billing.summary import NO_ANCHOR as NO_ANCHOR
+from truecount.billing.summary import PERIOD_PATTERNS, Setup, check_id_format, summarize
+from truecount.billing.summary import Reconciliation as Reconciliation
+from truecount.billing.summary import WaterfallStep as WaterfallStep
+from truecount.billing.summary import difference_pct as difference_pct
+from truecount.billing.terms import Terms
 from truecount.db import one_row as _one
 from truecount.db import resources_guard
 from truecount.engine.compile import period_key_sql as engine_period_key_sql
@@ -49,6 +53,8 @@ from truecount.workspace import configure
 PRECEDENCE: Final[tuple[str, ...]] = (
     "unknown", "duplicate", "vendor_only", "pending", "period_mismatch", "agreed",
 )  # fmt: skip
+
+CONDITION_PREFIX: Final[str] = "cond_"
 
 #: Name of the per-entity cell view :func:`reconcile_in` leaves on the connection.
 CELLS_TABLE: Final[str] = "reconcile_cells"
@@ -67,6 +73,11 @@ CELL_VALUES: Final[tuple[str, ...]] = (
     "buyer_only", "_no_verdict",
 )  # fmt: skip
 
+#: The integer type of the failing-condition mask, by the most conditions it holds.
+_MASK_TYPES: Final[tuple[tuple[int, str], ...]] = (
+    (8, "UTINYINT"), (16, "USMALLINT"), (32, "UINTEGER"), (64, "UBIGINT"), (128, "UHUGEINT"),
+)  # fmt: skip
+
 #: The one row of :func:`entity_span`, kept for drift on the same connection.
 _SPAN_TABLE: Final[str] = "_tc_span"
 
@@ -76,25 +87,6 @@ CELL_COLUMNS: Final[tuple[str, ...]] = (
     "buyer_status", "buyer_period", "anchor_ts",
 )  # fmt: skip
 
-#: Reason given for a billed entity in the export that has no anchor event at all.
-NO_ANCHOR: Final[str] = "no_anchor"
-
-CONDITION_PREFIX: Final[str] = "cond_"
-
-#: Problems of one kind listed in an error before the rest are left out.
-MAX_PROBLEMS: Final[int] = 5
-
-_PERIOD_PATTERNS: Final[dict[str, str]] = {
-    "day": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
-    "week": r"^[0-9]{4}-W[0-9]{2}$",
-    "month": r"^[0-9]{4}-[0-9]{2}$",
-    "quarter": r"^[0-9]{4}-Q[1-4]$",
-    "year": r"^[0-9]{4}$",
-}
-_PERIOD_EXAMPLES: Final[dict[str, str]] = {
-    "day": "2026-01-15", "week": "2026-W03", "month": "2026-01", "quarter": "2026-Q1",
-    "year": "2026",
-}  # fmt: skip
 _STRFTIME: Final[dict[str, str]] = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
 
 
@@ -120,101 +112,6 @@ def period_key(ts: dt.datetime, every: str = "month", timezone: str = "UTC") -> 
 def period_key_sql(column: exp.Expression, every: str, timezone: str) -> exp.Expression:
     """The same key as :func:`period_key`, as a syntax tree: the engine's own period key."""
     return cast(exp.Expression, engine_period_key_sql(column, every, timezone))
-
-
-# --------------------------------------------------------------------------------- results
-@dataclass(frozen=True)
-class WaterfallStep:
-    """One step from the vendor's billed count to the buyer's count (entities)."""
-
-    label: str
-    entities: int
-    kind: str  # 'start' | 'minus' | 'subtotal' | 'plus' | 'total'
-    condition: str | None = None
-
-
-@dataclass(frozen=True)
-class Reconciliation:
-    """The result of :func:`reconcile`: per-period rows, totals, reasons and the waterfall."""
-
-    definition: Mapping[str, Any]
-    as_of: dt.datetime | None
-    periods: tuple[PeriodResult, ...]
-    totals: PeriodResult
-    reasons: tuple[tuple[str, int], ...]
-    primary_reasons: tuple[tuple[str, int], ...]
-    terms: Mapping[str, Any] | None = None
-    tolerance_pct: Decimal = Decimal(0)
-    currency: str | None = None
-    #: Per-entity cells (entity_id, cell, reason, lines, ...) when fetched; see CELLS_TABLE.
-    entities: pa.Table | None = None
-    warnings: tuple[str, ...] = ()
-    #: Adapter options the events were read with (docs/sources.md), as JSON objects.
-    choices: tuple[Mapping[str, Any], ...] = ()
-
-    @property
-    def beyond_tolerance(self) -> bool:
-        """True when any period differs by more than the tolerance (exit code 1)."""
-        return any(p.beyond_tolerance for p in self.periods)
-
-    def waterfall(self) -> list[WaterfallStep]:
-        """From the vendor's billed entities down to the agreed ones, then up to the buyer's count.
-
-        Each vendor_only entity is listed once, under its first failing condition in definition
-        order, so the steps add up; :attr:`reasons` counts every failing condition instead.
-        """
-        t = self.totals
-        steps = [WaterfallStep("billed by the vendor", t.vendor_billed, "start")]
-        steps.append(WaterfallStep("not in the export (unknown)", t.unknown, "minus"))
-        steps.append(WaterfallStep("billed more than once (duplicate)", t.duplicate, "minus"))
-        steps.append(WaterfallStep("window still open (pending)", t.pending, "minus"))
-        for name, n in self.primary_reasons:
-            label = (
-                "no qualifying anchor event"
-                if name == NO_ANCHOR
-                else f"excluded, {name}"
-                if name.startswith("no data")
-                else f"failed {name}"
-            )
-            steps.append(WaterfallStep(label, n, "minus", condition=name))
-        steps.append(
-            WaterfallStep("billed in another period (period_mismatch)", t.period_mismatch, "minus")
-        )
-        steps.append(WaterfallStep("agreed", t.agreed, "subtotal"))
-        steps.append(WaterfallStep("counted, never billed (buyer_only)", t.buyer_only, "plus"))
-        steps.append(WaterfallStep("counted among the duplicates", t.duplicate_counted, "plus"))
-        steps.append(
-            WaterfallStep(
-                "counted in its anchor's period (period_mismatch)", t.period_mismatch, "plus"
-            )
-        )
-        steps.append(WaterfallStep("counted by the buyer", t.buyer_counted, "total"))
-        return steps
-
-    def to_json(self) -> dict[str, Any]:
-        """The stable, documented JSON (docs/reconcile.md). Keys are never renamed."""
-        return {
-            "definition": dict(self.definition),
-            "terms": None if self.terms is None else dict(self.terms),
-            "as_of": None if self.as_of is None else self.as_of.isoformat(),
-            "periods": [p.to_json() for p in self.periods],
-            "totals": self.totals.to_json(),
-            "reasons": [{"condition": c, "entities": n} for c, n in self.reasons],
-            "waterfall": [
-                {
-                    "step": s.label,
-                    "kind": s.kind,
-                    "entities": s.entities,
-                    **({"condition": s.condition} if s.condition else {}),
-                }
-                for s in self.waterfall()
-            ],
-            "choices": [dict(c) for c in self.choices],
-            "warnings": list(self.warnings),
-        }
-
-    def to_json_text(self) -> str:
-        return jsonout.dumps(self.to_json()) + "\n"
 
 
 # --------------------------------------------------------------------------------- inputs
@@ -248,26 +145,17 @@ def _sql(node: exp.Expression) -> str:
     return node.sql(dialect="duckdb")
 
 
-@dataclass(frozen=True)
-class _Setup:
-    every: str
-    timezone: str
-    conditions: tuple[str, ...]
-    unique_verdicts: bool | None
-    definition: Mapping[str, Any] = field(default_factory=dict)
-
-
-def _definition_setup(definition: Any | None, verdict_cols: Sequence[str]) -> _Setup:
+def _definition_setup(definition: Any | None, verdict_cols: Sequence[str]) -> Setup:
     conds = tuple(
         c[len(CONDITION_PREFIX) :] for c in verdict_cols if c.startswith(CONDITION_PREFIX)
     )
     if definition is None:
-        return _Setup("month", "UTC", conds, None)
+        return Setup("month", "UTC", conds, None)
     period = getattr(definition, "period", None)
     anchor = getattr(definition, "anchor", None)
     pick = getattr(anchor, "pick", None)
     names = tuple(getattr(definition, "conditions", {}) or {}) or conds
-    return _Setup(
+    return Setup(
         every=str(getattr(period, "every", "month")),
         timezone=str(getattr(period, "timezone", "UTC")),
         conditions=tuple(n for n in names if n in conds),
@@ -397,7 +285,7 @@ def _reconcile_in(
         )
     icols = _columns(con, invoice_table)
     setup = _definition_setup(definition, vcols)
-    if setup.every not in _PERIOD_PATTERNS:
+    if setup.every not in PERIOD_PATTERNS:
         raise ValueError(f"unknown period '{setup.every}'")
 
     # 1. invoice lines with their billed period (the period column wins over billed_at).
@@ -494,6 +382,11 @@ def _reconcile_in(
         .join("_tc_buyer AS v", on="b.entity_id = v.entity_id", join_type="FULL OUTER")
     )
 
+    # The cell as the enumeration of CELL_VALUES, not as text: the grouping below hashes it
+    # and compares it several times a row, one byte instead of a string each time.
+    cell_node = next(e for e in joined.expressions if e.alias == "cell")
+    cell_node.set("this", exp.cast(cell.copy(), _cell_type()))
+
     # 5. the counts. With a cell table, the join is written once with every entity either side
     #    knows (ENTITIES_TABLE) and the cells are a view over it: counted entities the vendor
     #    never billed belong to a cell only inside the invoice's span, which is known once the
@@ -508,8 +401,6 @@ def _reconcile_in(
             exp.column("dated", "b").as_("dated"),
             exp.column("first_billed_at", "b").as_("first_billed_at"),
         )
-        cell_node = next(e for e in joined.expressions if e.alias == "cell")
-        cell_node.set("this", exp.cast(cell.copy(), _cell_type()))
         con.execute(f"DROP VIEW IF EXISTS {CELLS_TABLE}")
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {ENTITIES_TABLE} AS "
@@ -544,7 +435,8 @@ def _reconcile_in(
         extra = sqlglot.select(
             exp.column("last_period", "b").as_("last_period"),
             exp.column("dated", "b").as_("dated"),
-            exp.column("reason_raw", "v").as_("reason_raw"),
+            exp.column("fmask", "v").as_("fmask"),
+            exp.column("other_reason", "v").as_("other_reason"),
         )
         full = joined.where(
             exp.or_(
@@ -552,80 +444,28 @@ def _reconcile_in(
                 exp.EQ(this=exp.column("status", "v"), expression=_s("counted")),
             )
         ).select(*extra.expressions)
-        # The raw reason, not the view's primary reason: the conditions already say which
-        # failed, so the per-entity CASE is not computed for every verdict.
-        reason = "coalesce(c.reason_raw, c.buyer_status)"
-        _aggregate(con, f"({_sql(full)}) AS c", "c.", setup.conditions, reason)
+        # Only the mask and the raw reason, computed with the verdicts, cross the join: the
+        # conditions and the primary reason go unread, so DuckDB leaves them out of it.
+        _aggregate(
+            con,
+            f"({_sql(full)}) AS c",
+            "c.",
+            setup.conditions,
+            "c.other_reason",
+            fmask="c.fmask",
+        )
     _resolve_no_verdict(con, known_table, update_cells=cells)
 
-    return _summarize(
+    return summarize(
         con,
         setup,
         terms,
         as_of,
-        fetch_entities,
+        CELLS_TABLE if fetch_entities else None,
         has_amount,
         verdicts_table,
         verdict_periods,
     )
-
-
-def _check_periods(
-    con: duckdb.DuckDBPyConnection,
-    setup: _Setup,
-    verdicts: str,
-    billed: Mapping[str, int],
-    verdict_periods: Sequence[str] | None,
-) -> None:
-    """Invoice periods must be keys of the definition's period, inside the export's range.
-
-    ``billed`` maps each billed period to its number of lines (``-``: lines without a date).
-    A line billed in a period the export does not reach cannot be checked at all; reporting it
-    as a finding would blame the vendor for a gap in the buyer's own export.
-    """
-    problems: list[Problem] = []
-    example = _PERIOD_EXAMPLES[setup.every]
-    pattern = re.compile(_PERIOD_PATTERNS[setup.every])
-    keys = sorted(k for k in billed if k != "-")
-    for value in keys:
-        if not pattern.match(value):
-            problems.append(
-                Problem(
-                    f"period '{value}' is not a {setup.every} key ({billed[value]} lines)",
-                    _line_location(con, value, "period"),
-                    f"write {setup.every} periods like {example}, as the definition's period says",
-                )
-            )
-    if problems:
-        raise InputError(problems[:MAX_PROBLEMS])
-    if verdict_periods is not None:
-        known = sorted(verdict_periods)
-        low, high = (known[0], known[-1]) if known else (None, None)
-    else:
-        span = _one(con, f"SELECT min(period), max(period) FROM {verdicts}")  # noqa: S608
-        low, high = span if span else (None, None)
-    for value in keys:
-        if low is not None and high is not None and low <= value <= high:
-            continue
-        covered = f"the export covers {low} to {high}" if low else "the export has no candidates"
-        problems.append(
-            Problem(
-                f"billed in period {value} ({billed[value]} lines), outside every period of the "
-                "export",
-                _line_location(con, value, "billed_at"),
-                f"{covered}; reconcile with an export that covers the invoice, or drop those lines",
-            )
-        )
-    if problems:
-        raise InputError(problems[:MAX_PROBLEMS])
-
-
-def _line_location(con: duckdb.DuckDBPyConnection, period: str, column: str) -> Location:
-    """Where the first invoice line of a billed period came from, for an error message."""
-    row = _one(
-        con, "SELECT source FROM _tc_lines WHERE bperiod = ? ORDER BY line_no LIMIT 1", [period]
-    )
-    return _location(row[0] if row else None, column)
 
 
 def _check_currency(con: duckdb.DuckDBPyConnection, invoice: str, currency: str) -> None:
@@ -645,19 +485,18 @@ def _check_currency(con: duckdb.DuckDBPyConnection, invoice: str, currency: str)
         )
 
 
-def _location(source: object, column: str) -> Location:
-    """Location of an invoice line from its 'file#row' source tag."""
-    text = str(source or "")
-    file, _, row = text.rpartition("#")
-    if file and row.isdigit():
-        return Location(file=file, row=int(row), column=column)
-    return Location(column=column)
-
-
 def _buyer_view(
-    con: duckdb.DuckDBPyConnection, table: str, vcols: Sequence[str], setup: _Setup
+    con: duckdb.DuckDBPyConnection, table: str, vcols: Sequence[str], setup: Setup
 ) -> None:
-    """One row per entity: status, period, anchor time and the first failing condition."""
+    """One row per entity: status, period, anchor time and the first failing condition.
+
+    ``fmask`` and ``other_reason`` say the same as the conditions and the reason in the form
+    the grouping without a cell table counts them: computing them here, once per verdict,
+    lets the join carry two narrow columns instead of every condition and the reason. The
+    reason is kept only where the summary reads it, for an entity that fails no condition
+    (excluded, or not counted for a reason of its own): a string on every not-counted row
+    would cost the join about a second at 10M.
+    """
     failing = [
         exp.If(
             this=exp.Is(this=_q(f"{CONDITION_PREFIX}{c}"), expression=exp.Not(this=exp.true())),
@@ -684,6 +523,7 @@ def _buyer_view(
         default=exp.Null(),
     )
     anchor_ts = _q("anchor_ts") if "anchor_ts" in vcols else exp.cast(exp.Null(), "TIMESTAMP")
+    all_true = [f"{_sql(_q(CONDITION_PREFIX + c))} IS TRUE" for c in setup.conditions]
     select = sqlglot.select(
         exp.alias_(exp.cast(_q("entity_id"), exp.DataType.build("VARCHAR")), "entity_id"),
         exp.alias_(_q("status"), "status"),
@@ -691,6 +531,22 @@ def _buyer_view(
         exp.alias_(anchor_ts, "anchor_ts"),
         exp.alias_(primary, "primary_reason"),
         exp.alias_(reason_col.copy(), "reason_raw"),
+        exp.alias_(
+            sqlglot.parse_one(
+                f"CASE WHEN status = 'not_counted' THEN {_mask_sql(setup.conditions, '')} END",
+                dialect="duckdb",
+            ),
+            "fmask",
+        ),
+        exp.alias_(
+            sqlglot.parse_one(
+                "CASE WHEN status = 'excluded' OR (status = 'not_counted' AND "
+                f"{' AND '.join(all_true) or 'true'}) "
+                f"THEN coalesce({_sql(reason_col)}, status) END",
+                dialect="duckdb",
+            ),
+            "other_reason",
+        ),
         *[
             exp.alias_(_q(f"{CONDITION_PREFIX}{c}"), f"{CONDITION_PREFIX}{c}")
             for c in setup.conditions
@@ -754,6 +610,26 @@ def in_cell(first: Any, last: Any) -> exp.Expr:
     return exp.or_(billed, counted)
 
 
+def _mask_sql(conditions: Sequence[str], qualifier: str) -> str:
+    """The failing conditions of a verdict as a bit mask (bit i: condition i is not true), as
+    fixed SQL text over the ``cond_*`` columns qualified by ``qualifier``.
+
+    The mask takes the narrowest unsigned integer type that holds it: it crosses a join of
+    millions of rows, where a 16-byte integer, and its arithmetic, cost a second at 10M.
+    """
+    if len(conditions) > 120:
+        raise InputError(Problem("a definition with more than 120 conditions cannot be reconciled"))
+    kind = next(t for n, t in _MASK_TYPES if len(conditions) <= n)
+    return (
+        " + ".join(
+            f"(CAST({qualifier}{_q(CONDITION_PREFIX + name).sql(dialect='duckdb')} IS NOT TRUE "
+            f"AS {kind}) * CAST({1 << i} AS {kind}))"
+            for i, name in enumerate(conditions)
+        )
+        or f"CAST(0 AS {kind})"
+    )
+
+
 def _aggregate(
     con: duckdb.DuckDBPyConnection,
     source: str,
@@ -762,52 +638,52 @@ def _aggregate(
     other_reason: str,
     *,
     nv_ids: bool = True,
+    fmask: str | None = None,
 ) -> None:
     """Every count a reconciliation reports, in one grouping of the per-entity cells.
 
     ``source`` is the cell table (joined to the billed entities for their last period) or the
     join that would fill it, as fixed SQL text built here; ``billed`` qualifies the columns
     ``last_period`` and ``dated``; ``other_reason`` gives the reason of a vendor_only entity
-    that fails no condition (excluded, or not counted for a reason of its own).
+    that fails no condition (excluded, or not counted for a reason of its own); ``fmask``, when
+    given, is a column that already holds the failing conditions' mask of every not-counted
+    verdict (else it is computed here from the ``cond_*`` columns).
 
     The grouping keys are the entity's period and cell, and a few more that are NULL for
     almost every entity, so the groups stay few and the per-entity work stays a hash of
     mostly-constant columns: the anchor period and status where they can differ from the
     cell's (period_mismatch, duplicate), the failing conditions of vendor_only entities as a
-    bit mask, the entity itself when it has no verdict (for :func:`_resolve_no_verdict`), and
-    whether its lines are spread over periods. Every figure is a sum over these groups.
-    ``nv_ids=False`` leaves the entity out of the keys when the cell table is written: the
-    entities without a verdict are then read from it, and a million of them would otherwise
-    be a million groups here.
+    bit mask, the number of lines of an entity without a verdict, and whether its lines are
+    spread over periods. Every figure is a sum over these groups. The ids of the entities
+    without a verdict (for :func:`_resolve_no_verdict`) are collected as a list per group
+    rather than made a key: a million of them as keys would be a million groups, each with
+    every aggregate, which cost as much as the rest of the grouping. ``nv_ids=False`` leaves
+    the list out when the cell table is written: the entities without a verdict are then
+    read from it.
     """
-    if len(conditions) > 120:
-        raise InputError(Problem("a definition with more than 120 conditions cannot be reconciled"))
-    mask = (
-        " + ".join(
-            f"(CAST(c.{_q(CONDITION_PREFIX + name).sql(dialect='duckdb')} IS NOT TRUE AS HUGEINT)"
-            f" * {1 << i})"
-            for i, name in enumerate(conditions)
-        )
-        or "CAST(0 AS HUGEINT)"
+    fmask_when = (
+        f"THEN {fmask}"
+        if fmask is not None
+        else f"AND c.buyer_status = 'not_counted' THEN {_mask_sql(conditions, 'c.')}"
     )
-    nv_id = (
-        "CASE WHEN c.cell = '_no_verdict' THEN c.entity_id END"
+    nv_lines, nv_list = (
+        ("CASE WHEN c.cell = '_no_verdict' THEN c.lines END", "list(c.entity_id) FILTER "
+         "(WHERE c.cell = '_no_verdict') AS nv_ids, ")
         if nv_ids
-        else "CAST(NULL AS VARCHAR)"
-    )
+        else ("CAST(NULL AS BIGINT)", "")
+    )  # fmt: skip
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _tc_agg AS SELECT "  # noqa: S608 - fixed text and names
         "coalesce(c.billed_period, c.buyer_period, '-') AS p, c.cell, "
         "CASE WHEN c.cell IN ('period_mismatch', 'duplicate') THEN c.buyer_period END "
         "AS buyer_period, "
         "CASE WHEN c.cell = 'duplicate' THEN c.buyer_status = 'counted' END AS dup_counted, "
-        "CASE WHEN c.cell = 'vendor_only' AND c.buyer_status = 'not_counted' "
-        f"THEN {mask} END AS fmask, "
+        f"CASE WHEN c.cell = 'vendor_only' {fmask_when} END AS fmask, "
         f"CASE WHEN c.cell = 'vendor_only' THEN {other_reason} END AS other_reason, "
-        f"{nv_id} AS nv_id, "
+        f"{nv_lines} AS nv_lines, "
         f"CASE WHEN c.lines > 1 AND NOT coalesce({billed}dated = c.lines "
         f"AND c.billed_period = {billed}last_period, false) THEN true END AS spread, "
-        "count(*) AS n, sum(c.lines) AS lines, sum(c.billed_amount) AS amount, "
+        f"{nv_list}count(*) AS n, sum(c.lines) AS lines, sum(c.billed_amount) AS amount, "
         "count(c.billed_amount) AS amounts, min(c.billed_period) AS first_billed, "
         f"max({billed}last_period) AS last_billed, max(c.billed_period) AS last_first "
         f"FROM {source} GROUP BY ALL"
@@ -836,14 +712,16 @@ def _resolve_no_verdict(
         )
     else:
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE _tc_nv AS SELECT nv_id AS entity_id, lines, "
-            "p FROM _tc_agg WHERE nv_id IS NOT NULL"
+            "CREATE OR REPLACE TEMP TABLE _tc_nv AS SELECT unnest(nv_ids) AS entity_id, "
+            "nv_lines AS lines, p FROM _tc_agg WHERE nv_lines IS NOT NULL"
         )
     n = _one(con, "SELECT count(*) FROM _tc_nv")
     if known_table is not None and n and int(n[0]) > 0:
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE _tc_nv_known AS SELECT DISTINCT n.entity_id "  # noqa: S608
-            f"FROM {known_table} k JOIN _tc_nv n ON k.entity_id = n.entity_id"
+            # A semi join: each id at most once, with the hash table built on the few ids
+            # rather than on the export's rows, and no DISTINCT over the matches.
+            "CREATE OR REPLACE TEMP TABLE _tc_nv_known AS SELECT n.entity_id "  # noqa: S608
+            f"FROM _tc_nv n SEMI JOIN {known_table} k ON k.entity_id = n.entity_id"
         )
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE _tc_nv_known (entity_id VARCHAR)")
@@ -871,293 +749,4 @@ def _resolve_no_verdict(
             [NO_ANCHOR],
         )
     if known_table is not None:
-        _check_id_format(con, known_table)
-
-
-def _first_line_of(con: duckdb.DuckDBPyConnection, entity_id: str) -> Location:
-    """File and row of the first invoice line billing ``entity_id`` (for error messages)."""
-    row = _one(
-        con,
-        "SELECT source FROM _tc_lines WHERE entity_id = ? ORDER BY line_no LIMIT 1",
-        [entity_id],
-    )
-    source = str(row[0]) if row and row[0] is not None else ""
-    file, _, line = source.rpartition("#")
-    if file and line.isdigit():
-        return Location(file=file, row=int(line), column="entity_id")
-    return Location(column="entity_id")
-
-
-def _check_id_format(con: duckdb.DuckDBPyConnection, known_table: str) -> None:
-    """Refuse to reconcile when unknown invoice ids look like export ids in another format.
-
-    A silent "unknown" here would dispute every line; a silent fix would be a guess. So the
-    user gets examples and the mapping option that makes the rewrite explicit. Each unknown id
-    is rewritten a few ways (trimmed, lower or upper case, its alphabetic prefix removed or
-    replaced by a prefix the export's ids use) and the rewrites are looked up in the export.
-    """
-    strip = "regexp_replace(trim(entity_id), '^[A-Za-z]*[^A-Za-z0-9]+', '')"
-    rows = con.execute(
-        "WITH u AS (SELECT entity_id FROM _tc_nv WHERE entity_id NOT IN "  # noqa: S608
-        "(SELECT entity_id FROM _tc_nv_known) LIMIT 100000), "
-        "prefixes AS (SELECT DISTINCT regexp_extract(entity_id, '^[A-Za-z]*[^A-Za-z0-9]*') AS p "
-        f"FROM (SELECT entity_id FROM {known_table} LIMIT 1000) UNION SELECT ''), "
-        f"core AS (SELECT entity_id, {strip} AS c FROM u), "
-        "base AS (SELECT entity_id, trim(entity_id) AS cand FROM u "
-        "UNION SELECT core.entity_id, prefixes.p || core.c FROM core, prefixes WHERE core.c <> ''),"
-        "cand AS (SELECT entity_id, cand FROM base UNION SELECT entity_id, lower(cand) FROM base "
-        "UNION SELECT entity_id, upper(cand) FROM base) "
-        f"SELECT DISTINCT cand.entity_id, k.entity_id FROM {known_table} k "
-        "JOIN cand ON k.entity_id = cand.cand WHERE cand.cand <> cand.entity_id "
-        "ORDER BY 1 LIMIT 6"
-    ).fetchall()
-    if not rows:
-        return
-    total = _one(
-        con,
-        "SELECT count(*) FROM _tc_nv WHERE entity_id NOT IN (SELECT entity_id FROM _tc_nv_known)",
-    )
-    problems: list[Problem] = []
-    fixes: set[str] = set()
-    for invoice_id, export_id in rows[:5]:
-        inv, exp_id = str(invoice_id), str(export_id)
-        if inv.strip() == exp_id:
-            kind, fixes_ = "surrounding whitespace", {"trim: true"}
-        elif inv.strip().lower() == exp_id.lower():
-            kind = "letter case"
-            fixes_ = {"case: lower" if exp_id == exp_id.lower() else "case: upper"}
-        else:
-            kind, fixes_ = "a prefix or separator", {"strip_prefix / add_prefix"}
-        fixes |= fixes_
-        problems.append(
-            Problem(
-                f"invoice id {inv!r} is not in the export, but {exp_id!r} is: "
-                f"they differ in {kind}",
-                _first_line_of(con, inv),
-            )
-        )
-    n = int(total[0]) if total else 0
-    first = problems[0].location
-    problems.insert(
-        0,
-        Problem(
-            f"{n} billed ids are not in the export, and some match export ids in another format",
-            Location(file=first.file, column="entity_id"),
-            "fix the invoice, or normalise explicitly in an invoice mapping "
-            f"(--invoice-mapping) with entity_id: {{{', '.join(sorted(fixes))}}}",
-        ),
-    )
-    raise InputError(problems)
-
-
-def _summarize(
-    con: duckdb.DuckDBPyConnection,
-    setup: _Setup,
-    terms: Terms | None,
-    as_of: dt.datetime | None,
-    fetch_entities: bool,
-    has_amount: bool,
-    verdicts_table: str,
-    verdict_periods: Sequence[str] | None,
-) -> Reconciliation:
-    # The grouping of _aggregate: per period (billed period, else anchor period) and cell, and
-    # per anchor period for the buyer's count. The buyer's count covers counted entities in
-    # scope and counted entities the vendor billed in any period, so that in total
-    # buyer_counted = agreed + buyer_only + period_mismatch + the counted duplicates. Lines
-    # and money of single-line entities come from the same grouping; those of entities billed
-    # more than once are added by their own billed period below.
-    per: dict[str, dict[str, Any]] = {}
-    money: dict[str, list[Any]] = {}
-    billed_keys: dict[str, int] = {}
-    failing = [0] * len(setup.conditions)
-    spread = 0
-    counted_by: dict[str, int] = {}
-
-    def add_money(key: str, n_lines: int, total: Any, n_amounts: int) -> None:
-        m = money.setdefault(key, [0, None, 0])
-        m[0] += n_lines
-        m[1] = total if m[1] is None else (m[1] + total if total is not None else m[1])
-        m[2] += n_amounts
-        if n_lines:
-            billed_keys[key] = billed_keys.get(key, 0) + n_lines
-
-    primary_counts: dict[str, int] = {}
-    rows = con.execute(
-        "SELECT p, cell, buyer_period, dup_counted, fmask, other_reason, spread, sum(n), "
-        "sum(lines), sum(amount), sum(amounts) FROM _tc_agg GROUP BY ALL"
-    ).fetchall()
-    for (
-        key,
-        cell,
-        anchor_period,
-        counted_dup,
-        fmask,
-        other,
-        spread_,
-        n,
-        lines,
-        amount,
-        amounts,
-    ) in rows:
-        key, n = str(key), int(n)
-        d = per.setdefault(key, dict.fromkeys(("vendor_billed", *CELLS, "duplicate_counted"), 0))
-        if cell != "buyer_only":
-            d["vendor_billed"] += n
-        if cell in d:
-            d[cell] += n
-        # The buyer's count, by anchor period: counted entities in every cell that holds them.
-        if cell in ("agreed", "buyer_only"):
-            counted_by[key] = counted_by.get(key, 0) + n
-        elif (cell == "period_mismatch" or (cell == "duplicate" and counted_dup)) and anchor_period:
-            counted_by[str(anchor_period)] = counted_by.get(str(anchor_period), 0) + n
-        if cell == "duplicate" and counted_dup:
-            d["duplicate_counted"] += n
-        if cell == "vendor_only":
-            mask = int(fmask) if fmask is not None else 0
-            for i in range(len(setup.conditions)):
-                if mask >> i & 1:
-                    failing[i] += n
-            first = (mask & -mask).bit_length() - 1
-            reason = setup.conditions[first] if mask else str(other)
-            primary_counts[reason] = primary_counts.get(reason, 0) + n
-        if cell != "buyer_only":
-            if spread_:
-                spread += n
-            else:
-                add_money(key, int(lines), amount, int(amounts))
-    for key, counted in counted_by.items():
-        per.setdefault(key, {})["buyer_counted"] = counted
-    # Billed entities without a verdict, now sorted: unknown, or no anchor in the export.
-    no_anchor = 0
-    for key, unknown, lone, several in con.execute(
-        "SELECT n.p, count(*) FILTER (WHERE k.entity_id IS NULL), "
-        "count(*) FILTER (WHERE k.entity_id IS NOT NULL AND n.lines = 1), "
-        "count(*) FILTER (WHERE k.entity_id IS NOT NULL AND n.lines > 1) "
-        "FROM _tc_nv AS n LEFT JOIN _tc_nv_known AS k ON k.entity_id = n.entity_id GROUP BY 1"
-    ).fetchall():
-        d = per.setdefault(str(key), {})
-        d["unknown"] = d.get("unknown", 0) + int(unknown)
-        d["vendor_only"] = d.get("vendor_only", 0) + int(lone)
-        d["duplicate"] = d.get("duplicate", 0) + int(several)
-        no_anchor += int(lone)
-    if spread:
-        # Entities billed on several lines in different periods (or undated): lines and money
-        # by each line's own period, which needs the invoice lines read again.
-        for key, n_lines, total, n_amounts in con.execute(
-            "SELECT coalesce(l.bperiod, v.period, '-'), count(*), sum(l.amount), "
-            "count(l.amount) FROM _tc_lines AS l JOIN (SELECT entity_id FROM _tc_lines "
-            "GROUP BY entity_id HAVING count(*) > 1 AND NOT "
-            "(count(bperiod) = count(*) AND min(bperiod) = max(bperiod))) AS d "
-            "ON d.entity_id = l.entity_id "
-            "LEFT JOIN _tc_buyer AS v ON v.entity_id = l.entity_id GROUP BY 1"
-        ).fetchall():
-            add_money(str(key), int(n_lines), total, int(n_amounts))
-    _check_periods(con, setup, verdicts_table, billed_keys, verdict_periods)
-    for key, (n_lines, total, n_amounts) in money.items():
-        d = per.setdefault(key, {})
-        d["vendor_lines"] = n_lines
-        d["amount_billed"] = (
-            Decimal(total) if total is not None and has_amount and n_amounts > 0 else None
-        )
-    if has_amount and any(d.get("amount_billed") is not None for d in per.values()):
-        for d in per.values():
-            d.setdefault("amount_billed", Decimal(0))
-            if d["amount_billed"] is None:
-                d["amount_billed"] = Decimal(0)
-    periods = [PeriodResult(period=p, **vals) for p, vals in sorted(per.items())]
-    if terms is None:
-        periods = [replace(p, amount_billed=_tidy(p.amount_billed)) for p in periods]
-
-    tolerance = Decimal(0)
-    terms_json: Mapping[str, Any] | None = None
-    currency: str | None = None
-    if terms is not None:
-        tolerance = terms.tolerance_pct
-        terms_json = terms.summary()
-        currency = terms.currency
-    periods = [_tolerance(p, tolerance) for p in periods]
-    if terms is not None:
-        periods = apply_terms(terms, periods)
-    totals = _totals(periods, tolerance)
-
-    # reasons: every failing condition among vendor_only entities, then the reasons that are
-    # not conditions (no anchor, excluded) from the primary-reason counts.
-    order = {c: i for i, c in enumerate(setup.conditions)}
-    primary = list(primary_counts.items())
-    if no_anchor:
-        primary.append((NO_ANCHOR, no_anchor))
-    primary.sort(key=lambda x: (order.get(x[0], len(order)), -x[1], x[0]))
-    reasons: list[tuple[str, int]] = [
-        (c, n) for c, n in zip(setup.conditions, failing, strict=True) if n
-    ]
-    reasons += [(r, n) for r, n in primary if r not in order]
-
-    entities = None
-    if fetch_entities:
-        entities = con.sql(f"SELECT * FROM {CELLS_TABLE} ORDER BY entity_id").to_arrow_table()  # noqa: S608
-    return Reconciliation(
-        definition=setup.definition,
-        as_of=as_of,
-        periods=tuple(periods),
-        totals=totals,
-        reasons=tuple(reasons),
-        primary_reasons=tuple(primary),
-        terms=terms_json,
-        tolerance_pct=tolerance,
-        currency=currency,
-        entities=entities,
-    )
-
-
-def _tidy(amount: Decimal | None) -> Decimal | None:
-    """Drop the storage scale's trailing zeros, keeping at least cents (7.920000 -> 7.92)."""
-    if amount is None:
-        return None
-    exponent = amount.normalize().as_tuple().exponent
-    places = max(2, -exponent) if isinstance(exponent, int) else 2
-    return amount.quantize(Decimal(1).scaleb(-places))
-
-
-def difference_pct(vendor: int, buyer: int) -> float | None:
-    """(vendor - buyer) / buyer in percent, two decimals; None when the buyer counts zero."""
-    if buyer == 0:
-        return 0.0 if vendor == 0 else None
-    return round((vendor - buyer) * 100.0 / buyer, 2)
-
-
-def _beyond(vendor: int, buyer: int, tolerance_pct: Decimal) -> bool:
-    """Exact comparison in integers: |vendor - buyer| * 100 > tolerance * buyer."""
-    if buyer == 0:
-        return vendor > 0
-    return Decimal(abs(vendor - buyer) * 100) > tolerance_pct * buyer
-
-
-def _tolerance(p: PeriodResult, tolerance_pct: Decimal) -> PeriodResult:
-    return replace(
-        p,
-        difference_pct=difference_pct(p.vendor_billed, p.buyer_counted),
-        beyond_tolerance=_beyond(p.vendor_billed, p.buyer_counted, tolerance_pct),
-    )
-
-
-def _totals(periods: Sequence[PeriodResult], tolerance_pct: Decimal) -> PeriodResult:
-    ints = ("vendor_billed", "buyer_counted", *CELLS, "vendor_lines", "duplicate_counted")
-    sums = {k: sum(getattr(p, k) for p in periods) for k in ints}
-
-    def money(name: str) -> Decimal | None:
-        values = [getattr(p, name) for p in periods]
-        return None if any(v is None for v in values) or not values else sum(values, Decimal(0))
-
-    sources = {p.billing_source for p in periods}
-    return PeriodResult(
-        period="total",
-        **sums,
-        difference_pct=difference_pct(sums["vendor_billed"], sums["buyer_counted"]),
-        beyond_tolerance=any(p.beyond_tolerance for p in periods),
-        billing_source=(
-            None if sources == {None} else sources.pop() if len(sources) == 1 else "mixed"
-        ),
-        amount_billed=money("amount_billed"),
-        amount_due=money("amount_due"),
-        credit=money("credit"),
-    )
+        check_id_format(con, known_table)
