@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from truecount.billing.reconcile import CELLS, period_key, reconcile
+from truecount.billing.reconcile import CELLS, Reconciliation, period_key, reconcile
 from truecount.errors import InputError
 
 COND = ("not_reopened", "satisfied")
@@ -285,6 +285,22 @@ def test_invoice_made_from_the_count_reconciles_to_zero(
     assert t.amount_billed == Decimal("0.99") * len(counted)
 
 
+def cells_by_period(
+    r: Reconciliation, cells: dict[str, str], inv_df: pd.DataFrame, v_df: pd.DataFrame
+) -> bool:
+    """The reconciliation's cells per period equal pandas': each entity counted once, in its
+    first billed period, else its anchor's."""
+    first_billed = inv_df.groupby("entity_id")["period"].min().to_dict()
+    anchor = dict(zip(v_df["entity_id"], v_df["period"], strict=True))
+    expected: dict[tuple[str, str], int] = {}
+    for e, cell in cells.items():
+        key = (first_billed.get(e) or anchor[e], cell)
+        expected[key] = expected.get(key, 0) + 1
+    got = {(p.period, c): getattr(p, c) for p in r.periods for c in CELLS if getattr(p, c)}
+    assert got == expected
+    return True
+
+
 @settings(max_examples=60, deadline=None)
 @given(scenario())
 def test_counts_from_the_join_equal_counts_from_the_cell_table_and_pandas(
@@ -303,16 +319,7 @@ def test_counts_from_the_join_equal_counts_from_the_cell_table_and_pandas(
 
     cells = reference_cells(v.to_pandas(), inv.to_pandas(), set(known))
     inv_df = inv.to_pandas()
-    first_billed = inv_df.groupby("entity_id")["period"].min().to_dict()
-    anchor = dict(
-        zip(v.column("entity_id").to_pylist(), v.column("period").to_pylist(), strict=True)
-    )
-    expected: dict[tuple[str, str], int] = {}
-    for e, cell in cells.items():
-        key = (first_billed.get(e) or anchor[e], cell)
-        expected[key] = expected.get(key, 0) + 1
-    got = {(p.period, c): getattr(p, c) for p in direct.periods for c in CELLS if getattr(p, c)}
-    assert got == expected
+    assert cells_by_period(direct, cells, inv_df, v.to_pandas())
     lines_per_period = inv_df.groupby("period").size().to_dict()
     for p in direct.periods:
         assert p.vendor_lines == lines_per_period.get(p.period, 0)
@@ -360,14 +367,7 @@ def test_many_billed_entities_without_a_verdict_match_pandas() -> None:
     no_verdict = {e for e in billed if e.startswith("N")}
     assert sum(1 for e in no_verdict if cells[e] == "unknown") > 1000
     assert sum(1 for e in no_verdict if cells[e] != "unknown") > 2000
-    first_billed = inv_df.groupby("entity_id")["period"].min().to_dict()
-    anchor = dict(zip(v_df["entity_id"], v_df["period"], strict=True))
-    expected: dict[tuple[str, str], int] = {}
-    for e, cell in cells.items():
-        key = (first_billed.get(e) or anchor[e], cell)
-        expected[key] = expected.get(key, 0) + 1
-    got = {(p.period, c): getattr(p, c) for p in direct.periods for c in CELLS if getattr(p, c)}
-    assert got == expected
+    assert cells_by_period(direct, cells, inv_df, v_df)
     by_period = inv_df.groupby("period")["amount"].agg(["size", "sum"])
     for p in direct.periods:
         assert p.vendor_lines == by_period["size"].get(p.period, 0)
