@@ -482,25 +482,6 @@ def _entities(con: duckdb.DuckDBPyConnection, events: str | None, timezone: str)
         ),
     ).sql(dialect="duckdb")
     watched = f"({cells}) OR ({other})"
-    t = "coalesce(x.anchor_ts, x.first_billed_at)"
-    # Entities without an anchor time are dated by their first billed_at (on the table), else
-    # by their first event. The events are read only for those the invoice leaves undated
-    # (none, when every line carries billed_at), since a scan of every event for a few
-    # entities would be most of this function's cost at scale.
-    undated_rows = (
-        f"SELECT entity_id FROM {ENTITIES_TABLE} WHERE ({watched}) "  # noqa: S608 - fixed text
-        "AND anchor_ts IS NULL AND first_billed_at IS NULL"
-    )
-    join = ""
-    undated = one_row(con, f"SELECT count(*) FROM ({undated_rows})")  # noqa: S608
-    if events is not None and undated is not None and int(undated[0]) > 0:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_UNDATED} AS "  # noqa: S608 - fixed text
-            f"SELECT e.entity_id, min(e.ts) AS t FROM {events} AS e "
-            f"JOIN ({undated_rows}) AS u ON u.entity_id = e.entity_id GROUP BY 1"
-        )
-        join = f" LEFT JOIN {_UNDATED} AS u ON u.entity_id = x.entity_id"
-        t = "coalesce(x.anchor_ts, x.first_billed_at, u.t)"
     local: exp.Expr = exp.column("t")
     if timezone != "UTC":
         local = exp.ConvertTimezone(
@@ -509,17 +490,38 @@ def _entities(con: duckdb.DuckDBPyConnection, events: str | None, timezone: str)
             timestamp=local,
         )
     day = exp.cast(local, exp.DataType.build("DATE")).sql(dialect="duckdb")
+
+    def define(t: str, join: str) -> None:
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {DRIFT_TABLE} AS "  # noqa: S608 - fixed text
+            f"SELECT entity_id, k, period, {day} AS day, t FROM ("
+            f"SELECT x.entity_id, CAST(CASE WHEN {cells} THEN {kind} "
+            f"WHEN buyer_status = 'pending' THEN 'pending' ELSE 'd' END AS {kinds}) AS k, "
+            f"coalesce(x.billed_period, x.buyer_period) AS period, {t} AS t "
+            f"FROM {ENTITIES_TABLE} AS x{join} WHERE {watched})"
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_COUNTS} AS "  # noqa: S608 - fixed text
+            f"SELECT period, day, k, count(*) AS n FROM {DRIFT_TABLE} GROUP BY ALL"
+        )
+
+    define("coalesce(x.anchor_ts, x.first_billed_at)", "")
+    # Entities without an anchor time are dated by their first billed_at (on the table), else
+    # by their first event. The counts tell whether any is left undated (its day is NULL);
+    # only then are the events read, for those entities alone, and the counts taken again:
+    # a scan of every event for a few entities would be most of this function's cost.
+    undated = one_row(con, f"SELECT sum(n) FROM {_COUNTS} WHERE day IS NULL")  # noqa: S608
+    if events is None or undated is None or not undated[0]:
+        return
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW {DRIFT_TABLE} AS "  # noqa: S608 - fixed text
-        f"SELECT entity_id, k, period, {day} AS day, t FROM ("
-        f"SELECT x.entity_id, CAST(CASE WHEN {cells} THEN {kind} "
-        f"WHEN buyer_status = 'pending' THEN 'pending' ELSE 'd' END AS {kinds}) AS k, "
-        f"coalesce(x.billed_period, x.buyer_period) AS period, {t} AS t "
-        f"FROM {ENTITIES_TABLE} AS x{join} WHERE {watched})"
+        f"CREATE OR REPLACE TEMP TABLE {_UNDATED} AS "  # noqa: S608 - fixed text
+        f"SELECT e.entity_id, min(e.ts) AS t FROM {events} AS e "
+        f"JOIN (SELECT entity_id FROM {DRIFT_TABLE} WHERE t IS NULL) AS u "
+        "ON u.entity_id = e.entity_id GROUP BY 1"
     )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_COUNTS} AS "  # noqa: S608 - fixed text
-        f"SELECT period, day, k, count(*) AS n FROM {DRIFT_TABLE} GROUP BY ALL"
+    define(
+        "coalesce(x.anchor_ts, x.first_billed_at, u.t)",
+        f" LEFT JOIN {_UNDATED} AS u ON u.entity_id = x.entity_id",
     )
 
 

@@ -202,16 +202,17 @@ def _disputed(
 
 
 # ------------------------------------------------------------------------------- gather
-def _drop_coverage(con: duckdb.DuckDBPyConnection) -> None:
-    """Drop the coverage counts from the count's verdict table once the check has read them.
+def _drop_unread(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop from the count's verdict table the columns nothing after the check reads: the
+    coverage counts (the check has read them), each verdict's anchor event id and quantity.
 
-    Nothing after the check reads them, and the reconciliation's per-entity table is written
-    next: at ten million candidates they are some 240 MB that would otherwise be held, or
-    spilled to disk and read back, while that table is built. Dropping a column of a DuckDB
-    table keeps the other columns' storage as it is."""
+    The reconciliation's per-entity table is written next, and at ten million candidates
+    these columns are some 400 MB that would otherwise be held, or spilled to disk and read
+    back, while it is built. Dropping a column of a DuckDB table keeps the other columns'
+    storage as it is; the report's figures come from the columns that stay."""
     found = con.execute(
         "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND database_name = 'temp' "
-        "AND starts_with(column_name, ?)",
+        "AND (starts_with(column_name, ?) OR column_name IN ('anchor_event_id', 'quantity'))",
         [VERDICTS_TABLE, COVERAGE_PREFIX],
     ).fetchall()
     for (name,) in found:
@@ -271,7 +272,7 @@ def gather(
         con = result.con
         # the sufficiency check first, while the verdicts are the newest table in memory
         checked = check_source(d, result.source, as_of=result.as_of, verdicts=VERDICTS_TABLE)
-        _drop_coverage(con)
+        _drop_unread(con)
         load_invoice_into(con, list(invoice), mapping, table=INVOICE_TABLE)
         recon = reconcile_in(
             con,
