@@ -181,7 +181,12 @@ def bernoulli_cusum(
     threshold.
     """
     settings = DEFAULT_ALARM if settings is None else settings
-    path = cusum_path(x, p0, settings)
+    return alarm_on_path(cusum_path(x, p0, settings), settings)
+
+
+def alarm_on_path(path: npt.NDArray[np.float64], settings: AlarmSettings) -> AlarmResult:
+    """The alarm of :func:`bernoulli_cusum` read from a path :func:`cusum_path` computed, for a
+    caller that keeps the path too (the report draws it) and so computes it once."""
     if path.size == 0:
         return AlarmResult(alarm=False, index=None, statistic=None, peak=0.0)
     crossed = path >= settings.threshold

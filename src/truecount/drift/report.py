@@ -56,8 +56,10 @@ from truecount.drift.alarm import (
     DEFAULT_ALARM,
     AlarmResult,
     AlarmSettings,
+    alarm_on_path,
     baseline_rate,
     bernoulli_cusum,
+    cusum_path,
 )
 from truecount.drift.stats import CONFIDENCE, PairedStats, paired_stats
 from truecount.errors import InputError, Location, Problem
@@ -86,7 +88,9 @@ _UNDATED: Final[str] = "_tc_drift_undated"
 #: Periods the baseline covers when the user states none: the first quarter of monthly billing.
 DEFAULT_BASELINE_PERIODS: Final[int] = 3
 
-#: The kinds of entity in DRIFT_TABLE: the four paired cells, then the two left out of the rates.
+#: The kinds of entity in DRIFT_TABLE: the four paired cells, then the two left out of the rates
+#: (in this order: DRIFT_TABLE's kind is an enumeration of them, and a position below 4 is a
+#: paired one).
 KINDS: Final[tuple[str, ...]] = ("a", "b", "c", "d", "pending", "unknown")
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
@@ -204,6 +208,8 @@ class Stream:
 
     x: npt.NDArray[np.int8]
     day: npt.NDArray[Any]
+    #: The CUSUM statistic after each entity (:func:`~truecount.drift.alarm.cusum_path`).
+    path: npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -390,7 +396,9 @@ def drift_in(
     totals = _totals(periods, confidence)
 
     # The stream: one 0/1 per entity judged by both sides, in time order, fetched once.
-    where = "k IN ('a', 'b', 'c', 'd')" + ("" if watch_after is None else " AND period > ?")
+    # The four paired kinds come first in the kinds' enumeration, so one comparison of the
+    # position picks them: an IN list of four would have DuckDB compute the kind four times.
+    where = "enum_code(k) < 4" + ("" if watch_after is None else " AND period > ?")
     params: list[Any] = [] if watch_after is None else [watch_after]
     day = ", day" if keep_stream else ""
     fetched = con.execute(
@@ -399,8 +407,13 @@ def drift_in(
         params,
     ).fetchnumpy()
     x = np.asarray(fetched["x"], dtype=np.int8)
-    stream = Stream(x=x, day=np.asarray(fetched["day"])) if keep_stream else None
-    result = bernoulli_cusum(x, base.rate, settings)
+    stream = None
+    if keep_stream:
+        path = cusum_path(x, base.rate, settings)
+        stream = Stream(x=x, day=np.asarray(fetched["day"]), path=path)
+        result = alarm_on_path(path, settings)
+    else:
+        result = bernoulli_cusum(x, base.rate, settings)
     first_alarm = None
     if result.alarm and result.index is not None:
         row = one_row(

@@ -14,6 +14,7 @@ total before and after it — which :func:`waterfall_bars` does in one place, te
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -38,6 +39,19 @@ _CONFIG: Final[dict[str, Any]] = {
 # Namespace declarations are not needed inline in HTML5, and leaving them out keeps the file free
 # of any http(s) address, which makes "no network at view time" checkable by a plain search.
 _XMLNS: Final[re.Pattern[str]] = re.compile(r'\s+xmlns(:xlink)?="[^"]*"')
+
+
+def warm_up() -> threading.Thread:
+    """Start the renderer in a background thread and return at once.
+
+    The first chart a process renders costs about half a second more than the next ones (the
+    renderer starts its script engine); started while the report's queries run, that start-up
+    overlaps with them instead of adding to the build. Rendering a chart while it runs only
+    waits for it."""
+    tiny = {"data": {"values": []}, "mark": "point"}
+    thread = threading.Thread(target=vl_convert.vegalite_to_svg, args=(tiny,), daemon=True)
+    thread.start()
+    return thread
 
 
 def to_svg(spec: Mapping[str, Any]) -> Markup:
