@@ -586,6 +586,26 @@ def test_bad_input_exits_2_with_one_line(files: Path) -> None:
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def drift_tables(
+    verdicts: list[tuple[Any, ...]], invoice: list[tuple[Any, ...]], events: list[tuple[Any, ...]]
+) -> Any:
+    """A connection with the verdicts ``v``, the invoice ``inv`` and the events ``ev`` as
+    written in a test (times in UTC)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(
+        "CREATE TABLE v (entity_id VARCHAR, status VARCHAR, period VARCHAR, anchor_ts TIMESTAMP)"
+    )
+    con.executemany("INSERT INTO v VALUES (?, ?, ?, ?)", verdicts)
+    con.execute("CREATE TABLE inv (entity_id VARCHAR, billed_at TIMESTAMP, period VARCHAR)")
+    con.executemany("INSERT INTO inv VALUES (?, ?, ?)", invoice)
+    con.execute("CREATE TABLE ev (entity_id VARCHAR, ts TIMESTAMP)")
+    con.executemany("INSERT INTO ev VALUES (?, ?)", events)
+    return con
+
+
 # ------------------------------------------------------------------------------ every cell
 @pytest.mark.parametrize("pick_each", [False, True])
 def test_every_kind_of_entity_lands_where_the_docs_say(pick_each: bool) -> None:
@@ -595,7 +615,6 @@ def test_every_kind_of_entity_lands_where_the_docs_say(pick_each: bool) -> None:
     candidate's verdict: T-04 gets a counted candidate (now buyer-only), T-05 a second
     not-counted one (still one "neither").
     """
-    import duckdb
 
     # entity, status, period, anchor time (None: no verdict)
     verdicts = [
@@ -632,17 +651,8 @@ def test_every_kind_of_entity_lands_where_the_docs_say(pick_each: bool) -> None:
             ("T-05", "not_counted", "2026-01", "2026-01-09 10:00"),
         ]
         d = d.model_copy(update={"anchor": d.anchor.model_copy(update={"pick": "each"})})
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(
-        "CREATE TABLE v (entity_id VARCHAR, status VARCHAR, period VARCHAR, anchor_ts TIMESTAMP)"
-    )
-    con.executemany("INSERT INTO v VALUES (?, ?, ?, ?)", verdicts)
-    con.execute("CREATE TABLE inv (entity_id VARCHAR, billed_at TIMESTAMP, period VARCHAR)")
-    con.executemany("INSERT INTO inv VALUES (?, ?, ?)", invoice)
-    con.execute("CREATE TABLE ev (entity_id VARCHAR, ts TIMESTAMP)")
     known = [(e, "2026-01-01 08:00") for e, *_ in verdicts] + [("T-10", "2026-02-01 08:00")]
-    con.executemany("INSERT INTO ev VALUES (?, ?)", known)
+    con = drift_tables(verdicts, invoice, known)
     report = drift_in(con, d, "v", "inv", events_table="ev", contract_rate=0.1)
     got = {r["period"]: r for r in report.to_json()["periods"]}
     assert list(got) == ["2026-01", "2026-02"]
@@ -668,7 +678,6 @@ def test_days_are_local_dates_in_the_definitions_timezone() -> None:
     """An entity's day is the date of its time in the definition's timezone: an anchor at
     03:00 UTC belongs to the day before in New York. Checked against pandas' own conversion,
     for anchored entities, one dated by its billed_at and one by its first event."""
-    import duckdb
 
     tz = "America/New_York"
     d = load_definition(DEFINITION)
@@ -687,16 +696,7 @@ def test_days_are_local_dates_in_the_definitions_timezone() -> None:
         ("B2", None, "2026-01"),  # no verdict, no billed_at: dated by its first event
     ]
     events = [("A1", "2026-01-09 20:00"), ("B1", "2026-01-12 01:00"), ("B2", "2026-01-14 04:30")]
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(
-        "CREATE TABLE v (entity_id VARCHAR, status VARCHAR, period VARCHAR, anchor_ts TIMESTAMP)"
-    )
-    con.executemany("INSERT INTO v VALUES (?, ?, ?, ?)", verdicts)
-    con.execute("CREATE TABLE inv (entity_id VARCHAR, billed_at TIMESTAMP, period VARCHAR)")
-    con.executemany("INSERT INTO inv VALUES (?, ?, ?)", invoice)
-    con.execute("CREATE TABLE ev (entity_id VARCHAR, ts TIMESTAMP)")
-    con.executemany("INSERT INTO ev VALUES (?, ?)", events)
+    con = drift_tables(verdicts, invoice, events)
     report = drift_in(con, d, "v", "inv", events_table="ev", contract_rate=0.1, by_day=True)
     assert report.days is not None
     got = dict(zip(report.days.keys, report.days.stats.n.tolist(), strict=True))
