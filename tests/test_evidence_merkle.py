@@ -13,6 +13,7 @@ import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -84,6 +85,22 @@ CT_ROOTS = [
     "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
     "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
 ]
+
+
+def net(t: str | None) -> bytes:
+    """A field's text as a length-prefixed net string, ``~`` when it is missing."""
+    return b"~" if t is None else str(len(t.encode())).encode() + b":" + t.encode()
+
+
+def _event_data(r: tuple[Any, ...]) -> bytes:
+    """One event's data as docs/evidence.md writes it out, by hand: each field's text (the
+    time to the microsecond, the value to 17 significant digits) as a net string."""
+    texts = [
+        r[0], r[1], r[2].strftime("%Y-%m-%dT%H:%M:%S.%f"), r[3], r[4],
+        None if r[5] is None else format(r[5], ".17g"), r[6],
+        None if r[7] is None else str(r[7]),
+    ]  # fmt: skip
+    return b"".join(net(t) for t in texts)
 
 
 def leaf_array(data: list[bytes]) -> merkle.Hashes:
@@ -170,9 +187,6 @@ def test_event_leaf_in_sql_matches_the_documented_bytes() -> None:
             f"SELECT {event_leaf_sql('e').sql('duckdb')} FROM e ORDER BY event_id"
         ).fetchall()
     ]
-
-    def net(t: str | None) -> bytes:
-        return b"~" if t is None else str(len(t.encode())).encode() + b":" + t.encode()
 
     rows = [
         ["ev-1", "T-1", "2026-01-02T03:04:05.000007", "rated", "customer", format(0.1, ".17g"),
@@ -344,19 +358,11 @@ def test_event_tree_streamed_from_duckdb_matches_plain_python(
     con.executemany(f"INSERT INTO {ev_run._COVERED} VALUES (?)", [[e] for e in sorted(covered)])
     tree = ev_run.stream_root(con, ev_run._event_rows(as_of))
 
-    def net(t: str | None) -> bytes:
-        return b"~" if t is None else str(len(t.encode())).encode() + b":" + t.encode()
-
     keyed = []
     for r in rows:
         if r[1] not in covered or r[2] > as_of:
             continue
-        texts = [
-            r[0], r[1], r[2].strftime("%Y-%m-%dT%H:%M:%S.%f"), r[3], r[4],
-            None if r[5] is None else format(r[5], ".17g"), r[6],
-            None if r[7] is None else str(r[7]),
-        ]  # fmt: skip
-        h = H(b"\x00" + b"".join(net(t) for t in texts))
+        h = H(b"\x00" + _event_data(r))
         seq = r[7] if r[7] is not None else 2**63
         keyed.append(((r[1].encode(), r[2], seq, r[0].encode(), h), h))
     keyed.sort(key=lambda x: x[0])
@@ -428,19 +434,11 @@ def test_entity_tree_from_duckdb_matches_plain_python(
     con.executemany(f"INSERT INTO {ev_run._COVERED} VALUES (?)", [[e] for e in sorted(covered)])
     tree, entities, _ = ev_run._event_tree(con, as_of, None)
 
-    def net(t: str | None) -> bytes:
-        return b"~" if t is None else str(len(t.encode())).encode() + b":" + t.encode()
-
     per_entity: dict[bytes, list[bytes]] = {}
     for r in rows:
         if r[1] not in covered or r[2] > as_of:
             continue
-        texts = [
-            r[0], r[1], r[2].strftime("%Y-%m-%dT%H:%M:%S.%f"), r[3], r[4],
-            None if r[5] is None else format(r[5], ".17g"), r[6],
-            None if r[7] is None else str(r[7]),
-        ]  # fmt: skip
-        per_entity.setdefault(r[1].encode(), []).append(b"".join(net(t) for t in texts))
+        per_entity.setdefault(r[1].encode(), []).append(_event_data(r))
     leaves = [H(b"\x00" + b"".join(sorted(per_entity[k]))) for k in sorted(per_entity)]
 
     def mth_hashes(hs: list[bytes]) -> bytes:
