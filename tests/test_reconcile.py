@@ -423,3 +423,23 @@ def test_failing_conditions_counted_for_any_number_of_conditions(n_conditions: i
     assert dict(direct.reasons) == want
     assert direct.reasons == with_cells.reasons
     assert direct.primary_reasons == with_cells.primary_reasons
+
+
+@pytest.mark.parametrize("fetch_entities", [True, False])
+@pytest.mark.parametrize("status", ["resolved", None, "Counted"])
+def test_a_status_no_count_writes_is_refused_not_agreed(
+    status: str | None, fetch_entities: bool
+) -> None:
+    # Before the check, any status other than not_counted, excluded and pending fell through
+    # the cell rules to 'agreed', so a verdict table with its own words billed everything.
+    v = verdicts([("A", "2026-01", "counted", True, True), ("B", "2026-01", "counted", True, True)])
+    statuses = v.column("status").to_pylist()
+    statuses[1] = status
+    v = v.set_column(v.schema.get_field_index("status"), "status", pa.array(statuses, pa.string()))
+    with pytest.raises(InputError) as caught:
+        reconcile(v, invoice([("A", "2026-01"), ("B", "2026-01")]), fetch_entities=fetch_entities)
+    text = str(caught.value)
+    assert "column 'status'" in text
+    assert ("NULL" if status is None else repr(status)) in text
+    assert "(1 row)" in text
+    assert "counted, not_counted, pending, excluded" in text

@@ -46,6 +46,7 @@ from truecount.billing.terms import Terms
 from truecount.db import one_row as _one
 from truecount.db import resources_guard
 from truecount.engine.compile import period_key_sql as engine_period_key_sql
+from truecount.engine.run import STATUSES
 from truecount.errors import InputError, Location, Problem
 from truecount.workspace import configure
 
@@ -283,6 +284,7 @@ def _reconcile_in(
         raise InputError(
             Problem(f"the verdict table lacks {', '.join(missing)}", Location(column=missing[0]))
         )
+    _check_statuses(con, verdicts_table)
     icols = _columns(con, invoice_table)
     setup = _definition_setup(definition, vcols)
     if setup.every not in PERIOD_PATTERNS:
@@ -422,7 +424,9 @@ def _reconcile_in(
         first, last, _ = entity_span(con, measured=True)
         in_cell_sql = in_cell(first, last).sql(dialect="duckdb")
         public = ", ".join(
-            "CAST(cell AS VARCHAR) AS cell" if c == "cell" else _q(c).sql(dialect="duckdb")
+            f"CAST({c} AS VARCHAR) AS {c}"
+            if c in ("cell", "buyer_status")
+            else _q(c).sql(dialect="duckdb")
             for c in (*CELL_COLUMNS, *(f"{CONDITION_PREFIX}{c}" for c in setup.conditions))
         )
         con.execute(
@@ -481,6 +485,31 @@ def _check_currency(con: duckdb.DuckDBPyConnection, invoice: str, currency: str)
                 f"the invoice bills in {row[0]} ({row[1]} lines) but the terms are in {currency}",
                 Location(column="currency"),
                 "reconcile each currency under terms in that currency",
+            )
+        )
+
+
+def _check_statuses(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Refuse a verdict table with a status outside :data:`~truecount.engine.run.STATUSES`.
+
+    The cells are decided by the status: an unknown or missing one would otherwise fall
+    through to ``agreed`` and be billed as counted, and the cell table, which stores the status
+    as an enumeration, could not hold it. A count always writes known statuses; this guards a
+    verdict table a caller of :func:`reconcile` built."""
+    known = ", ".join(_s(s).sql(dialect="duckdb") for s in STATUSES)
+    rows = con.execute(
+        f"SELECT status, count(*) FROM {table} "  # noqa: S608 - checked name, fixed text
+        f"WHERE status IS NULL OR status NOT IN ({known}) GROUP BY 1 ORDER BY 2 DESC LIMIT 3"
+    ).fetchall()
+    if rows:
+        found = ", ".join(
+            f"{'NULL' if s is None else repr(s)} ({n} row{'' if n == 1 else 's'})" for s, n in rows
+        )
+        raise InputError(
+            Problem(
+                f"the verdict table has statuses no count writes: {found}",
+                Location(column="status"),
+                f"a verdict's status is one of {', '.join(STATUSES)}",
             )
         )
 
@@ -610,6 +639,21 @@ def in_cell(first: Any, last: Any) -> exp.Expr:
     return exp.or_(billed, counted)
 
 
+#: Whether a billed entity's lines are spread over periods (more than one line, and not all of
+#: them dated in its first billed period), as SQL over the billed columns qualified by ``{b}``.
+_SPREAD: Final[str] = (
+    "CASE WHEN {b}lines > 1 AND NOT coalesce({b}dated = {b}lines "
+    "AND {b}billed_period = {b}last_period, false) THEN true END"
+)
+
+
+def _status_type() -> exp.DataType:
+    """The enumeration of the verdict statuses, inline like :func:`_cell_type`."""
+    return exp.DataType(
+        this=exp.DataType.Type.ENUM, expressions=[_s(v) for v in STATUSES], nested=False
+    )
+
+
 def _mask_sql(conditions: Sequence[str], qualifier: str) -> str:
     """The failing conditions of a verdict as a bit mask (bit i: condition i is not true), as
     fixed SQL text over the ``cond_*`` columns qualified by ``qualifier``.
@@ -639,6 +683,7 @@ def _aggregate(
     *,
     nv_ids: bool = True,
     fmask: str | None = None,
+    spread: str | None = None,
 ) -> None:
     """Every count a reconciliation reports, in one grouping of the per-entity cells.
 
@@ -681,8 +726,7 @@ def _aggregate(
         f"CASE WHEN c.cell = 'vendor_only' {fmask_when} END AS fmask, "
         f"CASE WHEN c.cell = 'vendor_only' THEN {other_reason} END AS other_reason, "
         f"{nv_lines} AS nv_lines, "
-        f"CASE WHEN c.lines > 1 AND NOT coalesce({billed}dated = c.lines "
-        f"AND c.billed_period = {billed}last_period, false) THEN true END AS spread, "
+        f"{spread or _SPREAD.format(b=billed)} AS spread, "
         f"{nv_list}count(*) AS n, sum(c.lines) AS lines, sum(c.billed_amount) AS amount, "
         "count(c.billed_amount) AS amounts, min(c.billed_period) AS first_billed, "
         f"max({billed}last_period) AS last_billed, max(c.billed_period) AS last_first "
