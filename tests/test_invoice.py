@@ -179,3 +179,50 @@ def test_verbatim_repeats_match_pandas_in_any_line_order(tmp_path: Path, order: 
     got = [r[0] for r in con.execute("SELECT source_row FROM invoice ORDER BY line_no").fetchall()]
     assert got == kept
     assert repeated_lines(con) == (dropped, kept_repeats)
+
+
+@pytest.mark.parametrize(
+    ("ids", "statistics", "bad_row"),
+    [
+        (["T1", "", "T3"], True, 2),  # empty: the footer's minimum is ''
+        (["T1", "T2", "   "], True, 3),  # blank: the minimum starts with a space
+        (["T1", None, "T3"], True, 2),  # missing: the footer counts a null
+        (["T1", "", "T3"], False, 2),  # no statistics written: the lines are checked
+        ([" T1", "T2", ""], True, 3),  # padded but named, then empty
+    ],
+)
+def test_a_parquet_invoice_read_in_place_refuses_lines_without_an_entity(
+    tmp_path: Path, ids: list[str | None], statistics: bool, bad_row: int
+) -> None:
+    # One Parquet file is read in place, and its footer can prove every line names an
+    # entity, which skips the per-line check; a footer that cannot must not skip it.
+    path = tmp_path / "inv.parquet"
+    table = pa.table({"line_id": ["L1", "L2", "L3"], "entity_id": ids, "amount": [1.0] * 3})
+    pq.write_table(table, path, write_statistics=statistics, row_group_size=2)
+    with pytest.raises(InputError) as err:
+        load_invoice(path)
+    assert f"{path}, row {bad_row}, column 'entity_id': empty entity_id" in str(err.value)
+
+
+def test_the_footer_proof_holds_only_for_what_it_shows(tmp_path: Path) -> None:
+    import duckdb
+
+    from truecount.billing.invoice import _present_in_statistics
+
+    def proves(ids: list[Any], column: str = "entity_id", **kw: Any) -> bool:
+        path = tmp_path / "p.parquet"
+        pq.write_table(pa.table({"entity_id": ids}), path, row_group_size=2, **kw)
+        with duckdb.connect() as con:
+            return _present_in_statistics(con, path, column)
+
+    assert proves(["T1", "T2", "!x", "a b "])  # '!' is the first character above a space
+    assert not proves(["T1", "T2", " T3"])
+    assert not proves(["T1", None, "T3"])
+    assert not proves(["T1", "T2", "T3"], write_statistics=False)
+    assert not proves(["T1", "T2"], column="other")  # no such column: nothing proven
+    assert not proves([1, 2, 3])  # not text: the per-line check decides
+    # what the proof stands for, over every printable ASCII first character
+    for code in range(32, 127):
+        value = chr(code) + "x"
+        assert proves(["T1", value]) == (value.strip(" ") == value and value != "")
+    assert load_invoice(tmp_path / "p.parquet").num_rows == 2
