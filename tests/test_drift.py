@@ -708,3 +708,36 @@ def test_days_are_local_dates_in_the_definitions_timezone() -> None:
     local = pd.to_datetime(pd.Series(when)).dt.tz_localize("UTC").dt.tz_convert(tz)
     expected = local.dt.strftime("%Y-%m-%d").value_counts().sort_index().to_dict()
     assert got == expected
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_stream_breaks_time_ties_by_entity_id_as_pandas_sorts(seed: int) -> None:
+    """Whole-second times, so most entities share theirs with others, and two without any
+    time at all: the watched stream must be in pandas' order of (time, entity id), times
+    missing last, whatever order the entities were written in."""
+    rng = np.random.default_rng(seed)
+    seconds = [f"2026-01-{d:02d} 10:00:{s:02d}" for d in (5, 6) for s in range(15)]
+    verdicts, invoice = [], []
+    for i in rng.permutation(300):
+        e = f"E{int(rng.integers(10**6)):06d}-{i}"
+        anchor = str(rng.choice(seconds))
+        status = str(rng.choice(["counted", "not_counted"]))
+        verdicts.append((e, status, "2026-01", anchor))
+        if rng.random() < 0.7:
+            invoice.append((e, anchor, "2026-01"))
+    for e in ("Z-undated-2", "A-undated-1"):  # billed, with no time anywhere
+        verdicts.append((e, "counted", "2026-01", None))
+        invoice.append((e, None, "2026-01"))
+    con = drift_tables(verdicts, invoice, [("not-billed", "2026-01-01 08:00")])
+    report = drift_in(
+        con, load_definition(DEFINITION), "v", "inv", events_table="ev", contract_rate=0.2,
+        keep_stream=True,
+    )  # fmt: skip
+    assert report.stream is not None
+    view = con.execute("SELECT entity_id, CAST(k AS VARCHAR) AS k, t FROM drift_entities").fetchdf()
+    paired = view[view["k"].isin(["a", "b", "c", "d"])]
+    assert paired["t"].isna().sum() == 2 and paired["t"].duplicated().sum() > 200
+    expected = paired.sort_values(["t", "entity_id"], na_position="last")
+    assert report.stream.x.tolist() == (expected["k"] == "b").astype(int).tolist()
+    days = [None if pd.isna(t) else str(t.date()) for t in expected["t"]]
+    assert [None if np.isnat(d) else str(d) for d in report.stream.day] == days

@@ -369,6 +369,11 @@ def test_cusum_by_day_is_the_daily_high() -> None:
         expected[str(d)] = max(expected.get(str(d), -1.0), float(s))
     assert cusum_by_day(days, path) == list(expected.items())
     assert cusum_by_day([], np.array([])) == []
+    # entities with no time come last and belong to no day: no point, not 1970-01-01
+    undated = np.concatenate((days.astype("datetime64[D]"), [np.datetime64("NaT")] * 3))
+    longer = cusum_path(np.concatenate((x, [1, 1, 1])).astype(np.int8), 0.03)
+    assert cusum_by_day(undated, longer) == list(expected.items())
+    assert cusum_by_day(np.array(["NaT"], dtype="datetime64[D]"), np.array([1.0])) == []
 
 
 def test_chart_labels_are_escaped() -> None:

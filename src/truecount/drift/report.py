@@ -400,17 +400,11 @@ def drift_in(
     # position picks them: an IN list of four would have DuckDB compute the kind four times.
     where = "enum_code(k) < 4" + ("" if watch_after is None else " AND period > ?")
     params: list[Any] = [] if watch_after is None else [watch_after]
-    day = ", day" if keep_stream else ""
-    fetched = con.execute(
-        f"SELECT CAST(k = 'b' AS TINYINT) AS x{day} FROM {DRIFT_TABLE} "  # noqa: S608 - fixed text
-        f"WHERE {where} ORDER BY t, entity_id",
-        params,
-    ).fetchnumpy()
-    x = np.asarray(fetched["x"], dtype=np.int8)
+    x, stream_days = _stream(con, where, params, keep_stream)
     stream = None
     if keep_stream:
         path = cusum_path(x, base.rate, settings)
-        stream = Stream(x=x, day=np.asarray(fetched["day"]), path=path)
+        stream = Stream(x=x, day=stream_days, path=path)
         result = alarm_on_path(path, settings)
     else:
         result = bernoulli_cusum(x, base.rate, settings)
@@ -536,6 +530,26 @@ def _entities(con: duckdb.DuckDBPyConnection, events: str | None, timezone: str)
         "coalesce(x.anchor_ts, x.first_billed_at, u.t)",
         f" LEFT JOIN {_UNDATED} AS u ON u.entity_id = x.entity_id",
     )
+
+
+def _stream(
+    con: duckdb.DuckDBPyConnection, where: str, params: list[Any], with_days: bool
+) -> tuple[npt.NDArray[np.int8], npt.NDArray[Any]]:
+    """The watched entities' 0/1 (vendor-only or not) in the order of their time, ties broken
+    by entity id, and each one's day when asked for (NaT for an entity with no time at all:
+    no anchor, no billed_at, no event; such entities sort last)."""
+    day = ", day" if with_days else ""
+    fetched = con.execute(
+        f"SELECT CAST(k = 'b' AS TINYINT) AS x{day} FROM {DRIFT_TABLE} "  # noqa: S608 - fixed text
+        f"WHERE {where} ORDER BY t, entity_id",
+        params,
+    ).fetchnumpy()
+    x = np.asarray(fetched["x"], dtype=np.int8)
+    if not with_days:
+        return x, np.empty(0)
+    # a missing day is NaT, not the epoch that a masked value's data holds
+    days = np.ma.asarray(fetched["day"]).astype("datetime64[D]")
+    return x, np.ma.filled(days, np.datetime64("NaT"))
 
 
 def _tables(con: duckdb.DuckDBPyConnection, key: str, confidence: float) -> DriftTable:

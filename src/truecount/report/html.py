@@ -128,14 +128,21 @@ def step_amount(terms: Terms | None, entities: int) -> Decimal | None:
 
 
 def cusum_by_day(days: npt.ArrayLike, path: npt.ArrayLike) -> list[tuple[str, float]]:
-    """The highest CUSUM value per day of a stream in time order (days are non-decreasing)."""
+    """The highest CUSUM value per day of a stream in time order (days are non-decreasing).
+
+    Entities with no time at all (NaT: no anchor, no billed_at, no event) come last in the
+    stream; they move the statistic but belong to no day, so no point is drawn for them."""
     values = np.asarray(path, dtype=np.float64)
     if values.size == 0:
         return []
-    day = np.asarray(days)
+    day = np.asarray(days).astype("datetime64[D]")
+    dated = ~np.isnat(day)
+    values, day = values[dated], day[dated]
+    if values.size == 0:
+        return []
     starts = np.concatenate(([0], np.flatnonzero(day[1:] != day[:-1]) + 1))
     highs = np.maximum.reduceat(values, starts)
-    return [(str(day[i])[:10], float(h)) for i, h in zip(starts, highs, strict=True)]
+    return [(str(day[i]), float(h)) for i, h in zip(starts, highs, strict=True)]
 
 
 def _cusum_days(report: DriftReport) -> list[tuple[str, float]]:
