@@ -443,3 +443,30 @@ def test_a_status_no_count_writes_is_refused_not_agreed(
     assert ("NULL" if status is None else repr(status)) in text
     assert "(1 row)" in text
     assert "counted, not_counted, pending, excluded" in text
+
+
+@pytest.mark.parametrize("distinct", [3, 1500])
+def test_verdicts_own_reasons_reach_the_cells_as_written(distinct: int) -> None:
+    # The cell table keeps the reason as an enumeration of every reason it can hold, and as
+    # text past a thousand distinct ones; either way each entity's reason is the verdict's own
+    # (when no condition fails) or the first failing condition, as written.
+    rows, reasons = [], []
+    for i in range(3000):
+        status = ("not_counted", "excluded", "counted")[i % 3]
+        rows.append((f"T{i:05d}", "2026-01", status, True, i % 6 != 3))
+        reasons.append(None if status == "counted" else f"why 'it' — {i % distinct}")
+    v = verdicts(rows)
+    v = v.set_column(v.schema.get_field_index("reason"), "reason", pa.array(reasons, pa.string()))
+    inv = invoice([(f"T{i:05d}", "2026-01") for i in range(3000)] + [("NOPE", "2026-01")])
+    r = reconcile(v, inv, known_entities=["NOPE"])
+    got = r.entities.to_pandas().set_index("entity_id")
+    assert got.loc["NOPE", "reason"] == "no_anchor" and got.loc["NOPE", "cell"] == "vendor_only"
+    for i in range(3000):
+        e, status = f"T{i:05d}", rows[i][2]
+        if status == "counted":
+            expected = None
+        elif status == "not_counted" and i % 6 == 3:
+            expected = "satisfied"  # the first condition that fails
+        else:
+            expected = reasons[i]
+        assert (got.loc[e, "reason"] if pd.notna(got.loc[e, "reason"]) else None) == expected, e
