@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -525,3 +526,52 @@ def test_caveats_found_with_and_without_escaped_keys(
     result = check(load_definition(DEFINITION), events)
     note = next(n for n in result.notes if "no update counter" in n)
     assert note.startswith(f"2 entities ({expected_events:,} events)")
+
+
+def test_counts_that_share_a_where_across_types_and_actors(full: pa.Table) -> None:
+    # Three filters test the same `value >= 4` on different types and actors: the scan counts
+    # the test once per type and actor group and each filter adds up its own groups, which
+    # must give what pandas counts filter by filter.
+    rng = np.random.default_rng(5)
+    is_message = pc.equal(full.column("type"), "message").to_numpy(zero_copy_only=False)
+    values = full.column("value").to_numpy(zero_copy_only=False).astype(float)
+    drawn = rng.integers(1, 6, full.num_rows).astype(float)
+    drawn[rng.random(full.num_rows) < 0.3] = np.nan  # some messages carry no value
+    values = np.where(is_message, drawn, values)
+    table = full.set_column(
+        full.schema.get_field_index("value"),
+        "value",
+        pa.array(values, pa.float64(), from_pandas=True),
+    )
+    text = (
+        DEF_HEAD
+        + """
+conditions:
+  liked:
+    exists: {type: rated, where: "value >= 4"}
+  ai_high:
+    exists: {type: message, actor: ai, where: "value >= 4"}
+  people_high:
+    exists: {type: message, actor: human, where: "value >= 4"}
+  any_high:
+    exists: {type: message, where: "value >= 4"}
+"""
+    )
+    result = check(parse_definition(text), table)
+    ev = table.to_pandas()
+    ev = ev[ev["ts"] <= ev["ts"].max()]
+    for cond, (kind, actor) in zip(
+        result.conditions,
+        [("rated", None), ("message", "ai"), ("message", "human"), ("message", None)],
+        strict=True,
+    ):
+        of_type = ev[ev["type"] == kind]
+        mine = of_type if actor is None else of_type[of_type["actor"] == actor]
+        need = cond.needs[0]
+        assert need.events_of_type == len(of_type), cond.name
+        assert need.events_by_actor == len(mine), cond.name
+        assert [f.events for f in need.fields] == [int(mine["value"].notna().sum())], cond.name
+        assert need.events_usable == int(mine["value"].notna().sum()), cond.name
+        assert need.events_matching == int((mine["value"] >= 4).sum()), cond.name
+        assert cond.to_json()["events_matching"] == need.events_matching, cond.name
+    assert result.conditions[1].needs[0].events_matching > 0
