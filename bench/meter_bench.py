@@ -36,8 +36,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import hashlib
-import hmac
 import json
 import os
 import resource
@@ -53,6 +51,7 @@ from pathlib import Path
 
 import httpx
 
+from truecount.live.signatures import sign_generic
 from truecount.workspace import Workspace
 
 SECRET = b"bench-secret-0123456789"
@@ -94,14 +93,7 @@ def _signed(name: str, n: int, batch: int) -> tuple[list[str], bytes, dict[str, 
         [{"event_id": i, "entity_id": f"T-{name}-{n}", "ts": "2026-03-01T09:00:00Z",
           "type": "closed", "actor": "ai"} for i in ids]
     ).encode()  # fmt: skip
-    stamp = str(int(time.time()))
-    mac = hmac.new(SECRET, stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    headers = {
-        "x-truecount-sender": "bench",
-        "x-truecount-timestamp": stamp,
-        "x-truecount-signature": f"hmac-sha256={mac}",
-    }
-    return ids, body, headers
+    return ids, body, sign_generic("bench", SECRET, body)
 
 
 def _httpx_sender(

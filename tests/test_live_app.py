@@ -20,7 +20,7 @@ from truecount.live.app import Intake, RateLimiter, create_app
 from truecount.live.config import Secrets
 from truecount.live.log import TreeHead, verify_consistency, verify_tree_head
 from truecount.live.meter import Meter
-from truecount.live.signatures import GenericSender
+from truecount.live.signatures import GenericSender, sign_generic
 from truecount.workspace import Workspace
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -43,14 +43,7 @@ def setup(tmp_path: Path) -> Iterator[tuple[TestClient, Intake, Workspace, Ed255
 
 
 def signed(body: bytes, stamp: int | None = None, secret: bytes = b"etl-secret") -> dict[str, str]:
-    ts = str(int(time.time()) if stamp is None else stamp)
-    mac = hmac.new(secret, ts.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return {
-        "x-truecount-sender": "etl",
-        "x-truecount-timestamp": ts,
-        "x-truecount-signature": f"hmac-sha256={mac}",
-        "content-type": "application/json",
-    }
+    return {**sign_generic("etl", secret, body, stamp), "content-type": "application/json"}
 
 
 def zendesk_signed(body: bytes, stamp: str | None = None) -> dict[str, str]:

@@ -8,8 +8,6 @@ the log are then compared with the acknowledgements.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import signal
@@ -23,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from truecount.live.signatures import sign_generic
 from truecount.workspace import Workspace
 
 SECRET = b"crash-test-secret"
@@ -72,13 +71,7 @@ def _post(port: int, ids: list[str]) -> httpx.Response:
             for i in ids
         ]
     ).encode()
-    stamp = str(int(time.time()))
-    mac = hmac.new(SECRET, stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    headers = {
-        "x-truecount-sender": "etl",
-        "x-truecount-timestamp": stamp,
-        "x-truecount-signature": f"hmac-sha256={mac}",
-    }
+    headers = sign_generic("etl", SECRET, body)
     return httpx.post(f"http://127.0.0.1:{port}/events", content=body, headers=headers, timeout=10)
 
 

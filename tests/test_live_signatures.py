@@ -17,6 +17,7 @@ from truecount.live.signatures import (
     GenericSender,
     Refusal,
     ReplayGuard,
+    sign_generic,
     verify_generic,
     verify_intercom,
     verify_zendesk,
@@ -97,6 +98,8 @@ def test_generic_hmac_and_ed25519() -> None:
         "x-truecount-signature": f"hmac-sha256={mac}",
     }
     assert verify_generic(senders, headers, BODY, NOW, 300)[0] == "etl"
+    # the library's signer writes exactly these headers, computed by hand above
+    assert sign_generic("etl", b"s3cret", BODY, int(NOW)) == headers
     signed = base64.b64encode(key.sign(stamp.encode() + b"." + BODY)).decode()
     headers2 = {
         **headers,
