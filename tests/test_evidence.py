@@ -8,10 +8,15 @@ docs/evidence.md (leaf encoding, order, RFC 6962 tree), not by calling the pack'
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
+import io
 import json
+import math
 import os
+import re
 import shutil
+import struct
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -86,10 +91,69 @@ def event_texts(row: dict[str, Any]) -> list[str | None]:
 
 
 def csv_root(path: Path) -> tuple[str, int]:
+    """The one-leaf-per-row tree of packs of formats 1 to 3 (netstrings of the cells)."""
     with path.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))[1:]
     leaves = [H(b"\x00" + b"".join(net(c) for c in row)) for row in rows]
     return mth(leaves).hex(), len(leaves)
+
+
+#: A CSV row as bytes: unquoted text or quoted runs (a doubled quote is two runs), then a
+#: line feed; written from RFC 4180, independently of the package's row finder.
+CSV_ROW = re.compile(rb'(?:[^"\n]|"[^"]*")*\n')
+
+
+def csv_block_root(path: Path) -> tuple[str, int, int]:
+    """The root, leaf count and data rows of pack format 4's CSV tree: the file's own bytes,
+    64 data rows per leaf, the header row left out."""
+    data = path.read_bytes()
+    rows = [m.group(0) for m in CSV_ROW.finditer(data)]
+    assert b"".join(rows) == data  # every byte in exactly one row
+    body = rows[1:]
+    leaves = [H(b"\x00" + b"".join(body[i : i + 64])) for i in range(0, len(body), 64)]
+    return mth(leaves).hex(), len(leaves), len(body)
+
+
+def event_record(row: dict[str, Any]) -> bytes:
+    """Pack format 4's binary record of one event, from the generator's typed row."""
+    ts_us = (row["ts"] - dt.datetime(1970, 1, 1)) // dt.timedelta(microseconds=1)
+    texts = [row[k] for k in ("event_id", "entity_id", "type", "actor", "attrs")]
+    fields = [
+        row[k] for k in ("event_id", "entity_id", "ts", "type", "actor", "value", "attrs", "seq")
+    ]
+    flags = sum(1 << i for i, x in enumerate(fields) if x is None)
+    value = row["value"]
+    bits = 0 if value is None else struct.unpack(">Q", struct.pack(">d", value))[0]
+    if value is not None and math.isnan(value):
+        bits = 0x7FF8000000000000
+    raw = [(t or "").encode() for t in texts]
+    return struct.pack(">BqQq5I", flags, ts_us, bits, row["seq"] or 0, *map(len, raw)) + b"".join(
+        raw
+    )
+
+
+def event_tree_v4(rows: list[dict[str, Any]]) -> tuple[str, int, int]:
+    """Root, leaves and entities of pack format 4's event tree, as documented: events sorted
+    by entity, ts, seq, event_id, type, actor, attrs, value (nulls last); 64 entities a leaf."""
+    big = (1, "")  # sorts after every present value: nulls last
+
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        def k(x: Any) -> tuple[Any, ...]:
+            return big if x is None else (0, x.encode() if isinstance(x, str) else x)
+
+        v = r["value"]
+        sign = None if v is None else math.copysign(1.0, v) < 0
+        return (
+            r["entity_id"].encode(), r["ts"], k(r["seq"]), k(r["event_id"]), k(r["type"]),
+            k(r["actor"]), k(r["attrs"]), k(sign), k(v),
+        )  # fmt: skip
+
+    per_entity: dict[bytes, list[bytes]] = {}
+    for r in sorted(rows, key=key):
+        per_entity.setdefault(r["entity_id"].encode(), []).append(event_record(r))
+    ordered = [b"".join(per_entity[k]) for k in sorted(per_entity)]
+    leaves = [H(b"\x00" + b"".join(ordered[i : i + 64])) for i in range(0, len(ordered), 64)]
+    return mth(leaves).hex(), len(leaves), len(ordered)
 
 
 # ----------------------------------------------------------------- the scene
@@ -264,19 +328,22 @@ def test_event_root_recomputed_from_the_generator(scene: Scene) -> None:
     """Covered periods, covered entities, their events, the order, the leaves and the tree."""
     pred = json.loads((scene.pack.folder / "statement.json").read_bytes())["predicate"]
     rows = covered_events(scene, pred)
-    assert pred["events"]["leaf_format"] == "truecount.entity-events.v1"
-    root, size = event_tree_v3(rows)
+    assert pred["events"]["leaf_format"] == "truecount.event-block.v1"
+    assert pred["events"]["leaf_entities"] == 64
+    root, size, entities = event_tree_v4(rows)
     assert (pred["events"]["merkle_root"], pred["events"]["tree_size"]) == (root, size)
-    assert pred["events"]["entities"] == size == len({r["entity_id"] for r in rows})
-    assert size < len(rows)  # a leaf per entity, not per event
+    assert pred["events"]["entities"] == entities == len({r["entity_id"] for r in rows})
+    assert size == -(-entities // 64)  # a leaf per 64 entities
 
 
 def test_result_roots_recomputed_from_the_csv_files(scene: Scene) -> None:
     folder = scene.pack.folder
     pred = json.loads((folder / "statement.json").read_bytes())["predicate"]
     for tree in ("verdicts", "entities"):
-        root, size = csv_root(folder / pred[tree]["file"])
+        assert pred[tree]["leaf_format"] == "truecount.csv-block.v1"
+        root, size, rows = csv_block_root(folder / pred[tree]["file"])
         assert (pred[tree]["merkle_root"], pred[tree]["tree_size"]) == (root, size)
+        assert pred[tree]["rows"] == rows and size == -(-rows // 64)
     with (folder / "entities.csv").open(newline="") as fh:
         ids = [r["entity_id"] for r in csv.DictReader(fh)]
     assert ids == sorted(ids) and len(ids) == len(set(ids))
@@ -553,9 +620,37 @@ def disputed_entity(scene: Scene) -> str:
     )
 
 
-def test_proof_of_a_disputed_entity(scene: Scene, tmp_path: Path) -> None:
+def test_block_proof_of_a_disputed_entity(scene: Scene) -> None:
+    """Pack format 4: the entity's events and rows are inside the blocks shown, complete."""
     entity = disputed_entity(scene)
     proof = make_proof(scene.pack.folder, entity, [scene.events])
+    key = load_public_key(scene.keys.base64)
+    v = verify_proof(json.loads(json.dumps(proof)), key)
+    assert v.ok, [(c.name, c.detail) for c in v.failed]
+    events = proof["trees"]["events"]
+    assert events["leaf_format"] == "truecount.event-block.v1"
+    shown = [e for leaf in _own(events) for e in leaf["events"] if e[1] == entity]
+    expected = [event_texts(r) for r in scene.data.events.to_pylist() if r["entity_id"] == entity]
+    assert sorted(shown, key=str) == sorted(expected, key=str) and len(expected) > 1
+    assert [e[2] for e in shown] == sorted(e[2] for e in shown)  # in time order
+    cols = proof["trees"]["entities"]["columns"]
+    rows = [
+        dict(zip(cols, r, strict=True))
+        for leaf in _own(proof["trees"]["entities"])
+        for r in csv.reader(io.StringIO(leaf["text"], newline=""))
+    ]
+    mine = [r for r in rows if r["entity_id"] == entity]
+    assert len(mine) == 1 and mine[0]["cell"] == "vendor_only"
+    forged = json.loads(json.dumps(proof))
+    leaf = _own(forged["trees"]["entities"])[0]
+    line = next(x for x in leaf["text"].splitlines(keepends=True) if x.startswith(entity + ","))
+    leaf["text"] = leaf["text"].replace(line, line.replace(",vendor_only,", ",agreed,"))
+    assert failed(verify_proof(forged, key)) == {"entities"}
+
+
+def test_proof_of_a_disputed_entity(scene: Scene, pack3: Path, tmp_path: Path) -> None:
+    entity = disputed_entity(scene)
+    proof = make_proof(pack3, entity, [scene.events])
     key = load_public_key(scene.keys.base64)
     v = verify_proof(json.loads(json.dumps(proof)), key)
     assert v.ok, [(c.name, c.detail) for c in v.failed]
@@ -703,9 +798,20 @@ def _detail(v: Verification, name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def genuine(scene: Scene) -> dict[str, Any]:
-    """A genuine proof with the data, for an entity in the middle of every tree."""
-    return make_proof(scene.pack.folder, disputed_entity(scene), [scene.events])
+def pack3(scene: Scene, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The scene's pack re-signed as pack format 3 made it (a leaf per entity and per CSV row),
+    whose proofs the checker must still hold to the same rules; block proofs (format 4) are
+    forged in tests/test_evidence_prove_blocks.py."""
+    pack = copy_pack(scene, tmp_path_factory.mktemp("pack3"))
+    resign_as_format(scene, pack, 3)
+    return pack
+
+
+@pytest.fixture(scope="module")
+def genuine(scene: Scene, pack3: Path) -> dict[str, Any]:
+    """A genuine proof with the data, for an entity in the middle of every tree (format 3:
+    the leaves these forgeries move are single rows and single entities)."""
+    return make_proof(pack3, disputed_entity(scene), [scene.events])
 
 
 def test_rows_removed_between_kept_neighbours_are_caught(
@@ -732,12 +838,12 @@ def test_an_emptied_leaf_list_is_caught(scene: Scene, genuine: dict[str, Any]) -
 
 
 def test_every_tree_emptied_of_the_entity_is_not_an_inclusion_proof(
-    scene: Scene, genuine: dict[str, Any]
+    scene: Scene, pack3: Path, genuine: dict[str, Any]
 ) -> None:
     """Leaves of another entity, genuine and adjacent, shown in place of the entity's own."""
     key = load_public_key(scene.keys.base64)
     entity = genuine["entity_id"]
-    other = make_proof(scene.pack.folder, _other_entity(scene, entity), [scene.events])
+    other = make_proof(pack3, _other_entity(scene, entity), [scene.events])
     forged = json.loads(json.dumps(genuine))
     for name in ("entities", "verdicts", "events"):
         forged["trees"][name]["leaves"] = other["trees"][name]["leaves"]
@@ -814,21 +920,36 @@ def test_an_entity_without_verdicts_or_events_is_proved_by_its_neighbours(
 
 # ----------------------------------------------------------------- signed column names
 def resign_as_format(scene: Scene, pack: Path, fmt: int, leaf_format: str | None = None) -> None:
-    """Rewrite a pack's statement as pack format ``fmt`` (1 or 2) made it and sign it: one
-    event leaf per event (its root recomputed here), and for format 1 no column lists."""
+    """Rewrite a pack's statement as pack format ``fmt`` (1, 2 or 3) made it and sign it: the
+    trees of that format (their roots recomputed here: one CSV leaf per row; one event leaf
+    per event for formats 1 and 2, per entity for 3), and for format 1 no column lists."""
     from truecount.evidence.canonical import canonical_json
 
     statement = json.loads((pack / "statement.json").read_bytes())
     pred = statement["predicate"]
     pred["truecount_evidence"] = fmt
-    root, size = event_tree_v1(covered_events(scene, pred))
-    del pred["events"]["leaf_events_order"]
-    pred["events"].update(
-        merkle_root=root,
-        tree_size=size,
-        leaf_format=leaf_format or "truecount.event.v1",
-        order=["entity_id", "ts", "seq", "event_id", "leaf_hash"],
-    )
+    del pred["events"]["leaf_entities"]
+    if fmt == 3:
+        root, size = event_tree_v3(covered_events(scene, pred))
+        pred["events"].update(
+            merkle_root=root,
+            tree_size=size,
+            leaf_format=leaf_format or "truecount.entity-events.v1",
+            order=["entity_id"],
+            leaf_events_order="event_data",
+        )
+    else:
+        root, size = event_tree_v1(covered_events(scene, pred))
+        pred["events"].update(
+            merkle_root=root,
+            tree_size=size,
+            leaf_format=leaf_format or "truecount.event.v1",
+            order=["entity_id", "ts", "seq", "event_id", "leaf_hash"],
+        )
+    for tree in ("verdicts", "entities"):
+        root, size = csv_root(pack / pred[tree]["file"])
+        pred[tree].update(merkle_root=root, tree_size=size, leaf_format="truecount.csv-row.v1")
+        del pred[tree]["rows"], pred[tree]["leaf_rows"]
     if fmt == 1:
         for tree in ("verdicts", "entities"):
             del pred[tree]["columns"]
@@ -841,7 +962,7 @@ def resign_as_format(scene: Scene, pack: Path, fmt: int, leaf_format: str | None
 def test_statement_signs_each_csv_header(scene: Scene) -> None:
     folder = scene.pack.folder
     pred = json.loads((folder / "statement.json").read_bytes())["predicate"]
-    assert pred["truecount_evidence"] == 3
+    assert pred["truecount_evidence"] == 4
     for tree in ("verdicts", "entities"):
         with (folder / pred[tree]["file"]).open(newline="", encoding="utf-8") as fh:
             header = next(csv.reader(fh))
@@ -915,6 +1036,37 @@ def test_a_format_2_pack_with_a_leaf_per_event_and_its_proofs_still_verify(
     pack3 = copy_pack(scene, tmp_path / "three")
     resign_as_format(scene, pack3, 2, leaf_format="truecount.entity-events.v1")
     assert failed(verify(scene, pack3)) == {"event root"}
+
+
+def test_a_format_3_pack_with_a_leaf_per_entity_and_per_row_still_verifies(
+    scene: Scene, tmp_path: Path
+) -> None:
+    """Packs made before block leaves (format 3) keep verifying and proving: the replay
+    rebuilds a leaf per entity and per CSV row, as their statements name."""
+    pack = copy_pack(scene, tmp_path)
+    resign_as_format(scene, pack, 3)
+    for events in ([scene.events], scene.workspace):
+        v = verify(scene, pack, events)
+        assert v.ok, [(c.name, c.detail) for c in v.failed]
+    key = load_public_key(scene.keys.public)
+    entity = disputed_entity(scene)
+    proof = json.loads(json.dumps(make_proof(pack, entity, [scene.events])))
+    v = verify_proof(proof, key)
+    assert v.ok, [(c.name, c.detail) for c in v.failed]
+    assert proof["trees"]["events"]["leaf_format"] == "truecount.entity-events.v1"
+    # a format 3 statement over block roots (the format 4 trees under old names) fails
+    pred = json.loads((scene.pack.folder / "statement.json").read_bytes())["predicate"]
+    forged = copy_pack(scene, tmp_path / "forged")
+    resign_as_format(scene, forged, 3)
+    statement = json.loads((forged / "statement.json").read_bytes())
+    statement["predicate"]["verdicts"]["merkle_root"] = pred["verdicts"]["merkle_root"]
+    from truecount.evidence.canonical import canonical_json
+
+    payload = canonical_json(statement)
+    (forged / "statement.json").write_bytes(payload)
+    envelope = sign_envelope(payload, load_private_key(scene.keys.private))
+    (forged / "envelope.dsse.json").write_bytes(canonical_json(envelope))
+    assert failed(verify(scene, forged)) == {"verdict root"}
 
 
 def test_an_unknown_event_leaf_format_fails_the_replay(scene: Scene, tmp_path: Path) -> None:

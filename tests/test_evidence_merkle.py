@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from sqlglot import exp
 
 from truecount.errors import TruecountError
-from truecount.evidence import merkle
+from truecount.evidence import merkle, text_trees
 from truecount.evidence.records import (
     entity_leaf_data,
     event_leaf_data,
@@ -356,7 +356,7 @@ def test_event_tree_streamed_from_duckdb_matches_plain_python(
     con.execute(f"CREATE TABLE {ev_run.EVENTS_TABLE} AS SELECT * FROM raw_events")
     con.execute(f"CREATE TABLE {ev_run._COVERED} (entity_id VARCHAR)")
     con.executemany(f"INSERT INTO {ev_run._COVERED} VALUES (?)", [[e] for e in sorted(covered)])
-    tree = ev_run.stream_root(con, ev_run._event_rows(as_of))
+    tree = text_trees.stream_root(con, text_trees._event_rows(as_of))
 
     keyed = []
     for r in rows:
@@ -380,16 +380,12 @@ def test_event_tree_streamed_from_duckdb_matches_plain_python(
     assert tree.root == mth_hashes(hashes).hex()
 
 
-@pytest.mark.parametrize("batch", [1, 3, 64, 1 << 17])
-def test_entity_tree_from_duckdb_matches_plain_python(
-    monkeypatch: pytest.MonkeyPatch, batch: int
-) -> None:
-    """Pack format 3's event tree (a leaf per entity) against docs/evidence.md re-implemented
-    here: each event's netstrings, an entity's events sorted as bytes and joined, the leaves
-    sorted by entity id bytes. Ids and texts mix lengths, prefixes and non-ASCII characters,
-    where byte order differs from a naive or locale order; more leaves than one block. The
-    events are read from DuckDB in batches of ``batch`` rows, so entities are cut across
-    batches (one entity has more events than several batches hold)."""
+def adversarial_events(nan: bool = False) -> tuple[list[tuple[Any, ...]], Any, Any, set[str]]:
+    """Events whose ids and texts mix lengths, prefixes and non-ASCII characters (where byte
+    order differs from a naive or locale order), nulls in every nullable field, -0.0 beside
+    0.0, and one entity with more events than several batches hold; loaded into a DuckDB
+    connection with a covered-entities table. Returns the rows, the connection, the as-of
+    time and the covered ids."""
     import datetime as dt
     import random
 
@@ -397,12 +393,11 @@ def test_entity_tree_from_duckdb_matches_plain_python(
 
     from truecount.evidence import run as ev_run
 
-    monkeypatch.setattr(merkle, "STREAM_BLOCK", 1 << 6)
-    monkeypatch.setattr(ev_run, "LEAF_BATCH_EVENTS", batch)
     rng = random.Random(5)
     alphabet = ["a", "z", "Z", "é", "ü", "中", "-", "1", "10", ":", "~", "😀"]
     ids = sorted({"".join(rng.choices(alphabet, k=rng.randint(0, 4))) for _ in range(900)})
     base = dt.datetime(2026, 1, 1)
+    values = [0.1, -0.0, 0.0, 1e300, 4.0, *([float("nan"), -float("nan")] if nan else [])]
     rows = []
     for i in range(5_000):
         entity = ids[len(ids) // 2] if i % 25 == 0 else rng.choice(ids)
@@ -415,7 +410,7 @@ def test_entity_tree_from_duckdb_matches_plain_python(
                 ts,
                 text,
                 None if i % 3 else text,
-                None if i % 5 else rng.choice([0.1, -0.0, 1e300, 4.0]),
+                None if i % 5 else rng.choice(values),
                 None if i % 7 else f'{{"t":"{text}"}}',
                 None if i % 11 == 0 else rng.randint(-2, 2),
             )
@@ -432,7 +427,36 @@ def test_entity_tree_from_duckdb_matches_plain_python(
     con.execute(f"CREATE TABLE {ev_run.EVENTS_TABLE} AS SELECT * FROM raw_events")
     con.execute(f"CREATE TABLE {ev_run._COVERED} (entity_id VARCHAR)")
     con.executemany(f"INSERT INTO {ev_run._COVERED} VALUES (?)", [[e] for e in sorted(covered)])
-    tree, entities, _ = ev_run._event_tree(con, as_of, None)
+    return rows, con, as_of, covered
+
+
+def mth_list(hs: list[bytes]) -> bytes:
+    """RFC 6962's MTH, recursively, as the RFC writes it."""
+    if not hs:
+        return hashlib.sha256(b"").digest()
+    if len(hs) == 1:
+        return hs[0]
+    k = 1
+    while k * 2 < len(hs):
+        k *= 2
+    return H(b"\x01" + mth_list(hs[:k]) + mth_list(hs[k:]))
+
+
+@pytest.mark.parametrize("batch", [1, 3, 64, 1 << 17])
+def test_entity_tree_from_duckdb_matches_plain_python(
+    monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    """Pack format 3's event tree (a leaf per entity) against docs/evidence.md re-implemented
+    here: each event's netstrings, an entity's events sorted as bytes and joined, the leaves
+    sorted by entity id bytes; more leaves than one block. The events are read from DuckDB in
+    batches of ``batch`` rows, so entities are cut across batches."""
+    from truecount.evidence import run as ev_run
+    from truecount.evidence.records import ENTITY_LEAF_FORMAT
+
+    monkeypatch.setattr(merkle, "STREAM_BLOCK", 1 << 6)
+    monkeypatch.setattr(text_trees, "LEAF_BATCH_EVENTS", batch)
+    rows, con, as_of, covered = adversarial_events()
+    tree, entities, _ = ev_run._event_tree(con, as_of, None, leaf_format=ENTITY_LEAF_FORMAT)
 
     per_entity: dict[bytes, list[bytes]] = {}
     for r in rows:
@@ -441,16 +465,8 @@ def test_entity_tree_from_duckdb_matches_plain_python(
         per_entity.setdefault(r[1].encode(), []).append(_event_data(r))
     leaves = [H(b"\x00" + b"".join(sorted(per_entity[k]))) for k in sorted(per_entity)]
 
-    def mth_hashes(hs: list[bytes]) -> bytes:
-        if len(hs) == 1:
-            return hs[0]
-        k = 1
-        while k * 2 < len(hs):
-            k *= 2
-        return H(b"\x01" + mth_hashes(hs[:k]) + mth_hashes(hs[k:]))
-
     assert tree.size == entities == len(leaves) > merkle.STREAM_BLOCK
-    assert tree.root == mth_hashes(leaves).hex()
+    assert tree.root == mth_list(leaves).hex()
     # the Python mirror the proof checker uses gives the same leaves, in any event order
     some = sorted(per_entity)[3].decode()
     mine = [
@@ -460,6 +476,74 @@ def test_entity_tree_from_duckdb_matches_plain_python(
         if r[1] == some and r[2] <= as_of
     ]  # fmt: skip
     assert merkle.leaf_hash(entity_leaf_data(mine)) == leaves[3]
+
+
+def _record(r: tuple[Any, ...]) -> bytes:
+    """Pack format 4's binary record of an event, written out from docs/evidence.md."""
+    import datetime as dt
+    import math
+    import struct
+
+    ts = (r[2] - dt.datetime(1970, 1, 1)) // dt.timedelta(microseconds=1)
+    flags = sum(1 << i for i, x in enumerate(r) if x is None)
+    v = r[5]
+    if v is None:
+        bits = 0
+    elif math.isnan(v):
+        bits = 0x7FF8000000000000
+    else:
+        bits = struct.unpack(">Q", struct.pack(">d", v))[0]
+    texts = [(r[k] or "").encode() for k in (0, 1, 3, 4, 6)]
+    return struct.pack(">BqQq5I", flags, ts, bits, r[7] or 0, *map(len, texts)) + b"".join(texts)
+
+
+def _block_key(r: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The documented event order: entity, ts, seq, event_id, type, actor, attrs, sign of the
+    value, value; texts as UTF-8 bytes, nulls after every value, NaN after every number."""
+    import math
+
+    def k(x: Any) -> tuple[Any, ...]:
+        if x is None:
+            return (2,)
+        if isinstance(x, float) and math.isnan(x):
+            return (1,)
+        return (0, x.encode() if isinstance(x, str) else x)
+
+    v = r[5]
+    sign = None if v is None else math.copysign(1.0, v) < 0
+    return (r[1].encode(), r[2], k(r[7]), k(r[0]), k(r[3]), k(r[4]), k(r[6]), k(sign), k(v))
+
+
+@pytest.mark.parametrize("batch", [1, 3, 64, 1 << 17])
+def test_block_tree_from_duckdb_matches_plain_python(
+    monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    """Pack format 4's event tree (a leaf per 64 entities, binary records) against the
+    layout and order of docs/evidence.md written out here, with entities and blocks cut across
+    batches of ``batch`` rows, NaNs of both signs, and -0.0 beside 0.0."""
+    from truecount.evidence import blocks
+    from truecount.evidence import run as ev_run
+
+    monkeypatch.setattr(blocks, "BATCH_EVENTS", batch)
+    rows, con, as_of, covered = adversarial_events(nan=True)
+    tree, entities, _ = ev_run._event_tree(con, as_of, None)
+
+    kept = sorted((r for r in rows if r[1] in covered and r[2] <= as_of), key=_block_key)
+    per_entity: dict[bytes, list[bytes]] = {}
+    for r in kept:
+        per_entity.setdefault(r[1].encode(), []).append(_record(r))
+    ordered = [b"".join(per_entity[k]) for k in sorted(per_entity)]
+    leaves = [H(b"\x00" + b"".join(ordered[i : i + 64])) for i in range(0, len(ordered), 64)]
+    assert entities == len(ordered) > 64 * 3
+    assert tree.size == len(leaves) and tree.root == mth_list(leaves).hex()
+    # the proof checker's mirror, from the texts a proof shows
+    first = [r for r in kept if r[1].encode() in sorted(per_entity)[:64]]
+    texts = [
+        [r[0], r[1], r[2].strftime("%Y-%m-%dT%H:%M:%S.%f"), r[3], r[4],
+         None if r[5] is None else format(r[5], ".17g"), r[6], None if r[7] is None else str(r[7])]
+        for r in first
+    ]  # fmt: skip
+    assert merkle.leaf_hash(blocks.block_data(texts)) == leaves[0]
 
 
 def test_formula_cells_get_an_apostrophe_and_nothing_else_changes() -> None:

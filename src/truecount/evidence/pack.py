@@ -37,9 +37,10 @@ from truecount.billing.terms import LetterDetails
 from truecount.engine.source import EventsInput
 from truecount.errors import InputError, Location, Problem
 
+from .blocks import BLOCK_ENTITIES, BLOCK_ORDER, BLOCK_ROWS, CSV_BLOCK_FORMAT, EVENT_BLOCK_FORMAT
 from .canonical import canonical_json, file_sha256, sha256_hex
 from .livelog import cite_head
-from .records import ENTITY_LEAF_FORMAT, EVENT_FIELDS, ROW_LEAF_FORMAT
+from .records import EVENT_FIELDS
 from .run import (
     ENTITIES_FILE,
     QUERY_FILE,
@@ -58,7 +59,10 @@ PREDICATE_TYPE: Final[str] = "urn:truecount:predicate:reconciliation:v1"
 #: tree); a CSV's header row is not a leaf, so format 1 left them to the file's SHA-256 alone.
 #: 3: the event tree has one leaf per entity (``truecount.entity-events.v1``), not one per
 #: event; packs of formats 1 and 2 still verify (a replay rebuilds the leaves they name).
-PACK_FORMAT: Final[int] = 3
+#: 4: block leaves (``truecount.event-block.v1``, ``truecount.csv-block.v1``): 64 entities'
+#: events or 64 CSV rows per leaf, events as binary records (docs/evidence.md); older packs
+#: still verify.
+PACK_FORMAT: Final[int] = 4
 
 ENVELOPE_FILE: Final[str] = "envelope.dsse.json"
 STATEMENT_FILE: Final[str] = "statement.json"
@@ -200,10 +204,10 @@ def predicate(
             "merkle_root": result.events.root,
             "tree_size": result.events.size,
             "entities": result.event_entities,
-            "leaf_format": ENTITY_LEAF_FORMAT,
+            "leaf_format": EVENT_BLOCK_FORMAT,
+            "leaf_entities": BLOCK_ENTITIES,
             "fields": list(EVENT_FIELDS),
-            "order": ["entity_id"],
-            "leaf_events_order": "event_data",
+            "order": list(BLOCK_ORDER),
             "basis": result.files_basis,
         },
         "files": _files_json(result),
@@ -215,14 +219,18 @@ def predicate(
             "file": VERDICTS_FILE,
             "merkle_root": result.verdicts.root,
             "tree_size": result.verdicts.size,
-            "leaf_format": ROW_LEAF_FORMAT,
+            "rows": result.verdict_rows,
+            "leaf_format": CSV_BLOCK_FORMAT,
+            "leaf_rows": BLOCK_ROWS,
             "columns": result.verdict_columns,
         },
         "entities": {
             "file": ENTITIES_FILE,
             "merkle_root": result.entities.root,
             "tree_size": result.entities.size,
-            "leaf_format": ROW_LEAF_FORMAT,
+            "rows": result.entity_rows,
+            "leaf_format": CSV_BLOCK_FORMAT,
+            "leaf_rows": BLOCK_ROWS,
             "columns": result.entity_columns,
         },
         "previous": None if previous is None else previous.to_json(),

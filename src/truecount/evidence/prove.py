@@ -7,12 +7,19 @@ the public key — by the vendor, say, for one disputed ticket, without the rest
 Leaves of one entity are adjacent in every tree (each is sorted by entity first), so a proof
 also carries the leaf just before and just after the entity's range, when there is one: that
 shows the range is complete — no verdict or event of the entity was left out of the proof.
+
+In a pack of format 4 a leaf is a block (64 CSV rows, or the events of 64 entities): a proof
+shows the blocks holding the entity's rows and the row (or entity) just before and after
+them, and the check of completeness is made on the rows and entities inside the blocks.
 """
 
 from __future__ import annotations
 
+import csv
 import itertools
 import json
+import math
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +36,17 @@ from truecount.errors import InputError, Location, Problem
 from truecount.workspace import configure
 
 from . import merkle
+from .blocks import (
+    BLOCK_ENTITIES,
+    BLOCK_ROWS,
+    CSV_BLOCK_FORMAT,
+    EVENT_BLOCK_FORMAT,
+    block_data,
+    csv_block_hashes,
+    csv_block_texts,
+    csv_row_starts,
+)
+from .covered import insertion_point, neighbours
 from .pack import (
     DEFINITION_FILE,
     ENVELOPE_FILE,
@@ -46,16 +64,9 @@ from .records import (
     row_leaf_data,
     row_leaf_sql,
 )
-from .run import (
-    ENTITIES_FILE,
-    VERDICTS_FILE,
-    RunInputs,
-    hashes_of,
-    insertion_point,
-    neighbours,
-    run,
-)
+from .run import ENTITIES_FILE, VERDICTS_FILE, RunInputs, run
 from .sign import check_envelope
+from .text_trees import hashes_of
 from .verify import Verification
 
 PROOF_FORMAT: Final[int] = 1
@@ -92,6 +103,16 @@ def _raw_ids(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.if_else(pc.and_(risky, formula), rest, column)
 
 
+def _mismatch(path: Path) -> InputError:
+    return InputError(
+        Problem(
+            "the file does not match the root its pack signed",
+            Location(file=str(path)),
+            "run truecount verify on the pack",
+        )
+    )
+
+
 def _csv_proof(
     path: Path, entity_id: str, root_hex: str, size: int, signed_columns: list[str] | None
 ) -> dict[str, Any]:
@@ -121,13 +142,7 @@ def _csv_proof(
         around = neighbours(own, int(hashes.shape[0]), at)
         root, paths = merkle.audit_paths(hashes, own + around)
         if root.hex() != root_hex or hashes.shape[0] != size:
-            raise InputError(
-                Problem(
-                    "the file does not match the root its pack signed",
-                    Location(file=str(path)),
-                    "run truecount verify on the pack",
-                )
-            )
+            raise _mismatch(path)
         wanted = sorted(own + around)
         rows = rel.select("*").to_arrow_table().take(pa.array(wanted, pa.int64())).to_pylist()
     return {
@@ -140,6 +155,61 @@ def _csv_proof(
                 "audit_path": [h.hex() for h in paths[i]],
             }
             for i, row in zip(wanted, rows, strict=True)
+        ],
+    }
+
+
+def _csv_block_proof(
+    path: Path, entity_id: str, root_hex: str, size: int, signed_columns: list[str] | None
+) -> dict[str, Any]:
+    """Blocks of a pack CSV (format 4) holding the entity's rows and the rows around them.
+
+    The rows shown are the entity's own plus the one just before and after (or the two around
+    where it would sort), as with row leaves; what a proof carries is each block they fall in,
+    as the file's own text, since that text is what the leaf hashes.
+    """
+    starts = csv_row_starts(path)
+    with duckdb.connect() as con:
+        configure(con)
+        rel = con.sql(
+            "SELECT * FROM read_csv(?, header = true, all_varchar = true, delim = ',', "
+            "quote = '\"', escape = '\"')",
+            params=[str(literal_path(path))],
+        )
+        columns = list(rel.columns)
+        if signed_columns is not None and columns != signed_columns:
+            raise InputError(
+                Problem(
+                    f"the header row is not the signed column list {signed_columns}",
+                    Location(file=str(path)),
+                    "run truecount verify on the pack",
+                )
+            )
+        ids: pa.ChunkedArray = rel.select("entity_id").to_arrow_table().column("entity_id")
+    rows = len(starts) - 1
+    if len(ids) != rows:  # DuckDB and the row split disagree: the file is not one DuckDB wrote
+        raise _mismatch(path)
+    hashes = csv_block_hashes(path, starts)
+    mask = pc.equal(ids, pa.scalar(neutralize(entity_id), pa.string()))
+    own = [int(i) for i in pc.indices_nonzero(mask).to_pylist()]
+    at = 0 if own else insertion_point(_raw_ids(ids), entity_id)
+    blocks = sorted({r // BLOCK_ROWS for r in own + neighbours(own, rows, at)})
+    mine = {r // BLOCK_ROWS for r in own}
+    root, paths = merkle.audit_paths(hashes, blocks)
+    if root.hex() != root_hex or hashes.shape[0] != size:
+        raise _mismatch(path)
+    texts = csv_block_texts(path, starts, blocks)
+    return {
+        "columns": columns,
+        "leaf_format": CSV_BLOCK_FORMAT,
+        "leaves": [
+            {
+                "index": k,
+                "neighbour": k not in mine,
+                "text": text,
+                "audit_path": [h.hex() for h in paths[k]],
+            }
+            for k, text in zip(blocks, texts, strict=True)
         ],
     }
 
@@ -158,7 +228,8 @@ def make_proof(folder: Path, entity_id: str, events: EventsInput | None = None) 
     for name, file in TREES:
         claim = pred.get(name) or {}
         signed = claim.get("columns")
-        trees[name] = _csv_proof(
+        maker = _csv_block_proof if claim.get("leaf_format") == CSV_BLOCK_FORMAT else _csv_proof
+        trees[name] = maker(
             folder / file,
             entity_id,
             str(claim.get("merkle_root")),
@@ -222,8 +293,8 @@ def _event_proof(
     leaves = result.proof
     assert leaves is not None
     own = set(leaves.own)
-    if leaf_format == ENTITY_LEAF_FORMAT:
-        # one leaf per entity: each shows the field texts of its events, in leaf order
+    if leaf_format in (ENTITY_LEAF_FORMAT, EVENT_BLOCK_FORMAT):
+        # a leaf per entity, or per block of entities: each shows its events' field texts
         out = [
             {"index": i, "neighbour": i not in own, "events": e, "audit_path": [h.hex() for h in p]}
             for i, e, p in zip(leaves.indices, leaves.events, leaves.paths, strict=True)
@@ -376,6 +447,8 @@ def _verify_tree(
         v.add(name, False, "the rows have no entity_id column")
         return 0
     at = columns.index(key_col)
+    if claim.get("leaf_format") == (EVENT_BLOCK_FORMAT if events else CSV_BLOCK_FORMAT):
+        return _verify_blocks(v, name, (root, size, claim), leaves, (len(columns), at), entity_id)
     shown = entity_id if events else neutralize(entity_id)
     problems: list[str] = []
     sides: dict[int, int] = {}
@@ -429,6 +502,232 @@ def _verify_tree(
             "are shown and in the signed tree",
         )
     return len(own)
+
+
+# ----------------------------------------------------------------------------- block leaves
+def _csv_rows(text: str) -> list[str]:
+    """A CSV block's rows, each without its line feed: a row ends at a line feed outside
+    double quotes, the rule the pack's leaves were cut by. Raise ValueError unless the text
+    ends a row where it ends."""
+    rows: list[str] = []
+    lines: list[str] = []
+    quotes = 0
+    pieces = text.split("\n")
+    if pieces[-1]:
+        raise ValueError("a block ends with a line feed")
+    for line in pieces[:-1]:
+        lines.append(line)
+        quotes += line.count('"')
+        if quotes % 2 == 0:
+            rows.append("\n".join(lines))
+            lines, quotes = [], 0
+    if lines:
+        raise ValueError("a quote left open at the end of a block")
+    return rows
+
+
+def _csv_block(text: Any, width: int, at: int) -> tuple[list[str | None], bytes]:
+    """The entity ids of a CSV block's rows, in order, and the leaf's data (its bytes).
+
+    Each row must read, with Python's CSV reader, as one record of ``width`` cells: the ids
+    are what the order check reads, so a row they cannot be taken from is not accepted.
+    """
+    if not isinstance(text, str):
+        raise TypeError("a CSV block is a text")
+    ids: list[str | None] = []
+    for row in _csv_rows(text):
+        records = list(csv.reader([row], strict=True))
+        if len(records) != 1 or len(records[0]) != width:
+            raise ValueError("a row of the block is not one record of the signed columns")
+        ids.append(records[0][at])
+    if not ids:
+        raise ValueError("a block holds at least one row")
+    return ids, text.encode("utf-8")
+
+
+#: ``ts`` as the prover writes it: always two-digit fields and six fraction digits.
+_TS_TEXT: Final[re.Pattern[str]] = re.compile(r"\d{1,4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}")
+
+
+def _check_number_texts(values: Sequence[str | None]) -> None:
+    """Raise ValueError unless ``ts``, ``value`` and ``seq`` are written as the prover writes
+    them (``%.17g``, a plain decimal, six fraction digits).
+
+    A block records these fields as numbers, so ``4``, ``04`` and `` 4`` give the same leaf:
+    without this a proof could show a number in a form the statement never had, and still
+    verify. NaN may read ``nan`` or ``-nan`` (all NaNs are recorded alike).
+    """
+    ts, value, seq = (values[EVENT_FIELDS.index(f)] for f in ("ts", "value", "seq"))
+    if ts is not None and not _TS_TEXT.fullmatch(ts):
+        raise ValueError("ts is not written as YYYY-MM-DDTHH:MM:SS.ffffff")
+    if value is not None:
+        number = float(value)
+        if format(number, ".17g") != value and not (
+            math.isnan(number) and value in ("nan", "-nan")
+        ):
+            raise ValueError("value is not written as %.17g")
+    if seq is not None and str(int(seq)) != seq:
+        raise ValueError("seq is not a plain decimal")
+
+
+def _event_block(shown: Any, width: int, at: int) -> tuple[list[str | None], bytes]:
+    """The entity ids of an event block (one per run of events with the same id) and its data.
+
+    The events are taken in the order shown, which is the order the leaf hashes them in, so
+    an entity's events are adjacent in a genuine block and each run is one entity.
+    """
+    if not isinstance(shown, list) or not shown:
+        raise ValueError("an event block has at least one event")
+    for values in shown:
+        _check_cells(values, width)
+        _check_number_texts(values)
+    ids = [k for k, _run in itertools.groupby(values[at] for values in shown)]
+    return ids, block_data(shown)
+
+
+def _unit_problems(
+    units: dict[int, list[str]], size: int, entity_id: str, events: bool, word: str
+) -> tuple[list[str], int]:
+    """What keeps the blocks shown from proving the entity's rows (or entities) complete.
+
+    A block holds many rows, so the leaf order alone says nothing of where the entity's rows
+    start and end; the rows inside the blocks do. Consecutive blocks are a run of consecutive
+    rows of the signed file; in it the rows must sort before the entity, then be its own,
+    then sort after it, and the row on each side of its own must be in the run (or the run
+    must start or end the tree there). With no row of its own, a row before and the row right
+    after it must bracket it. Also return how many own rows (entities) are shown.
+    """
+    if size == 0:
+        return [], 0
+    if not units:
+        return [
+            f"no leaf is shown: a proof shows the blocks of the entity's {word}, or of the two "
+            f"{word} around where they would be"
+        ], 0
+    idx = sorted(units)
+    for a, b in itertools.pairwise(idx):
+        if b != a + 1:
+            return [f"the leaves shown are not consecutive: {a + 1} to {b - 1} are missing"], 0
+    shown = neutralize(entity_id) if not events else entity_id
+    one, own_word = ("entity", "events") if events else ("row", "rows")
+    run: list[tuple[int, str, int]] = []
+    for k in idx:
+        for unit in units[k]:
+            side = _OWN if unit == shown else _side(sort_keys(unit, events), entity_id)
+            if side is None:
+                return [f"leaf {k} (entity {unit!r}) does not sort before or after it"], 0
+            run.append((k, unit, side))
+    sides = [side for _k, _u, side in run]
+    for j in range(1, len(run)):
+        if sides[j] < sides[j - 1]:
+            k, unit = run[j][:2]
+            return [
+                f"leaf {k} (entity {unit!r}) is out of the sorted order around {entity_id!r}"
+            ], 0
+    starts, ends = idx[0] == 0, idx[-1] == size - 1
+    own = [j for j, side in enumerate(sides) if side == _OWN]
+    problems: list[str] = []
+    if own:
+        lo, hi = own[0], own[-1]
+        if not (sides[lo - 1] == _BEFORE if lo else starts):
+            problems.append(
+                f"the {one} before the entity's {own_word} is missing, so they may be partial"
+            )
+        if not (sides[hi + 1] == _AFTER if hi + 1 < len(sides) else ends):
+            problems.append(
+                f"the {one} after the entity's {own_word} is missing, so they may be partial"
+            )
+    else:
+        before = sides.count(_BEFORE)
+        if not (
+            0 < before < len(sides) or (before == 0 and starts) or (before == len(sides) and ends)
+        ):
+            problems.append(
+                f"no two adjacent {word} bracket {entity_id!r} (the {word} around where its "
+                f"{own_word} would sort are not both shown), so its {own_word} may have been "
+                "removed"
+            )
+    return problems, len(own)
+
+
+def _block_size_fits(count: int, index: int, size: int, per_leaf: int, total: Any) -> bool:
+    """Whether a block holds the rows its place in the tree says: ``per_leaf`` in every block
+    but the last, which holds the rest of the signed count (or, without one, 1 to
+    ``per_leaf``). Row k of the file is then in block k // ``per_leaf``, as the prover cut."""
+    if index != size - 1:
+        return count == per_leaf
+    if isinstance(total, int) and not isinstance(total, bool):
+        return count == total - per_leaf * (size - 1)
+    return 0 < count <= per_leaf
+
+
+def _verify_blocks(
+    v: Verification,
+    name: str,
+    signed: tuple[bytes, int, dict[str, Any]],
+    leaves: list[Any],
+    shape: tuple[int, int],
+    entity_id: str,
+) -> int:
+    """Check one tree of block leaves (pack format 4); return how many own rows it shows.
+
+    Each block's data is rebuilt from what the proof shows (a CSV block's text is its bytes,
+    an event block its events' records) and its audit path checked; a block must hold the
+    format's number of rows (entities), fewer only in the last, so a block's rows are the
+    rows the leaf index says they are. Then the rows inside the blocks are checked.
+    """
+    root, size, claim = signed
+    width, at = shape
+    events = name == "events"
+    per_leaf, word = (BLOCK_ENTITIES, "entities") if events else (BLOCK_ROWS, "rows")
+    total = claim.get("entities" if events else "rows")
+    problems: list[str] = []
+    units: dict[int, list[str]] = {}
+    for leaf in leaves:
+        try:
+            index = int(leaf["index"])
+            path = [bytes.fromhex(h) for h in leaf["audit_path"]]
+            reader = _event_block if events else _csv_block
+            ids, data = reader(leaf["events" if events else "text"], width, at)
+        except (KeyError, TypeError, ValueError, csv.Error):
+            problems.append("a leaf is malformed")
+            continue
+        if index in units:
+            problems.append(f"leaf {index} is shown twice")
+            continue
+        if not merkle.verify_inclusion(merkle.leaf_hash(data), index, size, path, root):
+            problems.append(f"leaf {index} is not in the signed tree")
+            continue
+        if not _block_size_fits(len(ids), index, size, per_leaf, total):
+            problems.append(f"leaf {index} holds {len(ids)} {word}, not what its place allows")
+            continue
+        named = [i for i in ids if i is not None]
+        if len(named) != len(ids):
+            problems.append(f"leaf {index} has a row with no entity id")
+            continue
+        units[index] = named
+    own = 0
+    if not problems:
+        problems, own = _unit_problems(units, size, entity_id, events, word)
+    if problems:
+        v.add(name, False, "; ".join(problems))
+    elif own:
+        idx = sorted(units)
+        what = "the entity's events" if events else f"all {own} row(s) of the entity"
+        v.add(
+            name,
+            True,
+            f"{what} and the {word} around them (leaves {idx[0]} to {idx[-1]} of {size:,}) "
+            "are in the signed tree",
+        )
+    else:
+        v.add(
+            name,
+            True,
+            f"no rows of {entity_id!r} in {name}: the {word} around where they would sort "
+            "are shown and in the signed tree",
+        )
+    return own
 
 
 def verify_proof(proof: Any, key: Ed25519PublicKey, where: str = "proof") -> Verification:

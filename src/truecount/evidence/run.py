@@ -19,15 +19,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
 import duckdb
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlglot
@@ -47,20 +44,35 @@ from truecount.ingest.canonical import EVENTS_TABLE, INGEST_LOG_TABLE
 from truecount.workspace import Workspace
 
 from . import merkle
+from .blocks import (
+    BLOCK_ENTITIES,
+    BLOCK_ORDER,
+    CSV_BLOCK_FORMAT,
+    EVENT_BLOCK_FORMAT,
+    EventBlocks,
+    csv_block_hashes,
+    csv_row_starts,
+    event_block_leaves,
+    sorted_events_sql,
+)
 from .canonical import canonical_json, file_sha256
+from .covered import (
+    COVERED_TABLE,
+    EntityLeaves,
+    Tree,
+    covered_events,
+    covered_where,
+    insertion_point,
+    neighbours,
+)
 from .records import (
     ENTITY_LEAF_FORMAT,
-    EVENT_FIELDS,
-    EVENT_LEAF_FORMAT,
     EVENT_LEAF_FORMATS,
-    EVENT_ORDER,
+    ROW_LEAF_FORMAT,
     cell_text,
-    event_field_text,
-    event_leaf_data,
-    leaf_data_sql,
-    leaf_hash_sql,
-    row_leaf_sql,
 )
+from .text_trees import event_tree as text_event_tree
+from .text_trees import text_table, write_csv
 
 QUERY_FILE: Final[str] = "query.sql"
 RECONCILIATION_FILE: Final[str] = "reconciliation.json"
@@ -85,11 +97,10 @@ EVIDENCE_MEMORY_LIMIT: Final[str] = "1.5GB"
 #: verb peaks at about 1.89 GB).
 EVENT_TREE_MEMORY_LIMIT: Final[str] = "1.3GB"
 
-_COVERED: Final[str] = "_ev_covered"
+_COVERED: Final[str] = COVERED_TABLE
 _PERIODS: Final[str] = "_ev_periods"
 _VERDICT_ROWS: Final[str] = "_ev_verdict_rows"
 _ENTITY_ROWS: Final[str] = "_ev_entity_rows"
-_LEAF: Final[str] = "_ev_leaf"
 
 
 @dataclass(frozen=True)
@@ -102,14 +113,6 @@ class FileDigest:
 
     def to_json(self) -> dict[str, str]:
         return {"role": self.role, "name": self.name, "sha256": self.sha256}
-
-
-@dataclass(frozen=True)
-class Tree:
-    """A Merkle root (hex) and its number of leaves."""
-
-    root: str
-    size: int
 
 
 @dataclass(frozen=True)
@@ -129,9 +132,13 @@ class RunInputs:
     #: Letter details over the terms' ``letter:`` section; a letter is written (and signed)
     #: when these or the terms name anyone or anything (None: never, as on a replay).
     letter: LetterDetails | None = None
-    #: The event tree's leaf format: one leaf per entity (pack format 3), or one per event
-    #: (``truecount.event.v1``, packs of formats 1 and 2, which a replay must rebuild alike).
-    event_leaf: str = ENTITY_LEAF_FORMAT
+    #: The event tree's leaf format: a leaf per 64 entities (pack format 4), one per entity
+    #: (pack format 3), or one per event (``truecount.event.v1``, packs of formats 1 and 2);
+    #: a replay rebuilds the tree its pack names.
+    event_leaf: str = EVENT_BLOCK_FORMAT
+    #: The CSV trees' leaf format: a leaf per 64 rows of the file (pack format 4) or one per
+    #: row (``truecount.csv-row.v1``, packs of formats 1 to 3).
+    row_leaf: str = CSV_BLOCK_FORMAT
 
 
 @dataclass
@@ -157,132 +164,10 @@ class RunResult:
     entity_columns: list[str] = field(default_factory=list)
     #: Filled when an entity to prove was asked for (see :func:`run`).
     proof: EntityLeaves | None = None
-
-
-@dataclass
-class EntityLeaves:
-    """One entity's event leaves and their neighbours: indices, field texts, audit paths."""
-
-    entity_id: str
-    #: The entity's own leaf indices (the rest of ``indices`` are its neighbours).
-    own: list[int] = field(default_factory=list)
-    indices: list[int] = field(default_factory=list)
-    fields: list[list[str | None]] = field(default_factory=list)
-    paths: list[list[bytes]] = field(default_factory=list)
-    #: Per entity leaf (format ``truecount.entity-events.v1``): the field texts of its events,
-    #: in leaf order (``fields`` stays empty then).
-    events: list[list[list[str | None]]] = field(default_factory=list)
-
-
-def neighbours(indices: list[int], size: int, position: int = 0) -> list[int]:
-    """The leaves just before and after a range of leaves, where they exist.
-
-    With no leaves (an entity absent from a tree), the two leaves around ``position``, the
-    index where its rows would be in the sorted order: adjacent leaves whose entity ids bracket
-    it are what shows the absence, since the tree is sorted by entity and signed.
-    """
-    if not indices:
-        return [i for i in (position - 1, position) if 0 <= i < size]
-    lo, hi = min(indices), max(indices)
-    return [i for i in (lo - 1, hi + 1) if 0 <= i < size]
-
-
-def insertion_point(keys: pa.ChunkedArray | pa.Array, entity_id: str) -> int:
-    """How many leaves sort before ``entity_id`` (the trees are sorted by entity id first).
-
-    Arrow compares strings byte by byte, as DuckDB's ORDER BY does on VARCHAR (UTF-8 bytes in
-    code point order), so the count is the position the entity's rows would take.
-    """
-    before = pc.sum(pc.less(keys, pa.scalar(entity_id, pa.string()))).as_py()
-    return int(before or 0)
-
-
-def hashes_of(table: pa.Table, column: str = "h") -> merkle.Hashes:
-    """A BLOB column of 32-byte hashes as an (n, 32) array, without a Python loop."""
-    col = table.column(column).combine_chunks() if table.num_rows else pa.array([], pa.binary())
-    return _fixed(col)
-
-
-def _fixed(col: pa.Array) -> merkle.Hashes:
-    if len(col) == 0:
-        return np.zeros((0, merkle.HASH_SIZE), dtype=np.uint8)
-    fixed = col.cast(pa.binary(merkle.HASH_SIZE))
-    data = np.frombuffer(fixed.buffers()[1], dtype=np.uint8)
-    start = fixed.offset * merkle.HASH_SIZE
-    return data[start : start + len(fixed) * merkle.HASH_SIZE].reshape(-1, merkle.HASH_SIZE)
-
-
-def stream_root(
-    con: duckdb.DuckDBPyConnection, select: exp.Select, pool: merkle.BlockPool | None = None
-) -> Tree:
-    """The Merkle tree over the ``h`` column of a query, read batch by batch.
-
-    The leaf hashes go straight into a :class:`merkle.RootBuilder`, so memory stays at one
-    block of leaves whatever the tree's size (40 million leaf hashes would be 1.3 GB), and the
-    query runs once: no count first to size an array. With a ``pool``, full blocks are
-    reduced by its worker processes while the next batches are read.
-    """
-    builder = merkle.RootBuilder(pool=pool)
-    reader = con.sql(select.sql("duckdb")).to_arrow_reader(1 << 17)
-    for batch in reader:
-        builder.add(_fixed(batch.column(0)))
-    return Tree(builder.root().hex(), builder.size)
-
-
-def _ts_param(value: dt.datetime) -> exp.Expr:
-    return exp.cast(
-        exp.Literal.string(value.isoformat(sep=" ", timespec="microseconds")),
-        exp.DataType.build("TIMESTAMP"),
-    )
-
-
-def _event_rows(
-    as_of: dt.datetime, extra: list[exp.Expr] | None = None, entity: str | None = None
-) -> exp.Select:
-    """The covered events visible at ``as_of``, in leaf order: leaf hash ``h``, then ``extra``.
-
-    The field texts are computed once, in a subquery, and the leaf hash is taken over them:
-    a text such as ``strftime(ts)`` appears twice in a leaf (its length and itself), and
-    DuckDB would otherwise compute it twice. ``extra`` are expressions over the events ``e``
-    (named by their alias or column name). ``entity`` keeps one entity's events (in the same
-    order, so the k-th of them is the k-th of that entity's leaves).
-    """
-    preds: list[exp.Expr] = [
-        exp.LTE(this=exp.column("ts", "e"), expression=_ts_param(as_of)),
-        exp.In(
-            this=exp.column("entity_id", "e"),
-            query=exp.select("entity_id").from_(_COVERED).subquery(),
-        ),
-    ]
-    if entity is not None:
-        preds.append(
-            exp.EQ(this=exp.column("entity_id", "e"), expression=exp.Literal.string(entity))
-        )
-    texts = [f"_t_{f}" for f in EVENT_FIELDS]
-    keys = [f"_o_{c}" for c in EVENT_ORDER]
-    inner = (
-        exp.select(
-            *[
-                exp.alias_(event_field_text(f, "e"), t)
-                for f, t in zip(EVENT_FIELDS, texts, strict=True)
-            ],
-            *[exp.alias_(exp.column(c, "e"), k) for c, k in zip(EVENT_ORDER, keys, strict=True)],
-            *(extra or []),
-        )
-        .from_(exp.to_table(EVENTS_TABLE).as_("e"))
-        .where(exp.and_(*preds))
-    )
-    order = [exp.Ordered(this=exp.column(k), nulls_first=False) for k in keys]
-    order.append(exp.Ordered(this=exp.column("h"), nulls_first=False))
-    leaf = leaf_hash_sql([exp.column(t) for t in texts], null_mark=True)
-    return (
-        exp.select(
-            exp.alias_(leaf, "h"),
-            *[exp.column(exp.to_identifier(x.alias_or_name, quoted=True)) for x in extra or []],
-        )
-        .from_(inner.subquery("x"))
-        .order_by(*order)
-    )
+    #: The data rows of verdicts.csv and entities.csv (the leaves are blocks of them in
+    #: pack format 4, so the trees' sizes no longer count them).
+    verdict_rows: int = 0
+    entity_rows: int = 0
 
 
 def _event_files(
@@ -299,39 +184,8 @@ def _event_files(
     return sorted(digests, key=lambda d: (d.name, d.sha256)), "files"
 
 
-def _text_table(
-    con: duckdb.DuckDBPyConnection, name: str, select: exp.Select, order: list[exp.Ordered]
-) -> list[str]:
-    """Materialise ``select`` (text columns) in ``order``, with each row's leaf hash; return
-    the text columns.
-
-    The rows are stored sorted (DuckDB keeps the order of an ordered ``CREATE TABLE AS`` with
-    ``preserve_insertion_order``, its default, which every truecount connection keeps), so
-    writing the file and reading the leaves are plain scans, and each leaf is hashed once.
-    """
-    staged = f"{name}_text"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {staged} AS {select.order_by(*order).sql('duckdb')}")
-    cols = [str(r[0]) for r in con.execute(f"DESCRIBE {staged}").fetchall()]
-    hashed = exp.select(exp.Star(), exp.alias_(row_leaf_sql(cols), _LEAF)).from_(staged)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {hashed.sql('duckdb')}")
-    con.execute(f"DROP VIEW {staged}")
-    return cols
-
-
-def _write_csv(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    columns: list[str],
-    path: Path,
-    pool: merkle.BlockPool | None = None,
-) -> Tree:
-    """Write the rows in their stored order and return the Merkle tree over them."""
-    cols = [exp.column(exp.to_identifier(c, quoted=True)) for c in columns]
-    con.sql(exp.select(*cols).from_(table).sql("duckdb")).write_csv(str(path), header=True)
-    return stream_root(con, exp.select(exp.alias_(exp.column(_LEAF), "h")).from_(table), pool)
-
-
-def _verdict_rows(con: duckdb.DuckDBPyConnection) -> list[str]:
+def _verdict_rows(con: duckdb.DuckDBPyConnection) -> tuple[exp.Select, list[exp.Ordered]]:
+    """verdicts.csv: the cells of every verdict of a covered entity, and the rows' order."""
     described = con.execute(f"DESCRIBE {VERDICTS_TABLE}").fetchall()
     cols = [
         exp.alias_(
@@ -354,10 +208,11 @@ def _verdict_rows(con: duckdb.DuckDBPyConnection) -> list[str]:
         exp.Ordered(this=exp.column(c, "v"), nulls_first=False)
         for c in ("entity_id", "anchor_ts", "anchor_event_id", "period", "status")
     ]
-    return _text_table(con, _VERDICT_ROWS, select, order)
+    return select, order
 
 
-def _entity_rows(con: duckdb.DuckDBPyConnection) -> list[str]:
+def _entity_rows(con: duckdb.DuckDBPyConnection) -> tuple[exp.Select, list[exp.Ordered]]:
+    """entities.csv: the cells of every entity of the reconciliation, and the rows' order."""
     # Line ids derived from the invoice's position (no line_id column) read 'path#row'; the
     # folders are dropped so the rows do not depend on where the invoice file lies. An
     # entity's ids are sorted and joined by ';' (VARCHAR compares byte-wise), and an entity
@@ -411,9 +266,25 @@ def _entity_rows(con: duckdb.DuckDBPyConnection) -> list[str]:
         )
     )
     order = [exp.Ordered(this=exp.column("entity_id", "c"), nulls_first=False)]
-    columns = _text_table(con, _ENTITY_ROWS, select, order)
-    assert tuple(columns) == ENTITY_COLUMNS
-    return columns
+    return select, order
+
+
+def _csv_blocks(
+    con: duckdb.DuckDBPyConnection, select: exp.Select, order: list[exp.Ordered], path: Path
+) -> tuple[list[str], Tree, int]:
+    """Write the rows in order and return the header, the block tree (pack format 4) and
+    the number of data rows.
+
+    DuckDB writes the file straight from the sorted query (nothing is stored first: an
+    ordered COPY keeps its order, as every truecount connection preserves insertion order),
+    and the tree is then cut from the file's own bytes (:mod:`.blocks`).
+    """
+    rel = con.sql(select.order_by(*order).sql("duckdb"))
+    columns = list(rel.columns)
+    rel.write_csv(str(path), header=True)
+    starts = csv_row_starts(path)
+    hashes = csv_block_hashes(path, starts)
+    return columns, Tree(merkle.root(hashes).hex(), int(hashes.shape[0])), len(starts) - 1
 
 
 def covered_periods(recon: Reconciliation) -> list[str]:
@@ -440,211 +311,48 @@ def _covered(con: duckdb.DuckDBPyConnection, periods: list[str]) -> None:
     )
 
 
-def _covered_events(as_of: dt.datetime, entities: list[str] | None = None) -> exp.Select:
-    """The field texts (``_t_<field>``) of the covered events visible at ``as_of``.
-
-    ``entities`` narrows them to those ids (a proof's leaves), still among the covered ones.
-    """
-    preds: list[exp.Expr] = [
-        exp.LTE(this=exp.column("ts", "e"), expression=_ts_param(as_of)),
-        exp.In(
-            this=exp.column("entity_id", "e"),
-            query=exp.select("entity_id").from_(_COVERED).subquery(),
-        ),
-    ]
-    if entities is not None:
-        preds.append(
-            exp.In(
-                this=exp.column("entity_id", "e"),
-                expressions=[exp.Literal.string(x) for x in entities] or [exp.Null()],
-            )
-        )
-    return (
-        exp.select(*[exp.alias_(event_field_text(f, "e"), f"_t_{f}") for f in EVENT_FIELDS])
-        .from_(exp.to_table(EVENTS_TABLE).as_("e"))
-        .where(exp.and_(*preds))
-    )
-
-
-#: Events read from DuckDB per batch when entity leaves are built (about 11 MB of event data
-#: at the demo's sizes): large enough that the per-batch work is a few vectorised calls.
-LEAF_BATCH_EVENTS: Final[int] = 1 << 17
-
-_LEAF_BATCH: Final[str] = "_ev_leaf_batch"
-
-
-def _sorted_event_data(as_of: dt.datetime) -> exp.Select:
-    """The covered events' data ``d`` with their ``entity_id`` ``k``, sorted by ``k`` then ``d``.
-
-    Sorted so, an entity's events are adjacent rows, in the order its leaf joins them (DuckDB
-    compares VARCHAR byte-wise, as the leaf definition sorts), so an Arrow batch of this query
-    holds each entity's leaf data as one contiguous run of its data buffer. The ORDER BY is
-    the query's own, not a subquery's, so nothing may reorder the rows on their way out.
-    """
-    data = leaf_data_sql([exp.column(f"_t_{f}") for f in EVENT_FIELDS], null_mark=True)
-    key = exp.column("_t_entity_id")
-    return (
-        exp.select(exp.alias_(key, "k"), exp.alias_(data, "d"))
-        .from_(_covered_events(as_of).subquery("x"))
-        .order_by(
-            exp.Ordered(this=exp.column("k"), nulls_first=False),
-            exp.Ordered(this=exp.column("d"), nulls_first=False),
-        )
-    )
-
-
-def _joined_by_entity(batch: pa.Table, starts: npt.NDArray[np.int64], end: int) -> pa.Array:
-    """The leaf data of the entities whose rows start at ``starts`` (the last ending at row
-    ``end``): one binary value per entity, sharing the batch's data buffer (no copy).
-
-    The rows are sorted, so an entity's data is the run of the buffer from its first row's
-    offset to the next entity's; the new offsets are the old ones taken at the starts.
-    """
-    col = batch.column("d")
-    data = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
-    large = pa.types.is_large_string(data.type) or pa.types.is_large_binary(data.type)
-    width = np.int64 if large else np.int32
-    offsets = np.frombuffer(data.buffers()[1], dtype=width)[
-        data.offset : data.offset + len(data) + 1
-    ]
-    picked = offsets[np.append(starts, end)]
-    kind = pa.large_binary() if large else pa.binary()
-    return pa.Array.from_buffers(
-        kind, len(starts), [None, pa.py_buffer(np.ascontiguousarray(picked)), data.buffers()[2]]
-    )
-
-
-def _entity_leaf_batches(
-    con: duckdb.DuckDBPyConnection, as_of: dt.datetime
-) -> Iterator[tuple[pa.Array, pa.Array]]:
-    """The entity leaves (``truecount.entity-events.v1``) in tree order, batch by batch: each
-    batch's 32-byte leaf hashes and entity ids.
-
-    DuckDB sorts the covered events' data by entity and data (:func:`_sorted_event_data`) and
-    streams them as Arrow; per batch, the entity boundaries are found by one vectorised
-    comparison of adjacent keys, each entity's leaf data is a slice of the batch's buffer
-    (:func:`_joined_by_entity`), and DuckDB hashes the batch's leaves in one query on a second
-    cursor. This replaces a per-entity ``list``, ``list_sort`` and ``array_to_string`` (a
-    hash aggregate holding every event's text, then a sort and a copy per entity) by one
-    global sort: a sixth less CPU for the tree at 1M tickets, and more at 10M, where the
-    aggregate spilled (docs/benchmark.md, *Evidence at 10M*); the bytes hashed are the same.
-
-    The hashing of a batch runs on a thread while the next batch is read (DuckDB releases the
-    interpreter lock while it works), so the two overlap on two cores; one batch is in
-    flight at a time, so memory stays at about two batches.
-    """
-    hasher = con.cursor()
-    try:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending: Future[tuple[pa.Array, pa.Array]] | None = None
-            for whole, starts, end in _entity_runs(con, as_of):
-                job = pool.submit(_hash_leaves, hasher, whole, starts, end)
-                if pending is not None:
-                    yield pending.result()
-                pending = job
-            if pending is not None:
-                yield pending.result()
-    finally:
-        hasher.close()
-
-
-def _entity_runs(
-    con: duckdb.DuckDBPyConnection, as_of: dt.datetime
-) -> Iterator[tuple[pa.Table, npt.NDArray[np.int64], int]]:
-    """Batches of the sorted event data cut at entity boundaries: each batch, the rows where
-    its entities start and the row where the last one ends. An entity whose rows run past the
-    end of a batch is carried into the next (a batch of one entity's rows only is held until
-    a boundary comes, without copying it)."""
-    reader = con.sql(_sorted_event_data(as_of).sql("duckdb")).to_arrow_reader(LEAF_BATCH_EVENTS)
-    carry: list[pa.Table] = []
-    for record in reader:
-        if record.num_rows == 0:
-            continue
-        batch = pa.Table.from_batches([record])
-        keys = batch.column("k")
-        first = keys[0]
-        if carry and pc.all(pc.equal(keys, first)).as_py() and carry[0].column("k")[0] == first:
-            carry.append(batch)  # one entity running on: no boundary to cut at yet
-            continue
-        whole = pa.concat_tables([*carry, batch]).combine_chunks()
-        starts = _entity_starts(whole.column("k"))
-        last = int(starts[-1])
-        carry = [whole.slice(last)]
-        if len(starts) > 1:
-            yield whole, starts[:-1], last
-    if carry:
-        whole = pa.concat_tables(carry).combine_chunks()
-        yield whole, _entity_starts(whole.column("k")), whole.num_rows
-
-
-def _entity_starts(keys: pa.ChunkedArray) -> npt.NDArray[np.int64]:
-    """The rows where a new entity starts in sorted keys (row 0 always)."""
-    arr = keys.combine_chunks()
-    n = len(arr)
-    change = pc.not_equal(arr.slice(1), arr.slice(0, n - 1)).to_numpy(zero_copy_only=False)
-    return np.concatenate([np.zeros(1, dtype=np.int64), np.flatnonzero(change) + 1])
-
-
-def _hash_leaves(
-    hasher: duckdb.DuckDBPyConnection, batch: pa.Table, starts: npt.NDArray[np.int64], end: int
-) -> tuple[pa.Array, pa.Array]:
-    """RFC 6962 leaf hashes of the entities starting at ``starts``, in order, and their ids."""
-    leaves = pa.table({"j": _joined_by_entity(batch, starts, end)})
-    hasher.register(_LEAF_BATCH, leaves)
-    try:
-        # one row out per row in, no join, no aggregate: DuckDB keeps the rows' order
-        hashed = hasher.sql(
-            f"SELECT unhex(sha256('\\x00'::BLOB || j)) AS h FROM {_LEAF_BATCH}"  # noqa: S608
-        ).to_arrow_table()
-    finally:
-        hasher.unregister(_LEAF_BATCH)
-    ids = batch.column("k").combine_chunks().take(pa.array(starts, pa.int64()))
-    return hashed.column("h").combine_chunks(), ids
-
-
-def _entity_event_tree(
-    con: duckdb.DuckDBPyConnection,
-    as_of: dt.datetime,
-    prove: str | None,
-    pool: merkle.BlockPool | None = None,
+def _block_event_tree(
+    con: duckdb.DuckDBPyConnection, as_of: dt.datetime, prove: str | None
 ) -> tuple[Tree, int, EntityLeaves | None]:
-    """The event tree of pack format 3: a leaf per covered entity that has events.
+    """The event tree of pack format 4: a leaf per 64 covered entities (:mod:`.blocks`).
 
-    Its size is the number of such entities, which the statement records as ``entities``.
+    With ``prove``, the blocks holding the entity and the entities just before and after it
+    (or the two around where it would sort), with their audit paths and events.
     """
-    if prove is None:
-        builder = merkle.RootBuilder(pool=pool)
-        for hashed, _ in _entity_leaf_batches(con, as_of):
-            builder.add(_fixed(hashed))
-        tree = Tree(builder.root().hex(), builder.size)
-        return tree, tree.size, None
-    parts = list(_entity_leaf_batches(con, as_of))
-    hashes = (
-        np.concatenate([_fixed(h) for h, _ in parts])
-        if parts
-        else np.zeros((0, merkle.HASH_SIZE), dtype=np.uint8)
-    )
+    blocks = EventBlocks(keep_ids=prove is not None)
+    select = sorted_events_sql(covered_where(as_of), EVENTS_TABLE)
+    parts = [h for h in event_block_leaves(con, select, blocks) if h.shape[0]]
+    hashes = np.concatenate(parts) if parts else merkle.as_hashes(b"")
     size = int(hashes.shape[0])
-    ids = pa.chunked_array([i for _, i in parts], pa.string())
-    own = [int(i) for i in pc.indices_nonzero(pc.equal(ids, pa.scalar(prove, pa.string())))]
-    at = 0 if own else insertion_point(ids, prove)
-    wanted = sorted(own + neighbours(own, size, at))
+    if prove is None:
+        return Tree(merkle.root(hashes).hex(), size), blocks.entities, None
+    ids = blocks.entity_ids()
+    mine = [int(i) for i in pc.indices_nonzero(pc.equal(ids, pa.scalar(prove, pa.string())))]
+    units = mine + neighbours(mine, len(ids), 0 if mine else insertion_point(ids, prove))
+    wanted = sorted({u // BLOCK_ENTITIES for u in units})
+    own = sorted({u // BLOCK_ENTITIES for u in mine})
     root, paths = merkle.audit_paths(hashes, wanted)
-    names = [str(x) for x in ids.take(pa.array(wanted, pa.int64())).to_pylist()]
-    events: dict[str, list[list[str | None]]] = {n: [] for n in names}
-    rows = con.execute(_covered_events(as_of, names).sql("duckdb")).fetchall()
-    for r in rows:  # the few events of the entities shown, not the data
-        events[str(r[1])].append([None if x is None else str(x) for x in r])
-    for evs in events.values():
-        evs.sort(key=event_leaf_data)
-    proof = EntityLeaves(
-        prove,
-        own,
-        wanted,
-        paths=[paths[i] for i in wanted],
-        events=[events[n] for n in names],
+    names = {
+        str(x): k for k in wanted for x in ids.slice(k * BLOCK_ENTITIES, BLOCK_ENTITIES).to_pylist()
+    }
+    shown = covered_events(as_of, sorted(names)).order_by(
+        *[
+            exp.Ordered(
+                this=exp.func("signbit", exp.column("value", "e"))
+                if key.startswith("signbit")
+                else exp.column(key, "e"),
+                nulls_first=False,
+            )
+            for key in BLOCK_ORDER
+        ]
     )
-    return Tree(root.hex(), size), size, proof
+    events: dict[int, list[list[str | None]]] = {k: [] for k in wanted}
+    for r in con.execute(shown.sql("duckdb")).fetchall():  # the few blocks shown
+        events[names[str(r[1])]].append([None if x is None else str(x) for x in r])
+    proof = EntityLeaves(
+        prove, own, wanted, paths=[paths[k] for k in wanted], events=[events[k] for k in wanted]
+    )
+    return Tree(root.hex(), size), blocks.entities, proof
 
 
 def _event_tree(
@@ -652,69 +360,20 @@ def _event_tree(
     as_of: dt.datetime,
     prove: str | None,
     pool: merkle.BlockPool | None = None,
-    leaf_format: str = ENTITY_LEAF_FORMAT,
+    leaf_format: str = EVENT_BLOCK_FORMAT,
 ) -> tuple[Tree, int, EntityLeaves | None]:
-    if leaf_format == ENTITY_LEAF_FORMAT:
-        return _entity_event_tree(con, as_of, prove, pool)
-    if leaf_format != EVENT_LEAF_FORMAT:
+    if leaf_format == EVENT_BLOCK_FORMAT:
+        return _block_event_tree(con, as_of, prove)
+    if leaf_format not in EVENT_LEAF_FORMATS:
         raise InputError(
             Problem(
                 f"the pack names the event leaf format {leaf_format!r}, which this version "
                 "does not know",
                 Location(key="events.leaf_format"),
-                f"known: {', '.join(EVENT_LEAF_FORMATS)}",
+                f"known: {', '.join((EVENT_BLOCK_FORMAT, *EVENT_LEAF_FORMATS))}",
             )
         )
-    table: pa.Table | None = None
-    tree: Tree | None = None
-    if prove is None:
-        tree = stream_root(con, _event_rows(as_of), pool)
-    else:
-        with_ids = _event_rows(as_of, [exp.column("entity_id", "e")]).sql("duckdb")
-        table = con.sql(with_ids).to_arrow_table()
-        hashes = hashes_of(table)
-    entities_row = con.execute(
-        f"SELECT count(*) FROM {_COVERED} c WHERE EXISTS "  # noqa: S608 - fixed names
-        f"(SELECT 1 FROM {EVENTS_TABLE} e WHERE e.entity_id = c.entity_id AND e.ts <= ?)",
-        [as_of],
-    ).fetchall()
-    entities = int(entities_row[0][0]) if entities_row else 0
-    if tree is not None or prove is None:
-        assert tree is not None
-        return tree, entities, None
-    assert table is not None
-    mask = pc.equal(table.column("entity_id"), pa.scalar(prove, pa.string()))
-    own = [int(i) for i in pc.indices_nonzero(mask).to_pylist()]
-    at = 0 if own else insertion_point(table.column("entity_id"), prove)
-    wanted = sorted(own + neighbours(own, int(hashes.shape[0]), at))
-    root, paths = merkle.audit_paths(hashes, wanted)
-    fields: dict[int, list[str | None]] = {}
-    if wanted:
-        # the rows at those positions of the leaf order, numbered by the same order
-        texts = [exp.alias_(event_field_text(f, "e"), f) for f in EVENT_FIELDS]
-        keys = [exp.alias_(exp.column(c, "e"), f"_k_{c}") for c in EVENT_ORDER]
-        inner = _event_rows(as_of, [*texts, *keys])
-        inner.set("order", None)
-        order = [exp.Ordered(this=exp.column(f"_k_{c}"), nulls_first=False) for c in EVENT_ORDER]
-        order.append(exp.Ordered(this=exp.column("h"), nulls_first=False))
-        idx = exp.Sub(
-            this=exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=order)),
-            expression=exp.Literal.number(1),
-        )
-        numbered = exp.select(*[exp.column(f) for f in EVENT_FIELDS], exp.alias_(idx, "idx")).from_(
-            inner.subquery("n")
-        )
-        picked = (
-            exp.select("*")
-            .from_(numbered.subquery("m"))
-            .where(exp.column("idx").isin(*[exp.Literal.number(i) for i in wanted]))
-        )
-        for r in con.execute(picked.sql("duckdb")).fetchall():
-            fields[int(r[-1])] = [None if x is None else str(x) for x in r[:-1]]
-    leaves = EntityLeaves(
-        prove, own, wanted, [fields[i] for i in wanted], [paths[i] for i in wanted]
-    )
-    return Tree(root.hex(), int(hashes.shape[0])), entities, leaves
+    return text_event_tree(con, as_of, prove, pool, per_entity=leaf_format == ENTITY_LEAF_FORMAT)
 
 
 def run(inputs: RunInputs, out: Path, prove: str | None = None) -> RunResult:
@@ -726,6 +385,15 @@ def run(inputs: RunInputs, out: Path, prove: str | None = None) -> RunResult:
     terms = (
         parse_terms(inputs.terms_text, inputs.terms_file) if inputs.terms_text is not None else None
     )
+    if inputs.row_leaf not in (CSV_BLOCK_FORMAT, ROW_LEAF_FORMAT):
+        raise InputError(
+            Problem(
+                f"the pack names the CSV leaf format {inputs.row_leaf!r}, which this version "
+                "does not know",
+                Location(key="verdicts.leaf_format"),
+                f"known: {CSV_BLOCK_FORMAT}, {ROW_LEAF_FORMAT}",
+            )
+        )
     source = open_events(inputs.events)
     con = source.con
     with contextlib.ExitStack() as stack:
@@ -759,12 +427,23 @@ def run(inputs: RunInputs, out: Path, prove: str | None = None) -> RunResult:
         )
         if budget:
             con.execute(f"SET memory_limit = '{EVIDENCE_MEMORY_LIMIT}'")  # a constant
-        verdict_cols = _verdict_rows(con)
-        entity_cols = _entity_rows(con)
         out.mkdir(parents=True, exist_ok=True)
         (out / QUERY_FILE).write_bytes((result.sql + "\n").encode("utf-8"))
         (out / RECONCILIATION_FILE).write_bytes(canonical_json(recon.to_json()))
-        entities = _write_csv(con, _ENTITY_ROWS, entity_cols, out / ENTITIES_FILE, pool)
+        rows = {VERDICTS_FILE: 0, ENTITIES_FILE: 0}
+        if inputs.row_leaf == CSV_BLOCK_FORMAT:
+            entity_cols, entities, rows[ENTITIES_FILE] = _csv_blocks(
+                con, *_entity_rows(con), out / ENTITIES_FILE
+            )
+            verdict_cols, verdicts, rows[VERDICTS_FILE] = _csv_blocks(
+                con, *_verdict_rows(con), out / VERDICTS_FILE
+            )
+        else:
+            verdict_cols = text_table(con, _VERDICT_ROWS, *_verdict_rows(con))
+            entity_cols = text_table(con, _ENTITY_ROWS, *_entity_rows(con))
+            entities = write_csv(con, _ENTITY_ROWS, entity_cols, out / ENTITIES_FILE, pool)
+            verdicts = write_csv(con, _VERDICT_ROWS, verdict_cols, out / VERDICTS_FILE, pool)
+        assert tuple(entity_cols) == ENTITY_COLUMNS
         if inputs.letter is not None:
             details = letter_details(terms, inputs.letter)
             if any(v is not None for v in details.model_dump().values()):
@@ -777,7 +456,6 @@ def run(inputs: RunInputs, out: Path, prove: str | None = None) -> RunResult:
                     terms=terms,
                     details=details,
                 )
-        verdicts = _write_csv(con, _VERDICT_ROWS, verdict_cols, out / VERDICTS_FILE, pool)
         files, basis = _event_files(inputs.events, con)
     invoices = sorted(
         {FileDigest("invoice", p.name, file_sha256(p)) for p in inputs.invoice},
@@ -799,6 +477,8 @@ def run(inputs: RunInputs, out: Path, prove: str | None = None) -> RunResult:
         verdict_columns=list(verdict_cols),
         entity_columns=list(entity_cols),
         proof=leaves,
+        verdict_rows=rows[VERDICTS_FILE],
+        entity_rows=rows[ENTITIES_FILE],
     )
 
 

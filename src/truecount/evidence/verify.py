@@ -45,7 +45,7 @@ from .pack import (
     pack_files,
     read_statement,
 )
-from .records import EVENT_LEAF_FORMAT
+from .records import EVENT_LEAF_FORMAT, ROW_LEAF_FORMAT
 from .run import (
     ENTITIES_FILE,
     QUERY_FILE,
@@ -668,6 +668,16 @@ def _check_chain(
     )
 
 
+def _row_leaf_format(pred: dict[str, Any]) -> str:
+    """The CSV trees' leaf format a pack names (packs of formats 1 to 3: one leaf per row).
+
+    Both CSV trees of a pack share it; a pack naming two different ones is answered with the
+    verdicts tree's, and the other tree's root then fails its check.
+    """
+    named = (pred.get("verdicts") or {}).get("leaf_format")
+    return str(named) if named is not None else ROW_LEAF_FORMAT
+
+
 def _event_leaf_format(pred: dict[str, Any]) -> str:
     """The event leaf format a pack names; packs of formats 1 and 2 name one leaf per event.
 
@@ -720,6 +730,7 @@ def verify_pack(
                         terms_file=str(folder / TERMS_FILE),
                         threads=threads,
                         event_leaf=_event_leaf_format(pred),
+                        row_leaf=_row_leaf_format(pred),
                     ),
                     mine,
                 )
