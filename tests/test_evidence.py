@@ -333,6 +333,7 @@ def test_event_root_recomputed_from_the_generator(scene: Scene) -> None:
     root, size, entities = event_tree_v4(rows)
     assert (pred["events"]["merkle_root"], pred["events"]["tree_size"]) == (root, size)
     assert pred["events"]["entities"] == entities == len({r["entity_id"] for r in rows})
+    assert pred["events"]["count"] == len(rows)
     assert size == -(-entities // 64)  # a leaf per 64 entities
 
 
@@ -928,7 +929,7 @@ def resign_as_format(scene: Scene, pack: Path, fmt: int, leaf_format: str | None
     statement = json.loads((pack / "statement.json").read_bytes())
     pred = statement["predicate"]
     pred["truecount_evidence"] = fmt
-    del pred["events"]["leaf_entities"]
+    del pred["events"]["leaf_entities"], pred["events"]["count"]
     if fmt == 3:
         root, size = event_tree_v3(covered_events(scene, pred))
         pred["events"].update(

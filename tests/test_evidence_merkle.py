@@ -456,7 +456,7 @@ def test_entity_tree_from_duckdb_matches_plain_python(
     monkeypatch.setattr(merkle, "STREAM_BLOCK", 1 << 6)
     monkeypatch.setattr(text_trees, "LEAF_BATCH_EVENTS", batch)
     rows, con, as_of, covered = adversarial_events()
-    tree, entities, _ = ev_run._event_tree(con, as_of, None, leaf_format=ENTITY_LEAF_FORMAT)
+    tree, entities, _, _ = ev_run._event_tree(con, as_of, None, leaf_format=ENTITY_LEAF_FORMAT)
 
     per_entity: dict[bytes, list[bytes]] = {}
     for r in rows:
@@ -526,7 +526,7 @@ def test_block_tree_from_duckdb_matches_plain_python(
 
     monkeypatch.setattr(blocks, "BATCH_EVENTS", batch)
     rows, con, as_of, covered = adversarial_events(nan=True)
-    tree, entities, _ = ev_run._event_tree(con, as_of, None)
+    tree, entities, count, _ = ev_run._event_tree(con, as_of, None)
 
     kept = sorted((r for r in rows if r[1] in covered and r[2] <= as_of), key=_block_key)
     per_entity: dict[bytes, list[bytes]] = {}
@@ -534,7 +534,7 @@ def test_block_tree_from_duckdb_matches_plain_python(
         per_entity.setdefault(r[1].encode(), []).append(_record(r))
     ordered = [b"".join(per_entity[k]) for k in sorted(per_entity)]
     leaves = [H(b"\x00" + b"".join(ordered[i : i + 64])) for i in range(0, len(ordered), 64)]
-    assert entities == len(ordered) > 64 * 3
+    assert entities == len(ordered) > 64 * 3 and count == len(kept)
     assert tree.size == len(leaves) and tree.root == mth_list(leaves).hex()
     # the proof checker's mirror, from the texts a proof shows
     first = [r for r in kept if r[1].encode() in sorted(per_entity)[:64]]

@@ -92,6 +92,10 @@ MARKS = {"passed": ("✓", "green"), "failed": ("✗", "bold red"), "note": ("�
 
 
 @app.command("keygen", rich_help_panel=PANEL_AUDIT)
+def _leaves(n: int) -> str:
+    return f"{n:,} leaf" if n == 1 else f"{n:,} leaves"
+
+
 def keygen_cmd(
     out: Annotated[
         Path,
@@ -193,16 +197,16 @@ def evidence_cmd(
             ("periods", ", ".join(pred["period"]["covered"])),
             (
                 "events",
-                f"{pred['events']['tree_size']:,} events of {pred['events']['entities']:,} "
-                f"entities, root {pred['events']['merkle_root']}",
+                f"{pred['events']['count']:,} events of {pred['events']['entities']:,} entities "
+                f"in {_leaves(pred['events']['tree_size'])}, root {pred['events']['merkle_root']}",
             ),
-            (
-                "verdicts",
-                f"{pred['verdicts']['tree_size']:,} rows, root {pred['verdicts']['merkle_root']}",
-            ),
-            (
-                "entities",
-                f"{pred['entities']['tree_size']:,} rows, root {pred['entities']['merkle_root']}",
+            *(
+                (
+                    tree,
+                    f"{pred[tree]['rows']:,} rows in {_leaves(pred[tree]['tree_size'])}, "
+                    f"root {pred[tree]['merkle_root']}",
+                )
+                for tree in ("verdicts", "entities")
             ),
             (
                 "billed / counted",

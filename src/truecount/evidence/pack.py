@@ -204,6 +204,7 @@ def predicate(
             "merkle_root": result.events.root,
             "tree_size": result.events.size,
             "entities": result.event_entities,
+            "count": result.event_count,
             "leaf_format": EVENT_BLOCK_FORMAT,
             "leaf_entities": BLOCK_ENTITIES,
             "fields": list(EVENT_FIELDS),

@@ -168,6 +168,8 @@ class RunResult:
     #: pack format 4, so the trees' sizes no longer count them).
     verdict_rows: int = 0
     entity_rows: int = 0
+    #: The covered events (pack format 4 counts them as it cuts the blocks; 0 otherwise).
+    event_count: int = 0
 
 
 def _event_files(
@@ -313,11 +315,12 @@ def _covered(con: duckdb.DuckDBPyConnection, periods: list[str]) -> None:
 
 def _block_event_tree(
     con: duckdb.DuckDBPyConnection, as_of: dt.datetime, prove: str | None
-) -> tuple[Tree, int, EntityLeaves | None]:
+) -> tuple[Tree, int, int, EntityLeaves | None]:
     """The event tree of pack format 4: a leaf per 64 covered entities (:mod:`.blocks`).
 
-    With ``prove``, the blocks holding the entity and the entities just before and after it
-    (or the two around where it would sort), with their audit paths and events.
+    Returns the tree, the number of entities and of events, and with ``prove`` the blocks
+    holding the entity and the entities just before and after it (or the two around where it
+    would sort), with their audit paths and events.
     """
     blocks = EventBlocks(keep_ids=prove is not None)
     select = sorted_events_sql(covered_where(as_of), EVENTS_TABLE)
@@ -325,7 +328,7 @@ def _block_event_tree(
     hashes = np.concatenate(parts) if parts else merkle.as_hashes(b"")
     size = int(hashes.shape[0])
     if prove is None:
-        return Tree(merkle.root(hashes).hex(), size), blocks.entities, None
+        return Tree(merkle.root(hashes).hex(), size), blocks.entities, blocks.events, None
     ids = blocks.entity_ids()
     mine = [int(i) for i in pc.indices_nonzero(pc.equal(ids, pa.scalar(prove, pa.string())))]
     units = mine + neighbours(mine, len(ids), 0 if mine else insertion_point(ids, prove))
@@ -352,7 +355,7 @@ def _block_event_tree(
     proof = EntityLeaves(
         prove, own, wanted, paths=[paths[k] for k in wanted], events=[events[k] for k in wanted]
     )
-    return Tree(root.hex(), size), blocks.entities, proof
+    return Tree(root.hex(), size), blocks.entities, blocks.events, proof
 
 
 def _event_tree(
@@ -361,7 +364,7 @@ def _event_tree(
     prove: str | None,
     pool: merkle.BlockPool | None = None,
     leaf_format: str = EVENT_BLOCK_FORMAT,
-) -> tuple[Tree, int, EntityLeaves | None]:
+) -> tuple[Tree, int, int, EntityLeaves | None]:
     if leaf_format == EVENT_BLOCK_FORMAT:
         return _block_event_tree(con, as_of, prove)
     if leaf_format not in EVENT_LEAF_FORMATS:
@@ -373,7 +376,10 @@ def _event_tree(
                 f"known: {', '.join((EVENT_BLOCK_FORMAT, *EVENT_LEAF_FORMATS))}",
             )
         )
-    return text_event_tree(con, as_of, prove, pool, per_entity=leaf_format == ENTITY_LEAF_FORMAT)
+    tree, entities, proof = text_event_tree(
+        con, as_of, prove, pool, per_entity=leaf_format == ENTITY_LEAF_FORMAT
+    )
+    return tree, entities, 0, proof
 
 
 def run(inputs: RunInputs, out: Path, prove: str | None = None) -> RunResult:
@@ -422,7 +428,7 @@ def run(inputs: RunInputs, out: Path, prove: str | None = None) -> RunResult:
         budget = not os.environ.get(MEMORY_ENV)
         if budget:
             con.execute(f"SET memory_limit = '{EVENT_TREE_MEMORY_LIMIT}'")  # a constant
-        events, event_entities, leaves = _event_tree(
+        events, event_entities, event_count, leaves = _event_tree(
             con, result.as_of, prove, pool, inputs.event_leaf
         )
         if budget:
@@ -477,6 +483,7 @@ def run(inputs: RunInputs, out: Path, prove: str | None = None) -> RunResult:
         verdict_columns=list(verdict_cols),
         entity_columns=list(entity_cols),
         proof=leaves,
+        event_count=event_count,
         verdict_rows=rows[VERDICTS_FILE],
         entity_rows=rows[ENTITIES_FILE],
     )

@@ -526,7 +526,7 @@ def _check_replay(
     if same_sql and query_claim != file_sha256(mine / QUERY_FILE):
         v.add("query.sql", False, "the statement names another SQL digest")
     ev = pred.get("events") or {}
-    _check_tree(v, "event root", ev, result.events.root, result.events.size, "events")
+    _check_tree(v, "event root", ev, result.events.root, result.events.size, "leaves")
     claimed_periods = (pred.get("period") or {}).get("covered")
     v.add(
         "periods",
@@ -558,20 +558,25 @@ def _check_replay(
         ENTITIES_FILE,
         folder / ENTITIES_FILE,
         mine / ENTITIES_FILE,
-        f"{result.entities.size:,} entities recomputed",
+        f"{result.entity_rows or result.entities.size:,} entities recomputed",
     )
     _check_tree(
-        v, "entity root", pred.get("entities"), result.entities.root, result.entities.size, "rows"
+        v, "entity root", pred.get("entities"), result.entities.root, result.entities.size, "leaves"
     )
     _compare_bytes(
         v,
         VERDICTS_FILE,
         folder / VERDICTS_FILE,
         mine / VERDICTS_FILE,
-        f"{result.verdicts.size:,} verdicts recomputed",
+        f"{result.verdict_rows or result.verdicts.size:,} verdicts recomputed",
     )
     _check_tree(
-        v, "verdict root", pred.get("verdicts"), result.verdicts.root, result.verdicts.size, "rows"
+        v,
+        "verdict root",
+        pred.get("verdicts"),
+        result.verdicts.root,
+        result.verdicts.size,
+        "leaves",
     )
     _check_columns(v, pred, result)
 
