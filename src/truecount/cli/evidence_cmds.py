@@ -91,11 +91,11 @@ MeterKeyOpt = Annotated[
 MARKS = {"passed": ("✓", "green"), "failed": ("✗", "bold red"), "note": ("•", "dim")}
 
 
-@app.command("keygen", rich_help_panel=PANEL_AUDIT)
 def _leaves(n: int) -> str:
     return f"{n:,} leaf" if n == 1 else f"{n:,} leaves"
 
 
+@app.command("keygen", rich_help_panel=PANEL_AUDIT)
 def keygen_cmd(
     out: Annotated[
         Path,
