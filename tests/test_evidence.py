@@ -1076,3 +1076,27 @@ def test_an_unknown_event_leaf_format_fails_the_replay(scene: Scene, tmp_path: P
     v = verify(scene, pack)
     assert "replay" in failed(v)
     assert "truecount.event.v9" in _detail(v, "replay")
+
+
+def test_the_event_tree_alone_is_the_packs(scene: Scene, tmp_path: Path) -> None:
+    """A proof of events rebuilds the event tree without the files (``files=False``): the same
+    root, size and counts as the pack signs, and nothing written."""
+    from truecount.evidence.run import RunInputs, run
+
+    pred = json.loads((scene.pack.folder / "statement.json").read_bytes())["predicate"]
+    out = tmp_path / "none"
+    result = run(
+        RunInputs(
+            definition_text=scene.definition.read_text(encoding="utf-8"),
+            events=scene.workspace,
+            invoice=(scene.pack.folder / "invoice" / scene.invoice.name,),
+            terms_text=scene.terms.read_text(encoding="utf-8"),
+            as_of=pred["as_of"],
+        ),
+        out,
+        files=False,
+    )
+    ev = pred["events"]
+    assert (result.events.root, result.events.size) == (ev["merkle_root"], ev["tree_size"])
+    assert (result.event_entities, result.event_count) == (ev["entities"], ev["count"])
+    assert not out.exists() and result.entities.size == result.verdicts.size == 0

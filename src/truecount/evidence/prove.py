@@ -279,6 +279,7 @@ def _event_proof(
             ),
             Path(tmp),
             prove=entity_id,
+            files=False,
         )
     if result.events.root != claim.get("merkle_root") or result.events.size != claim.get(
         "tree_size"

@@ -382,10 +382,56 @@ def _event_tree(
     return tree, entities, 0, proof
 
 
-def run(inputs: RunInputs, out: Path, prove: str | None = None) -> RunResult:
+def _write_files(
+    con: duckdb.DuckDBPyConnection,
+    inputs: RunInputs,
+    out: Path,
+    sql: str,
+    recon: Reconciliation,
+    terms: Terms | None,
+    pool: merkle.BlockPool,
+    rows: dict[str, int],
+) -> tuple[list[str], list[str], Tree, Tree]:
+    """Write query.sql, reconciliation.json, the two CSV files (with their trees) and the
+    letter; return the CSV headers and trees, and count each file's rows into ``rows``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / QUERY_FILE).write_bytes((sql + "\n").encode("utf-8"))
+    (out / RECONCILIATION_FILE).write_bytes(canonical_json(recon.to_json()))
+    if inputs.row_leaf == CSV_BLOCK_FORMAT:
+        entity_cols, entities, rows[ENTITIES_FILE] = _csv_blocks(
+            con, *_entity_rows(con), out / ENTITIES_FILE
+        )
+        verdict_cols, verdicts, rows[VERDICTS_FILE] = _csv_blocks(
+            con, *_verdict_rows(con), out / VERDICTS_FILE
+        )
+    else:
+        verdict_cols = text_table(con, _VERDICT_ROWS, *_verdict_rows(con))
+        entity_cols = text_table(con, _ENTITY_ROWS, *_entity_rows(con))
+        entities = write_csv(con, _ENTITY_ROWS, entity_cols, out / ENTITIES_FILE, pool)
+        verdicts = write_csv(con, _VERDICT_ROWS, verdict_cols, out / VERDICTS_FILE, pool)
+    assert tuple(entity_cols) == ENTITY_COLUMNS
+    if inputs.letter is not None:
+        details = letter_details(terms, inputs.letter)
+        if any(v is not None for v in details.model_dump().values()):
+            write_letter(
+                out,
+                recon,
+                con,
+                definition_text=inputs.definition_text,
+                invoice_files=[p.name for p in inputs.invoice],
+                terms=terms,
+                details=details,
+            )
+    return verdict_cols, entity_cols, verdicts, entities
+
+
+def run(inputs: RunInputs, out: Path, prove: str | None = None, *, files: bool = True) -> RunResult:
     """Count, reconcile and write the result files of a pack into ``out`` (created).
 
     ``prove`` names an entity whose event leaves, indices and audit paths are returned too.
+    ``files=False`` stops after the event tree: a proof of events needs the tree only (the
+    CSV trees are read from the pack), and the files are a third of a pack's cost; nothing
+    is written then, and the CSV trees of the result are empty.
     """
     definition = parse_definition(inputs.definition_text, inputs.definition_file)
     terms = (
@@ -433,36 +479,15 @@ def run(inputs: RunInputs, out: Path, prove: str | None = None) -> RunResult:
         )
         if budget:
             con.execute(f"SET memory_limit = '{EVIDENCE_MEMORY_LIMIT}'")  # a constant
-        out.mkdir(parents=True, exist_ok=True)
-        (out / QUERY_FILE).write_bytes((result.sql + "\n").encode("utf-8"))
-        (out / RECONCILIATION_FILE).write_bytes(canonical_json(recon.to_json()))
         rows = {VERDICTS_FILE: 0, ENTITIES_FILE: 0}
-        if inputs.row_leaf == CSV_BLOCK_FORMAT:
-            entity_cols, entities, rows[ENTITIES_FILE] = _csv_blocks(
-                con, *_entity_rows(con), out / ENTITIES_FILE
+        verdict_cols: list[str] = []
+        entity_cols: list[str] = []
+        verdicts = entities = Tree(merkle.EMPTY_ROOT.hex(), 0)
+        if files:
+            verdict_cols, entity_cols, verdicts, entities = _write_files(
+                con, inputs, out, result.sql, recon, terms, pool, rows
             )
-            verdict_cols, verdicts, rows[VERDICTS_FILE] = _csv_blocks(
-                con, *_verdict_rows(con), out / VERDICTS_FILE
-            )
-        else:
-            verdict_cols = text_table(con, _VERDICT_ROWS, *_verdict_rows(con))
-            entity_cols = text_table(con, _ENTITY_ROWS, *_entity_rows(con))
-            entities = write_csv(con, _ENTITY_ROWS, entity_cols, out / ENTITIES_FILE, pool)
-            verdicts = write_csv(con, _VERDICT_ROWS, verdict_cols, out / VERDICTS_FILE, pool)
-        assert tuple(entity_cols) == ENTITY_COLUMNS
-        if inputs.letter is not None:
-            details = letter_details(terms, inputs.letter)
-            if any(v is not None for v in details.model_dump().values()):
-                write_letter(
-                    out,
-                    recon,
-                    con,
-                    definition_text=inputs.definition_text,
-                    invoice_files=[p.name for p in inputs.invoice],
-                    terms=terms,
-                    details=details,
-                )
-        files, basis = _event_files(inputs.events, con)
+        files_in, basis = _event_files(inputs.events, con)
     invoices = sorted(
         {FileDigest("invoice", p.name, file_sha256(p)) for p in inputs.invoice},
         key=lambda d: (d.name, d.sha256),
@@ -478,7 +503,7 @@ def run(inputs: RunInputs, out: Path, prove: str | None = None) -> RunResult:
         event_entities=event_entities,
         verdicts=verdicts,
         entities=entities,
-        files=[*files, *invoices],
+        files=[*files_in, *invoices],
         files_basis=basis,
         verdict_columns=list(verdict_cols),
         entity_columns=list(entity_cols),
