@@ -144,7 +144,8 @@ def test_verbatim_repeats_match_pandas_in_any_line_order(tmp_path: Path, order: 
     import duckdb
     import pandas as pd
 
-    from truecount.billing.invoice import load_invoice_into, repeated_lines
+    from truecount.billing.invoice import load_invoice_into
+    from truecount.billing.repeats import repeated_lines
 
     rng = random.Random(15)
     rows = []

@@ -26,8 +26,8 @@ from typing import Any, Final
 
 import duckdb
 
-from truecount.billing.invoice import repeated_lines, repeats_warnings
 from truecount.billing.reconcile import CELLS, CELLS_TABLE, Reconciliation
+from truecount.billing.repeats import repeated_lines, repeats_warnings
 from truecount.billing.terms import LetterDetails, Terms
 from truecount.db import one_row as _one
 from truecount.errors import TruecountError

@@ -29,6 +29,13 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
+from truecount.billing.repeats import (
+    REPEATS,
+    ids_in_order,
+    repeated_lines,
+    repeats_table,
+    repeats_warnings,
+)
 from truecount.container import literal_path, readable
 from truecount.db import one_row as _one
 from truecount.errors import InputError, Location, MappingError, Problem, suggest
@@ -63,6 +70,10 @@ FIELDS: Final[tuple[str, ...]] = (
 MAX_EXAMPLES: Final[int] = 5
 
 _OFFSET_RE: Final[str] = r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+
+#: The comment :func:`load_invoice_into` puts on the invoice view when every line names its
+#: billed period (:func:`periods_complete`).
+_PERIODS_COMPLETE: Final[str] = "truecount: every line names its period"
 
 Format = Literal["csv", "jsonl", "parquet"]
 
@@ -508,14 +519,39 @@ def load_invoice_into(
         ) from exc
     entity_column = mapping.columns.get("entity_id", "entity_id")
     named = in_place and _present_in_statistics(con, Path(files[0]), entity_column)
+    period_column = mapping.columns.get("period", "period")
+    dated = (
+        in_place
+        and "period" in provided
+        and _present_in_statistics(con, Path(files[0]), period_column)
+    )
     try:
-        _validate(con, provided, mapping, entities_named=named)
-        _repeats_table(con, "line_id" in provided and _ids_in_order(con))
+        complete = _validate(con, provided, mapping, entities_named=named, periods_named=dated)
+        repeats_table(con, "line_id" in provided and ids_in_order(con))
         _materialize(con, table, provided, mapping)
+        if complete:
+            # fixed text of our own, on a view named by the caller's code (checked above)
+            con.execute(f"COMMENT ON VIEW {table} IS '{_PERIODS_COMPLETE}'")
     except BaseException:
         con.execute("DROP VIEW IF EXISTS _tc_invoice_rows")
         raise
     return summarize(con, table, [str(f) for f in files]) if summary else None
+
+
+def periods_complete(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether ``table`` is an invoice view :func:`load_invoice_into` made whose every line
+    names its billed period (a period column with no line blank).
+
+    Then a line's billed period is its period as written, and reconciliation neither reads
+    ``billed_at`` for it nor counts the dated lines of each entity. The proof is a comment on
+    the view itself: replacing the view drops it, so a table made another way, or replaced
+    since, is never taken for proven."""
+    row = _one(
+        con,
+        "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = ? AND comment = ?",
+        [table, _PERIODS_COMPLETE],
+    )
+    return bool(row and row[0])
 
 
 def _table_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
@@ -616,9 +652,13 @@ def _validate(
     mapping: InvoiceMapping,
     *,
     entities_named: bool = False,
-) -> None:
-    """Refuse a bad invoice with every problem named. ``entities_named``: the file's
-    statistics proved every line names its entity (:func:`_present_in_statistics`)."""
+    periods_named: bool = False,
+) -> bool:
+    """Refuse a bad invoice with every problem named; return whether every line names its
+    billed period. ``entities_named`` and ``periods_named``: the file's statistics proved
+    every line names its entity, or its period (:func:`_present_in_statistics`); a period is
+    otherwise counted in the same scan as the checks, as a fact rather than a problem (a line
+    without one is billed by its ``billed_at``)."""
     checks: list[tuple[str, str, str, str]] = []
     if not entities_named:
         checks.append(
@@ -657,8 +697,13 @@ def _validate(
             )
         )
     # One scan counts the lines and every check; the checks are fixed text written here.
+    count_undated = "period" in provided and not periods_named
     counts_sql = "SELECT " + ", ".join(
-        ["count(*)", *(f"count(*) FILTER (WHERE {where})" for where, _, _, _ in checks)]
+        [
+            "count(*)",
+            *(f"count(*) FILTER (WHERE {where})" for where, _, _, _ in checks),
+            *(["count(*) FILTER (WHERE period IS NULL OR trim(period) = '')"] * count_undated),
+        ]
     )
     counts = _one(con, counts_sql + " FROM _tc_invoice_rows")
     assert counts is not None
@@ -675,7 +720,9 @@ def _validate(
             )
         )
     problems: list[Problem] = []
-    for (where, column, message, hint), failing in zip(checks, counts[1:], strict=True):
+    for (where, column, message, hint), failing in zip(
+        checks, counts[1 : 1 + len(checks)], strict=True
+    ):
         if failing:
             problems += _examples(con, where, column, message, hint)
     if "currency" in provided:
@@ -701,29 +748,7 @@ def _validate(
             )
     if problems:
         raise InputError(problems)
-
-
-def _ids_in_order(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether every line id is plain (present, not empty, no spaces around it) and sorts
-    strictly after the one before it, as DuckDB streams them.
-
-    Then no two lines share an id, and no line can repeat another: an invoice numbered in
-    order (the usual case) needs no grouping or window over every line. The proof holds in any
-    order the lines are streamed in; requiring that only the first line lacks a previous id
-    guards against a ``lag`` that restarts per thread. Plain ids are the trimmed ones (those
-    repeats are judged by), so the order of the ids as written is theirs. A streaming ``lag``
-    over the one column is a light pass on one core, and it tests the ids' plainness on the
-    way rather than in a scan of its own.
-    """
-    row = _one(
-        con,
-        # padded: starts or ends with a space, the only character trim removes
-        "SELECT count(*) FILTER (WHERE line_id IS NULL OR line_id = '' "
-        "OR line_id LIKE ' %' OR line_id LIKE '% '), count(*) FILTER (WHERE line_id <= _p), "
-        "count(*) FILTER (WHERE _p IS NULL) "
-        "FROM (SELECT line_id, lag(line_id) OVER () AS _p FROM _tc_invoice_rows)",
-    )
-    return row is not None and int(row[0]) == 0 and int(row[1]) == 0 and int(row[2]) == 1
+    return "period" in provided and (periods_named or int(counts[-1]) == 0)
 
 
 def _materialize(
@@ -745,8 +770,8 @@ def _materialize(
     # billings; without a line_id nothing tells a repeat from a second billing, so such lines
     # stay and land in the `duplicate` cell (docs/reconcile.md). The repeats were found at load
     # time; usually there are none and the view reads the lines as they are.
-    found = _one(con, f"SELECT count(*) FROM {_REPEATS}")  # noqa: S608 - our own table
-    skip = f"WHERE line_no NOT IN (SELECT line_no FROM {_REPEATS})"  # noqa: S608 - fixed text
+    found = _one(con, f"SELECT count(*) FROM {REPEATS}")  # noqa: S608 - our own table
+    skip = f"WHERE line_no NOT IN (SELECT line_no FROM {REPEATS})"  # noqa: S608 - fixed text
     repeats = skip if found and found[0] else ""
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT "  # noqa: S608
@@ -758,53 +783,6 @@ def _materialize(
         f"{currency} AS currency, source_file, CAST(source_row AS BIGINT) AS source_row, "
         f"CAST(line_no AS BIGINT) AS line_no FROM _tc_invoice_rows {repeats}",
     )
-
-
-#: The lines of the invoice just loaded that are second or later copies of a line repeated
-#: verbatim (same line_id, entity, billed_at, period, amount and currency, as written).
-_REPEATS: Final[str] = "_tc_invoice_repeats"
-
-#: The verbatim key of a line, as written: two lines are one line listed twice when these are
-#: equal (NULLs equal, as a window partition groups them) and the line_id is not empty.
-_VERBATIM: Final[str] = (
-    "trim(line_id), entity_id, billed_at, billed_at_native, period, amount, amount_native, currency"
-)
-
-
-def _repeats_table(con: duckdb.DuckDBPyConnection, distinct_ids: bool) -> None:
-    """Write the line numbers of the verbatim repeats to :data:`_REPEATS`.
-
-    With ids proven distinct (:func:`_ids_in_order`) the table is empty at no cost. Otherwise
-    only lines whose id shares a 64-bit hash with another line can repeat one: a hash grouping
-    (cheaper than ordering every line by its whole key) finds those few, and the window that
-    numbers the copies runs on them alone. A hash collision only adds a candidate, never drops
-    a line: the window still compares the whole key.
-    """
-    if distinct_ids:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {_REPEATS} (line_no BIGINT)")
-        return
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_REPEATS} AS "  # noqa: S608 - fixed text
-        "WITH shared AS (SELECT hash(trim(line_id)) AS h FROM _tc_invoice_rows "
-        "WHERE nullif(trim(line_id), '') IS NOT NULL GROUP BY h HAVING count(*) > 1) "
-        "SELECT CAST(line_no AS BIGINT) AS line_no FROM _tc_invoice_rows "
-        "WHERE nullif(trim(line_id), '') IS NOT NULL "
-        "AND hash(trim(line_id)) IN (SELECT h FROM shared) "
-        f"QUALIFY row_number() OVER (PARTITION BY {_VERBATIM} ORDER BY line_no) > 1"
-    )
-
-
-def repeated_lines(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-    """Lines of the invoice just loaded that repeat an earlier one verbatim: those with a
-    line_id (counted once) and those without (kept: nothing tells them from a rebilling)."""
-    # those with an id were found at load time; the window numbers the lines without one only
-    row = _one(
-        con,
-        f"SELECT (SELECT count(*) FROM {_REPEATS}), count(*) FILTER (WHERE _n > 1) FROM "  # noqa: S608
-        f"(SELECT row_number() OVER (PARTITION BY {_VERBATIM} ORDER BY line_no) AS _n "
-        "FROM _tc_invoice_rows WHERE nullif(trim(line_id), '') IS NULL)",
-    )
-    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def summarize(
@@ -845,23 +823,6 @@ def summarize(
         has_period=int(row[4]) > 0,
         warnings=tuple(warnings),
     )
-
-
-def repeats_warnings(counted_once: int, kept: int) -> list[str]:
-    """The words for verbatim repeats (:func:`repeated_lines`), the same in every output."""
-    out: list[str] = []
-    if counted_once:
-        out.append(
-            f"{counted_once} invoice line{'s repeat' if counted_once != 1 else ' repeats'} an "
-            "earlier line verbatim (same line_id, entity, billed_at, amount): counted once"
-        )
-    if kept:
-        out.append(
-            f"{kept} invoice line{'s' if kept != 1 else ''} without a line_id "
-            f"repeat{'' if kept != 1 else 's'} an earlier line verbatim: kept as billed, "
-            "their entities are in the duplicate cell"
-        )
-    return out
 
 
 def load_invoice(

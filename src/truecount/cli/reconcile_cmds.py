@@ -16,13 +16,9 @@ import typer
 from pydantic import ValidationError
 
 from truecount.billing.dispute import write_dispute_pack
-from truecount.billing.invoice import (
-    load_invoice_into,
-    load_invoice_mapping,
-    repeated_lines,
-    repeats_warnings,
-)
+from truecount.billing.invoice import load_invoice_into, load_invoice_mapping
 from truecount.billing.reconcile import Reconciliation, reconcile_in
+from truecount.billing.repeats import repeated_lines, repeats_warnings
 from truecount.billing.terms import LetterDetails, Terms, load_terms
 from truecount.cli.app import (
     EXIT_FINDING,

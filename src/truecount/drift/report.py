@@ -474,7 +474,7 @@ def _entities(con: duckdb.DuckDBPyConnection, events: str | None, timezone: str)
         expressions=[exp.Literal.string(k) for k in KINDS],
         nested=False,
     ).sql(dialect="duckdb")
-    first, last, last_first = entity_span(con, measured=True)
+    first, last, last_first = entity_span(con)
     cells = in_cell(first, last).sql(dialect="duckdb")
     other = exp.and_(
         exp.EQ(this=exp.column("cell"), expression=exp.Literal.string("buyer_only")),
