@@ -393,6 +393,42 @@ def test_line_ids_of_entities_billed_more_than_once(scene: Scene, tmp_path: Path
     assert v.ok, [(c.name, c.detail) for c in v.failed]
 
 
+def test_line_ids_by_position_name_the_file_without_its_folders(
+    scene: Scene, tmp_path: Path
+) -> None:
+    """An invoice without a ``line_id`` column: each line is named ``file#row`` (its data
+    row, counted from 1) with the folders dropped, whether the entity was billed once or
+    more; the ids against the file read here with the csv module; and the pack verifies."""
+    with scene.invoice.open(newline="", encoding="utf-8") as fh:
+        rows = [{k: v for k, v in r.items() if k != "line_id"} for r in csv.DictReader(fh)]
+    rows += [dict(rows[3]), dict(rows[7])]  # two entities billed twice
+    invoice = tmp_path / "deep" / "er" / "bills.csv"
+    invoice.parent.mkdir(parents=True)
+    with invoice.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    pack = build_pack(
+        scene.definition,
+        [invoice],
+        scene.keys.private,
+        tmp_path / "pack",
+        events=scene.workspace,
+        terms=scene.terms,
+    )
+    expected: dict[str, list[str]] = {}
+    for n, r in enumerate(rows, start=1):
+        expected.setdefault(r["entity_id"], []).append(f"bills.csv#{n}")
+    with (pack.folder / "entities.csv").open(newline="", encoding="utf-8") as fh:
+        got = {r["entity_id"]: (r["lines"], r["line_ids"]) for r in csv.DictReader(fh)}
+    for entity, ids in expected.items():
+        ordered = sorted(ids, key=lambda x: x.encode("utf-8"))
+        assert got[entity] == (str(len(ids)), ";".join(ordered)), entity
+    assert sum(len(v) > 1 for v in expected.values()) == 2
+    v = verify_pack(pack.folder, load_public_key(scene.keys.public), scene.workspace, [invoice])
+    assert v.ok, [(c.name, c.detail) for c in v.failed]
+
+
 # ----------------------------------------------------------------- verifying
 def test_verifies_with_the_workspace_and_with_the_export(scene: Scene) -> None:
     for events in ([scene.events], scene.workspace):

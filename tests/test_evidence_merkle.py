@@ -514,18 +514,25 @@ def _block_key(r: tuple[Any, ...]) -> tuple[Any, ...]:
     return (r[1].encode(), r[2], k(r[7]), k(r[0]), k(r[3]), k(r[4]), k(r[6]), k(sign), k(v))
 
 
-@pytest.mark.parametrize("batch", [1, 3, 64, 1 << 17])
+@pytest.mark.parametrize(("batch", "part"), [(1, 0), (3, 37), (64, 0), (64, 101), (1 << 17, 0)])
 def test_block_tree_from_duckdb_matches_plain_python(
-    monkeypatch: pytest.MonkeyPatch, batch: int
+    monkeypatch: pytest.MonkeyPatch, batch: int, part: int
 ) -> None:
     """Pack format 4's event tree (a leaf per 64 entities, binary records) against the
     layout and order of docs/evidence.md written out here, with entities and blocks cut across
-    batches of ``batch`` rows, NaNs of both signs, and -0.0 beside 0.0."""
+    batches of ``batch`` rows, NaNs of both signs, and -0.0 beside 0.0; and with the sort cut
+    into parts of about ``part`` entities at boundaries drawn from a sample of 5 (0: one
+    sort), so that parts end inside blocks and batches."""
     from truecount.evidence import blocks
     from truecount.evidence import run as ev_run
 
     monkeypatch.setattr(blocks, "BATCH_EVENTS", batch)
     rows, con, as_of, covered = adversarial_events(nan=True)
+    if part:
+        monkeypatch.setattr(blocks, "SORT_PART_ENTITIES", part)
+        monkeypatch.setattr(blocks, "SORT_SAMPLE", 5)
+        select = blocks.sorted_events_sql(exp.true(), ev_run.EVENTS_TABLE)
+        assert len(blocks.sort_parts(con, select, ev_run._COVERED)) > 2
     tree, entities, count, _ = ev_run._event_tree(con, as_of, None)
 
     kept = sorted((r for r in rows if r[1] in covered and r[2] <= as_of), key=_block_key)
@@ -562,3 +569,46 @@ def test_formula_cells_get_an_apostrophe_and_nothing_else_changes() -> None:
         for v in values
     ]
     assert got == want
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    scale=st.integers(min_value=0, max_value=8),
+    digits=st.lists(st.integers(min_value=-(10**17) + 1, max_value=10**17 - 1), max_size=40),
+    cents=st.lists(st.integers(min_value=-(10**12), max_value=10**12), max_size=40),
+)
+def test_decimal_cells_drop_trailing_zeros_but_keep_two_places(
+    scale: int, digits: list[int], cents: list[int]
+) -> None:
+    """The CSV text of a DECIMAL(18, s) in DuckDB against Python's decimal module: the value
+    at its storage scale without the trailing zeros past the second place (whole cents,
+    which take a cheaper path in SQL, and any other value alike), NULL as NULL."""
+    from decimal import Decimal
+
+    from truecount.evidence.records import cell_text
+
+    values: list[Decimal | None] = [Decimal(d).scaleb(-scale) for d in digits]
+    if scale >= 2:
+        room = 10 ** (20 - scale)  # cents that fit in 18 digits at this scale
+        values += [Decimal(c % room if c >= 0 else -(-c % room)).scaleb(-2) for c in cents]
+    values += [None, Decimal(10**18 - 1).scaleb(-scale), Decimal(1 - 10**18).scaleb(-scale)]
+    dtype = f"DECIMAL(18,{scale})"
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE t (i INTEGER, v {dtype})")
+    con.executemany(
+        f"INSERT INTO t VALUES (?, CAST(? AS {dtype}))",
+        [(i, None if v is None else format(v, "f")) for i, v in enumerate(values)],
+    )
+    sql = f"SELECT {cell_text(exp.column('v'), dtype).sql('duckdb')} FROM t ORDER BY i"
+    got = [r[0] for r in con.execute(sql).fetchall()]
+
+    def text(v: Decimal | None) -> str | None:
+        if v is None:
+            return None
+        shown = format(v.quantize(Decimal(1).scaleb(-scale)), "f")
+        if "." not in shown:
+            return shown
+        whole, frac = shown.split(".")
+        return f"{whole}.{frac[:2]}{frac[2:].rstrip('0')}"
+
+    assert got == [text(v) for v in values]

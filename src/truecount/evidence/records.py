@@ -27,6 +27,7 @@ of data is handled one at a time in Python.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Final
 
@@ -158,6 +159,33 @@ def neutralize_sql(node: exp.Expr) -> exp.Expr:
     )
 
 
+def decimal_text(node: exp.Expr, kind: str) -> exp.Expr:
+    """A decimal without its storage scale's trailing zeros, keeping at least two places
+    (``5.000000`` reads ``5.00``, ``5.125000`` reads ``5.125``).
+
+    The regular expression that trims them costs a match per row; an amount in whole cents
+    (nearly all of them) is instead cast to two places, which prints the same text, and only
+    the others are trimmed (at 10M rows: about 1.3 CPU s instead of 2.4).
+    """
+    trimmed = exp.func(
+        "regexp_replace",
+        exp.cast(node.copy(), exp.DataType.build("VARCHAR")),
+        _s(r"(\.[0-9][0-9][0-9]*?)0+$"),
+        _s(r"\1"),
+    )
+    shape = re.fullmatch(r"DECIMAL\((\d+),\s*(\d+)\)", kind)
+    if shape is None or int(shape.group(2)) <= 2:
+        return trimmed
+    # trunc, not round: it never leaves the type's range (round can carry past the top)
+    cents = exp.cast(
+        exp.func("trunc", node.copy(), exp.Literal.number(2)),
+        exp.DataType.build(f"DECIMAL({int(shape.group(1))}, 2)"),
+    )
+    whole_cents = exp.EQ(this=node.copy(), expression=cents.copy())
+    as_text = exp.cast(cents, exp.DataType.build("VARCHAR"))
+    return exp.Case(ifs=[exp.If(this=whole_cents, true=as_text)], default=trimmed)
+
+
 def cell_text(node: exp.Expr, dtype: str) -> exp.Expr:
     """A typed value as the text a pack's CSV shows (NULL stays NULL: an empty cell)."""
     kind = dtype.upper()
@@ -176,13 +204,7 @@ def cell_text(node: exp.Expr, dtype: str) -> exp.Expr:
             default=_s("false"),
         )
     if kind.startswith("DECIMAL"):
-        # drop the storage scale's trailing zeros, keeping at least two places (5.000000 -> 5.00)
-        return exp.func(
-            "regexp_replace",
-            exp.cast(node, exp.DataType.build("VARCHAR")),
-            _s(r"(\.[0-9][0-9][0-9]*?)0+$"),
-            _s(r"\1"),
-        )
+        return decimal_text(node, kind)
     return exp.cast(node, exp.DataType.build("VARCHAR"))
 
 

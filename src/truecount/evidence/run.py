@@ -32,7 +32,7 @@ from sqlglot import exp
 
 from truecount.billing.dispute import DISPUTED, letter_details, write_letter
 from truecount.billing.invoice import load_invoice_into
-from truecount.billing.reconcile import CELLS_TABLE, Reconciliation, reconcile_in
+from truecount.billing.reconcile import CELLS_TABLE, LINE_ID_SQL, Reconciliation, reconcile_in
 from truecount.billing.terms import LetterDetails, Terms, parse_terms
 from truecount.db import MEMORY_ENV
 from truecount.definition.load import parse_definition
@@ -53,6 +53,7 @@ from .blocks import (
     csv_block_hashes,
     csv_row_starts,
     event_block_leaves,
+    sort_parts,
     sorted_events_sql,
 )
 from .canonical import canonical_json, file_sha256
@@ -101,6 +102,7 @@ _COVERED: Final[str] = COVERED_TABLE
 _PERIODS: Final[str] = "_ev_periods"
 _VERDICT_ROWS: Final[str] = "_ev_verdict_rows"
 _ENTITY_ROWS: Final[str] = "_ev_entity_rows"
+_LINE_LISTS: Final[str] = "_ev_line_lists"
 
 
 @dataclass(frozen=True)
@@ -215,25 +217,25 @@ def _verdict_rows(con: duckdb.DuckDBPyConnection) -> tuple[exp.Select, list[exp.
 
 def _entity_rows(con: duckdb.DuckDBPyConnection) -> tuple[exp.Select, list[exp.Ordered]]:
     """entities.csv: the cells of every entity of the reconciliation, and the rows' order."""
-    # Line ids derived from the invoice's position (no line_id column) read 'path#row'; the
-    # folders are dropped so the rows do not depend on where the invoice file lies. An
-    # entity's ids are sorted and joined by ';' (VARCHAR compares byte-wise), and an entity
-    # whose lines have no id keeps NULL. Almost every entity has one line, whose id is the
-    # whole cell: a plain count and min per entity, and the list, its sort and its join only
-    # for the entities with more (a list per group for every entity cost half again as much).
-    lines = sqlglot.parse_one(
-        "WITH l AS (SELECT entity_id, CASE WHEN line_id = source "
-        "THEN regexp_replace(source, '^.*[/\\\\]', '') ELSE line_id END AS lid "
-        "FROM _tc_lines), "
-        "g AS (SELECT entity_id, count(lid) AS n, min(lid) AS one FROM l GROUP BY entity_id) "
-        "SELECT g.entity_id, CASE WHEN g.n = 1 THEN g.one WHEN g.n > 1 THEN m.joined END "
-        "AS line_ids FROM g LEFT JOIN "
-        "(SELECT entity_id, array_to_string(list_sort(list(lid)), ';') AS joined FROM l "
-        "WHERE lid IS NOT NULL AND entity_id IN (SELECT entity_id FROM g WHERE n > 1) "
-        "GROUP BY entity_id) AS m ON m.entity_id = g.entity_id",
+    # An entity's line ids (LINE_ID_SQL) are sorted and joined by ';' (VARCHAR compares
+    # byte-wise); an entity whose lines have no id keeps NULL. Almost every entity has one
+    # line, whose id is the whole cell and comes with the cells (LINE_ID_COLUMNS, out of the
+    # grouping reconcile does anyway); only the entities with more have their lines read
+    # again, into a small table the cells are joined with.
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_LINE_LISTS} AS "  # noqa: S608 - fixed names
+        f"SELECT entity_id, array_to_string(list_sort(list(lid)), ';') AS joined "
+        f"FROM (SELECT entity_id, {LINE_ID_SQL} AS lid FROM _tc_lines) "
+        f"WHERE lid IS NOT NULL AND entity_id IN "
+        f"(SELECT entity_id FROM {CELLS_TABLE} WHERE id_lines > 1) GROUP BY entity_id"
+    )
+    several = int(con.execute(f"SELECT count(*) FROM {_LINE_LISTS}").fetchall()[0][0])  # noqa: S608
+    line_ids = sqlglot.parse_one(
+        "CASE WHEN c.id_lines = 1 THEN c.first_line_id "
+        + ("WHEN c.id_lines > 1 THEN m.joined " if several else "")
+        + "END",
         dialect="duckdb",
     )
-    assert isinstance(lines, exp.Select)
     types = {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE {CELLS_TABLE}").fetchall()}
 
     def col(name: str) -> exp.Expr:
@@ -246,27 +248,25 @@ def _entity_rows(con: duckdb.DuckDBPyConnection) -> tuple[exp.Select, list[exp.O
         exp.Coalesce(this=exp.column("lines", "c"), expressions=[exp.Literal.number(0)]),
         exp.DataType.build("VARCHAR"),
     )
-    select = (
-        exp.select(
-            exp.alias_(col("entity_id"), "entity_id"),
-            exp.alias_(col("cell"), "cell"),
-            exp.alias_(cell_text(disputed, "BOOLEAN"), "disputed"),
-            exp.alias_(col("reason"), "reason"),
-            exp.alias_(lines_count, "lines"),
-            exp.alias_(cell_text(exp.column("line_ids", "l"), "VARCHAR"), "line_ids"),
-            *[
-                exp.alias_(col(name), name)
-                for name in ("billed_period", "billed_amount", "buyer_status", "buyer_period")
-            ],
-            exp.alias_(col("anchor_ts"), "anchor_ts"),
-        )
-        .from_(exp.to_table(CELLS_TABLE).as_("c"))
-        .join(
-            lines.subquery("l"),
-            on=exp.EQ(this=exp.column("entity_id", "l"), expression=exp.column("entity_id", "c")),
+    select = exp.select(
+        exp.alias_(col("entity_id"), "entity_id"),
+        exp.alias_(col("cell"), "cell"),
+        exp.alias_(cell_text(disputed, "BOOLEAN"), "disputed"),
+        exp.alias_(col("reason"), "reason"),
+        exp.alias_(lines_count, "lines"),
+        exp.alias_(cell_text(line_ids, "VARCHAR"), "line_ids"),
+        *[
+            exp.alias_(col(name), name)
+            for name in ("billed_period", "billed_amount", "buyer_status", "buyer_period")
+        ],
+        exp.alias_(col("anchor_ts"), "anchor_ts"),
+    ).from_(exp.to_table(CELLS_TABLE).as_("c"))
+    if several:
+        select = select.join(
+            exp.to_table(_LINE_LISTS).as_("m"),
+            on=exp.EQ(this=exp.column("entity_id", "m"), expression=exp.column("entity_id", "c")),
             join_type="left",
         )
-    )
     order = [exp.Ordered(this=exp.column("entity_id", "c"), nulls_first=False)]
     return select, order
 
@@ -324,7 +324,8 @@ def _block_event_tree(
     """
     blocks = EventBlocks(keep_ids=prove is not None)
     select = sorted_events_sql(covered_where(as_of), EVENTS_TABLE)
-    parts = [h for h in event_block_leaves(con, select, blocks) if h.shape[0]]
+    selects = sort_parts(con, select, _COVERED)
+    parts = [h for h in event_block_leaves(con, selects, blocks) if h.shape[0]]
     hashes = np.concatenate(parts) if parts else merkle.as_hashes(b"")
     size = int(hashes.shape[0])
     if prove is None:
@@ -466,6 +467,7 @@ def run(inputs: RunInputs, out: Path, prove: str | None = None, *, files: bool =
             as_of=result.as_of,
             fetch_entities=False,
             cells=True,
+            line_ids=True,
         )
         recon = replace(recon, choices=tuple(c.to_json() for c in source.choices))
         periods = covered_periods(recon)
