@@ -159,10 +159,10 @@ def sort_parts(
     """The sorted events query split into queries over consecutive ranges of entity ids,
     whose results one after the other are the whole result in order.
 
-    Why: one sort of forty million events cost about 27 CPU s at 10M tickets, two sorts of
-    half as many about 22 (docs/benchmark.md): DuckDB sorts each part in memory, with no
-    merge of runs. The price is a scan of the events per part, cheap where the store keeps
-    an entity's events near each other (ids issued in time order, as helpdesks do).
+    Why: at 10M tickets two sorts of twenty million events cost about 5 CPU s less than one
+    of forty on the store as ingested, and 10 less on one whose events are scattered
+    (docs/benchmark.md, *Round 6*); more parts cost more again, each scanning the events
+    once more.
 
     The boundaries are covered entity ids drawn at random and put in order by DuckDB itself,
     so the ranges follow the same byte order as the sort; where they fall changes only how
