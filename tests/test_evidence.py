@@ -429,6 +429,52 @@ def test_line_ids_by_position_name_the_file_without_its_folders(
     assert v.ok, [(c.name, c.detail) for c in v.failed]
 
 
+def test_a_run_tells_its_phases_in_order(
+    scene: Scene, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A progress display set around build_pack and verify_pack is told each phase as it
+    starts, in the order the work is done; the CLI's spinner shows them on a terminal and
+    is gone (the hook unset) afterwards."""
+    from rich.console import Console
+
+    from truecount.cli import evidence_cmds
+    from truecount.evidence.run import PHASES
+
+    expected = [
+        "counting the events",
+        "reconciling the invoice",
+        "writing entities.csv",
+        "writing verdicts.csv",
+        "hashing the events",
+    ]
+    seen: list[str] = []
+    token = PHASES.set(seen.append)
+    try:
+        pack = build_pack(
+            scene.definition,
+            [scene.invoice],
+            scene.keys.private,
+            tmp_path / "pack",
+            events=scene.workspace,
+            terms=scene.terms,
+        )
+        assert seen == expected
+        seen.clear()
+        v = verify_pack(pack.folder, load_public_key(scene.keys.public), scene.workspace)
+        assert v.ok and seen == expected
+    finally:
+        PHASES.reset(token)
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=80)
+    monkeypatch.setattr(evidence_cmds, "stderr_console", lambda markup=False: terminal)
+    with evidence_cmds.phased("starting…"):
+        hook = PHASES.get()
+        assert hook is not None
+        hook("hashing the events")
+    assert PHASES.get() is None
+    assert "hashing the events…" in screen.getvalue()
+
+
 # ----------------------------------------------------------------- verifying
 def test_verifies_with_the_workspace_and_with_the_export(scene: Scene) -> None:
     for events in ([scene.events], scene.workspace):

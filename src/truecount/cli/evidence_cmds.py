@@ -6,10 +6,12 @@ an auditor's script can rely on it; bad input or usage is 2 through the app's er
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +29,7 @@ from truecount.cli.app import (
     stderr_console,
     stdout_console,
 )
-from truecount.cli.meter_cmds import AsOfOpt, DefArg, EventsOpt, WorkspaceOpt, events_input, working
+from truecount.cli.meter_cmds import AsOfOpt, DefArg, EventsOpt, WorkspaceOpt, events_input
 from truecount.cli.reconcile_cmds import (
     BuyerOpt,
     ContractOpt,
@@ -48,6 +50,7 @@ from truecount.evidence import (
     verify_pack,
     verify_proof,
 )
+from truecount.evidence.run import PHASES
 from truecount.workspace import Workspace
 
 PubkeyOpt = Annotated[
@@ -156,7 +159,7 @@ def evidence_cmd(
 ) -> None:
     """Reconcile and write a signed evidence pack that anyone can verify offline."""
     letter = letter_options(None, buyer, vendor, invoice_number, invoice_date, contract)
-    with working("counting, reconciling and signing…"):
+    with phased("counting, reconciling and signing…"):
         pack = build_pack(
             definition,
             invoice,
@@ -298,7 +301,7 @@ def verify_cmd(
                     "give the folder 'truecount evidence --out' wrote",
                 )
             )
-        with working("re-running the count and the reconciliation…"):
+        with phased("re-running the count and the reconciliation…"):
             v = verify_pack(
                 target, key, _data(events, workspace), invoice or None, previous, meter_key=live_key
             )
@@ -306,6 +309,22 @@ def verify_cmd(
         raise InputError(Problem("no such pack or proof", Location(file=str(target))))
     render_checks(v, fmt)
     raise typer.Exit(EXIT_OK if v.ok else EXIT_FINDING)
+
+
+@contextlib.contextmanager
+def phased(message: str) -> Iterator[None]:
+    """A spinner on a terminal whose text follows the phases of the run (evidence.run's
+    PHASES); nothing when stderr is piped."""
+    err = stderr_console()
+    if not err.is_terminal:
+        yield
+        return
+    with err.status(message) as status:
+        token = PHASES.set(lambda name: status.update(f"{name}…"))
+        try:
+            yield
+        finally:
+            PHASES.reset(token)
 
 
 @app.command("prove", rich_help_panel=PANEL_AUDIT)
@@ -336,7 +355,7 @@ def prove_cmd(
                 markup=False,
                 style="dim",
             )
-    with working("building the proof…"):
+    with phased("building the proof…"):
         proof = make_proof(pack, entity_id, data)
     text = jsonout.dumps(proof, indent=2, ensure_ascii=False) + "\n"
     if out is not None:
