@@ -356,54 +356,14 @@ def test_result_roots_recomputed_from_the_csv_files(scene: Scene) -> None:
     assert pred["results"]["totals"]["vendor_billed"] == truth["billed"]
 
 
-def test_line_ids_of_entities_billed_more_than_once(scene: Scene, tmp_path: Path) -> None:
-    """entities.csv's ``lines`` and ``line_ids`` against the invoice read here with the csv
-    module: an entity billed on several lines lists its ids sorted as UTF-8 bytes and joined
-    by ';' (ids chosen so that byte order differs from the order of the file and from a
-    numeric order), one billed once shows its single id; and the pack verifies."""
-    with scene.invoice.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    extra = {0: ["L9", "L10", "Lé"], 1: ["L000000002b"], 5: ["A-first"]}
-    for index, ids in extra.items():
-        for line_id in ids:
-            rows.append({**rows[index], "line_id": line_id})
-    invoice = tmp_path / "invoice.csv"
-    with invoice.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    pack = build_pack(
-        scene.definition,
-        [invoice],
-        scene.keys.private,
-        tmp_path / "pack",
-        events=scene.workspace,
-        terms=scene.terms,
-    )
-    expected: dict[str, list[str]] = {}
-    for r in rows:
-        expected.setdefault(r["entity_id"], []).append(r["line_id"])
-    with (pack.folder / "entities.csv").open(newline="", encoding="utf-8") as fh:
-        got = {r["entity_id"]: (r["lines"], r["line_ids"]) for r in csv.DictReader(fh)}
-    for entity, ids in expected.items():
-        ordered = sorted(ids, key=lambda x: x.encode("utf-8"))
-        assert got[entity] == (str(len(ids)), ";".join(ordered)), entity
-    assert sum(len(v) > 1 for v in expected.values()) == 3
-    v = verify_pack(pack.folder, load_public_key(scene.keys.public), scene.workspace, [invoice])
-    assert v.ok, [(c.name, c.detail) for c in v.failed]
-
-
-def test_line_ids_by_position_name_the_file_without_its_folders(
-    scene: Scene, tmp_path: Path
-) -> None:
-    """An invoice without a ``line_id`` column: each line is named ``file#row`` (its data
-    row, counted from 1) with the folders dropped, whether the entity was billed once or
-    more; the ids against the file read here with the csv module; and the pack verifies."""
-    with scene.invoice.open(newline="", encoding="utf-8") as fh:
-        rows = [{k: v for k, v in r.items() if k != "line_id"} for r in csv.DictReader(fh)]
-    rows += [dict(rows[3]), dict(rows[7])]  # two entities billed twice
-    invoice = tmp_path / "deep" / "er" / "bills.csv"
-    invoice.parent.mkdir(parents=True)
+def _line_ids_hold(scene: Scene, tmp_path: Path, rows: list[dict[str, str]], name: str) -> int:
+    """Write ``rows`` as the invoice CSV ``name`` (under ``tmp_path``), pack it, and check each
+    entity's ``lines`` and ``line_ids`` in entities.csv against ids worked out here: a row's
+    own ``line_id``, or ``<file name>#<data row from 1>`` when the file has no such column,
+    sorted as UTF-8 bytes and joined by ';'; then verify the pack. Returns how many entities
+    are billed more than once."""
+    invoice = tmp_path / name
+    invoice.parent.mkdir(parents=True, exist_ok=True)
     with invoice.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -418,15 +378,41 @@ def test_line_ids_by_position_name_the_file_without_its_folders(
     )
     expected: dict[str, list[str]] = {}
     for n, r in enumerate(rows, start=1):
-        expected.setdefault(r["entity_id"], []).append(f"bills.csv#{n}")
+        expected.setdefault(r["entity_id"], []).append(r.get("line_id", f"{invoice.name}#{n}"))
     with (pack.folder / "entities.csv").open(newline="", encoding="utf-8") as fh:
         got = {r["entity_id"]: (r["lines"], r["line_ids"]) for r in csv.DictReader(fh)}
     for entity, ids in expected.items():
         ordered = sorted(ids, key=lambda x: x.encode("utf-8"))
         assert got[entity] == (str(len(ids)), ";".join(ordered)), entity
-    assert sum(len(v) > 1 for v in expected.values()) == 2
     v = verify_pack(pack.folder, load_public_key(scene.keys.public), scene.workspace, [invoice])
     assert v.ok, [(c.name, c.detail) for c in v.failed]
+    return sum(len(v) > 1 for v in expected.values())
+
+
+def test_line_ids_of_entities_billed_more_than_once(scene: Scene, tmp_path: Path) -> None:
+    """entities.csv's ``lines`` and ``line_ids`` against the invoice read here with the csv
+    module: an entity billed on several lines lists its ids sorted as UTF-8 bytes and joined
+    by ';' (ids chosen so that byte order differs from the order of the file and from a
+    numeric order), one billed once shows its single id; and the pack verifies."""
+    with scene.invoice.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    extra = {0: ["L9", "L10", "Lé"], 1: ["L000000002b"], 5: ["A-first"]}
+    for index, ids in extra.items():
+        for line_id in ids:
+            rows.append({**rows[index], "line_id": line_id})
+    assert _line_ids_hold(scene, tmp_path, rows, "invoice.csv") == 3
+
+
+def test_line_ids_by_position_name_the_file_without_its_folders(
+    scene: Scene, tmp_path: Path
+) -> None:
+    """An invoice without a ``line_id`` column: each line is named ``file#row`` (its data
+    row, counted from 1) with the folders dropped, whether the entity was billed once or
+    more; the ids against the file read here with the csv module; and the pack verifies."""
+    with scene.invoice.open(newline="", encoding="utf-8") as fh:
+        rows = [{k: v for k, v in r.items() if k != "line_id"} for r in csv.DictReader(fh)]
+    rows += [dict(rows[3]), dict(rows[7])]  # two entities billed twice
+    assert _line_ids_hold(scene, tmp_path, rows, "deep/er/bills.csv") == 2
 
 
 def test_a_run_tells_its_phases_in_order(

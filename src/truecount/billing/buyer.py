@@ -16,6 +16,9 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
+from truecount.billing.sqltext import duck as _sql
+from truecount.billing.sqltext import literal as _s
+from truecount.billing.sqltext import quoted as _q
 from truecount.billing.summary import NO_ANCHOR, Setup
 from truecount.db import one_row as _one
 from truecount.engine.compile import CONDITION_PREFIX
@@ -26,18 +29,6 @@ from truecount.errors import InputError, Location, Problem
 _MASK_TYPES: Final[tuple[tuple[int, str], ...]] = (
     (8, "UTINYINT"), (16, "USMALLINT"), (32, "UINTEGER"), (64, "UBIGINT"), (128, "UHUGEINT"),
 )  # fmt: skip
-
-
-def _q(name: str) -> exp.Expression:
-    return exp.column(name, quoted=True)
-
-
-def _s(text: str) -> exp.Literal:
-    return exp.Literal.string(text)
-
-
-def _sql(node: exp.Expression) -> str:
-    return node.sql(dialect="duckdb")
 
 
 def check_statuses(con: duckdb.DuckDBPyConnection, table: str) -> None:

@@ -37,6 +37,9 @@ from truecount.billing.buyer import buyer_view, check_statuses, mask_sql, reason
 from truecount.billing.invoice import InvoiceMapping, load_invoice_into, periods_complete
 from truecount.billing.periods import CELLS as CELLS
 from truecount.billing.periods import PeriodResult as PeriodResult
+from truecount.billing.sqltext import duck as _sql
+from truecount.billing.sqltext import literal as _s
+from truecount.billing.sqltext import quoted as _q
 from truecount.billing.summary import MAX_PROBLEMS as MAX_PROBLEMS
 from truecount.billing.summary import NO_ANCHOR as NO_ANCHOR
 from truecount.billing.summary import PERIOD_PATTERNS, Setup, check_id_format, summarize
@@ -138,18 +141,6 @@ def _register(con: duckdb.DuckDBPyConnection, name: str, obj: Frame) -> None:
 
 def _columns(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
     return [str(r[0]) for r in con.execute(f"DESCRIBE SELECT * FROM {name}").fetchall()]  # noqa: S608
-
-
-def _q(name: str) -> exp.Expression:
-    return exp.column(name, quoted=True)
-
-
-def _s(text: str) -> exp.Literal:
-    return exp.Literal.string(text)
-
-
-def _sql(node: exp.Expression) -> str:
-    return node.sql(dialect="duckdb")
 
 
 def _definition_setup(definition: Any | None, verdict_cols: Sequence[str]) -> Setup:
