@@ -166,7 +166,9 @@ def sort_parts(
 
     The boundaries are covered entity ids drawn at random and put in order by DuckDB itself,
     so the ranges follow the same byte order as the sort; where they fall changes only how
-    the work is cut, never the rows or their order.
+    the work is cut, never the rows or their order. ``select`` is :func:`sorted_events_sql`'s
+    (the events aliased ``e``, nulls last), and a null id, should one pass its filter, falls
+    in the last part, where the one sort would put it.
     """
     total = con.execute(f"SELECT count(*) FROM {covered_table}").fetchall()  # noqa: S608
     parts = -(-int(total[0][0]) // SORT_PART_ENTITIES)
@@ -186,7 +188,10 @@ def sort_parts(
     for lo, hi in itertools.pairwise(edges):
         part = select.copy()
         if lo is not None:
-            part = part.where(exp.GTE(this=key.copy(), expression=exp.Literal.string(lo)))
+            above: exp.Expr = exp.GTE(this=key.copy(), expression=exp.Literal.string(lo))
+            if hi is None:  # the last part also takes the ids that sort after every value
+                above = exp.or_(above, exp.Is(this=key.copy(), expression=exp.Null()))
+            part = part.where(above)
         if hi is not None:
             part = part.where(exp.LT(this=key.copy(), expression=exp.Literal.string(hi)))
         out.append(part)

@@ -406,9 +406,10 @@ def _release(con: duckdb.DuckDBPyConnection) -> None:
     """Drop the verdicts and the cells once the files are written: from here on only the
     events and the covered entities are read.
 
-    At 10M tickets the two tables hold about 2 GB between them; left in place, DuckDB writes
-    them out to its temporary files to make room for the event sort (gigabytes of spill, and
-    a fifth of the verb's CPU time spent in the kernel).
+    At 10M tickets the two tables hold about 2 GB, over DuckDB's budget for the event sort;
+    dropped, the sort has the budget to itself. On a pack the gain was within the noise
+    (docs/benchmark.md, *Round 6*); ``prove``, which writes no files and drops them right
+    after the reconciliation, peaks lower for it.
     """
     kinds = dict(
         con.execute(
