@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import importlib.util
 import io
 import json
 import math
@@ -1168,3 +1169,29 @@ def test_the_event_tree_alone_is_the_packs(scene: Scene, tmp_path: Path) -> None
     assert (result.events.root, result.events.size) == (ev["merkle_root"], ev["tree_size"])
     assert (result.event_entities, result.event_count) == (ev["entities"], ev["count"])
     assert not out.exists() and result.entities.size == result.verdicts.size == 0
+
+
+def test_the_bench_floor_does_the_packs_work_without_its_order(
+    scene: Scene, tmp_path: Path
+) -> None:
+    """bench/evidence_bench.py's floor (the least work of any pack format) must stay the
+    pack's own work: the same rows of both files, in another order, and the same events."""
+    path = Path(__file__).resolve().parents[1] / "bench" / "evidence_bench.py"
+    spec = importlib.util.spec_from_file_location("evidence_bench", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    before = list(sys.path)
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        sys.path[:] = before  # the script puts bench/ on the path for its own imports
+    out = tmp_path / "floor"
+    read = bench.pack_floor(scene.workspace.root, scene.definition, scene.invoice, scene.terms, out)
+    pred = json.loads((scene.pack.folder / "statement.json").read_bytes())["predicate"]
+    assert read == pred["events"]["count"] > 0
+    for name in ("verdicts.csv", "entities.csv"):
+        mine = (out / name).read_text(encoding="utf-8").splitlines()
+        packed = (scene.pack.folder / name).read_text(encoding="utf-8").splitlines()
+        assert mine[0] == packed[0]
+        assert sorted(mine[1:]) == sorted(packed[1:])
+        assert len(mine) == len(packed) > 1
