@@ -9,10 +9,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -275,3 +278,188 @@ def test_counts_add_up_and_bad_rows_name_their_column(
         assert got == want_bad
     total = con.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone()
     assert total == (len(seen), len(seen))
+
+
+def _jsonl(path: Path, lines: list[str]) -> Path:
+    """JSON Lines written as text, so numbers keep the spelling under test (1001.0, 1e3)."""
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def _record(entity_id: str, event_id: str | None = None) -> str:
+    head = f'"event_id": {event_id}, ' if event_id is not None else ""
+    return "{" + head + f'"entity_id": {entity_id}, "ts": "2026-03-04T10:00:00Z", "type": "x"}}'
+
+
+def test_json_numbers_are_one_id_however_they_are_spelled(tmp_path: Path) -> None:
+    spelled = ["1001", "1001.0", "1.001e3", "1001.000", "-0.0", '"1001.0"', "9007199254740991.0"]
+    path = _jsonl(tmp_path / "ids.jsonl", [_record(s) for s in spelled] + [_record("5", "7.0")])
+    con = duckdb.connect()
+    report = load_events_into(con, [path])
+    assert (report.rows_read, report.loaded, report.quarantined) == (8, 8, 0)
+    got = [r[0] for r in con.execute("SELECT entity_id FROM events ORDER BY source").fetchall()]
+    # a JSON number is its value (json.loads agrees); a JSON string stays the text it is
+    want = [v if isinstance(v, str) else str(int(v)) for v in map(json.loads, spelled)]
+    assert got == [*want, "5"] == [*["1001"] * 4, "0", "1001.0", "9007199254740991", "5"]
+    assert con.execute("SELECT event_id FROM events WHERE entity_id = '5'").fetchone() == ("7",)
+
+
+def test_json_numbers_that_are_no_exact_whole_number_are_quarantined(tmp_path: Path) -> None:
+    lines = [
+        _record("1001.5"),
+        _record("1e22"),
+        _record("9007199254740992.0"),
+        _record("NaN"),
+        _record("5", "13.5"),
+        _record("12345678901234567890123"),  # an integer: its digits are exact
+    ]
+    path = _jsonl(tmp_path / "bad_ids.jsonl", lines)
+    con = duckdb.connect()
+    report = load_events_into(con, [path])
+    assert (report.rows_read, report.loaded, report.quarantined) == (6, 1, 5)
+    got = con.execute(
+        "SELECT row_number, column_name, reason FROM quarantine ORDER BY row_number"
+    ).fetchall()
+    assert [(r, c) for r, c, _ in got] == [
+        (1, "entity_id"),
+        (2, "entity_id"),
+        (3, "entity_id"),
+        (4, "entity_id"),
+        (5, "event_id"),
+    ]
+    reasons = [reason for _, _, reason in got]
+    assert "1001.5 is a number with a fraction" in reasons[0]
+    assert "1e22" in reasons[1] and "9007199254740991 (2^53 - 1)" in reasons[1]
+    assert "9007199254740991 (2^53 - 1)" in reasons[2]
+    assert "not a finite number" in reasons[3]
+    assert "13.5 is a number with a fraction" in reasons[4]
+    stored = con.execute("SELECT entity_id FROM events").fetchall()
+    assert stored == [("12345678901234567890123",)]
+
+
+def test_floating_point_and_decimal_parquet_ids(tmp_path: Path) -> None:
+    path = tmp_path / "ids.parquet"
+    ts = ["2026-03-04T10:00:00Z"] * 4
+    pq.write_table(
+        pa.table(
+            {
+                "entity_id": pa.array([1001.0, 1001.5, 2.0**53, 3.0], pa.float64()),
+                "ts": ts,
+                "type": ["x"] * 4,
+            }
+        ),
+        path,
+    )
+    dec = tmp_path / "dec.parquet"
+    amounts = [Decimal("1001.00"), Decimal("1001.50"), Decimal("12345678901234567.00")]
+    pq.write_table(
+        pa.table(
+            {"entity_id": pa.array(amounts, pa.decimal128(20, 2)), "ts": ts[:3], "type": ["x"] * 3}
+        ),
+        dec,
+    )
+    con = duckdb.connect()
+    report = load_events_into(con, [path, dec])
+    assert [(f.loaded, f.quarantined) for f in report.files] == [(2, 2), (2, 1)]
+    got = con.execute("SELECT entity_id FROM events ORDER BY source").fetchall()
+    assert got == [("1001",), ("12345678901234567",), ("1001",), ("3",)]  # dec.*, ids.*
+    bad = con.execute("SELECT row_number, column_name FROM quarantine ORDER BY 1, 2").fetchall()
+    assert bad == [(2, "entity_id"), (2, "entity_id"), (3, "entity_id")]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_values_a_double_cannot_sum_exactly_are_quarantined(tmp_path: Path, suffix: str) -> None:
+    texts = [
+        "1e308",
+        "12345678901234567890",
+        "9007199254740991",
+        "-9007199254740991",
+        "9007199254740993",
+        "-1e16",
+        "0.5",
+    ]
+    frame = pd.DataFrame(
+        {
+            "entity_id": [f"P-{i}" for i in range(len(texts))],
+            "ts": "2026-03-04 10:00:00",
+            "type": "payment",
+            "value": texts if suffix == ".csv" else [float(t) for t in texts],
+        }
+    )
+    path = tmp_path / f"big{suffix}"
+    _write(frame, path)
+    con = duckdb.connect()
+    report = load_events_into(con, [path])
+    beyond = [i + 1 for i, t in enumerate(texts) if abs(float(t)) > 2**53 - 1]
+    assert beyond == [1, 2, 5, 6]
+    assert (report.rows_read, report.loaded, report.quarantined) == (7, 3, 4)
+    got = con.execute(
+        "SELECT row_number, column_name, reason FROM quarantine ORDER BY row_number"
+    ).fetchall()
+    assert [(r, c) for r, c, _ in got] == [(r, "value") for r in beyond]
+    assert all("beyond ±9007199254740991 (2^53 - 1)" in reason for _, _, reason in got)
+    total = con.execute("SELECT sum(value) FROM events").fetchone()
+    assert total == (0.5,)
+
+
+def test_digit_separators_are_not_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "sep.csv"
+    path.write_text(
+        "entity_id,ts,type,value\n"
+        "T-1,2026-03-04,payment,1_000\n"
+        "T-2,2026-03-04,payment,1.5_0\n"
+        "T-3,2026-03-04,payment,1000\n"
+    )
+    con = duckdb.connect()
+    report = load_events_into(con, [path])
+    assert (report.rows_read, report.loaded, report.quarantined) == (3, 1, 2)
+    got = con.execute("SELECT row_number, reason FROM quarantine ORDER BY 1").fetchall()
+    assert [r for r, _ in got] == [1, 2]
+    assert "not a plain number: '1_000'" in got[0][1]
+    assert "not a plain number: '1.5_0'" in got[1][1]
+    assert con.execute("SELECT entity_id, value FROM events").fetchall() == [("T-3", 1000.0)]
+
+
+@pytest.mark.parametrize(
+    ("header", "repeated", "positions"),
+    [
+        ("entity_id,ts,type,value,value", "value", "columns 4 and 5"),
+        ("entity_id,ts,type,entity_id", "entity_id", "columns 1 and 4"),
+        ("entity_id;ts;type;Value;value", "value", "columns 4 and 5"),
+    ],
+)
+def test_a_header_naming_a_column_twice_is_refused(
+    tmp_path: Path, header: str, repeated: str, positions: str
+) -> None:
+    path = tmp_path / "dup.csv"
+    sep = ";" if ";" in header else ","
+    row = sep.join(["T-1", "2026-03-04", "closed", "1", "2"][: header.count(sep) + 1])
+    path.write_text(f"{header}\n{row}\n")
+    con = duckdb.connect()
+    with pytest.raises(InputError) as info:
+        load_events_into(con, [path])
+    problem = info.value.problems[0]
+    assert problem.location.file == str(path) and problem.location.column == repeated
+    assert f"'{repeated}' twice ({positions}, line 1: {header})" in problem.message
+    assert con.execute("SELECT count(*) FROM events").fetchone() == (0,)
+
+
+def test_a_column_named_like_a_renamed_repeat_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "suffix.csv"
+    path.write_text("entity_id,ts,type,value_1,value\nT-1,2026-03-04,closed,1,2\n")
+    con = duckdb.connect()
+    assert load_events_into(con, [path]).loaded == 1
+    assert con.execute("SELECT value FROM events").fetchone() == (2.0,)
+
+
+def test_a_json_record_naming_a_key_twice_is_refused(tmp_path: Path) -> None:
+    good = '{"entity_id": "A", "ts": "2026-03-04T10:00:00Z", "type": "x"}'
+    twice = '{"entity_id": "B", "entity_id": "C", "ts": "2026-03-04T10:00:00Z", "type": "x"}'
+    path = _jsonl(tmp_path / "keys.jsonl", [good, good, twice, good])
+    con = duckdb.connect()
+    with pytest.raises(InputError) as info:
+        load_events_into(con, [path])
+    problem = info.value.problems[0]
+    assert (problem.location.row, problem.location.column) == (3, "entity_id")
+    assert "names key 'entity_id' twice" in problem.message
+    assert con.execute("SELECT count(*) FROM events").fetchone() == (0,)

@@ -227,3 +227,41 @@ def test_the_footer_proof_holds_only_for_what_it_shows(tmp_path: Path) -> None:
         value = chr(code) + "x"
         assert proves(["T1", value]) == (value.strip(" ") == value and value != "")
     assert load_invoice(tmp_path / "p.parquet").num_rows == 2
+
+
+def test_an_amount_with_a_digit_separator_is_refused(tmp_path: Path) -> None:
+    bad = write(tmp_path / "sep.csv", "entity_id,amount\nT1,1_5\nT2,1.50\nT3,1.5_0\n")
+    with pytest.raises(InputError) as err:
+        load_invoice(bad)
+    text = str(err.value)
+    assert f"{bad}, row 1, column 'amount': amount '1_5' is not a number" in text
+    assert f"{bad}, row 3, column 'amount': amount '1.5_0' is not a number" in text
+    assert "row 2" not in text
+
+
+def test_numeric_ids_read_as_their_whole_number(tmp_path: Path) -> None:
+    lines = [{"entity_id": 1001, "amount": 1.5}, {"entity_id": 1002.0, "amount": 1.5}]
+    jl = write(tmp_path / "ids.jsonl", "".join(json.dumps(r) + "\n" for r in lines))
+    assert load_invoice(jl).column("entity_id").to_pylist() == ["1001", "1002"]
+    pq.write_table(
+        pa.table({"entity_id": [7.0, 8.0], "amount": [1.0, 2.0]}), tmp_path / "i.parquet"
+    )
+    assert load_invoice(tmp_path / "i.parquet").column("entity_id").to_pylist() == ["7", "8"]
+
+
+def test_numeric_ids_that_are_no_exact_whole_number_are_refused(tmp_path: Path) -> None:
+    text = '{"entity_id": 1001, "amount": 1}\n{"entity_id": 1001.5, "amount": 1}\n'
+    jl = write(tmp_path / "ids.jsonl", text + '{"entity_id": 1e20, "amount": 1}\n')
+    with pytest.raises(InputError) as err:
+        load_invoice(jl)
+    said = str(err.value)
+    assert f"{jl}, row 2, column 'entity_id': entity_id 1001.5 is a number" in said
+    assert f"{jl}, row 3, column 'entity_id': entity_id 1e+20 is a number" in said
+    assert "(2^53 - 1)" in said and "row 1" not in said
+
+
+def test_a_header_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
+    bad = write(tmp_path / "dup.csv", "entity_id,amount,amount\nT1,1.00,2.00\n")
+    with pytest.raises(InputError) as err:
+        load_invoice(bad)
+    assert f"{bad}, column 'amount': the header names column 'amount' twice" in str(err.value)

@@ -171,6 +171,10 @@ def test_journal_refuses_a_record_without_its_newline(tmp_path: Path) -> None:
             b'[{"event_id": "a", "entity_id": "T", "ts": "2026-01-01", "type": "x", "value": "1"}]',
             "finite number",
         ),
+        (
+            b'[{"event_id": "a", "entity_id": "T", "ts": "2026-01-01", "type": "x", "value": 1e308}]',
+            "beyond",
+        ),
     ],
 )
 def test_bad_events_name_the_event_and_field(body: bytes, message: str) -> None:

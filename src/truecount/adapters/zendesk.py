@@ -40,6 +40,7 @@ from pydantic import Field, field_validator
 
 from truecount.adapters.base import Adapter, AdapterOptions, FileKind, Sniff
 from truecount.ingest.source import FileFormat
+from truecount.ingest.zones import ZONE_HINT, text_to_utc_sql
 
 #: Zendesk ticket statuses (the incremental export also shows ``deleted``).
 STATUSES: Final[tuple[str, ...]] = ("new", "open", "pending", "hold", "solved", "closed", "deleted")
@@ -139,12 +140,9 @@ class ZendeskOptions(AdapterOptions):
 
 
 def _ts(text: str) -> str:
-    """A Zendesk timestamp (ISO 8601, usually ending in Z) as naive UTC; NULL if unparseable."""
-    return (
-        f"(CASE WHEN regexp_matches({text}, '(Z|[+-][0-9]{{2}}:?[0-9]{{2}})$') "
-        f"THEN timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ)) "
-        f"ELSE TRY_CAST({text} AS TIMESTAMP) END)"
-    )
+    """A Zendesk timestamp (ISO 8601, usually ending in Z) as naive UTC; NULL if unparseable
+    or when a zone word after the time is not exact (:mod:`truecount.ingest.zones`)."""
+    return f"({text_to_utc_sql(text)})"
 
 
 def _in(values: tuple[str, ...]) -> str:
@@ -157,7 +155,7 @@ def _listed(values: tuple[str, ...]) -> str:
 
 
 _STATUS_HINT: Final[str] = f"(Zendesk statuses: {_listed(STATUSES)})"
-_ISO_HINT: Final[str] = "expected ISO 8601 such as 2026-01-15T09:30:00Z"
+_ISO_HINT: Final[str] = f"expected ISO 8601 such as 2026-01-15T09:30:00Z; {ZONE_HINT}"
 _ISO_TEXT: Final[str] = "%Y-%m-%dT%H:%M:%SZ"
 _MAX_SEQ_AUDIT: Final[int] = 9_000_000_000_000_000  # audit id * 1000 must fit a BIGINT
 

@@ -39,7 +39,13 @@ from truecount.billing.repeats import (
 from truecount.container import literal_path, readable
 from truecount.db import one_row as _one
 from truecount.errors import InputError, Location, MappingError, Problem, suggest
-from truecount.ingest.source import encoding_problem, ragged_row_problem
+from truecount.ingest.canonical import SAFE_INTEGER
+from truecount.ingest.source import (
+    duplicate_header_problem,
+    encoding_problem,
+    ragged_row_problem,
+)
+from truecount.ingest.zones import ZONE_HINT, text_to_utc
 from truecount.workspace import configure
 from truecount.yamlsource import load_with_lines
 
@@ -270,9 +276,12 @@ def _read(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyRelation
     try:
         if fmt == "csv":
             rel = con.read_csv(data, header=True, all_varchar=True)
-            ragged = ragged_row_problem(path, list(rel.columns))
-            if ragged is not None:
-                raise InputError(ragged)
+            for problem in (
+                duplicate_header_problem(path, list(rel.columns)),
+                ragged_row_problem(path, list(rel.columns)),
+            ):
+                if problem is not None:
+                    raise InputError(problem)
             return rel
         if fmt == "jsonl":
             return con.read_json(data, format="newline_delimited")
@@ -327,6 +336,63 @@ _NUMERIC_TYPES: Final[tuple[str, ...]] = (
     "DECIMAL", "DOUBLE", "FLOAT", "REAL", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT",
     "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT",
 )  # fmt: skip
+
+
+#: Ids that a JSON or Parquet invoice may hold as numbers, and the types that hold fractions.
+_ID_FIELDS: Final[tuple[str, ...]] = ("entity_id", "line_id")
+_FLOATING_TYPES: Final[tuple[str, ...]] = ("DOUBLE", "FLOAT", "DECIMAL")
+
+
+def _whole_text(col: exp.Expression) -> exp.Expr:
+    """A floating-point or decimal id as the text of its whole number: 1001.0 reads '1001',
+    as the same id does in the events (:mod:`truecount.ingest.plan`)."""
+    whole = exp.Cast(this=col, to=exp.DataType.build("HUGEINT"))
+    return exp.Cast(this=whole, to=exp.DataType.build("VARCHAR"))
+
+
+def _inexact_ids(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    view: str,
+    name: str,
+    source_type: str,
+    row: exp.Expr | None,
+) -> list[Problem]:
+    """The lines whose numeric id is not a whole number, or lies beyond the whole numbers a
+    double (2^53 - 1) or a float (2^24 - 1) holds exactly: one set-based query, examples only."""
+    value = exp.column("v")
+    bad: exp.Expr = exp.NEQ(this=value, expression=exp.func("trunc", value.copy()))
+    bound = {"DOUBLE": (SAFE_INTEGER, 53), "FLOAT": (2**24 - 1, 24)}.get(source_type)
+    if bound is not None:
+        beyond = exp.GT(this=exp.func("abs", value.copy()), expression=exp.Literal.number(bound[0]))
+        bad = exp.or_(bad, beyond, exp.Not(this=exp.func("isfinite", value.copy())))
+    number = (
+        exp.Add(this=row, expression=exp.Literal.number(1))
+        if row is not None
+        else exp.Window(this=exp.RowNumber())
+    )
+    inner = sqlglot.select(exp.alias_(_col(name), "v"), exp.alias_(number, "r")).from_(view)
+    query = (
+        sqlglot.select("r", exp.alias_(_text(value.copy()), "t"))
+        .from_(inner.subquery("n"))
+        .where(bad)
+        .order_by("r")
+        .limit(MAX_EXAMPLES + 1)
+    )
+    found = con.execute(query.sql(dialect="duckdb")).fetchall()
+    limit = f"±{bound[0]} (2^{bound[1]} - 1)" if bound is not None else ""
+    problems = [
+        Problem(
+            f"{name} {text} is a number that is not a whole number"
+            + (f" within {limit}" if limit else ""),
+            Location(file=str(path), row=int(r), column=name),
+            "write ids as text or as integers",
+        )
+        for r, text in found[:MAX_EXAMPLES]
+    ]
+    if len(found) > MAX_EXAMPLES:
+        problems.append(Problem(f"more lines with the same problem in {name}"))
+    return problems
 
 
 def _native(
@@ -427,7 +493,11 @@ def _stage_file(
                 continue
             source_type = types[provided[fld]]
             native = _native(fld, _col(provided[fld]), source_type, mapping)
-            if native is None:
+            if fld in _ID_FIELDS and source_type.startswith(_FLOATING_TYPES):
+                row = exp.column("file_row_number") if in_place else None
+                problems += _inexact_ids(con, path, view, provided[fld], source_type, row)
+                selects.append(exp.alias_(_whole_text(_col(provided[fld])), fld))
+            elif native is None:
                 selects.append(exp.alias_(_text(_col(provided[fld])), fld))
             else:
                 # Already typed (Parquet, JSON): keep the value, skip the text round trip.
@@ -438,6 +508,8 @@ def _stage_file(
         selects.append(exp.alias_(exp.Literal.number(file_index), "file_index"))
         if in_place:
             selects.append(exp.alias_(exp.column("file_row_number"), "file_row"))
+        if problems:
+            raise InputError(problems)
         query = sqlglot.select(*selects).from_(view)
         sql = query.sql(dialect="duckdb")
         if in_place:
@@ -563,8 +635,10 @@ def _typed_columns(provided: set[str], mapping: InvoiceMapping) -> list[exp.Expr
     """``amount_num`` and ``billed_ts``: each text parsed once, for checks and the table alike."""
     cols: list[exp.Expr] = []
     if "amount" in provided:
+        # DuckDB's cast reads '1_5' as 15 (a digit separator): such text is not a plain number
         cols.append(sqlglot.parse_one(
-            "coalesce(amount_native, try_cast(trim(amount) AS DECIMAL(18,6))) AS amount_num",
+            "coalesce(amount_native, CASE WHEN NOT contains(amount, '_') "
+            "THEN try_cast(trim(amount) AS DECIMAL(18,6)) END) AS amount_num",
             dialect="duckdb",
         ))  # fmt: skip
     if "billed_at" in provided:
@@ -608,12 +682,22 @@ def _examples(
 def _ts_sql(mapping: InvoiceMapping) -> exp.Expr:
     """The text ``billed_at`` as naive UTC: a syntax tree, the zone and format as literals."""
     text = exp.Trim(this=exp.column("billed_at"))
-    local: exp.Expr
-    if mapping.billed_at_format:
-        local = exp.func("try_strptime", text.copy(), exp.Literal.string(mapping.billed_at_format))
-    else:
-        local = exp.TryCast(this=text.copy(), to=exp.DataType.build("TIMESTAMP"))
     utc = exp.Literal.string("UTC")
+    zone = exp.Literal.string(mapping.timezone)
+    if not mapping.billed_at_format:
+        # a zone word after the time is read only when exact, never dropped (ingest.zones)
+        return text_to_utc(
+            text,
+            lambda t: exp.func(
+                "timezone",
+                utc.copy(),
+                exp.func(
+                    "timezone", zone.copy(), exp.TryCast(this=t, to=exp.DataType.build("TIMESTAMP"))
+                ),
+            ),
+            offset_end=_OFFSET_RE,
+        )
+    local = exp.func("try_strptime", text.copy(), exp.Literal.string(mapping.billed_at_format))
     with_offset = exp.func("regexp_matches", text.copy(), exp.Literal.string(_OFFSET_RE))
     zoned = exp.TryCast(this=text.copy(), to=exp.DataType.build("TIMESTAMPTZ"))
     return exp.Case(
@@ -693,7 +777,7 @@ def _validate(
                 "billed_at",
                 "billed_at '{value}' is not a timestamp",
                 "use ISO 8601 such as 2026-01-31 or 2026-01-31T17:05:00Z, or set "
-                "billed_at_format in the invoice mapping",
+                f"billed_at_format in the invoice mapping; {ZONE_HINT}",
             )
         )
     # One scan counts the lines and every check; the checks are fixed text written here.

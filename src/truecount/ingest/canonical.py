@@ -26,6 +26,11 @@ CANONICAL_COLUMNS: Final[dict[str, str]] = {
 #: Columns an export must provide (directly or through a mapping); the rest may be null.
 REQUIRED_COLUMNS: Final[tuple[str, ...]] = ("entity_id", "ts", "type")
 
+#: 2^53 - 1: up to this magnitude a double (the type of ``value``) holds every whole number,
+#: beyond it not (2^53 + 1 reads as 2^53). A value beyond it is refused at ingest: it is
+#: already rounded, its sums are rounded, and two of 1e308 sum to inf.
+SAFE_INTEGER: Final[int] = 2**53 - 1
+
 #: The actors the glossary names. Other values are allowed but reported by `check`.
 KNOWN_ACTORS: Final[tuple[str, ...]] = ("ai", "human", "customer", "system")
 

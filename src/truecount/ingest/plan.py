@@ -22,9 +22,10 @@ from typing import Final
 from sqlglot import exp
 
 from truecount.errors import InputError, Location, MappingError, Problem, suggest
-from truecount.ingest.canonical import CANONICAL_COLUMNS, REQUIRED_COLUMNS
+from truecount.ingest.canonical import CANONICAL_COLUMNS, REQUIRED_COLUMNS, SAFE_INTEGER
 from truecount.ingest.mapping import FieldSpec, MappingFile
 from truecount.ingest.source import JSON_COLUMN, ROW_COLUMN, Source, call, column, quoted
+from truecount.ingest.zones import ZONE_HINT, text_to_utc
 
 PROBLEM: Final[str] = "__tc_problem"
 PROBLEM_COLUMN: Final[str] = "__tc_problem_column"
@@ -36,8 +37,11 @@ STATUS: Final[str] = "__tc_status"
 #: Length of the hex event_id derived from "<file name>:<row>" when the export has none.
 HASH_CHARS: Final[int] = 32
 
-#: A trailing UTC offset after a time of day: Z, +02, +0200 or +02:00.
-_OFFSET_PATTERN: Final[str] = r"[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)$"
+#: The bound SAFE_INTEGER (2^53 - 1) for a FLOAT (single precision) id column: 2^24 - 1.
+_SAFE_FLOAT_INTEGER: Final[int] = 2**24 - 1
+#: How DuckDB writes a JSON number it read as a double (1001.0, 1e22, NaN, -Infinity).
+_DOUBLE_SPELLING: Final[str] = r"^-?([0-9]+[.eE]|\.[0-9]|NaN|Infinity)"
+
 
 _NAIVE_TIMESTAMP_TYPES: Final[frozenset[str]] = frozenset(
     {"TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "DATE"}
@@ -261,6 +265,7 @@ class _Builder:
     # -- the canonical columns ----------------------------------------------------------------
 
     def targets(self) -> list[_Target]:
+        self._id_problems: list[_Target] = []
         out = [
             self._event_id(),
             self._text("entity_id", required=True),
@@ -275,7 +280,8 @@ class _Builder:
         ]
         if "status" in self.specs:
             out.append(self._text("status", required=True))
-        return out
+        # computed beside the ids they judge (one read of the value), checked with the ids
+        return out + self._id_problems
 
     def _row_label(self) -> exp.Expr:
         return exp.DPipe(
@@ -293,12 +299,12 @@ class _Builder:
         spec = self.specs.get("event_id")
         if spec is None:
             return _Target("event_id", derived)
-        given = self._input(spec).text()
+        given, checks = self._id(spec, "event_id")
         value = exp.Coalesce(
-            this=call("nullif", call("trim", given), exp.Literal.string("")),
+            this=call("nullif", call("trim", given.text()), exp.Literal.string("")),
             expressions=[derived],
         )
-        return _Target("event_id", value)
+        return _Target("event_id", value, tuple(checks))
 
     def _source_column(self) -> _Target:
         spec = self.specs.get("source")
@@ -318,7 +324,7 @@ class _Builder:
         spec = self.specs.get(name)
         if spec is None:
             return _Target(name, exp.Cast(this=exp.Null(), to=exp.DataType.build("VARCHAR")))
-        given = self._input(spec)
+        given, id_checks = self._id(spec, name) if name == "entity_id" else (self._input(spec), [])
         value, checks = self._mapped(spec, given)
         if required:
             missing = _Input(exp.column(_v(name)), "VARCHAR", given.label).missing()
@@ -327,7 +333,105 @@ class _Builder:
             )
         else:
             value = call("nullif", value, exp.Literal.string(""))
-        return _Target(name, value, tuple(checks))
+        return _Target(name, value, tuple(id_checks + checks))
+
+    def _id(self, spec: FieldSpec, name: str) -> tuple[_Input, list[tuple[str, exp.Expr]]]:
+        """An id as text, and the check on it.
+
+        A number read as a double (a JSON number written with a fraction or an exponent, a
+        FLOAT, DOUBLE or DECIMAL column) is one entity however it is spelled: 1001, 1001.0 and
+        1.001e3 all read '1001', as the vendor readers' numeric ids do. A number with a
+        fraction, or beyond what a double holds exactly, is quarantined, never made an entity.
+        Text is kept as written ("1001.0" in a CSV cell or a JSON string is that text).
+        """
+        given = self._input(spec)
+        text: exp.Expr
+        number: exp.Expr
+        floating: exp.Expr
+        safe: int | None = SAFE_INTEGER
+        if self.source.is_json and "const" not in spec.model_fields_set:
+            # Only text spelled like a double (1001.0, 1e3, NaN) asks the record whether it is
+            # a JSON number or a string; an integer too long for 64 bits keeps its digits as
+            # written (exact), so it stays as it is.
+            text = given.expr
+            number = exp.TryCast(this=text.copy(), to=exp.DataType.build("DOUBLE"))
+            spelled = call("regexp_matches", text.copy(), exp.Literal.string(_DOUBLE_SPELLING))
+            kind = call("json_type", self._input(spec, as_json=True).expr)
+            floating = exp.Case(
+                ifs=[
+                    exp.If(
+                        this=spelled,
+                        true=exp.EQ(this=kind, expression=exp.Literal.string("DOUBLE")),
+                    )
+                ],
+                default=exp.false(),
+            )
+        elif given.type in ("DOUBLE", "FLOAT") or given.type.startswith("DECIMAL"):
+            text, number, floating = given.text(), given.expr, _not_null(given.expr)
+            if given.type == "FLOAT":
+                safe = _SAFE_FLOAT_INTEGER
+            elif given.type != "DOUBLE":
+                safe = None  # a decimal is exact
+        else:
+            return given, []
+        fraction = exp.NEQ(this=number.copy(), expression=call("trunc", number.copy()))
+        reasons = [
+            exp.If(
+                this=fraction,
+                true=_message(
+                    f"{name} ",
+                    text.copy(),
+                    " is a number with a fraction; an id is text or a whole number",
+                ),
+            )
+        ]
+        whole: exp.Expr = exp.Not(this=fraction.copy())
+        if safe is not None:
+            beyond = exp.Not(
+                this=exp.LTE(this=call("abs", number.copy()), expression=exp.Literal.number(safe))
+            )
+            whole = exp.and_(whole, exp.Not(this=beyond.copy()))
+            bits = 53 if safe == SAFE_INTEGER else 24
+            infinite = exp.Not(this=call("isfinite", number.copy()))
+            reasons.insert(
+                0,
+                exp.If(
+                    this=infinite,
+                    true=_message(f"{name} ", text.copy(), " is not a finite number"),
+                ),
+            )
+            reasons.append(
+                exp.If(
+                    this=beyond,
+                    true=_message(
+                        f"{name} ",
+                        text.copy(),
+                        f" is read as a floating-point number beyond ±{safe} "
+                        f"(2^{bits} - 1), where not every whole number is exact: write the id "
+                        "as text or as digits alone",
+                    ),
+                )
+            )
+        integer = exp.Cast(
+            this=exp.Cast(this=number.copy(), to=exp.DataType.build("HUGEINT")),
+            to=exp.DataType.build("VARCHAR"),
+        )
+        value = exp.Case(
+            ifs=[exp.If(this=floating, true=exp.Case(ifs=[exp.If(this=whole, true=integer)]))],
+            default=text.copy(),
+        )
+        problem = exp.Case(
+            ifs=[
+                exp.If(
+                    this=exp.and_(floating.copy(), exp.Not(this=exp.paren(whole.copy()))),
+                    true=exp.Case(ifs=reasons),
+                )
+            ]
+        )
+        self._id_problems.append(_Target(f"{name}_problem", problem))
+        return _Input(value, "VARCHAR", given.label), [
+            (given.label, exp.column(_v(f"{name}_problem")))
+        ]
 
     def _mapped(
         self, spec: FieldSpec, given: _Input
@@ -450,13 +554,9 @@ class _Builder:
                     hint="use a mapping with format: epoch (seconds) or epoch_ms",
                 )
             )
-        text = given.text()
-        with_offset = call("regexp_matches", text, exp.Literal.string(_OFFSET_PATTERN))
-        value = exp.Case(
-            ifs=[exp.If(this=with_offset, true=aware_to_utc(try_cast(text, "TIMESTAMPTZ")))],
-            default=local_to_utc(try_cast(text, "TIMESTAMP")),
-        )
-        return value, "expected ISO 8601, e.g. 2026-01-15T09:30:00Z"
+        # a zone after the time is honoured when exact and refused otherwise (.zones)
+        value = text_to_utc(given.text(), lambda t: local_to_utc(try_cast(t, "TIMESTAMP")))
+        return value, f"expected ISO 8601, e.g. 2026-01-15T09:30:00Z; {ZONE_HINT}"
 
     def _value(self) -> _Target:
         spec = self.specs.get("value")
@@ -466,12 +566,34 @@ class _Builder:
         checks: list[tuple[str, exp.Expr]] = []
         if spec.map is not None or given.is_text:
             text, checks = self._mapped(spec, given)
-            value: exp.Expr = exp.TryCast(this=text, to=exp.DataType.build("DOUBLE"))
+            # DuckDB's cast reads '1_000' as 1000 (a digit separator); a plain number has none
+            separated = call("contains", text.copy(), exp.Literal.string("_"))
+            value: exp.Expr = exp.Case(
+                ifs=[
+                    exp.If(
+                        this=exp.Not(this=separated),
+                        true=exp.TryCast(this=text, to=exp.DataType.build("DOUBLE")),
+                    )
+                ]
+            )
             bad = exp.and_(
                 exp.Not(this=exp.paren(_Input(text, "VARCHAR", given.label).missing())),
                 exp.Is(this=exp.column(_v("value")), expression=exp.Null()),
             )
-            checks.append((given.label, _when(bad, _message("not a number: '", given.text(), "'"))))
+            reason = exp.Case(
+                ifs=[
+                    exp.If(
+                        this=separated.copy(),
+                        true=_message(
+                            "not a plain number: '",
+                            given.text(),
+                            "' (a digit separator '_'; write the digits alone)",
+                        ),
+                    )
+                ],
+                default=_message("not a number: '", given.text(), "'"),
+            )
+            checks.append((given.label, _when(bad, reason)))
         elif given.type.startswith(_NUMERIC_PREFIXES) or given.type == "BOOLEAN":
             value = exp.Cast(this=given.expr, to=exp.DataType.build("DOUBLE"))
         else:
@@ -481,6 +603,26 @@ class _Builder:
         infinite = exp.Not(this=call("isfinite", current.copy()))
         checks.append(
             (given.label, _when(infinite, _message("not a finite number: '", given.text(), "'")))
+        )
+        # Beyond 2^53 - 1 a double no longer holds every whole number: such a value is already
+        # rounded (12345678901234567890 reads ...7168), its sums are rounded, and two of 1e308
+        # sum to inf. Within it, no export's row count can take a sum past the double's range.
+        beyond = exp.GT(
+            this=call("abs", current.copy()), expression=exp.Literal.number(SAFE_INTEGER)
+        )
+        checks.append(
+            (
+                given.label,
+                _when(
+                    beyond,
+                    _message(
+                        "value '",
+                        given.text(),
+                        f"' is beyond ±{SAFE_INTEGER} (2^53 - 1), where a double no longer "
+                        "holds every whole number, so sums of it would be rounded or overflow",
+                    ),
+                ),
+            )
         )
         if spec.min is not None:
             below = exp.LT(this=current, expression=exp.Literal.number(spec.min))

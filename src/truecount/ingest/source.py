@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import enum
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -60,6 +61,8 @@ def encoding_problem(path: Path, exc: BaseException) -> Problem | None:
 
 #: Delimiters DuckDB's sniffer may choose; a header joined by one of them is the file's header.
 _DELIMITERS: Final[tuple[str, ...]] = (",", ";", "\t", "|")
+#: Lines searched for the header (DuckDB's sniffer may skip a few above it).
+_HEADER_SEARCH: Final[int] = 20
 
 
 def ragged_row_problem(path: Path, columns: list[str]) -> Problem | None:
@@ -94,6 +97,48 @@ def ragged_row_problem(path: Path, columns: list[str]) -> Problem | None:
                     )
     except (OSError, csv.Error):
         return None
+    return None
+
+
+#: How DuckDB renames a repeated header name (value, value -> value, value_1).
+_RENAMED: Final[re.Pattern[str]] = re.compile(r"_[0-9]+$")
+
+
+def duplicate_header_problem(path: Path, columns: list[str]) -> Problem | None:
+    """A CSV header that names a column twice, which DuckDB would read as ``value`` and
+    ``value_1``: the file's first ``value`` would be taken silently, where most tools take the
+    last. Only when a column read ends in ``_<digits>`` is the header line read, here, to
+    tell a renamed repeat from a column really called so; a good file costs nothing.
+    """
+    if not any(_RENAMED.search(c) for c in columns):
+        return None
+    source = readable(path)
+    if source.suffix.lower() in (".gz", ".zst"):
+        return None  # still compressed: left to DuckDB's columns
+    try:
+        with source.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+            first = [next(handle, "") for _ in range(_HEADER_SEARCH)]
+    except OSError:
+        return None
+    for number, line in enumerate(first, start=1):
+        for delimiter in _DELIMITERS:
+            names = next(csv.reader([line], delimiter=delimiter), [])
+            if len(names) != len(columns):
+                continue
+            seen: dict[str, int] = {}
+            for position, name in enumerate(names, start=1):
+                key = name.strip().lower()  # DuckDB's names are trimmed and caseless
+                if key in seen:
+                    return Problem(
+                        f"the header names column '{name.strip()}' twice (columns {seen[key]} "
+                        f"and {position}, line {number}: {line.rstrip()[:200]})",
+                        Location(file=str(path), column=name.strip()),
+                        "rename or remove one of them; names that differ only in case are "
+                        "the same name",
+                    )
+                seen[key] = position
+            if len(columns) > 1:
+                return None  # the header, without a repeat
     return None
 
 
@@ -162,11 +207,10 @@ def open_source(con: duckdb.DuckDBPyConnection, path: Path) -> Source:
     query = _reader_query(readable(path, binary_ok=fmt is FileFormat.parquet), fmt)
     try:
         if fmt in (FileFormat.jsonl, FileFormat.json):
-            keys = exp.select(
-                exp.Distinct(expressions=[call("unnest", call("json_keys", column(JSON_COLUMN)))])
-            ).from_(query.subquery("src"))
-            rows = con.execute(keys.sql("duckdb")).fetchall()
+            rows = con.execute(_KEYS_SQL.format(src=query.sql("duckdb"))).fetchall()
             columns = {str(r[0]): "VARCHAR" for r in rows}
+            if any(r[1] is not None for r in rows):
+                raise InputError(_repeated_key(con, path, query))
         else:
             rel = con.sql(query.sql("duckdb"))
             columns = {
@@ -174,9 +218,13 @@ def open_source(con: duckdb.DuckDBPyConnection, path: Path) -> Source:
                 for name, typ in zip(rel.columns, rel.types, strict=True)
                 if name != ROW_COLUMN
             }
-            ragged = ragged_row_problem(path, list(columns)) if fmt is FileFormat.csv else None
-            if ragged is not None:
-                raise InputError(ragged)
+            if fmt is FileFormat.csv:
+                for problem in (
+                    duplicate_header_problem(path, list(columns)),
+                    ragged_row_problem(path, list(columns)),
+                ):
+                    if problem is not None:
+                        raise InputError(problem)
     except duckdb.Error as exc:
         problem = encoding_problem(path, exc)
         if problem is not None:
@@ -189,6 +237,41 @@ def open_source(con: duckdb.DuckDBPyConnection, path: Path) -> Source:
             )
         ) from exc
     return Source(path=path, format=fmt, query=query, columns=columns)
+
+
+#: The top-level keys of a JSON file, each with a key list that names some key twice (NULL
+#: when none does). Fixed text; the reader it reads is a syntax tree (:func:`_reader_query`).
+#: The distinct key lists are few (one per record shape), so the check costs next to nothing
+#: beside the scan that learns the columns.
+_KEYS_SQL: Final[str] = f"""
+SELECT key, max(repeat) FROM (
+    SELECT unnest(k) AS key, CASE WHEN len(k) <> list_unique(k) THEN k END AS repeat
+    FROM (SELECT DISTINCT json_keys({JSON_COLUMN}) AS k FROM ({{src}}))
+) GROUP BY key"""  # noqa: S608
+
+
+def _repeated_key(con: duckdb.DuckDBPyConnection, path: Path, query: exp.Select) -> Problem:
+    """The problem of a record naming a key twice: JSON parsers differ on which one counts
+    (DuckDB takes the first, Python and JavaScript the last), so the file is refused, naming
+    the first such record."""
+    keys = call("json_keys", column(JSON_COLUMN))
+    twice = exp.NEQ(this=call("len", keys), expression=call("list_unique", keys.copy()))
+    found = con.execute(
+        exp.select(column(ROW_COLUMN), keys.copy())
+        .from_(query.subquery("src"))
+        .where(twice)
+        .order_by(column(ROW_COLUMN))
+        .limit(1)
+        .sql("duckdb")
+    ).fetchone()
+    row, names = (int(found[0]), list(found[1])) if found else (None, [])
+    key = next((k for i, k in enumerate(names) if k in names[:i]), "?")
+    return Problem(
+        f"a record names key '{key}' twice",
+        Location(file=str(path), row=row, column=key),
+        "JSON readers disagree on which of the two counts, most take the last and DuckDB the "
+        "first: keep one of them",
+    )
 
 
 def _reader_query(path: Path, fmt: FileFormat) -> exp.Select:

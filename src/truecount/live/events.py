@@ -20,6 +20,8 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final
 
+from truecount.ingest.canonical import SAFE_INTEGER
+
 #: The fields an event may carry, and the longest text accepted for the identifiers.
 FIELDS: Final[frozenset[str]] = frozenset(
     {"event_id", "entity_id", "ts", "type", "actor", "value", "attrs", "seq"}
@@ -93,6 +95,11 @@ def canonical_event(raw: Any, number: int, source: str) -> Event:
         isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
     ):
         raise EventError(f"{where}: 'value' must be a finite number or null")
+    if value is not None and abs(value) > SAFE_INTEGER:
+        raise EventError(
+            f"{where}: 'value' {value!r} is beyond ±{SAFE_INTEGER} (2^53 - 1), where a double "
+            "no longer holds every whole number, so sums of it would be rounded or overflow"
+        )
     out["value"] = None if value is None else float(value)
     attrs = raw.get("attrs")
     if attrs is not None and not isinstance(attrs, dict):

@@ -13,6 +13,7 @@ from truecount.adapters.base import RECORD, RECORDS_TABLE
 from truecount.adapters.salesforce.options import _ID_CHARS, _SUFFIX_CHARS
 from truecount.ingest.plan import PROBLEM
 from truecount.ingest.source import ROW_COLUMN
+from truecount.ingest.zones import ZONE_HINT, text_to_utc_sql
 
 
 def _f(name: str) -> str:
@@ -28,13 +29,10 @@ def _f(name: str) -> str:
 def _ts(x: str) -> str:
     """ISO 8601 text to a naive UTC timestamp; NULL when it does not parse.
 
-    REST writes ``+0000``, Bulk CSV ``Z``; text without an offset is taken as UTC.
+    REST writes ``+0000``, Bulk CSV ``Z``; text without an offset is taken as UTC. A zone
+    word after the time is read only when exact (:mod:`truecount.ingest.zones`).
     """
-    return (
-        f"CASE WHEN regexp_matches({x}, '(Z|[+-][0-9]{{2}}:?[0-9]{{2}})$') "
-        f"THEN timezone('UTC', TRY_CAST({x} AS TIMESTAMPTZ)) "
-        f"ELSE TRY_CAST({x} AS TIMESTAMP) END"
-    )
+    return f"({text_to_utc_sql(x)})"
 
 
 def _id(x: str) -> str:
@@ -181,7 +179,7 @@ def _time_check(
         (
             f"{raw} IS NOT NULL AND {parsed} IS NULL",
             f"'{obj} ' || id || ': unparseable {field} ' || {_q(raw)} "
-            "|| ' (expected ISO 8601, e.g. 2026-01-15T10:30:00.000Z)'",
+            f"|| ' (expected ISO 8601, e.g. 2026-01-15T10:30:00.000Z; {ZONE_HINT})'",
             field,
         )
     )
