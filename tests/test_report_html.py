@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from decimal import ROUND_HALF_UP, Decimal
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from scipy.stats import beta
 from typer.testing import CliRunner
 
 from truecount.cli.app import _load_verbs, app
 from truecount.cli.demo_cmds import package_text
 from truecount.demo.generate import SupportScenario, generate
 from truecount.drift.alarm import cusum_path
+from truecount.errors import InputError
 from truecount.report.charts import to_svg, waterfall_bars
 from truecount.report.html import cusum_by_day
 
@@ -33,6 +36,7 @@ _load_verbs()
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
 ZENDESK = ROOT / "examples" / "zendesk"
+SUPPORT = ROOT / "examples" / "support"
 EVIL = '<script>alert("x")</script>'
 
 
@@ -294,6 +298,47 @@ def test_zendesk_figures_equal_the_json(
     assert (t["amount_billed"], t["amount_due"], t["credit"]) == ("67.50", "27.00", "40.50")
     assert f.figures[("totals", "total", "credit")][1] == "40.50"
     assert "zendesk" in html  # the adapter choices behind the numbers
+
+
+def test_alarm_without_room_is_a_note(tmp_path: Path) -> None:
+    """The bundled support example: most billed tickets are not outcomes, so the rise the alarm
+    watches for (1.25 times the baseline's rate) is above 100%. The report is still written,
+    with reconcile's figures, the exit code of its tolerance result, and a drift section that
+    says why there is no alarm, with the baseline's own counts."""
+    args = [
+        str(ROOT / "examples" / "resolved_ticket.yaml"),
+        "--events",
+        str(SUPPORT / "events.csv"),
+        "--invoice",
+        str(SUPPORT / "invoice.csv"),
+    ]
+    terms = ["--terms", str(SUPPORT / "terms.yaml")]
+    out = tmp_path / "report.html"
+    written = runner.invoke(app, ["report", *args, *terms, "--out", str(out)])
+    recon = json.loads(_cli("reconcile", *args, *terms, "--format", "json").stdout)
+    beyond = any(p["beyond_tolerance"] for p in recon["periods"])
+    assert written.exit_code == (1 if beyond else 0), written.output
+    html = out.read_text(encoding="utf-8")
+    _matches_json(html, recon, {"periods": [], "watched": {"entities": 0}})
+    # the paired counts do not depend on the shift: read them where the alarm can run
+    runs = json.loads(_cli("drift", *args, "--shift", "1.05", "--format", "json").stdout)
+    b, n = runs["baseline"]["vendor_only"], runs["baseline"]["entities"]
+    p0 = float(beta.ppf(0.9, b + 1, n - b))  # the 90% upper limit the alarm freezes
+    assert 1.25 * p0 >= 1.0
+    note = re.search(r"No drift figures for these inputs: ([^<]*)</p>", html)
+    assert note is not None
+    text = unescape(note.group(1))
+    assert text.startswith("the drift alarm cannot run on these data: ")
+    assert f"{b} of the {n} entities" in text and f"({b / n:.1%})" in text
+    assert f"1.25 times {p0:.1%}" in text and f"is {1.25 * p0:.1%}" in text
+    largest = int(1000 / p0) / 1000
+    assert f"a --shift of at most {largest:.3f}" in text
+    assert "<input>" not in text and "p0" not in text
+    # the shift the note offers runs; the next one up does not
+    assert runner.invoke(app, ["drift", *args, "--shift", f"{largest:.3f}"]).exit_code in (0, 1)
+    refused = runner.invoke(app, ["drift", *args, "--shift", f"{largest + 0.001:.3f}"])
+    assert isinstance(refused.exception, InputError)
+    assert "cannot run on these data" in refused.exception.first_line
 
 
 def test_user_text_is_escaped(demo_report: tuple[str, dict[str, Any], dict[str, Any]]) -> None:

@@ -445,3 +445,137 @@ def test_empty_workspace_and_invoices_add(tmp_path: Path, demo: DemoFiles) -> No
     assert (ws.root / "invoices" / "invoice.csv").is_file()
     assert (ws.root / "invoices" / "invoice.terms.yaml").is_file()
     assert [i.name for i in Dashboard(ws).invoices()] == ["invoice"]
+
+
+# ------------------------------------------------------------------ the bundled support example
+SUPPORT = Path(__file__).resolve().parents[1] / "examples" / "support"
+SUPPORT_DEF = SUPPORT.parent / "resolved_ticket.yaml"
+LETTER_TERMS = """truecount_terms: 1
+currency: USD
+unit_price: 0.99
+tolerance: 2%
+letter:
+  buyer: Acme Support Ltd
+  vendor: Botco Inc.
+  invoice_number: INV-0042
+  invoice_date: 2026-04-02
+  contract: MSA-17, order form 3
+"""
+
+
+@pytest.fixture(scope="module")
+def support(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """examples/support in a workspace, its invoice kept as 'q1' under terms with a letter:
+    section. Most of its billed tickets are not outcomes."""
+    folder = tmp_path_factory.mktemp("support")
+    ws = Workspace.init(folder / "ws")
+    ingest_files(ws, [SUPPORT / "events.csv"])
+    add_version(ws, SUPPORT_DEF, "2026-01-01")
+    terms = folder / "terms.yaml"
+    terms.write_text(LETTER_TERMS, encoding="utf-8")
+    add_invoice(ws.root, SUPPORT / "invoice.csv", terms, name="q1")
+    return ws
+
+
+def _support_meter(board: Dashboard, invoice: str = "q1") -> str:
+    key = next(k for k in board.meters() if k.invoice == invoice)
+    return key.path
+
+
+def test_alarm_without_room_is_a_note_on_the_dashboard(support: Workspace) -> None:
+    """1.25 times the baseline's vendor-only rate is above 100%: the meter and drift pages say
+    why the alarm cannot run, in words, and the report still downloads with that note."""
+    runs = cli_json(
+        "drift", str(SUPPORT_DEF), "--invoice", str(SUPPORT / "invoice.csv"),
+        "-w", str(support.root), "--shift", "1.05",
+    )  # fmt: skip
+    b, n = runs["baseline"]["vendor_only"], runs["baseline"]["entities"]
+    assert 1.25 * runs["baseline"]["rate"] >= 1.0
+    said = f"the drift alarm cannot run on these data: in the baseline {runs['baseline']['from']}"
+    board = Dashboard(support)
+    client = TestClient(create_app(board))
+    path = _support_meter(board)
+    for url in (path, f"{path}/drift"):
+        r = client.get(url)
+        assert r.status_code == 200, (url, r.text[:500])
+        assert said in r.text and f"{b} of the {n} entities" in r.text
+        assert "&lt;input&gt;" not in r.text and "p0" not in r.text
+    r = client.get(f"{path}/download/report.html")
+    assert r.status_code == 200, r.text[:500]
+    assert f"No drift figures for these inputs: {said}" in r.text
+
+
+def test_serve_starts_when_one_invoices_terms_do_not_parse(
+    support: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kept invoice whose terms do not parse: serve starts, that invoice's pages carry the
+    cause, the other invoice's figures are reconcile's, the replay page shows why it has no
+    amounts."""
+    import uvicorn
+
+    root = tmp_path / "ws"
+    shutil.copytree(support.root, root)
+    kept = root / "invoices"
+    shutil.copyfile(SUPPORT / "invoice.csv", kept / "a-bad.csv")  # sorts first
+    (kept / "a-bad.terms.yaml").write_text(
+        "truecount_terms: 1\ncurrency: USD\nunit_price: abc\n", encoding="utf-8"
+    )
+    started: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda asgi, **kw: started.append(asgi))
+    _load_verbs()
+    res = CliRunner().invoke(app, ["serve", "-w", str(root)])
+    assert res.exit_code == 0, res.output
+    assert len(started) == 1
+    client = TestClient(started[0])
+    overview = client.get("/")
+    assert overview.status_code == 200
+    cause = "key &#39;unit_price&#39;: an amount must be a number, not &#39;abc&#39;"
+    assert cause in overview.text
+    bad = client.get("/d/resolved_ticket/3/a-bad")
+    assert bad.status_code == 200 and cause in bad.text
+    good = client.get("/d/resolved_ticket/3/q1")
+    assert good.status_code == 200 and cause not in good.text
+    recon = cli_json(
+        "reconcile", str(SUPPORT_DEF), "--invoice", str(kept / "q1.csv"),
+        "--terms", str(kept / "q1.terms.yaml"), "-w", str(root),
+    )  # fmt: skip
+    shown = figures(good.text).figures
+    for name in ("vendor_billed", "buyer_counted", "amount_billed", "amount_due", "credit"):
+        assert shown[f"totals.{name}"][0] == as_value(recon["totals"][name]), name
+    versions = client.get("/versions")
+    assert versions.status_code == 200
+    assert "No amounts: the terms of invoice a-bad cannot be read" in versions.text
+    assert cause in versions.text
+
+
+def test_dispute_zip_letter_is_the_clis(support: Workspace, tmp_path: Path) -> None:
+    """The dashboard's dispute pack is ``reconcile --out``'s for the same inputs, file for
+    file, and its letter carries the terms' letter: section."""
+    kept = support.root / "invoices"
+    _load_verbs()
+    res = CliRunner().invoke(
+        app,
+        [
+            "reconcile", str(SUPPORT_DEF), "--invoice", str(kept / "q1.csv"),
+            "--terms", str(kept / "q1.terms.yaml"), "-w", str(support.root),
+            "--out", str(tmp_path / "cli"),
+        ],
+    )  # fmt: skip
+    assert res.exit_code in (0, 1), res.output
+    board = Dashboard(support)
+    r = TestClient(create_app(board)).get(f"{_support_meter(board)}/download/dispute.zip")
+    assert r.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        web = {Path(name).name: zf.read(name) for name in zf.namelist()}
+    cli = {p.name: p.read_bytes() for p in (tmp_path / "cli").iterdir()}
+    assert sorted(web) == sorted(cli)
+    for name, body in cli.items():
+        assert web[name] == body, name
+    letter = web["letter.md"].decode("utf-8")
+    for line in (
+        "To: Botco Inc.",
+        "From: Acme Support Ltd",
+        "Invoice: INV-0042 of 2026-04-02",
+        "Contract: MSA-17, order form 3",
+    ):
+        assert line in letter, line

@@ -70,6 +70,18 @@ class TruecountError(Exception):
         line = str(self.problems[0]) if self.problems else "unknown error"
         return line + (f" (and {extra} more)" if extra > 0 else "")
 
+    @property
+    def reader_line(self) -> str:
+        """The first problem as one line for the reader of a page or a report: without its
+        location when that names no file, as an option's key (``<input>, key 'shift'``) means
+        nothing there; otherwise as :attr:`first_line`."""
+        if not self.problems or self.problems[0].location.file is not None:
+            return self.first_line
+        first = self.problems[0]
+        extra = len(self.problems) - 1
+        line = first.message + (f" ({first.hint})" if first.hint else "")
+        return line + (f" (and {extra} more)" if extra > 0 else "")
+
 
 class DefinitionError(TruecountError):
     """An outcome definition (YAML) is malformed or inconsistent."""

@@ -118,17 +118,26 @@ def serve_cmd(
         if key.invoice:
             shown_key += f", invoice {key.invoice}"
         started = time.perf_counter()
-        board.meter(key)
+        prepared = board.meter(key)
+        # an invoice whose inputs cannot be read is shown with the cause on its own pages;
+        # the others, and the server, are not held up by it
+        cause = f"; its pages show: {prepared.problem}" if prepared and prepared.problem else ""
         err.print(
-            f"prepared {i}/{len(keys)}: {shown_key} ({time.perf_counter() - started:.1f} s)",
+            f"prepared {i}/{len(keys)}: {shown_key} ({time.perf_counter() - started:.1f} s){cause}",
             markup=False,
         )
     if board.versions():
         started = time.perf_counter()
         board.replay()
+        priced = board.replay_terms()
+        unpriced = (
+            f"; without amounts, as the terms of invoice {priced.invoice} cannot be read"
+            if priced.problem
+            else ""
+        )
         err.print(
             f"prepared the replay of {len(board.versions())} stored version(s)"
-            f" ({time.perf_counter() - started:.1f} s)",
+            f" ({time.perf_counter() - started:.1f} s){unpriced}",
             markup=False,
         )
     shown = f"[{host}]" if ":" in host else host

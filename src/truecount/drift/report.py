@@ -631,7 +631,9 @@ def _baseline(
     """
     keys = periods.keys
     if contract_rate is not None:
-        return Baseline(source="contract", rate=float(contract_rate))
+        contract = Baseline(source="contract", rate=float(contract_rate))
+        _check_room(contract, settings)
+        return contract
     if span is None:
         if len(keys) < 2:
             raise InputError(
@@ -669,4 +671,61 @@ def _baseline(
             )
         )
     rate = float(baseline_rate(b, n, settings))
-    return Baseline(source=source, rate=rate, first=first, last=last, entities=n, vendor_only=b)
+    base = Baseline(source=source, rate=rate, first=first, last=last, entities=n, vendor_only=b)
+    _check_room(base, settings)
+    return base
+
+
+def _check_room(base: Baseline, settings: AlarmSettings) -> None:
+    """Refuse, in a reader's words, a baseline the alarm cannot watch from.
+
+    The alarm looks for a rise of the vendor-only rate to ``shift`` times the reference rate
+    (:func:`truecount.drift.alarm.llr_weights`). When most billed entities are already not
+    outcomes, that rise is 100% or more and no stream can show it; a reference of 0 (no
+    vendor-only entity, with ``baseline_bound="estimate"``) has no rate to rise from. Both
+    are facts about the data, not bad settings, so they are an :class:`InputError` that the
+    report and the dashboard show as a note instead of the alarm.
+    """
+    shift, p0 = settings.shift, base.rate
+    cannot = "the drift alarm cannot run on these data"
+    if p0 <= 0.0:
+        raise InputError(
+            Problem(
+                f"{cannot}: in the {base.label}, none of the {base.entities:,} entities both "
+                "sides judged was billed but not an outcome, so the alarm has no rate to rise from",
+                Location(key="baseline"),
+                "take the baseline's upper limit (baseline_bound 'upper') or give the "
+                "contractual vendor-only rate with --baseline-rate",
+            )
+        )
+    p1 = shift * p0
+    if p1 < 1.0:
+        return
+    if base.source == "contract":
+        why = (
+            f"the rise the alarm watches for, {shift:g} times the contractual vendor-only rate "
+            f"{p0:.1%}, is {p1:.1%}"
+        )
+    else:
+        bound = (
+            f"the {settings.confidence:.0%} upper limit of that share"
+            if settings.baseline_bound == "upper"
+            else "that share"
+        )
+        why = (
+            f"in the {base.label}, {base.vendor_only:,} of the {base.entities:,} entities both "
+            f"sides judged were billed but not an outcome ({base.vendor_only / base.entities:.1%}),"
+            f" and the rise the alarm watches for, {shift:g} times {p0:.1%} ({bound}), is {p1:.1%}"
+        )
+    # the largest shift, to three decimals, that keeps the watched-for rate below 100%
+    largest = math.floor(1000.0 / p0 - 1e-9) / 1000.0
+    hints = [f"a --shift of at most {largest:.3f}"] if largest > 1.0 else []
+    if base.source != "contract":
+        hints.append("the contractual vendor-only rate with --baseline-rate")
+    raise InputError(
+        Problem(
+            f"{cannot}: {why}, not a share below 100%",
+            Location(key="shift"),
+            f"give {', or '.join(hints)}" if hints else None,
+        )
+    )

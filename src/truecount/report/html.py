@@ -107,7 +107,8 @@ class ReportData:
     disputed: tuple[DisputedRow, ...]
     disputed_total: int
     drift: DriftReport | None = None
-    #: Why there is no drift section (drift refused these inputs), in the library's words.
+    #: Why there is no drift section (drift refused these inputs), in the library's words
+    #: without an option's key (:attr:`~truecount.errors.TruecountError.reader_line`).
     drift_error: str | None = None
     #: The CUSUM statistic's highest value on each day watched, in day order.
     cusum_days: tuple[tuple[str, float], ...] = ()
@@ -318,7 +319,7 @@ def gather(
             )
             cusum = _cusum_days(drift)
         except InputError as exc:
-            drift_error = exc.first_line
+            drift_error = exc.reader_line
         disputed, disputed_total = _disputed(con, recon, max(o.max_rows, 0))
         sql = result.sql
     finally:

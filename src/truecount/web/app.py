@@ -314,7 +314,13 @@ class Views:
 
     async def versions(self, request: Request) -> Response:
         board: Dashboard = request.app.state.board
-        return self.page(request, "versions.html", versions=board.versions(), rp=board.replay())
+        return self.page(
+            request,
+            "versions.html",
+            versions=board.versions(),
+            rp=board.replay(),
+            priced=board.replay_terms(),
+        )
 
     async def watch(self, request: Request) -> Response:
         board: Dashboard = request.app.state.board

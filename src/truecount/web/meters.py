@@ -91,6 +91,16 @@ class MeterResult:
     cell_search: Mapping[str, pa.Array] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ReplayTerms:
+    """The terms the replay table is priced under, from the invoice ``invoice``; ``problem``
+    is why there are none when that invoice's terms file does not parse."""
+
+    invoice: str | None = None
+    terms: Terms | None = None
+    problem: str | None = None
+
+
 def by_cell(entities: pa.Table) -> tuple[pa.Table, dict[str, pa.Table]]:
     """Entities sorted by cell and id, and a zero-copy slice per cell: a cell's page then
     starts from its own rows instead of filtering every entity on every request."""
@@ -245,19 +255,44 @@ class Dashboard:
 
         return self.cached(("watch", dt.date.today()), read)
 
+    def replay_terms(self) -> ReplayTerms:
+        """The terms the replay prices its counts under: the first invoice's that has terms.
+
+        Terms that do not parse leave the replay without amounts and say why, so one broken
+        terms file costs the replay its money column, not the page (nor ``serve`` its start).
+        """
+        first = self._priced_invoice()
+        if first is None or first.terms is None:
+            return ReplayTerms()
+        path = first.terms
+
+        def read() -> ReplayTerms:
+            try:
+                return ReplayTerms(first.name, load_terms(path))
+            except TruecountError as exc:
+                return ReplayTerms(first.name, problem=exc.first_line)
+
+        return self.cached(("replay-terms", first.name, _stamp(path)), read)
+
+    def _priced_invoice(self) -> InvoiceSource | None:
+        return next((i for i in self.invoices() if i.terms is not None), None)
+
     def replay(self) -> Replay | None:
-        """Every stored version over the store, under the first invoice's terms when known."""
+        """Every stored version over the store, under the first invoice's terms when known and
+        readable (:meth:`replay_terms`)."""
         stored = self.versions()
         if not stored:
             return None
-        terms_path = next((i.terms for i in self.invoices() if i.terms is not None), None)
+        invoice = self._priced_invoice()
+        # the stamp before the terms are read: a file changed in between is read again next time
+        stamp = _stamp(invoice.terms) if invoice is not None and invoice.terms is not None else ()
+        priced = self.replay_terms()
 
         def run() -> Replay:
-            terms = load_terms(terms_path) if terms_path is not None else None
             versions = [ReplayVersion(v.definition(), v.effective, "workspace") for v in stored]
-            return replay(versions, self.workspace, as_of=self.as_of, terms=terms)
+            return replay(versions, self.workspace, as_of=self.as_of, terms=priced.terms)
 
-        return self.cached(("replay", str(terms_path), self.as_of), run)
+        return self.cached(("replay", stamp, self.as_of), run)
 
     # ------------------------------------------------------------------ downloads
     def recount(self, result: MeterResult) -> CountResult:
@@ -270,17 +305,21 @@ class Dashboard:
 
         if result.invoice is None:
             raise ValueError("a dispute pack needs an invoice")
+        terms = _terms(result.invoice)
         counted = self.recount(result)
         try:
             con = counted.con
-            recon = _reconcile(con, result.definition, result.invoice, counted)
+            recon = _reconcile(con, result.definition, result.invoice, counted, terms)
             with tempfile.TemporaryDirectory(prefix="truecount-pack-") as tmp:
+                # the terms and their letter: section, as ``reconcile --out`` passes them
                 pack = write_dispute_pack(
                     Path(tmp) / "dispute",
                     recon,
                     con,
                     definition_text=result.version.yaml_text,
                     invoice_files=[str(p) for p in result.invoice.files],
+                    terms=terms,
+                    details=terms.letter if terms is not None else None,
                 )
                 buffer = io.BytesIO()
                 with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -327,10 +366,26 @@ class Dashboard:
             counted.close()
 
 
+def _stamp(path: Path) -> tuple[str, int, int]:
+    """A file's path, size and modification time (-1, -1 when it cannot be read)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return (str(path), -1, -1)
+    return (str(path), st.st_size, st.st_mtime_ns)
+
+
+def _terms(invoice: InvoiceSource) -> Terms | None:
+    return load_terms(invoice.terms) if invoice.terms is not None else None
+
+
 def _reconcile(
-    con: Any, definition: Definition, invoice: InvoiceSource, counted: CountResult
+    con: Any,
+    definition: Definition,
+    invoice: InvoiceSource,
+    counted: CountResult,
+    terms: Terms | None,
 ) -> Reconciliation:
-    terms = load_terms(invoice.terms) if invoice.terms is not None else None
     mapping = load_invoice_mapping(invoice.mapping) if invoice.mapping is not None else None
     load_invoice_into(con, list(invoice.files), mapping, table=INVOICE_TABLE)
     recon = reconcile_in(
@@ -371,8 +426,8 @@ def compute_meter(
         if invoice is None:
             return base
         try:
-            terms = load_terms(invoice.terms) if invoice.terms is not None else None
-            recon = _reconcile(counted.con, d, invoice, counted)
+            terms = _terms(invoice)
+            recon = _reconcile(counted.con, d, invoice, counted, terms)
         except TruecountError as exc:
             return replace(base, problem=exc.first_line)
         drift: DriftReport | None = None
@@ -390,7 +445,7 @@ def compute_meter(
                 reconciled=recon,
             )
         except TruecountError as exc:
-            drift_problem = exc.first_line
+            drift_problem = exc.reader_line
         entities, cells = by_cell(recon.entities) if recon.entities is not None else (None, {})
         reasons = {
             cell: tuple(sorted(str(r) for r in rows["reason"].drop_null().unique().to_pylist()))
