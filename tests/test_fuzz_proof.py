@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import math
 from typing import Any
 
 import pytest
@@ -190,6 +191,18 @@ def test_a_damaged_proof_never_verifies(
         return
     assert not v.ok, f"{edits} verified"
     assert all(c.detail for c in v.failed), "every failed check says why"
+
+
+@pytest.mark.parametrize("junk", [math.inf, -math.inf, math.nan, 1e300])
+def test_a_leaf_index_that_is_no_whole_number_fails_without_a_crash(
+    genuine: tuple[dict[str, Any], Ed25519PublicKey], junk: float
+) -> None:
+    proof, key = genuine
+    for name in proof["trees"]:
+        forged = copy.deepcopy(proof)
+        forged["trees"][name]["leaves"][0]["index"] = junk  # int(inf) raises OverflowError
+        v = verify_proof(forged, key)
+        assert not v.ok and all(c.detail for c in v.failed)
 
 
 @fuzz(40)

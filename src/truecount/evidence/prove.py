@@ -435,7 +435,7 @@ def _verify_tree(
         size = int(claim["tree_size"])
         columns = list(tree["columns"])
         leaves = list(tree["leaves"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):  # int(inf) overflows
         v.add(name, False, "the proof or the statement lacks this tree")
         return 0
     key_col = "entity_id"
@@ -465,7 +465,7 @@ def _verify_tree(
                 values = leaf["fields"] if events else leaf["cells"]
                 _check_cells(values, len(columns))
                 data = event_leaf_data(values) if events else row_leaf_data(values)
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             problems.append("a leaf is malformed")
             continue
         if index in sides:
@@ -690,7 +690,7 @@ def _verify_blocks(
             path = [bytes.fromhex(h) for h in leaf["audit_path"]]
             reader = _event_block if events else _csv_block
             ids, data = reader(leaf["events" if events else "text"], width, at)
-        except (KeyError, TypeError, ValueError, csv.Error):
+        except (KeyError, TypeError, ValueError, OverflowError, csv.Error):
             problems.append("a leaf is malformed")
             continue
         if index in units:
