@@ -463,3 +463,46 @@ def test_a_json_record_naming_a_key_twice_is_refused(tmp_path: Path) -> None:
     assert (problem.location.row, problem.location.column) == (3, "entity_id")
     assert "names key 'entity_id' twice" in problem.message
     assert con.execute("SELECT count(*) FROM events").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_an_overlapping_export_without_ids_is_said(tmp_path: Path, suffix: str) -> None:
+    """Derived ids are new for every row of a new file name, so an overlapping id-less export
+    stores its overlap again; the report counts those events (pandas finds them here)."""
+    cols = ["entity_id", "ts", "type", "actor", "value"]
+    march = pd.DataFrame(
+        [
+            ("P-1", "2026-03-04 10:00:00", "contacted", "ai", None),
+            ("P-1", "2026-03-05 10:00:00", "payment", None, 100.0),
+            ("P-2", "2026-03-06 10:00:00", "payment", None, 20.0),
+        ],
+        columns=cols,
+    )
+    april = pd.DataFrame(
+        [
+            ("P-1", "2026-03-05 10:00:00", "payment", None, 100.0),  # overlap
+            ("P-2", "2026-03-06 10:00:00", "payment", None, 21.0),  # another value
+            ("P-1", "2026-04-01 10:00:00", "payment", None, 50.0),
+        ],
+        columns=cols,
+    )
+    first, second = tmp_path / f"march{suffix}", tmp_path / f"march_april{suffix}"
+    _write(march, first)
+    _write(april, second)
+    want = len(april.merge(march, on=cols, how="inner"))
+    assert want == 1
+    con = duckdb.connect()
+    assert load_events_into(con, [first]).overlap == 0
+    report = load_events_into(con, [second])
+    assert (report.loaded, report.duplicate, report.overlap) == (3, 0, want)
+    assert report.to_dict()["totals"]["overlap"] == want
+    # with the export's own ids the same overlap is a duplicate, not said as an overlap
+    con = duckdb.connect()
+    ids = []
+    for frame, path in ((march, first), (april, second)):
+        keyed = frame.assign(event_id=frame["entity_id"] + "@" + frame["ts"])
+        ids.append(set(keyed["event_id"]))
+        _write(keyed, path)
+        report = load_events_into(con, [path])
+    again = len(ids[0] & ids[1])
+    assert (report.loaded, report.duplicate, report.overlap) == (3 - again, again, 0)

@@ -374,3 +374,24 @@ def test_epoch_in_the_other_unit_is_quarantined_not_1970(
         "SELECT row_number, column_name, reason FROM quarantine"
     ).fetchall()
     assert (row, column) == (2, "at") and hint in reason
+
+
+@pytest.mark.parametrize(("unit", "good"), [("epoch", 1767225600), ("epoch_ms", 1767225600000)])
+def test_an_epoch_with_digit_separators_is_quarantined(
+    tmp_path: Path, unit: str, good: int
+) -> None:
+    separated = f"{good:_}"  # DuckDB's cast would read it as the number
+    data = _write(tmp_path, "e.csv", f"id,t,at\n1,T1,{good}\n2,T2,{separated}\n")
+    mapping = _write(
+        tmp_path,
+        "m.yaml",
+        f"truecount_mapping: 1\ncolumns:\n  event_id: id\n  entity_id: t\n"
+        f"  ts: {{column: at, format: {unit}}}\n  type: {{const: created}}\n",
+    )
+    con = duckdb.connect()
+    report = load_events_into(con, [data], mapping=mapping)
+    assert (report.loaded, report.quarantined) == (1, 1)
+    ((row, column, reason),) = con.execute(
+        "SELECT row_number, column_name, reason FROM quarantine"
+    ).fetchall()
+    assert (row, column) == (2, "at") and separated in reason

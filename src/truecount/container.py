@@ -102,6 +102,19 @@ def inspect(path: Path, *, binary_ok: bool = False) -> Container:
                 raise _refuse(path, f"the file is {label} text", label.replace(" ", ""))
             return Container(compression, label, codec)
     zeros = _nul_pattern(head)
+    if zeros == _BINARY:
+        at = head.index(b"\x00")
+        line = 1 + head[:at].count(b"\n")
+        raise InputError(
+            Problem(
+                f"cannot read: a NUL byte at line {line} (offset {at}); text files hold none, "
+                "so this is binary data or a damaged file",
+                Location(file=str(path), line=line),
+                hint="export it again as CSV, JSON Lines or Parquet; a spreadsheet (.xlsx) "
+                "must be saved as CSV (UTF-8) first; if one cell holds the byte, remove it "
+                "(for example `tr -d '\\000' < in > out`)",
+            )
+        )
     if zeros is not None:
         raise _refuse(
             path,
@@ -184,6 +197,10 @@ def _gunzip_head(path: Path, head: bytes) -> bytes:
         ) from exc
 
 
+#: What :func:`_nul_pattern` calls NUL bytes in no UTF-16 pattern.
+_BINARY: Final[str] = "binary"
+
+
 def _nul_pattern(head: bytes) -> str | None:
     """UTF-16 without a BOM shows as NUL bytes on every other position in mostly-ASCII text."""
     sample = head[:4096]
@@ -196,7 +213,7 @@ def _nul_pattern(head: bytes) -> str | None:
         return "UTF-16 LE"
     if even > 0.3 * half and odd < 0.05 * half:
         return "UTF-16 BE"
-    return "binary (not text)"
+    return _BINARY
 
 
 def _check_utf8_head(path: Path, head: bytes) -> None:

@@ -175,6 +175,17 @@ def ingest(
             f"{report.quarantined:,} row(s) quarantined; see 'truecount quarantine'",
             highlight=False,
         )
+    for f in report.files:
+        if f.overlap:
+            err.print(
+                f"{f.file}: {f.overlap:,} event(s) equal an event stored from another file in "
+                "every field but the id, and were stored again: an export without event ids "
+                "that overlaps an earlier one doubles its overlap. The workspace now holds "
+                "both copies; give such exports an event_id column (or map one), or cut each "
+                "export to the span not yet loaded, and ingest into a fresh workspace",
+                highlight=False,
+                markup=False,
+            )
     if report.unknown_actor:
         err.print(
             f"{report.unknown_actor:,} event(s) stored with no actor (column 'no actor'): "

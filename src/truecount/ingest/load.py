@@ -48,7 +48,14 @@ from truecount.ingest.canonical import (
 )
 from truecount.ingest.history import SUB_COLUMN, history_events
 from truecount.ingest.mapping import MappingFile, load_mapping
-from truecount.ingest.plan import PROBLEM, PROBLEM_COLUMN, RAW, StagePlan, build_stage
+from truecount.ingest.plan import (
+    HASH_CHARS,
+    PROBLEM,
+    PROBLEM_COLUMN,
+    RAW,
+    StagePlan,
+    build_stage,
+)
 from truecount.ingest.report import FileReport, IngestReport
 from truecount.ingest.source import (
     ROW_COLUMN,
@@ -199,6 +206,9 @@ class _Staging:
 
     build: Callable[[duckdb.DuckDBPyConnection], None] | None  # None: empty file
     derived_ids: bool = False
+    #: The name a derived id hashes with the row (one event per row), to find this file's
+    #: events again after the insert (:func:`_overlap`); None when ids are the export's own.
+    id_name: str | None = None
     #: Events derived from a status column by :func:`history_events` (mappings only).
     closed_statuses: Sequence[str] | None = None
     has_status: bool = False
@@ -227,6 +237,7 @@ def _mapped_stage(
     return _Staging(
         build=build,
         derived_ids=plan.derived_ids,
+        id_name=None if plan.has_status else plan.id_name,
         closed_statuses=closed,
         has_status=plan.has_status,
         direct=query if rereadable and not plan.has_status else None,
@@ -325,6 +336,11 @@ def _load_one(
             )
             con.execute(f"DROP TABLE IF EXISTS {_STAGE}")
         duplicate = rows_read - quarantined - loaded
+        overlap = (
+            _overlap(con, table, staging.id_name, rows_read)
+            if staging.id_name is not None and loaded
+            else 0
+        )
         con.execute(
             f"INSERT INTO {INGEST_LOG_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
             [
@@ -370,7 +386,38 @@ def _load_one(
         events_loaded=events_loaded,
         seconds=time.perf_counter() - started,
         unknown_actor=unknown_actor,
+        overlap=overlap,
     )
+
+
+def _overlap(con: duckdb.DuckDBPyConnection, table: str, id_name: str, rows: int) -> int:
+    """How many events just stored from a file without ids equal, in every field the count
+    reads, an event stored from another file.
+
+    A derived id is new for every row of a new file name, so an export that overlaps an
+    earlier one (December to February after December to January) stores the overlap again.
+    Ingest cannot know which copy is meant, so it says how many there are instead of letting
+    them double in silence. This file's events are found again by their derived ids (the
+    first ``HASH_CHARS`` of ``sha256("<name>:<row>")``, recomputed for rows 1 to ``rows``);
+    the store is probed only for those entities.
+    """
+    sql = f"""
+        WITH ids AS (
+            SELECT substr(sha256($name || ':' || CAST(i AS VARCHAR)), 1, {HASH_CHARS}) AS event_id
+            FROM range(1, $rows + 1) AS r(i)
+        ), mine AS (
+            SELECT * FROM {quoted(table).sql("duckdb")} WHERE event_id IN (SELECT event_id FROM ids)
+        )
+        SELECT count(*) FROM mine AS m WHERE EXISTS (
+            SELECT 1 FROM {quoted(table).sql("duckdb")} AS o
+            WHERE o.entity_id = m.entity_id AND o.ts = m.ts AND o.type = m.type
+              AND o.actor IS NOT DISTINCT FROM m.actor AND o.value IS NOT DISTINCT FROM m.value
+              AND CAST(o.attrs AS VARCHAR) IS NOT DISTINCT FROM CAST(m.attrs AS VARCHAR)
+              AND o.seq IS NOT DISTINCT FROM m.seq
+              AND o.event_id NOT IN (SELECT event_id FROM ids)
+        )
+    """  # noqa: S608 - the table name is quoted, the values are parameters
+    return _as_int(_scalar(con, sql, {"name": id_name, "rows": rows}))
 
 
 #: Event times outside this span are not a fact about the entity but a reading error (a

@@ -107,6 +107,8 @@ class StagePlan:
     has_status: bool
     #: True when every event_id is derived from file name and row, hence unique in the file.
     derived_ids: bool = False
+    #: The name the derived ids hash (``sha256("<name>:<row>")``), when they are derived.
+    id_name: str | None = None
 
 
 def build_stage(source: Source, mapping: MappingFile | None) -> StagePlan:
@@ -151,7 +153,12 @@ def build_stage(source: Source, mapping: MappingFile | None) -> StagePlan:
         outer = outer.select(exp.column(_v("status")).as_(STATUS))
     outer = outer.from_(middle.subquery("c"))
     derived = "event_id" not in builder.specs
-    return StagePlan(query=outer, has_status=has_status, derived_ids=derived)
+    return StagePlan(
+        query=outer,
+        has_status=has_status,
+        derived_ids=derived,
+        id_name=source.name if derived else None,
+    )
 
 
 def _not_null(e: exp.Expr) -> exp.Expr:
@@ -506,9 +513,16 @@ class _Builder:
         # read as milliseconds land in January 1970, milliseconds read as seconds tens of
         # thousands of years ahead. 10^11 splits the two for any date from 1973 to 5138.
         split = exp.Literal.number(EPOCH_UNIT_SPLIT)
+
+        def plain(to: str) -> exp.Expr:
+            # DuckDB's cast reads '1_700_000_000' as a number (a digit separator): not here
+            text = given.text()
+            separated = call("contains", text.copy(), exp.Literal.string("_"))
+            return exp.Case(ifs=[exp.If(this=exp.Not(this=separated), true=try_cast(text, to))])
+
         if formats == ["epoch"]:
             seconds = exp.Cast(
-                this=given.expr if numeric else try_cast(given.text(), "DOUBLE"),
+                this=given.expr if numeric else plain("DOUBLE"),
                 to=exp.DataType.build("DOUBLE"),
             )
             fits: exp.Expr = exp.LT(this=call("abs", seconds), expression=split)
@@ -520,7 +534,7 @@ class _Builder:
             )
         if formats == ["epoch_ms"]:
             millis = exp.Cast(
-                this=given.expr if numeric else try_cast(given.text(), "BIGINT"),
+                this=given.expr if numeric else plain("BIGINT"),
                 to=exp.DataType.build("BIGINT"),
             )
             fits = exp.GTE(this=call("abs", millis), expression=split)

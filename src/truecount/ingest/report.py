@@ -29,6 +29,9 @@ class FileReport:
     unknown_actor: int = 0
     #: The file this one was skipped as: same bytes already loaded under that name.
     same_as: str | None = None
+    #: Events stored from a file without ids that equal an event stored from another file
+    #: in every field but the id: an overlapping export, stored twice (said, not hidden).
+    overlap: int = 0
 
     @property
     def rows_per_second(self) -> float:
@@ -65,6 +68,10 @@ class IngestReport:
     def unknown_actor(self) -> int:
         return sum(f.unknown_actor for f in self.files)
 
+    @property
+    def overlap(self) -> int:
+        return sum(f.overlap for f in self.files)
+
     def to_dict(self) -> dict[str, Any]:
         """The stable JSON shape of ``truecount ingest --format json``."""
         return {
@@ -78,5 +85,6 @@ class IngestReport:
                 "quarantined": self.quarantined,
                 "events_loaded": self.events_loaded,
                 "unknown_actor": self.unknown_actor,
+                "overlap": self.overlap,
             },
         }

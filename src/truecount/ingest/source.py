@@ -61,24 +61,39 @@ def encoding_problem(path: Path, exc: BaseException) -> Problem | None:
 
 #: Delimiters DuckDB's sniffer may choose; a header joined by one of them is the file's header.
 _DELIMITERS: Final[tuple[str, ...]] = (",", ";", "\t", "|")
+#: How a message names each delimiter.
+_DELIMITER_NAMES: Final[dict[str, str]] = {
+    ",": "commas",
+    ";": "semicolons",
+    "\t": "tabs",
+    "|": "vertical bars",
+}
 #: Lines searched for the header (DuckDB's sniffer may skip a few above it).
 _HEADER_SEARCH: Final[int] = 20
 
 
 def ragged_row_problem(path: Path, columns: list[str]) -> Problem | None:
-    """The first CSV row with more fields than the header, when DuckDB's columns are not it.
+    """The first CSV row whose number of fields is not the header's, when DuckDB's columns
+    are not the header.
 
     A row with an extra field (an unquoted decimal comma: ``T-1,12,50`` under
-    ``entity_id,amount``) makes DuckDB's sniffer give up on the header, and the file would be
-    reported as lacking a column it has. Only when the columns read differ from the file's
-    first line is the file read again, here, to name the row; a good file costs one line.
+    ``entity_id,amount``) or a missing one makes DuckDB's sniffer give up on the header, and
+    the file would be reported as lacking a column it has. Only when the columns read differ
+    from the file's first line is the file read again, here, to name the row; a good file
+    costs one line. The delimiter is the one the header line uses most.
     """
     source = readable(path)
     if source.suffix.lower() in (".gz", ".zst"):
         return None  # still compressed: left to DuckDB's message
-    delimiter = "\t" if format_suffix(path) == ".tsv" else ","
     try:
-        with source.open(encoding="utf-8", errors="replace", newline="") as handle:
+        with source.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+            line = handle.readline()
+            delimiter = (
+                "\t"
+                if format_suffix(path) == ".tsv"
+                else max(_DELIMITERS, key=lambda d: (line.count(d), d == ","))
+            )
+            handle.seek(0)
             rows = csv.reader(handle, delimiter=delimiter)
             header = next(rows, None)
             if header is None or header == columns:
@@ -87,14 +102,20 @@ def ragged_row_problem(path: Path, columns: list[str]) -> Problem | None:
             if len(columns) > 1 and any(d.join(columns) == first for d in _DELIMITERS):
                 return None  # another delimiter, sniffed right
             for number, fields in enumerate(rows, start=1):
-                if len(fields) > len(header):
-                    return Problem(
-                        f"a row with more fields than the header: line {rows.line_num} has "
-                        f"{len(fields)}, the header {len(header)}",
-                        Location(file=str(path), row=number),
-                        'quote values holding the delimiter ("12,50") or write decimals '
-                        "with a point (12.50)",
-                    )
+                if fields in ([], [""]) or len(fields) == len(header):
+                    continue  # a blank line, or a row of the header's width
+                more = len(fields) > len(header)
+                return Problem(
+                    f"a row with {'more' if more else 'fewer'} fields than the header: line "
+                    f"{rows.line_num} has {len(fields)}, the header {len(header)} "
+                    f"(separated by {_DELIMITER_NAMES[delimiter]})",
+                    Location(file=str(path), row=number),
+                    'quote values holding the delimiter ("12,50") or write decimals '
+                    "with a point (12.50)"
+                    if more
+                    else "give every row the header's fields; an empty value is still a field "
+                    "(a,,c holds three)",
+                )
     except (OSError, csv.Error):
         return None
     return None
