@@ -9,8 +9,8 @@ import pytest
 
 from truecount.billing.invoice import load_invoice
 from truecount.errors import InputError
-from truecount.ingest import load_events_into
-from truecount.ingest.source import open_source, ragged_row_problem
+from truecount.ingest import load_events_into, source
+from truecount.ingest.source import MAX_CSV_LINE, open_source, ragged_row_problem
 
 
 def test_extra_field_names_the_row_not_a_missing_column(tmp_path: Path) -> None:
@@ -76,3 +76,33 @@ def test_a_row_of_another_width_is_named_for_events_and_invoices(
     with pytest.raises(InputError) as info:
         load_invoice(invoice)
     assert f"{row}: a row with {said}" in str(info.value)
+
+
+def test_a_long_cell_is_read_and_a_line_past_the_limit_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB's 2 MB default refused a 3 MB cell as "CSV Error on Line: 1"; the reader now
+    takes lines up to MAX_CSV_LINE and names the file's own line beyond it."""
+    long = "x" * 3_000_000
+    path = tmp_path / "long.csv"
+    path.write_text(f"entity_id,ts,type,attrs\nT-1,2026-03-04,closed,\nT-2,2026-03-04,{long},\n")
+    con = duckdb.connect()
+    report = load_events_into(con, [path])
+    assert (report.rows_read, report.loaded) == (2, 2)
+    assert con.execute("SELECT length(type) FROM events WHERE entity_id = 'T-2'").fetchall() == [
+        (len(long),)
+    ]
+    invoice = tmp_path / "invoice.csv"
+    invoice.write_text(f"entity_id,amount,note\nT-1,1.50,{long}\n")
+    assert load_invoice(invoice).num_rows == 1
+    assert MAX_CSV_LINE >= 32 * 1024 * 1024
+    # past the limit (lowered for the test: DuckDB takes seconds per 10 MB it refuses)
+    limit = 3 * 1024 * 1024
+    monkeypatch.setattr(source, "MAX_CSV_LINE", limit)
+    over = "y" * (limit + 10)
+    path.write_text(f"entity_id,ts,type\nT-1,2026-03-04,closed\nT-2,2026-03-04,{over}\n")
+    with pytest.raises(InputError) as info:
+        load_events_into(duckdb.connect(), [path])
+    said = str(info.value)
+    assert f"line 3 holds {len(over) + len('T-2,2026-03-04,') + 1:,} bytes" in said
+    assert f"over the {limit:,}" in said and "quote" in said

@@ -41,8 +41,10 @@ from truecount.db import one_row as _one
 from truecount.errors import InputError, Location, MappingError, Problem, suggest
 from truecount.ingest.canonical import SAFE_INTEGER
 from truecount.ingest.source import (
+    MAX_CSV_LINE,
     duplicate_header_problem,
     encoding_problem,
+    long_line_problem,
     ragged_row_problem,
 )
 from truecount.ingest.zones import ZONE_HINT, text_to_utc
@@ -275,7 +277,7 @@ def _read(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyRelation
     data = str(literal_path(path) if fmt == "parquet" or path.suffix == ".zst" else readable(path))
     try:
         if fmt == "csv":
-            rel = con.read_csv(data, header=True, all_varchar=True)
+            rel = con.read_csv(data, header=True, all_varchar=True, max_line_size=MAX_CSV_LINE)
             for problem in (
                 duplicate_header_problem(path, list(rel.columns)),
                 ragged_row_problem(path, list(rel.columns)),
@@ -287,7 +289,7 @@ def _read(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyRelation
             return con.read_json(data, format="newline_delimited")
         return con.read_parquet(data)
     except duckdb.Error as exc:
-        problem = encoding_problem(path, exc)
+        problem = encoding_problem(path, exc) or long_line_problem(path, exc)
         if problem is not None:
             raise InputError(problem) from exc
         raise InputError(

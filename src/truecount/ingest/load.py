@@ -62,6 +62,7 @@ from truecount.ingest.source import (
     FileFormat,
     Source,
     encoding_problem,
+    long_line_problem,
     open_source,
     quoted,
 )
@@ -361,7 +362,7 @@ def _load_one(
         short = resource_error(exc, f"loading {name}", con)
         if short is not None:  # out of memory or of temporary disk: name the setting
             raise short from None
-        problem = encoding_problem(path, exc)
+        problem = encoding_problem(path, exc) or long_line_problem(path, exc)
         if problem is not None:
             raise InputError(problem) from exc
         raise InputError(
