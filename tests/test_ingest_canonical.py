@@ -506,3 +506,20 @@ def test_an_overlapping_export_without_ids_is_said(tmp_path: Path, suffix: str) 
         report = load_events_into(con, [path])
     again = len(ids[0] & ids[1])
     assert (report.loaded, report.duplicate, report.overlap) == (3 - again, again, 0)
+
+
+def test_a_comma_in_a_number_says_how_to_write_it(tmp_path: Path) -> None:
+    path = tmp_path / "eu.csv"
+    path.write_text(
+        "entity_id,ts,type,value\n"
+        'T-1,2026-03-04,payment,"4,5"\nT-2,2026-03-04,payment,"1.234,56"\n'
+        "T-3,2026-03-04,payment,abc\nT-4,2026-03-04,payment,4.5\n"
+    )
+    con = duckdb.connect()
+    report = load_events_into(con, [path])
+    assert (report.loaded, report.quarantined) == (1, 3)
+    reasons = dict(con.execute("SELECT row_number, reason FROM quarantine").fetchall())
+    hint = "a comma in a number: write decimals with a point, 4.5"
+    assert hint in reasons[1] and "'4,5'" in reasons[1]
+    assert hint in reasons[2] and "'1.234,56'" in reasons[2]
+    assert reasons[3] == "not a number: 'abc'"

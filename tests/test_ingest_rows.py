@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -106,3 +107,14 @@ def test_a_long_cell_is_read_and_a_line_past_the_limit_is_named(
     said = str(info.value)
     assert f"line 3 holds {len(over) + len('T-2,2026-03-04,') + 1:,} bytes" in said
     assert f"over the {limit:,}" in said and "quote" in said
+
+
+def test_an_unknown_file_type_lists_every_name_that_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "export.xlsx"
+    path.write_bytes(b"PK")
+    with pytest.raises(InputError) as info:
+        source.detect_format(path)
+    said = str(info.value)
+    assert "unknown file type '.xlsx'" in said
+    for suffix in source._SUFFIXES:
+        assert re.search(re.escape(suffix) + r"\b", said), suffix

@@ -265,3 +265,20 @@ def test_a_header_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         load_invoice(bad)
     assert f"{bad}, column 'amount': the header names column 'amount' twice" in str(err.value)
+
+
+def test_an_amount_too_large_is_named_as_such_not_as_no_number(tmp_path: Path) -> None:
+    bad = write(
+        tmp_path / "big.csv",
+        "entity_id,amount\nT1,12345678901234567.89\nT2,1.50\nT3,abc\nT4,1_5\n",
+    )
+    with pytest.raises(InputError) as err:
+        load_invoice(bad)
+    text = str(err.value)
+    assert (
+        f"{bad}, row 1, column 'amount': amount '12345678901234567.89' is a number beyond "
+        "what an invoice line holds"
+    ) in text
+    assert f"{bad}, row 3, column 'amount': amount 'abc' is not a number" in text
+    assert f"{bad}, row 4, column 'amount': amount '1_5' is not a number" in text
+    assert "row 2" not in text and "'12345678901234567.89' is not a number" not in text

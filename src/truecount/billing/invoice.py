@@ -758,10 +758,23 @@ def _validate(
     if "amount" in provided:
         checks.append(
             (
-                "amount IS NOT NULL AND trim(amount) <> '' AND amount_num IS NULL",
+                "amount IS NOT NULL AND trim(amount) <> '' AND amount_num IS NULL "
+                "AND (contains(amount, '_') "
+                "OR NOT coalesce(isfinite(try_cast(trim(amount) AS DOUBLE)), false))",
                 "amount",
                 "amount '{value}' is not a number",
                 "write plain decimal numbers such as 0.99, without currency symbols or separators",
+            )
+        )
+        checks.append(
+            (
+                "amount IS NOT NULL AND trim(amount) <> '' AND amount_num IS NULL "
+                "AND NOT contains(amount, '_') "
+                "AND coalesce(isfinite(try_cast(trim(amount) AS DOUBLE)), false)",
+                "amount",
+                "amount '{value}' is a number beyond what an invoice line holds "
+                "(below 10^12, with at most 6 decimal places)",
+                "check the column is the line's amount, not an id or a total in minor units",
             )
         )
         checks.append(

@@ -603,7 +603,21 @@ class _Builder:
                             given.text(),
                             "' (a digit separator '_'; write the digits alone)",
                         ),
-                    )
+                    ),
+                    exp.If(
+                        # 4,5 or 1.234,56: a decimal comma, as European list exports write
+                        this=call(
+                            "regexp_full_match",
+                            call("trim", given.text()),
+                            exp.Literal.string(r"[+-]?[0-9]{1,3}(\.[0-9]{3})*,[0-9]+"),
+                        ),
+                        true=_message(
+                            "not a number: '",
+                            given.text(),
+                            "' (a comma in a number: write decimals with a point, 4.5, and "
+                            "thousands without a separator, 1234)",
+                        ),
+                    ),
                 ],
                 default=_message("not a number: '", given.text(), "'"),
             )

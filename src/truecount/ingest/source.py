@@ -242,8 +242,8 @@ def detect_format(path: Path) -> FileFormat:
             Problem(
                 f"unknown file type '{suffix or '(none)'}'",
                 Location(file=str(path)),
-                hint="use .csv, .jsonl (or .ndjson), .json or .parquet, optionally gzipped "
-                "(.csv.gz, .jsonl.gz, .json.gz)",
+                hint="use .csv (or .tsv, .txt), .jsonl (or .ndjson), .json or .parquet (or .pq), "
+                "text ones optionally gzipped (.csv.gz, .jsonl.gz, .json.gz)",
             )
         )
     return found
