@@ -178,3 +178,15 @@ def test_where_never_crashes_on_garbage(text: str) -> None:
 def test_where_precedence_and_binds_tighter_than_or() -> None:
     tree = parse_where("value > 1 or value < 0 and actor == 'ai'")
     assert str(tree) == "(value > 1 or (value < 0 and actor == 'ai'))"
+
+
+def test_a_known_key_in_the_wrong_place_is_not_suggested_back() -> None:
+    """``description`` on a condition: refused where it is, with what to do instead, never
+    "did you mean 'description'?" (docs/definition.md: only the definition has one)."""
+    text = GOOD + "    description: rated well\n"
+    message = _error(text)
+    assert "def.yaml:8, key 'conditions.ok.description'" in message
+    assert "key 'description' is not allowed in 'conditions.ok'" in message
+    assert "YAML comment" in message and "did you mean" not in message
+    # a key known nowhere still gets its suggestion
+    assert "did you mean 'within'?" in _error(GOOD.replace("within: 7d", "withn: 7d"))

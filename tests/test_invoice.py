@@ -56,8 +56,10 @@ def test_bad_amounts_currencies_and_ids(tmp_path: Path) -> None:
 
 
 def test_empty_invoice_and_missing_column(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="the invoice is empty"):
-        load_invoice(write(tmp_path / "e.csv", "entity_id,amount\n"))
+    empty = write(tmp_path / "e.csv", "entity_id,amount\n")
+    with pytest.raises(InputError, match="the invoice is empty") as info:
+        load_invoice(empty)
+    assert str(info.value).startswith(f"{empty}: the invoice is empty")  # the file, not <input>
     with pytest.raises(InputError, match=r"no entity_id column.*ticket_id"):
         load_invoice(write(tmp_path / "m.csv", "ticket_id,amount\nT1,1\n"))
 

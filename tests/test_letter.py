@@ -341,3 +341,29 @@ def test_a_condition_is_said_with_its_description() -> None:
     md = render_letter(r, terms=terms, descriptions={"satisfied": "rated 4 or more in 7 days"})
     assert "fails 'satisfied': rated 4 or more in 7 days" in md
     assert "fails the condition 'satisfied'" in render_letter(r, terms=terms)
+
+
+def test_one_and_none_are_said_in_words() -> None:
+    """One billed outcome on one line is said in the singular; when we count nothing, the
+    letter says so instead of a percentage it cannot give ("n/a")."""
+    terms = parse_terms("truecount_terms: 1\ncurrency: USD\nunit_price: 0.99\ntolerance: 2%\n")
+    one = pa.table({"entity_id": ["A"], "period": ["2026-02"], "status": ["not_counted"]})
+    r = reconcile(one, pa.table({"entity_id": ["A"], "period": ["2026-02"]}), terms=terms)
+    assert (r.totals.vendor_billed, r.totals.vendor_lines, r.totals.buyer_counted) == (1, 1, 0)
+    md = render_letter(r, terms=terms)
+    assert "bills **1** outcome (outcome definition) on 1 line for 2026-02." in md
+    assert "we count **none**." in md
+    assert "n/a billed against counted" not in md and " 1 outcomes" not in md
+    # several: the plural, and the percentage (3 billed on 4 lines, 1 counted: +200.00%)
+    three = pa.table(
+        {
+            "entity_id": ["A", "B", "C"],
+            "period": ["2026-02"] * 3,
+            "status": ["counted", "pending", "not_counted"],
+        }
+    )
+    inv = pa.table({"entity_id": ["A", "B", "C", "C"], "period": ["2026-02"] * 4})
+    md = render_letter(reconcile(three, inv, terms=terms), terms=terms)
+    assert "bills **3** outcomes (outcome definition) on 4 lines for 2026-02." in md
+    assert "we count **1** (+200.00% billed against counted)." in md
+    assert "1 billed entity was not yet decided" in md and "It is listed below" in md

@@ -74,3 +74,23 @@ def test_ids_in_another_format_name_file_and_row(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert f"{bad}, row 2, column 'entity_id'" in proc.stderr
     assert "differ in letter case" in proc.stderr
+
+
+def test_a_currency_other_than_the_terms_names_file_and_row(tmp_path: Path) -> None:
+    """Every line in JPY against terms in USD: the error names the invoice file and the row of
+    its first JPY line (row 1: the first data row), not '<input>'."""
+    inv = tmp_path / "inv_jpy.csv"
+    inv.write_text(
+        "line_id,entity_id,billed_at,period,amount,currency\n"
+        "L1,T-1001,2026-02-15T06:00:00Z,2026-02,150,jpy\n"
+        "L2,T-1002,2026-03-01T06:00:00Z,2026-03,150,jpy\n",
+        encoding="utf-8",
+    )
+    proc = tc(
+        "reconcile", DEFINITION, "--events", SUPPORT / "events.csv", "--invoice", inv,
+        "--terms", SUPPORT / "terms.yaml",
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert f"{inv}, row 1, column 'currency'" in proc.stderr
+    assert "bills in JPY (2 lines) but the terms are in USD" in proc.stderr
+    assert "<input>" not in proc.stderr

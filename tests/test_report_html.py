@@ -7,6 +7,7 @@ report derives (a waterfall step's money, the CUSUM's daily high) to an independ
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import re
@@ -204,7 +205,11 @@ def _matches_json(html: str, recon: dict[str, Any], drift: dict[str, Any]) -> _F
         got = f.figures.get((scope, key, name))
         assert got is not None, (scope, key, name)
         assert got[0] == value, (scope, key, name, got[0], value)
-        _shown(value, got[1])
+        if (scope, name) == ("totals", "credit") and value and Decimal(value) < 0:
+            # a negative credit is said as "billed less than due", without the minus sign
+            assert got[1] == f"{-Decimal(value):,}", (value, got[1])
+        else:
+            _shown(value, got[1])
         seen.add((scope, key, name))
 
     for (scope, key, name), _ in f.figures.items():
@@ -430,3 +435,135 @@ def waterfall_spec_with(label: str) -> dict[str, Any]:
     from truecount.report.charts import waterfall_spec
 
     return waterfall_spec(waterfall_bars([(label, "start", 3), ("b", "total", 3)]))
+
+
+# ------------------------------------------------------------------ billed amount and credit
+def _text(html: str) -> str:
+    """The page's visible text on one line (charts and tags left out)."""
+    body = re.sub(r"<svg.*?</svg>", " ", html, flags=re.S)
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", body)))
+
+
+def test_billed_amount_is_bridged_to_the_first_step_and_under_billing_is_said(
+    tmp_path: Path,
+) -> None:
+    """The invoice bills one ticket twice, prices every line at 0.10 against the contract's 0.99,
+    and the terms add a platform fee: the headline's billed amount and the first step's money
+    differ, and rows between them add up to the difference. The invoice bills less than is
+    due, which the headline, the sentence under it and the letter say in the same words."""
+    lines = [
+        ("L0", "T-1005", "2026-03-10T22:14:00Z", "2026-03", "0.10"),
+        ("L1", "T-1006", "2026-02-20T07:46:00Z", "2026-02", "0.10"),
+        ("L2", "T-1007", "2026-02-11T08:07:00Z", "2026-02", "0.10"),
+        ("L3", "T-1007", "2026-02-11T08:07:00Z", "2026-02", "0.10"),
+    ]
+    invoice = tmp_path / "invoice.csv"
+    invoice.write_text(
+        "line_id,entity_id,billed_at,period,amount,currency\n"
+        + "".join(",".join(line) + ",USD\n" for line in lines),
+        encoding="utf-8",
+    )
+    terms = tmp_path / "terms.yaml"
+    terms.write_text(
+        "truecount_terms: 1\ncurrency: USD\nunit_price: 0.99\ntolerance: 2%\nplatform_fee: 1.50\n",
+        encoding="utf-8",
+    )
+    args = [
+        str(ROOT / "examples" / "resolved_ticket.yaml"),
+        "--events",
+        str(SUPPORT / "events.csv"),
+        "--invoice",
+        str(invoice),
+        "--terms",
+        str(terms),
+    ]
+    html, recon, drift = _run(args, tmp_path / "report.html")
+    f = _matches_json(html, recon, drift)
+
+    # independently, from the invoice's lines and the terms
+    unit, fee = Decimal("0.99"), Decimal("1.50")
+    entities = {e for _, e, _, _, _ in lines}
+    periods = len(recon["periods"])
+    on_invoice = sum(Decimal(a) for *_, a in lines) + fee * periods
+    extra = (len(lines) - len(entities)) * unit
+    price = sum(Decimal(a) for *_, a in lines) - len(lines) * unit  # below the contract's price
+    first = len(entities) * unit
+    bridge = {k: v for (s, k, n), v in f.figures.items() if s == "bridge" and n == "amount"}
+    assert list(bridge) == ["invoice", "platform_fee", "extra_lines", "price"]
+    assert Decimal(bridge["invoice"][0]) == on_invoice
+    assert Decimal(f.figures[("totals", "total", "amount_billed")][0]) == on_invoice
+    assert Decimal(bridge["platform_fee"][0]) == fee * periods
+    assert Decimal(bridge["extra_lines"][0]) == extra
+    assert Decimal(bridge["price"][0]) == price < 0
+    assert Decimal(bridge["price"][1]) == -price  # shown without its sign, as an added row
+    start = f.figures[("waterfall", "0", "amount")]
+    assert Decimal(start[0]) == first
+    assert on_invoice - fee * periods - extra - price == first
+    text = _text(html)
+    assert f"Billed on the invoice ({len(lines)} lines) {on_invoice:,}" in text
+    assert f"+ Invoice amounts below the contract's 0.99 USD per ticket {-price:,}" in text
+    assert f"= Billed by the vendor, at 0.99 USD per ticket {len(entities)} {first:,}" in text
+
+    # the credit: negative, said as the letter says it
+    due = Decimal(recon["totals"]["buyer_counted"]) * unit + fee * periods
+    assert recon["totals"]["billing_source"] == "buyer"
+    assert Decimal(recon["totals"]["credit"]) == on_invoice - due < 0
+    short = f"{due - on_invoice:,} USD"
+    sentence = f"The invoice bills less than is due, by {short}; we ask for no credit."
+    assert f"Billed less than due (USD) {due - on_invoice:,}" in text
+    assert sentence in text and "Credit due to us" not in text
+    out = tmp_path / "pack"
+    _cli("reconcile", *args, "--out", str(out))
+    letter = (out / "letter.md").read_text(encoding="utf-8").replace("**", "")
+    assert sentence in letter
+
+
+def test_counted_in_is_blank_unless_counted(tmp_path: Path) -> None:
+    """The disputed table's "counted in" is the period our definition counts the entity in:
+    blank for entities billed but not an outcome, not yet decided or not in the export. The
+    support example's invoice, with one counted ticket billed a second time (a disputed entity
+    that is counted)."""
+    invoice = tmp_path / "invoice.csv"
+    with (SUPPORT / "invoice.csv").open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    agreed = "T-1005"  # counted in 2026-03 and billed once in the example
+    again = next(r for r in rows if r[1] == agreed)
+    rows.append(["INV-AGAIN", *again[1:]])
+    with invoice.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(rows)
+    args = [
+        str(ROOT / "examples" / "resolved_ticket.yaml"),
+        "--events",
+        str(SUPPORT / "events.csv"),
+        "--invoice",
+        str(invoice),
+        "--terms",
+        str(SUPPORT / "terms.yaml"),
+    ]
+    _cli("report", *args, "--out", str(tmp_path / "report.html"))
+    _cli("reconcile", *args, "--out", str(tmp_path / "pack"))
+    with (tmp_path / "pack" / "entities.csv").open(encoding="utf-8", newline="") as fh:
+        listed = [r for r in csv.DictReader(fh) if r["disputed"] == "true"]
+    expected = {
+        r["entity_id"]: (r["buyer_period"] if r["buyer_status"] == "counted" else "")
+        for r in listed
+    }
+    assert expected[agreed] == "2026-03"
+    assert {r["cell"] for r in listed if r["buyer_status"] != "counted"} >= {
+        "vendor_only",
+        "pending",
+        "unknown",
+    }
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    table = html[html.index('<table id="disputed">') :]
+    table = table[: table.index("</table>")]
+    heads = [unescape(re.sub("<[^>]+>", "", h)) for h in re.findall(r"<th[^>]*>(.*?)</th>", table)]
+    column = heads.index("counted in")
+    shown = {}
+    for row in re.findall(r"<tr data-cell[^>]*>(.*?)</tr>", table, re.S):
+        cells = [
+            unescape(re.sub("<[^>]+>", "", c)).strip()
+            for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        ]
+        shown[cells[0]] = cells[column]
+    assert shown == expected

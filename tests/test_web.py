@@ -4,6 +4,7 @@ answer 404, the token is enforced, user text is escaped, and the store is never 
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import io
@@ -12,6 +13,7 @@ import re
 import shutil
 import warnings
 import zipfile
+from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -579,3 +581,127 @@ def test_dispute_zip_letter_is_the_clis(support: Workspace, tmp_path: Path) -> N
         "Contract: MSA-17, order form 3",
     ):
         assert line in letter, line
+
+
+def _invoice_lines() -> dict[str, list[dict[str, str]]]:
+    """examples/support/invoice.csv read with the csv module, by entity."""
+
+    out: dict[str, list[dict[str, str]]] = {}
+    with (SUPPORT / "invoice.csv").open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            out.setdefault(row["entity_id"], []).append(row)
+    return out
+
+
+class _Rows(HTMLParser):
+    """The cell page's entity table: one list of cell texts per row."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr":
+            self.rows.append([])
+        elif tag == "td":
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._cell is not None:
+            self.rows[-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_not_in_the_export_links_to_a_page_that_exists(support: Workspace) -> None:
+    """Every id of the "Not in the export" cell links to a page (not a 404) that says what the
+    invoice bills for it and that the export has no record of it; the figures are the
+    invoice's own lines, read with the csv module."""
+
+    with (SUPPORT / "events.csv").open(encoding="utf-8", newline="") as fh:
+        known = {r["entity_id"] for r in csv.DictReader(fh)}
+    billed = _invoice_lines()
+    unknown = sorted(set(billed) - known)
+    assert unknown
+    board = Dashboard(support)
+    client = TestClient(create_app(board))
+    path = _support_meter(board)
+    cell = figures(client.get(f"{path}/cell/unknown").text)
+    links = [x for x in cell.links if "/entity/" in x]
+    assert sorted(x.rsplit("/", 1)[1] for x in links) == [quote(u, safe="") for u in unknown]
+    for link, entity in zip(sorted(links), unknown, strict=True):
+        r = client.get(link)
+        assert r.status_code == 200, link
+        page = figures(r.text)
+        lines = billed[entity]
+        amount = sum(Decimal(x["amount"]) for x in lines)
+        assert page.figures["entity.cell"][0] == "unknown"
+        assert page.figures["entity.lines"] == (str(len(lines)), str(len(lines)))
+        assert page.figures["entity.billed_period"][0] == lines[0]["period"]
+        assert Decimal(page.figures["entity.billed_amount"][0]) == amount
+        assert page.figures["entity.billed_amount"][1] == f"{amount:.2f} USD"
+        assert "The event export has no record of this ticket" in r.text
+    assert client.get(f"{path}/entity/no-such-ticket").status_code == 404
+
+
+def test_cell_pages_show_money_in_the_currency(support: Workspace) -> None:
+    """The amount column of a cell page is money as on the meter page: the currency's minor
+    units and its code (0.99 USD, not 0.990000), each the entity's invoice lines summed."""
+    billed = _invoice_lines()
+    board = Dashboard(support)
+    client = TestClient(create_app(board))
+    path = _support_meter(board)
+    seen = 0
+    for cell in ("vendor_only", "unknown", "pending", "agreed"):
+        parser = _Rows()
+        parser.feed(client.get(f"{path}/cell/{cell}").text)
+        for row in parser.rows:
+            if not row:
+                continue
+            entity, amount = row[0], row[4]
+            expected = sum(Decimal(x["amount"]) for x in billed[entity])
+            assert amount == f"{expected:,.2f} USD", (cell, entity, amount)
+            seen += 1
+    assert seen >= 10
+
+
+def test_under_billing_is_said_as_the_letter_says_it(support: Workspace, tmp_path: Path) -> None:
+    """An invoice that bills less than is due: the overview and the meter page say "Billed less
+    than due" with the amount (no minus sign, no "Credit due to us"), and the meter page the
+    letter's sentence; data-value keeps the JSON's negative credit."""
+    invoice = tmp_path / "under.csv"
+    invoice.write_text(
+        "line_id,entity_id,billed_at,period,amount,currency\n"
+        "L0,T-1005,2026-03-10T22:14:00Z,2026-03,0.10,USD\n"
+        "L1,T-1006,2026-02-20T07:46:00Z,2026-02,0.10,USD\n",
+        encoding="utf-8",
+    )
+    terms = tmp_path / "terms.yaml"
+    terms.write_text(LETTER_TERMS, encoding="utf-8")
+    recon = cli_json(
+        "reconcile", str(SUPPORT_DEF), "--invoice", str(invoice), "--terms", str(terms),
+        "-w", str(support.root),
+    )  # fmt: skip
+    t = recon["totals"]
+    # independently: two lines at 0.10 against our count at the contract's 0.99
+    assert Decimal(t["amount_billed"]) == Decimal("0.20")
+    due = t["buyer_counted"] * Decimal("0.99")
+    assert t["billing_source"] == "buyer" and Decimal(t["credit"]) == Decimal("0.20") - due < 0
+    short = f"{due - Decimal('0.20'):,} USD"
+    board = Dashboard(support, cli_invoices=[invoice], cli_terms=terms)
+    client = TestClient(create_app(board))
+    key = next(k for k in board.meters() if k.invoice == "under")
+    for url in ("/", key.path):
+        html = client.get(url).text
+        if url == "/":
+            html = html[html.index(f'data-meter="{key.path}"') :]
+            html = html[: html.index("</section>")]
+        page = figures(html)
+        assert page.figures["totals.credit"] == (t["credit"], short), url
+        assert "<dt>Billed less than due</dt>" in html and "Credit due to us" not in html
+    meter = client.get(key.path).text
+    assert f"The invoice bills less than is due, by {short}; we ask for no credit." in meter

@@ -600,7 +600,14 @@ def load_invoice_into(
         and _present_in_statistics(con, Path(files[0]), period_column)
     )
     try:
-        complete = _validate(con, provided, mapping, entities_named=named, periods_named=dated)
+        complete = _validate(
+            con,
+            provided,
+            mapping,
+            entities_named=named,
+            periods_named=dated,
+            files=[str(f) for f in files],
+        )
         repeats_table(con, "line_id" in provided and ids_in_order(con))
         _materialize(con, table, provided, mapping)
         if complete:
@@ -739,6 +746,7 @@ def _validate(
     *,
     entities_named: bool = False,
     periods_named: bool = False,
+    files: Sequence[str] = (),
 ) -> bool:
     """Refuse a bad invoice with every problem named; return whether every line names its
     billed period. ``entities_named`` and ``periods_named``: the file's statistics proved
@@ -807,10 +815,7 @@ def _validate(
     counts = _one(con, counts_sql + " FROM _tc_invoice_rows")
     assert counts is not None
     if int(counts[0]) == 0:
-        files = [
-            r[0]
-            for r in con.execute("SELECT DISTINCT source_file FROM _tc_invoice_rows").fetchall()
-        ]
+        # an empty invoice has no rows to name their file: the files given are named
         raise InputError(
             Problem(
                 "the invoice is empty: no lines to reconcile",

@@ -494,20 +494,43 @@ def _reconcile_in(
 
 
 def _check_currency(con: duckdb.DuckDBPyConnection, invoice: str, currency: str) -> None:
+    """Refuse an invoice in a currency other than the terms', naming the file and the row of
+    its first such line when the invoice was loaded from files (``source_file``)."""
     row = _one(
         con,
         f"SELECT upper(currency), count(*) FROM {invoice} WHERE currency IS NOT NULL "  # noqa: S608
         "AND upper(currency) <> ? GROUP BY 1 ORDER BY 2 DESC LIMIT 1",
         [currency],
     )
-    if row is not None:
-        raise InputError(
-            Problem(
-                f"the invoice bills in {row[0]} ({row[1]} lines) but the terms are in {currency}",
-                Location(column="currency"),
-                "reconcile each currency under terms in that currency",
-            )
+    if row is None:
+        return
+    where = Location(column="currency")
+    columns = {
+        str(r[0])
+        for r in con.execute(f"SELECT * FROM {invoice} LIMIT 0").description or ()  # noqa: S608
+    }
+    if {"source_file", "source_row"} <= columns:
+        order = "line_no" if "line_no" in columns else "source_file, source_row"
+        first = _one(
+            con,
+            f"SELECT source_file, source_row FROM {invoice} "  # noqa: S608
+            f"WHERE upper(currency) = ? ORDER BY {order} LIMIT 1",
+            [row[0]],
         )
+        if first is not None and first[0] is not None:
+            where = Location(
+                file=str(first[0]),
+                row=None if first[1] is None else int(first[1]),
+                column="currency",
+            )
+    line = "line" if row[1] == 1 else "lines"
+    raise InputError(
+        Problem(
+            f"the invoice bills in {row[0]} ({row[1]} {line}) but the terms are in {currency}",
+            where,
+            "reconcile each currency under terms in that currency",
+        )
+    )
 
 
 def entity_span(con: duckdb.DuckDBPyConnection) -> tuple[Any, Any, Any]:

@@ -193,7 +193,8 @@ def reconcile_cmd(
                 details=details,
             )
             stderr_console().print(
-                f"wrote the dispute pack to {pack.folder} ({pack.entities:,} entities)",
+                f"wrote the dispute pack to {pack.folder} ({pack.entities:,} "
+                f"{'entity' if pack.entities == 1 else 'entities'})",
                 markup=False,
             )
     finally:

@@ -30,6 +30,16 @@ KNOWN_KEYS: Final[frozenset[str]] = frozenset(
 )  # fmt: skip
 
 
+#: Why a known key is refused where it was put, and what to do instead.
+_MISPLACED: Final[dict[str, str]] = {
+    "description": (
+        "only the definition as a whole has a description; a condition is described from its "
+        "own terms (what it checks, its window, if_no_data), so write a note on it as a YAML "
+        "comment"
+    ),
+}
+
+
 def _compose(text: str, file: str) -> tuple[Any, dict[PathKey, int]]:
     data, lines = parse_with_lines(text, file, DefinitionError)
     if data is None:
@@ -66,8 +76,14 @@ def _problems(exc: ValidationError, lines: dict[PathKey, int], file: str) -> lis
         hint: str | None = None
         if kind == "extra_forbidden":
             bad = str(path[-1]) if path else ""
-            message = f"unknown key '{bad}'"
-            hint = suggest(bad, KNOWN_KEYS)
+            if bad in KNOWN_KEYS:
+                # a key of another part of the format: suggesting it back would name itself
+                where = ".".join(str(x) for x in path[:-1]) or "the top level"
+                message = f"key '{bad}' is not allowed in '{where}'"
+                hint = _MISPLACED.get(bad, "see docs/definition.md for the keys of each part")
+            else:
+                message = f"unknown key '{bad}'"
+                hint = suggest(bad, KNOWN_KEYS)
         elif kind == "missing":
             message = f"missing required key '{path[-1] if path else ''}'"
         elif kind == "literal_error":

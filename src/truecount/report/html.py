@@ -88,6 +88,9 @@ class DisputedRow:
     billed_amount: Decimal | None
     buyer_period: str | None
     anchor_ts: dt.datetime | None
+    #: Whether our definition counts the entity (a disputed entity billed twice or in another
+    #: period can be an outcome); only then is ``buyer_period`` the period it is counted in.
+    counted: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,107 @@ def step_amount(terms: Terms | None, entities: int) -> Decimal | None:
         return None
     keep = Decimal(1) - terms.discount_pct / 100
     return terms.round(Decimal(entities) * terms.unit_price * keep)
+
+
+@dataclass(frozen=True)
+class BridgeRow:
+    """One row from the invoice's amount (the headline's "Billed") to the money of the
+    waterfall's first step (the billed entities at the contract's price)."""
+
+    #: ``invoice`` (the amount billed), ``platform_fee``, ``extra_lines`` or ``price``
+    key: str
+    #: "" for the invoice's amount, "\u2212" for a row taken off it, "+" for a row added
+    sign: str
+    words: str
+    #: The amount a reader sees (never negative)
+    amount: Decimal
+    #: The invoice's amount for ``invoice``; for the other rows what they take off it
+    #: (negative when the row adds)
+    value: Decimal
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
+def _price_text(value: Decimal, terms: Terms) -> str:
+    """A unit value as the contract gives it: at least the currency's minor units, and every
+    further digit it has (0.8955 stays 0.8955)."""
+    exponent = value.normalize().as_tuple().exponent
+    places = max(terms.digits, -exponent) if isinstance(exponent, int) else terms.digits
+    return f"{value.quantize(Decimal(1).scaleb(-places)):,}"
+
+
+def billed_bridge(terms: Terms | None, recon: Reconciliation, unit: str) -> list[BridgeRow]:
+    """From the amount billed to the waterfall's first row, when the two differ.
+
+    The headline's "Billed" is the invoice's own amounts plus the platform fee of each period;
+    the first waterfall step is the billed entities at the unit price less the discount
+    (:func:`step_amount`). Between them: the platform fee, the further lines of entities billed
+    more than once (at the same unit value) and what the invoice's amounts differ from its lines
+    at the unit value (its own prices, and rounding). The rows add up exactly: the invoice's
+    amount less every other row's ``value`` is the first step's money. Empty without terms or
+    amounts, or when the two are the same figure.
+    """
+    t = recon.totals
+    if terms is None or t.amount_billed is None:
+        return []
+    first = step_amount(terms, t.vendor_billed)
+    assert first is not None
+    if t.amount_billed == first:
+        return []
+    cur = terms.currency
+    price = _price_text(terms.unit_value, terms)
+    rows = [
+        BridgeRow(
+            "invoice",
+            "",
+            f"Billed on the invoice ({_plural(t.vendor_lines, 'line')})",
+            t.amount_billed,
+            t.amount_billed,
+        )
+    ]
+    periods = len(recon.periods)
+    fee = terms.round(terms.platform_fee * periods)
+    if fee:
+        rows.append(
+            BridgeRow(
+                "platform_fee",
+                "\u2212",
+                f"Platform fee ({_price_text(terms.platform_fee, terms)} {cur} a period, "
+                f"{_plural(periods, 'period')})",
+                fee,
+                fee,
+            )
+        )
+    lines_value = step_amount(terms, t.vendor_lines)
+    assert lines_value is not None
+    extra = lines_value - first
+    if extra:
+        n = t.vendor_lines - t.vendor_billed
+        rows.append(
+            BridgeRow(
+                "extra_lines",
+                "\u2212",
+                f"Further lines for entities billed more than once ({_plural(n, 'line')} "
+                f"at {price} {cur})",
+                abs(extra),
+                extra,
+            )
+        )
+    rest = t.amount_billed - fee - lines_value
+    if rest:
+        side = "above" if rest > 0 else "below"
+        rows.append(
+            BridgeRow(
+                "price",
+                "\u2212" if rest > 0 else "+",
+                f"Invoice amounts {side} the contract's {price} {cur} per {unit}",
+                abs(rest),
+                rest,
+            )
+        )
+    return rows
 
 
 def cusum_by_day(days: npt.ArrayLike, path: npt.ArrayLike) -> list[tuple[str, float]]:
@@ -179,11 +283,15 @@ def _disputed(
             upto = " OR ".join("(cell = ? AND entity_id <= ?)" for _ in last_ids)
             firsts = con.execute(
                 "SELECT entity_id, cell, reason, coalesce(lines, 0), billed_period, "  # noqa: S608
-                f"billed_amount, buyer_period, anchor_ts FROM {ENTITIES_TABLE} "
+                f"billed_amount, buyer_period, anchor_ts, buyer_status = 'counted' "
+                f"FROM {ENTITIES_TABLE} "
                 f"WHERE {upto} ORDER BY cell, entity_id",
                 [v for row in last_ids for v in row],
             ).fetchall()
-    for entity_id, cell, reason, lines, billed_period, amount, buyer_period, anchor_ts in firsts:
+    for row in firsts:
+        entity_id, cell, reason, lines, billed_period, amount, buyer_period, anchor_ts, counted = (
+            row
+        )
         by_cell[str(cell)].append(
             DisputedRow(
                 entity_id=str(entity_id),
@@ -194,6 +302,7 @@ def _disputed(
                 billed_amount=None if amount is None else Decimal(amount),
                 buyer_period=None if buyer_period is None else str(buyer_period),
                 anchor_ts=anchor_ts,
+                counted=bool(counted),
             )
         )
     taken = dict.fromkeys(DISPUTED, 0)
@@ -490,6 +599,7 @@ def render(data: ReportData) -> str:
     """The report as one HTML document (text)."""
     template = _environment().get_template("report.html")
     waterfall = _waterfall(data)
+    bridge = billed_bridge(data.terms, data.recon, data.definition.unit)
     recon_json = data.recon.to_json()
     drift_json = data.drift.to_json() if data.drift is not None else None
     return template.render(
@@ -501,6 +611,9 @@ def render(data: ReportData) -> str:
         drift=data.drift,
         drift_json=drift_json,
         waterfall=waterfall,
+        bridge=bridge,
+        credit=words.credit_words(data.recon.totals.credit),
+        unit_price=(None if data.terms is None else _price_text(data.terms.unit_value, data.terms)),
         reasons=_reasons(data),
         charts=_charts(data, waterfall),
         words=words,

@@ -209,6 +209,11 @@ def count(n: int) -> str:
     return f"{n:,}"
 
 
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """The word for ``n`` of a thing: 'line' for one, 'lines' (or ``many``) otherwise."""
+    return one if n == 1 else (many or f"{one}s")
+
+
 def join_words(items: Sequence[str]) -> str:
     """'a', 'a and b', 'a, b and c'."""
     if len(items) <= 1:

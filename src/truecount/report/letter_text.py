@@ -47,6 +47,7 @@ from truecount.report.letter import (
     count,
     join_words,
     money,
+    plural,
     t,
     when,
 )
@@ -273,10 +274,16 @@ def build_letter(
             (
                 t(f"{your_invoice} bills "),
                 b(count(tot.vendor_billed)),
-                t(f" outcomes ({name}) on {count(tot.vendor_lines)} lines for {span}. "),
+                t(
+                    f" {plural(tot.vendor_billed, 'outcome')} ({name}) on "
+                    f"{count(tot.vendor_lines)} {plural(tot.vendor_lines, 'line')} for {span}. "
+                ),
                 t("Recomputed from the event export under the definition below, we count "),
-                b(count(tot.buyer_counted)),
-                t(f" ({diff} billed against counted)."),
+                *(
+                    (b(count(tot.buyer_counted)), t(f" ({diff} billed against counted)."))
+                    if tot.buyer_counted
+                    else (b("none"), t("."))
+                ),
             )
         )
     )
@@ -546,32 +553,35 @@ def _money_sentence(recon: Reconciliation, who: LetterDetails) -> Inline:
         b(money(tot.amount_billed, cur)),
         t(" billed. "),
     ]
-    credit = tot.credit or Decimal(0)
-    if credit > 0:
-        spans += [t("We ask for a credit of "), b(money(tot.credit, cur)), t(".")]
-    elif credit < 0:
-        spans += [
-            t("The invoice bills less than is due, by "),
-            b(money(-credit, cur)),
-            t("; we ask for no credit."),
-        ]
+    said = words.credit_words(tot.credit)
+    if said.after:
+        spans += [t(said.before), b(money(said.amount, cur)), t(said.after)]
     else:
-        spans.append(t("We ask for no credit."))
+        spans.append(t(said.before))
     return tuple(spans)
 
 
 def _pending_sentence(n: int, cells: Sequence[CellMoney], currency: str | None) -> Inline:
     share = next((cm.amount for cm in cells if cm.cell == "pending"), None)
     spans = [
-        t(f"{count(n)} billed entities were not yet decided when the events were read: "),
+        t(
+            f"{count(n)} billed {plural(n, 'entity', 'entities')} "
+            f"{'was' if n == 1 else 'were'} not yet decided when the events were read: "
+        ),
         b("not yet due \u2014 may be billed once decided"),
-        t(". They are listed below, apart from the disputed ones."),
+        t(f". {'It is' if n == 1 else 'They are'} listed below, apart from the disputed ones."),
     ]
     if share:
+        later = (
+            "it if it turns out to be an outcome"
+            if n == 1
+            else "those that turn out to be outcomes"
+        )
         spans.append(
             t(
-                f" The credit above includes {money(share, currency)} for them: it is not due "
-                "now, and you may bill those that turn out to be outcomes on a later invoice."
+                f" The credit above includes {money(share, currency)} for "
+                f"{'it' if n == 1 else 'them'}: it is not due now, and you may bill {later} "
+                "on a later invoice."
             )
         )
     elif share is not None:

@@ -8,6 +8,8 @@ thing in words, from this one table, so the three never describe a cell differen
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Final
 
 #: Cell id -> (short label, one sentence a finance reader understands).
@@ -87,3 +89,36 @@ def reason_words(reason: str, descriptions: Mapping[str, str] | None = None) -> 
 
 def billing_source_words(rule: str) -> str:
     return BILLING_SOURCES.get(rule, rule)
+
+
+@dataclass(frozen=True)
+class CreditWords:
+    """How a total credit is said: the headline's label, the amount a reader sees (never
+    negative) and the letter's sentence around it."""
+
+    label: str
+    amount: Decimal | None
+    before: str
+    after: str
+
+    def sentence(self, shown: str) -> str:
+        """The sentence with the amount as ``shown`` (a zero credit names no amount)."""
+        if not self.after:
+            return self.before
+        return f"{self.before}{shown}{self.after}"
+
+
+def credit_words(credit: Decimal | None) -> CreditWords:
+    """A credit in words: positive, the buyer asks for it; negative, the invoice bills less
+    than is due and nothing is asked (the amount is shown without its minus sign); zero,
+    nothing is asked."""
+    if credit is not None and credit > 0:
+        return CreditWords("Credit due to us", credit, "We ask for a credit of ", ".")
+    if credit is not None and credit < 0:
+        return CreditWords(
+            "Billed less than due",
+            -credit,
+            "The invoice bills less than is due, by ",
+            "; we ask for no credit.",
+        )
+    return CreditWords("Credit due to us", credit, "We ask for no credit.", "")

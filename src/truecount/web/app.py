@@ -62,6 +62,19 @@ def fmt_money(value: Decimal | None, currency: str | None = None) -> str:
     return f"{text} {currency}" if currency else text
 
 
+def fmt_amount(value: Decimal | None, result: MeterResult) -> str:
+    """An invoice line's amount as every other page shows money: the currency's minor units
+    (more only when the line has more digits: 0.995 stays 0.995) and its code when the terms
+    give one (0.990000 -> 0.99 USD; 150.000000 -> 150 JPY)."""
+    if value is None:
+        return NONE
+    digits = result.terms.digits if result.terms is not None else 2
+    exponent = value.normalize().as_tuple().exponent
+    places = max(digits, -exponent) if isinstance(exponent, int) else digits
+    currency = result.recon.currency if result.recon is not None else None
+    return fmt_money(value.quantize(Decimal(1).scaleb(-places)), currency)
+
+
 def fmt_pct(value: float | None, places: int = 1) -> str:
     if value is None or (isinstance(value, float) and (math.isnan(value) or math.isinf(value))):
         return NONE
@@ -103,6 +116,7 @@ def _environment() -> Environment:
     env.filters.update(
         n=fmt_int,
         money=fmt_money,
+        amount=fmt_amount,
         pct=fmt_pct,
         rate=fmt_rate,
         time=fmt_time,
@@ -114,6 +128,7 @@ def _environment() -> Environment:
         cell_sentence=words.cell_sentence,
         reason_words=words.reason_words,
         billing_source_words=words.billing_source_words,
+        credit_words=words.credit_words,
         applied_source=lambda s: words.APPLIED_SOURCES.get(s or "", s or NONE),
         CELLS=CELLS,
     )
@@ -253,14 +268,26 @@ class Views:
         result = _meter(request)
         entity_id = str(request.path_params["entity_id"])
         board: Dashboard = request.app.state.board
-        try:
-            explanation = board.explain(result, entity_id)
-        except InputError:
-            raise HTTPException(404) from None
         cell_row = None
         if result.entities is not None:
             found = _filter(result.entities, "entity_id", entity_id).slice(0, 1).to_pylist()
             cell_row = found[0] if found else None
+        try:
+            explanation = board.explain(result, entity_id)
+        except InputError:
+            if cell_row is None:
+                raise HTTPException(404) from None
+            # billed, but the export has no event of it (the "not in the export" cell): the
+            # page says what the invoice bills and that nothing in the export explains it
+            return self.page(
+                request,
+                "entity.html",
+                m=result,
+                entity_id=entity_id,
+                x=None,
+                cell_row=cell_row,
+                desc=_descriptions(result),
+            )
         events = explanation.events
         index = {str(e["event_id"]): i for i, e in enumerate(events)}
         times = [e["ts"] for e in events]
@@ -271,6 +298,7 @@ class Views:
             request,
             "entity.html",
             m=result,
+            entity_id=entity_id,
             x=explanation,
             cell_row=cell_row,
             index=index,
