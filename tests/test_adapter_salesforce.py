@@ -677,6 +677,52 @@ def test_unparseable_date_is_quarantined(tmp_path: Path) -> None:
     assert wrong[0]["CreatedDate"] in reason and wrong[0]["Id"] in reason
 
 
+def test_a_15_character_id_is_a_duplicate_only_of_the_same_record(tmp_path: Path) -> None:
+    a, b, c = rows(CASE)[:3]
+    copies = [
+        a,
+        # a's Id in its 15-character form, but another case number and creation time
+        {
+            **a,
+            "Id": a["Id"][:15],
+            "CaseNumber": "09999999",
+            "CreatedDate": "2026-01-06T10:00:00.000Z",
+        },
+        {**b, "Id": b["Id"][:15]},  # b itself, its Id in the 15-character form
+        b,
+        c,
+    ]
+    path = tmp_path / "Case.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, list(a), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows([{k: v or "" for k, v in r.items()} for r in copies])
+    # Expected from the rows: one Id is the 18-character form; copies that agree on every
+    # other field are one record (the first loaded, the rest duplicates), else all are bad.
+    by_id: dict[str, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+    for n, r in enumerate(copies, start=1):
+        by_id[id18(r["Id"])].append((n, r))
+    loaded, duplicate, bad = set(), set(), set()
+    for same in by_id.values():
+        if len({json.dumps({**r, "Id": None}, sort_keys=True) for _, r in same}) > 1:
+            bad |= {n for n, _ in same}
+        else:
+            loaded.add(same[0][0])
+            duplicate |= {n for n, _ in same[1:]}
+    assert (loaded, duplicate, bad) == ({1 + 2, 5}, {4}, {1, 2})  # the story of this test
+    ws = new_workspace(tmp_path)
+    f = ingest(ws, [path])["files"][0]
+    assert (f["rows_read"], f["loaded"], f["duplicate"], f["quarantined"]) == (5, 2, 1, 2)
+    got = quarantine(ws)
+    assert [r for _, r, _, _ in got] == sorted(bad)
+    for _, _, column, reason in got:
+        assert column == "Id" and id18(a["Id"]) in reason
+        assert f"row 1: Id {a['Id']}, CaseNumber {a['CaseNumber']}" in reason
+        assert f"row 2: Id {a['Id'][:15]}, CaseNumber 09999999" in reason
+    stored = events(ws, "SELECT entity_id, attrs->>'case_number' FROM events ORDER BY 1")
+    assert stored == sorted([(id18(b["Id"]), b["CaseNumber"]), (id18(c["Id"]), c["CaseNumber"])])
+
+
 @pytest.mark.parametrize(
     ("name", "shown"),
     [("CaseHistory2.csv", "PreviousUpdate"), ("zendesk_tickets.json", "tickets")],

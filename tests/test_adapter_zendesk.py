@@ -746,6 +746,27 @@ def test_bad_records_are_quarantined_with_the_reason(
         assert word in reason
 
 
+def test_an_id_with_a_fraction_is_quarantined_never_rounded(tmp_path: Path) -> None:
+    ticket = {"created_at": "2026-01-05T09:00:00Z", "status": "open", "requester_id": 1}
+    ids: list[Any] = [3010.5, "3011.5", 3010.0, 3012, "1.1e1"]
+    path = tmp_path / "tickets.json"
+    path.write_text(json.dumps({"tickets": [{**ticket, "id": i} for i in ids]}), encoding="utf-8")
+    ws = init(tmp_path / "ws")
+    report = ingest(ws, [path], "--partial")["files"][0]
+    # as a JSON parser reads them: a whole number is that ticket, anything else is quarantined
+    read = [json.loads(json.dumps(i)) if not isinstance(i, str) else i for i in ids]
+    whole = {n: int(float(v)) for n, v in enumerate(read, start=1) if float(v) == int(float(v))}
+    bad = {n: v for n, v in enumerate(read, start=1) if n not in whole}
+    assert (report["rows_read"], report["loaded"], report["quarantined"]) == (5, 3, 2)
+    assert {e for (e,) in query(ws, "SELECT entity_id FROM events")} == {
+        str(v) for v in whole.values()
+    }
+    got = query(ws, "SELECT file, row_number, column_name, reason FROM quarantine ORDER BY 2")
+    assert [(f, r, c) for f, r, c, _ in got] == [(str(path), n, "id") for n in sorted(bad)]
+    for _, n, _, reason in got:
+        assert f"(id: {bad[n]})" in reason and "whole-number" in reason
+
+
 def test_whole_file_problems_stop_with_a_clear_error(tmp_path: Path) -> None:
     ws = init(tmp_path / "ws")
     code, output = ingest_one(ws, BAD / "intercom_conversations.json")

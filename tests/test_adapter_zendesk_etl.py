@@ -466,6 +466,137 @@ def test_bad_fivetran_rows_are_quarantined_with_file_row_and_column(tmp_path: Pa
     assert any("unknown status 'archived'" in r[2] for r in got)
 
 
+# --------------------------------------------------------------------------- copies of a row
+
+SYNC_1 = "2026-03-01 02:00:00.000000 UTC"
+SYNC_2 = "2026-03-02 02:00:00.000000 UTC"
+TICKET_HEADER = "id,_fivetran_synced,_fivetran_deleted,created_at,requester_id,status,via_channel"
+HISTORY_HEADER = "field_name,ticket_id,updated,_fivetran_synced,user_id,value"
+
+
+def write_lines(path: Path, header: str, lines: list[str]) -> Path:
+    path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    return path
+
+
+#: Copies of Fivetran's history key (field_name, ticket_id, updated), as appends and CDC
+#: re-syncs leave them, each with its role: 1003 at 10:00 has a stale 'solved' copy, the
+#: current 'open' (the latest sync) and an older copy that agrees with it (the first of the
+#: two in the file is loaded, the other is a duplicate); 1005 at 11:00 has two copies that
+#: disagree with the same sync time, so neither can be taken.
+HISTORY_COPIES = [
+    (f"status,1003,2026-01-07 09:00:00.000000 UTC,{SYNC_1},21003,open", "current"),
+    (f"status,1003,2026-01-07 10:00:00.000000 UTC,{SYNC_1},-1,solved", "superseded"),
+    (f"status,1003,2026-01-07 10:00:00.000000 UTC,{SYNC_2},-1,open", "current"),
+    (f"status,1003,2026-01-07 10:00:00.000000 UTC,{SYNC_1},-1,open", "current"),
+    (f"status,1005,2026-01-07 09:00:00.000000 UTC,{SYNC_1},21005,open", "current"),
+    (f"status,1005,2026-01-07 11:00:00.000000 UTC,{SYNC_1},-1,solved", "tied"),
+    (f"status,1005,2026-01-07 11:00:00.000000 UTC,{SYNC_1},-1,pending", "tied"),
+]
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["file_order", "reversed"])
+def test_field_history_copies_are_settled_by_the_latest_sync_in_any_order(
+    tmp_path: Path, reverse: bool
+) -> None:
+    ordered = HISTORY_COPIES[::-1] if reverse else HISTORY_COPIES
+    tickets = write_lines(
+        tmp_path / "ticket.csv",
+        TICKET_HEADER,
+        [
+            f"1003,{SYNC_1},false,2026-01-07 09:00:00.000000 UTC,21003,open,native_messaging",
+            f"1005,{SYNC_1},false,2026-01-07 09:00:00.000000 UTC,21005,open,native_messaging",
+        ],
+    )
+    history = write_lines(
+        tmp_path / "ticket_field_history.csv", HISTORY_HEADER, [line for line, _ in ordered]
+    )
+    ws = init(tmp_path / "ws")
+    report = ingest(ws, [tickets, history])["files"][-1]
+    role = {n: r for n, (_, r) in enumerate(ordered, start=1)}
+    quarantined = {n for n, r in role.items() if r in ("superseded", "tied")}
+    first_of: dict[str, int] = {}  # the first row in the file of each current fact
+    for n, (line, r) in enumerate(ordered, start=1):
+        fact = line.replace(SYNC_2, SYNC_1)  # copies that agree differ only in their sync
+        if r == "current":
+            first_of.setdefault(fact, n)
+    loaded = set(first_of.values())
+    assert (report["rows_read"], report["loaded"], report["duplicate"], report["quarantined"]) == (
+        7,
+        3,
+        1,
+        3,
+    )
+    at = dt.datetime(2026, 1, 7)
+    hour = dt.timedelta(hours=1)
+    # 1003's current 10:00 value is 'open': no close and no reopen; 1005's 11:00 is unknown
+    assert stored(ws) == {
+        ("1003", at + 9 * hour, "created", "customer", None, None, None),
+        ("1005", at + 9 * hour, "created", "customer", None, None, None),
+        ("1003", at + 9 * hour, "status_changed", "customer", None, None, "open"),
+        ("1003", at + 10 * hour, "status_changed", "ai", None, "open", "open"),
+        ("1005", at + 9 * hour, "status_changed", "customer", None, None, "open"),
+    }
+    # every stored event of the history comes from a loaded row, never from a duplicate
+    sources = query(ws, "SELECT DISTINCT source FROM events WHERE source LIKE 'ticket_field%'")
+    assert {int(s.rsplit(":", 1)[1]) for (s,) in sources} == loaded
+    got = {
+        r[0]: (r[1], r[2])
+        for r in query(ws, "SELECT row_number, column_name, reason FROM quarantine")
+    }
+    assert set(got) == quarantined
+    assert {column for column, _ in got.values()} == {"_fivetran_synced"}
+    stale = next(n for n, r in role.items() if r == "superseded")
+    current = first_of[f"status,1003,2026-01-07 10:00:00.000000 UTC,{SYNC_1},-1,open"]
+    assert f"row {stale} (value 'solved'" in got[stale][1]
+    assert f"superseded by row {current} (value 'open'" in got[stale][1]
+    tied = sorted(n for n, r in role.items() if r == "tied")
+    for n in tied:
+        assert all(f"row {m}: value" in got[n][1] for m in tied)
+        assert f"the same latest _fivetran_synced {SYNC_1[:19]}" in got[n][1]
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["file_order", "reversed"])
+def test_fivetran_ticket_copies_keep_the_latest_sync_in_any_order(
+    tmp_path: Path, reverse: bool
+) -> None:
+    lines = [
+        (f"1004,{SYNC_1},false,2026-01-08 09:00:00.000000 UTC,21004,open,email", "superseded"),
+        (f"1004,{SYNC_2},false,2026-01-09 09:00:00.000000 UTC,21004,solved,email", "loaded"),
+        (f"1006,{SYNC_1},false,2026-01-08 09:00:00.000000 UTC,21006,open,email", "tied"),
+        (f"1006,{SYNC_1},false,2026-01-10 09:00:00.000000 UTC,21006,open,email", "tied"),
+        (f"1007,{SYNC_1},false,2026-01-08 09:00:00.000000 UTC,21007,open,email", "same"),
+        (f"1007,{SYNC_2},false,2026-01-08 09:00:00.000000 UTC,21007,open,email", "same"),
+        (f"1008,{SYNC_1},false,2026-01-08 09:00:00.000000 UTC,21008,open,email", "superseded"),
+        (f"1008,{SYNC_2},true,2026-01-08 09:00:00.000000 UTC,21008,open,email", "deleted"),
+    ]
+    ordered = lines[::-1] if reverse else lines
+    path = write_lines(tmp_path / "ticket.csv", TICKET_HEADER, [line for line, _ in ordered])
+    ws = init(tmp_path / "ws")
+    report = ingest(ws, [path])["files"][0]
+    # 1004 and one 1007 loaded, the other 1007 a duplicate; the rest quarantined
+    assert (report["rows_read"], report["loaded"], report["duplicate"], report["quarantined"]) == (
+        8,
+        2,
+        1,
+        5,
+    )
+    assert query(ws, "SELECT entity_id, ts FROM events ORDER BY 1") == [
+        ("1004", dt.datetime(2026, 1, 9, 9)),
+        ("1007", dt.datetime(2026, 1, 8, 9)),
+    ]
+    role = {n: r for n, (_, r) in enumerate(ordered, start=1)}
+    got = dict(query(ws, "SELECT row_number, reason FROM quarantine"))
+    assert set(got) == {n for n, r in role.items() if r in ("superseded", "tied", "deleted")}
+    for n, r in role.items():
+        if r == "superseded":
+            assert "is superseded by row" in got[n] and "synced later" in got[n]
+        if r == "tied":
+            assert all(f"row {m}: status open" in got[n] for m, q in role.items() if q == "tied")
+        if r == "deleted":
+            assert "deleted in Zendesk" in got[n]
+
+
 # --------------------------------------------------------------------------- equivalence
 
 

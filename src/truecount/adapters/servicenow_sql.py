@@ -11,8 +11,10 @@ single query derives every event. The steps, as CTEs:
   whether a day above 12 proves a day-first or month-first order, and whether it has an
   update counter at all;
 - ``checked``: one problem per unusable row (naming the export's column);
-- ``occurrences`` / ``firsts`` / ``history``: repeated updates, same-second ties without a
-  counter, and each incident's previous row (ordered by time, then counter);
+- ``occurrences`` / ``firsts`` / ``history``: repeated updates (copies that agree are
+  duplicates; copies of one counter that disagree are all set aside, whatever their order),
+  same-second ties without a counter, and each incident's previous row (ordered by time,
+  then counter);
 - ``events_base`` and one SELECT per event type.
 
 Field names below are this module's constants, never user text; every option value, name
@@ -397,12 +399,14 @@ def events_sql(records: str) -> str:
     ),
     occurrences AS (
         -- The same update may appear twice: overlapping pages repeat it unchanged (same
-        -- events, counted as duplicates), a conflicting copy is set aside. An update is its
+        -- events, counted as duplicates). Copies that disagree have nothing to say which is
+        -- current, so every copy is set aside, whatever their order. An update is its
         -- counter; without one, its time and its whole content.
         SELECT *,
                row_number() OVER same_update AS occurrence,
-               first_value(content) OVER same_update AS first_content,
-               first_value(__tc_row) OVER same_update AS first_row
+               count(DISTINCT content) OVER (PARTITION BY number, update_key) AS versions,
+               string_agg(CAST(__tc_row AS VARCHAR), ', ' ORDER BY __tc_row)
+                   OVER (PARTITION BY number, update_key) AS copy_rows
         FROM (SELECT *, coalesce('n' || CAST(mod_count AS VARCHAR),
                                  't' || CAST(ts AS VARCHAR) || md5(content)) AS update_key
               FROM checked WHERE problem IS NULL)
@@ -419,7 +423,7 @@ def events_sql(records: str) -> str:
                    AS tie_rank,
                mod_count IS NULL AND count(*) OVER same_time > 1 AND $tie_order = 'counter'
                    AS tied_out
-        FROM occurrences WHERE occurrence = 1
+        FROM occurrences WHERE occurrence = 1 AND versions = 1
         WINDOW same_time AS (PARTITION BY number, ts)
     ),
     history AS MATERIALIZED (
@@ -446,7 +450,6 @@ def events_sql(records: str) -> str:
                CASE WHEN o.mod_count IS NULL THEN $no_counter
                    || CASE WHEN h.same_time > 1 THEN $tie_by_file ELSE '' END END AS caveat
         FROM occurrences AS o JOIN history AS h USING (number, update_key)
-        WHERE o.occurrence = 1 OR o.content = o.first_content
     )
     {derived}
     UNION ALL
@@ -457,10 +460,11 @@ def events_sql(records: str) -> str:
     SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
            __tc_row, 0,
            'incident ' || number || ': update counter sys_mod_count ' || mod_count
-           || ' appears again with different values (first at record ' || first_row
-           || '); the later copy is set aside: re-export the incident''s history',
+           || ' appears with different values at records ' || copy_rows
+           || ', and nothing tells which copy is current; every copy is set aside: '
+           || 're-export the incident''s history',
            {_column("sys_mod_count")}, raw
-    FROM occurrences WHERE occurrence > 1 AND content <> first_content
+    FROM occurrences WHERE versions > 1
     UNION ALL
     SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
            o.__tc_row, 0,

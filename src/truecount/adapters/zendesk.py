@@ -150,6 +150,28 @@ def _in(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
+#: The largest whole number a double holds exactly: a number written with a fraction or an
+#: exponent beyond it cannot be told from its neighbours.
+_EXACT: Final[int] = 9_007_199_254_740_991
+
+
+def _whole(x: str) -> str:
+    """A Zendesk id (or other whole number) as BIGINT; NULL when ``x`` is not one.
+
+    Digits are read as written, however long (ids above 2^53 stay exact). A number written with
+    a fraction or an exponent (a JSON dump of an id column with gaps writes ``3010.0``) is that
+    number when it is whole and within +-(2^53 - 1). Anything else is NULL, so that the record is
+    quarantined: a plain ``CAST`` would round ``3010.5`` to ticket 3011.
+    """
+    return (
+        f"(CASE WHEN regexp_full_match(trim({x}), '[+-]?[0-9]+') "
+        f"THEN TRY_CAST(trim({x}) AS BIGINT) "
+        f"WHEN TRY_CAST({x} AS DOUBLE) = floor(TRY_CAST({x} AS DOUBLE)) "
+        f"AND abs(TRY_CAST({x} AS DOUBLE)) <= {_EXACT} "
+        f"THEN CAST(TRY_CAST({x} AS DOUBLE) AS BIGINT) END)"
+    )
+
+
 def _listed(values: tuple[str, ...]) -> str:
     return ", ".join(values)
 
@@ -182,13 +204,13 @@ _TICKETS_SQL: Final[str] = f"""
 WITH t0 AS (
     SELECT __tc_row, __tc_record AS r,
            __tc_record ->> '$.id' AS id_text,
-           TRY_CAST(__tc_record ->> '$.id' AS BIGINT) AS id,
+           {_whole("__tc_record ->> '$.id'")} AS id,
            __tc_record ->> '$.created_at' AS created_raw,
            __tc_record ->> '$.status' AS status,
            __tc_record ->> '$.via.channel' AS channel,
            __tc_record ->> '$.via.source.rel' AS rel,
-           TRY_CAST(__tc_record ->> '$.via_followup_source_id' AS BIGINT) AS followup_field,
-           TRY_CAST(__tc_record ->> '$.via.source.from.ticket_id' AS BIGINT) AS followup_via
+           {_whole("__tc_record ->> '$.via_followup_source_id'")} AS followup_field,
+           {_whole("__tc_record ->> '$.via.source.from.ticket_id'")} AS followup_via
     FROM __tc_records
 ), t1 AS (
     SELECT *, {_ts("created_raw")} AS created,
@@ -198,7 +220,7 @@ WITH t0 AS (
 ), t AS (
     SELECT *,
         CASE
-            WHEN id IS NULL THEN 'ticket without a numeric id (id: '
+            WHEN id IS NULL THEN 'ticket without a whole-number id (id: '
                 || coalesce(id_text, 'missing') || ')'
             WHEN created IS NULL THEN 'ticket ' || id || ': created_at '
                 || coalesce('''' || created_raw || '''', 'missing')
@@ -224,8 +246,8 @@ SELECT 'zendesk:ticket:' || id || ':created' AS event_id,
            'origin', json_object('entity_id', 'ticket.id', 'ts', 'ticket.created_at',
                                  'attrs.channel', 'ticket.via.channel'),
            'channel', channel, 'via_rel', rel,
-           'requester_id', TRY_CAST(r ->> '$.requester_id' AS BIGINT),
-           'submitter_id', TRY_CAST(r ->> '$.submitter_id' AS BIGINT),
+           'requester_id', {_whole("r ->> '$.requester_id'")},
+           'submitter_id', {_whole("r ->> '$.submitter_id'")},
            'ticket_type', r ->> '$.type', 'priority', r ->> '$.priority',
            'status_at_export', status, 'followup_of', source_id,
            'from_messaging_channel', TRY_CAST(r ->> '$.from_messaging_channel' AS BOOLEAN)
@@ -260,8 +282,8 @@ _RATINGS_SQL: Final[str] = f"""
 WITH s0 AS (
     SELECT __tc_row, __tc_record AS r,
            __tc_record ->> '$.id' AS id_text,
-           TRY_CAST(__tc_record ->> '$.id' AS BIGINT) AS id,
-           TRY_CAST(__tc_record ->> '$.ticket_id' AS BIGINT) AS ticket_id,
+           {_whole("__tc_record ->> '$.id'")} AS id,
+           {_whole("__tc_record ->> '$.ticket_id'")} AS ticket_id,
            __tc_record ->> '$.score' AS score,
            __tc_record ->> '$.created_at' AS created_raw,
            __tc_record ->> '$.updated_at' AS updated_raw
@@ -273,9 +295,11 @@ WITH s0 AS (
         CASE WHEN score IN ('good', 'bad') THEN coalesce(updated, created)
              ELSE coalesce(created, updated) END AS ts,
         CASE
-            WHEN id IS NULL THEN 'satisfaction rating without a numeric id (id: '
+            WHEN id IS NULL THEN 'satisfaction rating without a whole-number id (id: '
                 || coalesce(id_text, 'missing') || ')'
-            WHEN ticket_id IS NULL THEN 'satisfaction rating ' || id || ': no numeric ticket_id'
+            WHEN ticket_id IS NULL THEN 'satisfaction rating ' || id || ': ticket_id '
+                || coalesce('''' || (r ->> '$.ticket_id') || '''', 'missing')
+                || ' is not a whole number'
             WHEN score IS NULL OR score NOT IN {_in(SCORES)} THEN 'satisfaction rating ' || id
                 || ': unknown score ' || coalesce('''' || score || '''', 'missing')
                 || ' (Zendesk scores: {_listed(SCORES)})'
@@ -307,7 +331,7 @@ SELECT 'zendesk:satisfaction_rating:' || id || ':' || strftime(ts, '{_ISO_TEXT}'
            'raw', score, 'scale', 'good/bad',
            'assumed', CASE WHEN score IN ('good', 'bad') THEN json_object(
                'good', $good_rating_value, 'bad', $bad_rating_value) END,
-           'rating_id', id, 'assignee_id', TRY_CAST(r ->> '$.assignee_id' AS BIGINT),
+           'rating_id', id, 'assignee_id', {_whole("r ->> '$.assignee_id'")},
            'reason', r ->> '$.reason', 'has_comment', nullif(r ->> '$.comment', '') IS NOT NULL
        ) AS attrs,
        NULL AS source, NULL AS recorded_at, NULL AS seq,
@@ -439,11 +463,11 @@ _METRICS_SQL: Final[str] = f"""
 WITH m0 AS (
     SELECT __tc_row, __tc_record AS r,
            __tc_record ->> '$.id' AS id_text,
-           TRY_CAST(__tc_record ->> '$.id' AS BIGINT) AS id,
-           TRY_CAST(__tc_record ->> '$.ticket_id' AS BIGINT) AS ticket_id,
+           {_whole("__tc_record ->> '$.id'")} AS id,
+           {_whole("__tc_record ->> '$.ticket_id'")} AS ticket_id,
            __tc_record ->> '$.metric' AS metric,
            __tc_record ->> '$.type' AS kind,
-           TRY_CAST(__tc_record ->> '$.instance_id' AS BIGINT) AS instance_id,
+           {_whole("__tc_record ->> '$.instance_id'")} AS instance_id,
            __tc_record ->> '$.time' AS time_raw
     FROM __tc_records
 ), m AS (
@@ -451,9 +475,11 @@ WITH m0 AS (
 ), checked AS (
     SELECT *,
         CASE
-            WHEN id IS NULL THEN 'ticket metric event without a numeric id (id: '
+            WHEN id IS NULL THEN 'ticket metric event without a whole-number id (id: '
                 || coalesce(id_text, 'missing') || ')'
-            WHEN ticket_id IS NULL THEN 'ticket metric event ' || id || ': no numeric ticket_id'
+            WHEN ticket_id IS NULL THEN 'ticket metric event ' || id || ': ticket_id '
+                || coalesce('''' || (r ->> '$.ticket_id') || '''', 'missing')
+                || ' is not a whole number'
             WHEN metric IS NULL OR metric NOT IN {_in(METRICS)} THEN 'ticket metric event '
                 || id || ': unknown metric ' || coalesce('''' || metric || '''', 'missing')
                 || ' (Zendesk metrics: {_listed(METRICS)})'

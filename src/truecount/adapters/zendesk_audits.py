@@ -46,6 +46,7 @@ from truecount.adapters.zendesk import (
     _explicit_ai,
     _in,
     _ts,
+    _whole,
 )
 
 #: The table gathering one row per readable audit of every audits file of the ingest.
@@ -75,9 +76,9 @@ _READ: Final[str] = f"""
 a0 AS (
     SELECT __tc_row, __tc_record AS r,
            __tc_record ->> '$.id' AS id_text,
-           TRY_CAST(__tc_record ->> '$.id' AS BIGINT) AS audit_id,
-           TRY_CAST(__tc_record ->> '$.ticket_id' AS BIGINT) AS ticket_id,
-           TRY_CAST(__tc_record ->> '$.author_id' AS BIGINT) AS author_id,
+           {_whole("__tc_record ->> '$.id'")} AS audit_id,
+           {_whole("__tc_record ->> '$.ticket_id'")} AS ticket_id,
+           {_whole("__tc_record ->> '$.author_id'")} AS author_id,
            __tc_record ->> '$.created_at' AS created_raw,
            __tc_record ->> '$.via.channel' AS channel,
            __tc_record ->> '$.via.source.rel' AS rel,
@@ -91,7 +92,7 @@ a0 AS (
            e ->> '$.id' AS eid_text, e ->> '$.type' AS etype,
            e ->> '$.field_name' AS field,
            e ->> '$.value' AS val, e ->> '$.previous_value' AS prev,
-           TRY_CAST(e ->> '$.author_id' AS BIGINT) AS c_author,
+           {_whole("e ->> '$.author_id'")} AS c_author,
            e ->> '$.via.channel' AS c_channel, e ->> '$.via.source.rel' AS c_rel,
            TRY_CAST(e ->> '$.public' AS BOOLEAN) AS c_public
     FROM (
@@ -125,9 +126,11 @@ a0 AS (
 ), a AS (
     SELECT a1.*,
         CASE
-            WHEN audit_id IS NULL THEN 'audit without a numeric id (id: '
+            WHEN audit_id IS NULL THEN 'audit without a whole-number id (id: '
                 || coalesce(id_text, 'missing') || ')'
-            WHEN ticket_id IS NULL THEN 'audit ' || audit_id || ': no numeric ticket_id'
+            WHEN ticket_id IS NULL THEN 'audit ' || audit_id || ': ticket_id '
+                || coalesce('''' || (r ->> '$.ticket_id') || '''', 'missing')
+                || ' is not a whole number'
             WHEN ts IS NULL THEN 'audit ' || audit_id || ': created_at '
                 || coalesce('''' || created_raw || '''', 'missing')
                 || ' is not a timestamp ({_ISO_HINT})'
@@ -161,7 +164,7 @@ a0 AS (
              THEN {_explicit_ai("cm_author", "cm_channel", "cm_rel")} END AS c_xai,
         bool_or(etype = 'Create') OVER (PARTITION BY __tc_row) AS creating,
         (etype IN ('Create', 'Change') AND field = 'assignee_id' AND nullif(val, '') IS NOT NULL
-            AND NOT coalesce(list_contains($ai_author_ids::BIGINT[], TRY_CAST(val AS BIGINT)),
+            AND NOT coalesce(list_contains($ai_author_ids::BIGINT[], {_whole("val")}),
                              false))
             AS to_agent
     FROM gev
@@ -178,9 +181,9 @@ WITH {_READ}
 SELECT ticket_id, audit_id, akey,
        bool_or(creating) AS creating,
        any_value(channel) AS channel,
-       arg_min(TRY_CAST(val AS BIGINT), idx)
+       arg_min({_whole("val")}, idx)
            FILTER (WHERE etype = 'Create' AND field = 'requester_id') AS requester_create,
-       arg_min(TRY_CAST(val AS BIGINT), idx)
+       arg_min({_whole("val")}, idx)
            FILTER (WHERE etype = 'Change' AND field = 'requester_id') AS requester_change,
        bool_or(a_xai IS NOT NULL OR c_xai IS NOT NULL) AS xai,
        bool_or(esc_signal) AS esc_signal
@@ -190,22 +193,22 @@ GROUP BY ticket_id, audit_id, akey
 
 #: Audits of earlier ingests, read back from their stored events (same facts as the context).
 _STORED: Final[str] = f"""
-SELECT TRY_CAST(entity_id AS BIGINT) AS ticket_id, audit_id,
+SELECT {_whole("entity_id")} AS ticket_id, audit_id,
        {_key("min(ts)", "audit_id")} AS akey,
        bool_or(event_type = 'Create') AS creating,
        any_value(attrs ->> '$.channel') AS channel,
-       arg_min(TRY_CAST(attrs ->> '$.value' AS BIGINT), seq)
+       arg_min({_whole("attrs ->> '$.value'")}, seq)
            FILTER (WHERE event_type = 'Create' AND field = 'requester_id') AS requester_create,
-       arg_min(TRY_CAST(attrs ->> '$.value' AS BIGINT), seq)
+       arg_min({_whole("attrs ->> '$.value'")}, seq)
            FILTER (WHERE event_type = 'Change' AND field = 'requester_id') AS requester_change,
        bool_or(attrs ->> '$.ai_by' IN {_EXPLICIT_BY}) AS xai,
        bool_or(type = 'assigned' AND field = 'assignee_id'
                AND NOT coalesce(list_contains($ai_author_ids::BIGINT[],
-                                              TRY_CAST(attrs ->> '$.assignee' AS BIGINT)), false))
+                                              {_whole("attrs ->> '$.assignee'")}), false))
        OR (bool_or(type = 'assigned' AND field = 'group_id' AND event_type = 'Change')
            AND NOT bool_or(event_type = 'Create')) AS esc_signal
 FROM (
-    SELECT *, TRY_CAST(attrs ->> '$.audit_id' AS BIGINT) AS audit_id,
+    SELECT *, {_whole("attrs ->> '$.audit_id'")} AS audit_id,
            attrs ->> '$.event_type' AS event_type, attrs ->> '$.field' AS field
     FROM {STORE}
     WHERE attrs ->> '$.vendor' = 'zendesk' AND attrs ->> '$.record' = 'audits'
@@ -279,9 +282,9 @@ WITH {_READ}, known AS (
     {_STORED}
 ), stored_tickets AS (
     -- the tickets file's facts (the tickets kind is loaded first)
-    SELECT TRY_CAST(entity_id AS BIGINT) AS ticket_id,
+    SELECT {_whole("entity_id")} AS ticket_id,
            arg_min(attrs ->> '$.channel', ts) AS channel,
-           arg_min(TRY_CAST(attrs ->> '$.requester_id' AS BIGINT), ts) AS requester
+           arg_min({_whole("attrs ->> '$.requester_id'")}, ts) AS requester
     FROM {STORE}
     WHERE type = 'created' AND attrs ->> '$.vendor' = 'zendesk'
       AND attrs ->> '$.record' = 'tickets'
@@ -360,7 +363,7 @@ WITH {_READ}, known AS (
            json_object('assignee', val,
                        'assignee_type', CASE
                            WHEN field = 'group_id' THEN 'team'
-                           WHEN list_contains($ai_author_ids::BIGINT[], TRY_CAST(val AS BIGINT))
+                           WHEN list_contains($ai_author_ids::BIGINT[], {_whole("val")})
                                THEN 'ai'
                            ELSE 'human' END,
                        'field', field)
@@ -388,7 +391,7 @@ SELECT event_id, CAST(ticket_id AS VARCHAR) AS entity_id, ts, type, actor, NULL 
                                  ELSE 'audit.author_id' END,
                    'attrs.from', CASE WHEN is_status THEN 'audit.events[].previous_value' END,
                    'attrs.to', CASE WHEN is_status THEN 'audit.events[].value' END),
-               'audit_id', audit_id, 'audit_event_id', TRY_CAST(eid_text AS BIGINT),
+               'audit_id', audit_id, 'audit_event_id', {_whole("eid_text")},
                'event_type', etype, 'author_id', author_id, 'channel', channel,
                'via_rel', rel, 'ticket_channel', t_channel, 'ticket_requester', t_requester,
                'ai_by', CASE WHEN etype = 'Comment' AND type IN ('message', 'note') THEN c_ai_by

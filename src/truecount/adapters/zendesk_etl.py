@@ -24,6 +24,15 @@ per ticket, field and second, so two status changes in the same second leave onl
 A Fivetran row with ``_fivetran_deleted`` true is a record deleted in Zendesk (Zendesk's API
 no longer returns it). It is quarantined with that reason, never dropped silently and never
 counted.
+
+Copies of one Fivetran row (a ``ticket`` id, or a history key ``ticket_id``, ``field_name``,
+``updated``), which appends, re-syncs and CDC copies leave behind, are resolved the same way
+whatever their order in the file (:func:`_copies`): copies that agree are one fact (the first
+is loaded, the others are duplicates); copies that disagree are settled by
+``_fivetran_synced``, Fivetran's own meaning of the current state being the latest sync, and
+the older copies are quarantined as superseded, naming the row that superseded them; when the
+latest sync time is shared by copies that disagree (or a copy has none), nothing tells which
+is current, and every copy is quarantined, naming them all.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from truecount.adapters.zendesk import (
     ZendeskOptions,
     _explicit_ai,
     _in,
+    _whole,
 )
 from truecount.ingest.source import FileFormat
 
@@ -106,6 +116,72 @@ def _bad_bool(text: str) -> str:
     return f"(nullif(trim({text}), '') IS NOT NULL AND {_ft_bool(text)} IS NULL)"
 
 
+def _bad_synced(raw: str, synced: str) -> str:
+    """A ``_fivetran_synced`` that is given but is not a timestamp."""
+    return f"({synced} IS NULL AND nullif(trim({raw}), '') IS NOT NULL)"
+
+
+def _copies(source: str, key: str) -> str:
+    """CTEs ``cp1``, ``cp2`` and ``resolved``: the rows of ``source`` with their ``role`` among
+    the copies of one Fivetran row.
+
+    ``source`` has ``__tc_row``, the ``key`` columns, ``synced`` (``_fivetran_synced``),
+    ``fact`` (the text of what the row says, equal for copies that agree) and ``shown`` (the
+    row's values in words). The current fact (``win_fact``) is the only fact of the key, else
+    the one fact among the rows of the latest ``synced`` when every row has one; else NULL.
+    ``role`` is ``keep`` (the first row of the current fact: its events are loaded), ``copy``
+    (another row of the current fact: a duplicate), ``superseded`` (another fact, older) or
+    ``tied`` (no current fact). ``win_row`` / ``win_synced`` / ``win_shown`` describe the
+    current fact's first row, ``key_rows`` lists every copy as ``row N: shown``. Window
+    functions only: the result does not depend on the order of the rows.
+    """
+    return f"""
+cp1 AS (
+    SELECT *, count(DISTINCT fact) OVER k AS n_facts, max(synced) OVER k AS last_synced,
+           count(*) FILTER (WHERE synced IS NULL) OVER k AS unsynced,
+           string_agg('row ' || __tc_row || ': ' || shown, '; ' ORDER BY __tc_row) OVER k
+               AS key_rows
+    FROM {source} WINDOW k AS (PARTITION BY {key})
+), cp2 AS (
+    SELECT *,
+        CASE WHEN n_facts = 1 THEN fact
+             WHEN unsynced = 0
+                  AND count(DISTINCT fact) FILTER (WHERE synced = last_synced) OVER k = 1
+                 THEN max(fact) FILTER (WHERE synced = last_synced) OVER k
+        END AS win_fact
+    FROM cp1 WINDOW k AS (PARTITION BY {key})
+), resolved AS (
+    SELECT *,
+        min(__tc_row) FILTER (WHERE fact = win_fact) OVER k AS win_row,
+        max(synced) FILTER (WHERE fact = win_fact) OVER k AS win_synced,
+        arg_min(shown, __tc_row) FILTER (WHERE fact = win_fact) OVER k AS win_shown,
+        CASE WHEN win_fact IS NULL THEN 'tied'
+             WHEN fact <> win_fact THEN 'superseded'
+             WHEN __tc_row = min(__tc_row) FILTER (WHERE fact = win_fact) OVER k THEN 'keep'
+             ELSE 'copy'
+        END AS role
+    FROM cp2 WINDOW k AS (PARTITION BY {key})
+)"""  # noqa: S608 - fixed text: the source and key are this module's constants
+
+
+def _copy_problem(what: str) -> str:
+    """The quarantine reason of a ``superseded`` or ``tied`` row of :func:`_copies`; ``what``
+    is SQL text naming the Fivetran row (e.g. the ticket and field)."""
+    return f"""CASE role
+        WHEN 'superseded' THEN {what} || ': row ' || __tc_row || ' (' || shown
+            || ', _fivetran_synced ' || CAST(synced AS VARCHAR) || ') is superseded by row '
+            || win_row || ' (' || win_shown || '), synced later ('
+            || CAST(win_synced AS VARCHAR) || '): the latest sync is the current state, so '
+            || 'this older copy is not loaded'
+        WHEN 'tied' THEN {what} || ': copies that disagree (' || key_rows || ') and '
+            || CASE WHEN unsynced > 0 THEN 'a copy without _fivetran_synced'
+                    ELSE 'the same latest _fivetran_synced ' || CAST(last_synced AS VARCHAR)
+               END
+            || ', so which is current cannot be told; every copy is set aside: re-sync the '
+            || 'table (or remove the stale copy)'
+    END"""
+
+
 #: The record of a CSV / Parquet row as JSON (missing optional columns read as NULL), and
 #: the row as it is kept with a quarantined record (without the internal columns).
 _ROW_JSON: Final[str] = """
@@ -163,29 +239,53 @@ WITH rows AS ({_ROW_JSON}),
 c AS (
     SELECT __tc_row, r, j ->> '$.id' AS id_text, j ->> '$.created_at' AS created_raw,
            {_ft_ts("j ->> '$.created_at'")} AS created,
+           j ->> '$._fivetran_synced' AS synced_raw,
+           {_ft_ts("j ->> '$._fivetran_synced'")} AS synced,
            j ->> '$._fivetran_deleted' AS deleted_raw, j
     FROM rows
-)
-SELECT __tc_row, r,
-    CASE {_T_DEL_MSG}
-        WHEN created IS NULL AND created_raw IS NOT NULL THEN 'ticket '
-            || coalesce(id_text, '?') || ': created_at ''' || created_raw
-            || ''' is not a timestamp ({_TS_HINT})'
-    END AS problem,
-    CASE {_T_DEL_COL}
-        WHEN created IS NULL AND created_raw IS NOT NULL THEN 'created_at'
-    END AS problem_column,
-    json_object(
-        'id', id_text, 'created_at', strftime(created, '{_ISO_MICRO}'),
-        'status', j ->> '$.status', 'type', j ->> '$.type', 'priority', j ->> '$.priority',
-        'requester_id', j ->> '$.requester_id', 'submitter_id', j ->> '$.submitter_id',
-        'via_followup_source_id', j ->> '$.via_followup_source_id',
-        'via', json_object(
-            'channel', j ->> '$.via_channel',
-            'source', json_object('rel', j ->> '$.via_source_rel',
-                                  'from', json_object('ticket_id', j ->> '$.via_source_from_id')))
-    ) AS rec
-FROM c
+), checked AS (
+    SELECT __tc_row, r, id_text, synced,
+        CASE {_T_DEL_MSG}
+            WHEN created IS NULL AND created_raw IS NOT NULL THEN 'ticket '
+                || coalesce(id_text, '?') || ': created_at ''' || created_raw
+                || ''' is not a timestamp ({_TS_HINT})'
+            WHEN {_bad_synced("synced_raw", "synced")} THEN 'ticket ' || coalesce(id_text, '?')
+                || ': _fivetran_synced ''' || synced_raw || ''' is not a timestamp ({_TS_HINT})'
+        END AS problem,
+        CASE {_T_DEL_COL}
+            WHEN created IS NULL AND created_raw IS NOT NULL THEN 'created_at'
+            WHEN {_bad_synced("synced_raw", "synced")} THEN '_fivetran_synced'
+        END AS problem_column,
+        coalesce({_ft_bool("deleted_raw")}, false) AS deleted,
+        json_object(
+            'id', id_text, 'created_at', strftime(created, '{_ISO_MICRO}'),
+            'status', j ->> '$.status', 'type', j ->> '$.type', 'priority', j ->> '$.priority',
+            'requester_id', j ->> '$.requester_id', 'submitter_id', j ->> '$.submitter_id',
+            'via_followup_source_id', j ->> '$.via_followup_source_id',
+            'via', json_object(
+                'channel', j ->> '$.via_channel',
+                'source', json_object('rel', j ->> '$.via_source_rel',
+                                      'from', json_object('ticket_id',
+                                                          j ->> '$.via_source_from_id')))
+        ) AS rec
+    FROM c
+), copies AS (
+    -- the copies of one ticket id, deleted ones included (the latest sync may delete it)
+    SELECT *, CASE WHEN deleted THEN 'deleted' ELSE CAST(rec AS VARCHAR) END AS fact,
+           CASE WHEN deleted THEN 'deleted'
+                ELSE 'status ' || coalesce(rec ->> '$.status', 'missing') || ', created_at '
+                    || coalesce(rec ->> '$.created_at', 'missing') END AS shown
+    FROM checked WHERE (problem IS NULL OR deleted) AND id_text IS NOT NULL
+), {_copies("copies", "id_text")}
+SELECT __tc_row, r, rec,
+    CASE WHEN role IN ('superseded', 'tied') THEN {_copy_problem("'ticket ' || id_text")}
+         ELSE problem END AS problem,
+    CASE WHEN role IN ('superseded', 'tied') THEN '_fivetran_synced'
+         ELSE problem_column END AS problem_column
+FROM resolved
+UNION ALL
+SELECT __tc_row, r, rec, problem, problem_column
+FROM checked WHERE NOT ((problem IS NULL OR deleted) AND id_text IS NOT NULL)
 """  # noqa: S608 - fixed text
 
 FIVETRAN_TICKET_SQL: Final[str] = _converted(_FT_TICKET_PRE, _TICKETS_SQL, "ticket")
@@ -235,9 +335,9 @@ FIVETRAN_RATING_SQL: Final[str] = _converted(_FT_RATING_PRE, _RATINGS_SQL, "sati
 #: What the store says about each ticket: requester and channel from its ``created`` event
 #: (API tickets or the Fivetran ticket table give the same attrs), the first escalation, and
 #: whether its status history is known at all (without it, no escalation can be seen).
-_STORED_TICKETS: Final[str] = """
-    SELECT TRY_CAST(entity_id AS BIGINT) AS ticket_id,
-           arg_min(TRY_CAST(attrs ->> '$.requester_id' AS BIGINT), ts)
+_STORED_TICKETS: Final[str] = f"""
+    SELECT {_whole("entity_id")} AS ticket_id,
+           arg_min({_whole("attrs ->> '$.requester_id'")}, ts)
                FILTER (WHERE type = 'created') AS s_requester,
            arg_min(attrs ->> '$.channel', ts) FILTER (WHERE type = 'created') AS s_channel,
            min(ts) FILTER (WHERE type = 'escalated') AS s_escalated,
@@ -245,7 +345,7 @@ _STORED_TICKETS: Final[str] = """
     FROM __tc_store
     WHERE attrs ->> '$.vendor' = 'zendesk'
       AND type IN ('created', 'escalated', 'status_changed')
-    GROUP BY 1"""
+    GROUP BY 1"""  # noqa: S608 - fixed text
 
 
 # --------------------------------------------------------------------------- field history
@@ -254,15 +354,17 @@ _FIELD_HISTORY_SQL: Final[str] = f"""
 WITH rows AS ({_ROW_JSON}),
 h0 AS (
     SELECT __tc_row, r,
-           j ->> '$.ticket_id' AS tid_text, TRY_CAST(j ->> '$.ticket_id' AS BIGINT) AS ticket_id,
+           j ->> '$.ticket_id' AS tid_text, {_whole("j ->> '$.ticket_id'")} AS ticket_id,
            j ->> '$.field_name' AS field, j ->> '$.value' AS val,
            j ->> '$.updated' AS updated_raw, {_ft_ts("j ->> '$.updated'")} AS ts,
-           j ->> '$.user_id' AS user_text, TRY_CAST(j ->> '$.user_id' AS BIGINT) AS user_id
+           j ->> '$.user_id' AS user_text, {_whole("j ->> '$.user_id'")} AS user_id,
+           j ->> '$._fivetran_synced' AS synced_raw,
+           {_ft_ts("j ->> '$._fivetran_synced'")} AS synced
     FROM rows
 ), h AS (
     SELECT *,
         CASE
-            WHEN ticket_id IS NULL THEN 'field history row without a numeric ticket_id ('
+            WHEN ticket_id IS NULL THEN 'field history row without a whole-number ticket_id ('
                 || coalesce('''' || tid_text || '''', 'missing') || ')'
             WHEN nullif(field, '') IS NULL THEN 'ticket ' || ticket_id
                 || ': field history row without a field_name'
@@ -275,6 +377,9 @@ h0 AS (
             WHEN field = 'status' AND (val IS NULL OR val NOT IN {_in(STATUSES)}) THEN 'ticket '
                 || ticket_id || ': unknown status ' || coalesce('''' || val || '''', 'missing')
                 || ' {_STATUS_HINT}'
+            WHEN {_bad_synced("synced_raw", "synced")} THEN 'ticket ' || ticket_id || ' '
+                || field || ': _fivetran_synced ''' || synced_raw
+                || ''' is not a timestamp ({_TS_HINT})'
         END AS problem,
         CASE
             WHEN ticket_id IS NULL THEN 'ticket_id'
@@ -282,18 +387,28 @@ h0 AS (
             WHEN ts IS NULL THEN 'updated'
             WHEN user_id IS NULL AND nullif(user_text, '') IS NOT NULL THEN 'user_id'
             WHEN field = 'status' AND (val IS NULL OR val NOT IN {_in(STATUSES)}) THEN 'value'
+            WHEN {_bad_synced("synced_raw", "synced")} THEN '_fivetran_synced'
         END AS problem_column
     FROM h0
-), good AS (
+), copies AS (
+    -- Fivetran's key is (field_name, ticket_id, updated): its copies are one fact when they
+    -- agree on value and author, else the latest _fivetran_synced says which is current
+    SELECT *, CAST(json_array(coalesce(val, ''), user_id) AS VARCHAR) AS fact,
+           coalesce('value ''' || nullif(val, '') || '''', 'no value') || ' by user_id '
+               || coalesce(CAST(user_id AS VARCHAR), 'none') AS shown
+    FROM h WHERE problem IS NULL
+), {_copies("copies", "ticket_id, field, ts")},
+good AS (
+    -- one row per key: its other copies are duplicates or quarantined (below), never read
     SELECT *,
         lag(val) OVER (PARTITION BY ticket_id, field ORDER BY ts, __tc_row) AS prev,
         min(ts) OVER (PARTITION BY ticket_id) AS t_first,
         coalesce(list_contains($ai_author_ids::BIGINT[], user_id), false) AS xai
-    FROM h WHERE problem IS NULL
+    FROM resolved WHERE role = 'keep'
 ), facts AS (
     -- the requester as the history first set it (as the creating audit says), else stored
     SELECT ticket_id,
-           arg_min(TRY_CAST(val AS BIGINT), (ts, __tc_row))
+           arg_min({_whole("val")}, (ts, __tc_row))
                FILTER (WHERE field = 'requester_id') AS h_requester,
            min(ts) FILTER (WHERE xai) AS ai_seen
     FROM good GROUP BY ticket_id
@@ -304,7 +419,7 @@ h0 AS (
                AS t_ai_ticket,
            g.ts = g.t_first AS creating,
            (field = 'assignee_id' AND nullif(val, '') IS NOT NULL
-               AND NOT coalesce(list_contains($ai_author_ids::BIGINT[], TRY_CAST(val AS BIGINT)),
+               AND NOT coalesce(list_contains($ai_author_ids::BIGINT[], {_whole("val")}),
                                 false))
            OR (field = 'group_id' AND nullif(val, '') IS NOT NULL AND g.ts <> g.t_first)
                AS esc_signal
@@ -358,7 +473,7 @@ h0 AS (
            json_object('assignee', val,
                        'assignee_type', CASE
                            WHEN field = 'group_id' THEN 'team'
-                           WHEN list_contains($ai_author_ids::BIGINT[], TRY_CAST(val AS BIGINT))
+                           WHEN list_contains($ai_author_ids::BIGINT[], {_whole("val")})
                                THEN 'ai'
                            ELSE 'human' END,
                        'field', field)
@@ -371,6 +486,13 @@ h0 AS (
     SELECT y.*, 0, base_id, 'audit_event', actor,
            json_object('field', field, 'value', val, 'previous_value', prev)
     FROM y WHERE NOT is_status AND NOT is_assignment
+), copied AS (
+    -- a copy that agrees with the loaded row gives that row's first event again: the same
+    -- id, so it is counted as a duplicate (the loaded row is the first, so it comes first)
+    SELECT o.* REPLACE (d.__tc_row AS __tc_row)
+    FROM out o JOIN resolved d ON d.role = 'copy' AND o.__tc_row = d.win_row AND o.k = 0
+), emitted AS (
+    SELECT * FROM out UNION ALL BY NAME SELECT * FROM copied
 )
 SELECT event_id, CAST(ticket_id AS VARCHAR) AS entity_id, ts, type, who AS actor, NULL AS value,
        json_merge_patch(json_object(
@@ -390,9 +512,14 @@ SELECT event_id, CAST(ticket_id AS VARCHAR) AS entity_id, ts, type, who AS actor
        NULL AS source, NULL AS recorded_at, NULL AS seq,
        __tc_row, row_number() OVER (PARTITION BY __tc_row ORDER BY k) - 1 AS __tc_sub,
        NULL AS __tc_problem, NULL AS __tc_problem_column, NULL AS __tc_raw
-FROM out
+FROM emitted
 UNION ALL
 SELECT {_PROBLEM_ROW} FROM h WHERE problem IS NOT NULL
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, __tc_row, 0,
+       {_copy_problem("'ticket ' || ticket_id || ' ' || field || ' at ' || CAST(ts AS VARCHAR)")},
+       '_fivetran_synced', r
+FROM resolved WHERE role IN ('superseded', 'tied')
 """  # noqa: S608 - fixed text; options are parameters
 
 
@@ -442,7 +569,7 @@ SELECT CASE WHEN audit_id IS NOT NULL THEN 'zendesk:audit:' || audit_id || ':' |
        actor, NULL AS value,
        json_object(
            'origin', {origin},
-           'public', coalesce(public, true), 'comment_id', TRY_CAST(cid AS BIGINT),
+           'public', coalesce(public, true), 'comment_id', {_whole("cid")},
            'comment_channel', channel, 'comment_author_id', author_id, 'audit_id', audit_id,
            'ticket_channel', t_channel, 'ai_by', ai_by,
            'actor_unknown', CASE WHEN actor IS NULL THEN
@@ -466,8 +593,8 @@ _FT_COMMENT_NORMALISED: Final[str] = f"""
 WITH rows AS ({_ROW_JSON}),
 c AS (
     SELECT __tc_row, r, j ->> '$.id' AS cid,
-           j ->> '$.ticket_id' AS tid_text, TRY_CAST(j ->> '$.ticket_id' AS BIGINT) AS ticket_id,
-           j ->> '$.user_id' AS user_text, TRY_CAST(j ->> '$.user_id' AS BIGINT) AS author_id,
+           j ->> '$.ticket_id' AS tid_text, {_whole("j ->> '$.ticket_id'")} AS ticket_id,
+           j ->> '$.user_id' AS user_text, {_whole("j ->> '$.user_id'")} AS author_id,
            j ->> '$.created' AS created_raw, {_ft_ts("j ->> '$.created'")} AS ts,
            j ->> '$.public' AS public_raw, {_ft_bool("j ->> '$.public'")} AS public,
            j ->> '$._fivetran_deleted' AS deleted_raw
@@ -477,10 +604,12 @@ SELECT __tc_row, r, cid, ticket_id, author_id, ts, public,
        CAST(NULL AS VARCHAR) AS channel, CAST(NULL AS VARCHAR) AS rel,
        CAST(NULL AS BIGINT) AS audit_id,
     CASE
-        WHEN TRY_CAST(cid AS BIGINT) IS NULL THEN 'comment without a numeric id (id: '
+        WHEN {_whole("cid")} IS NULL THEN 'comment without a whole-number id (id: '
             || coalesce('''' || cid || '''', 'missing') || ')'
         {_C_DEL_MSG}
-        WHEN ticket_id IS NULL THEN 'comment ' || cid || ': no numeric ticket_id'
+        WHEN ticket_id IS NULL THEN 'comment ' || cid || ': ticket_id '
+                || coalesce('''' || (r ->> '$.ticket_id') || '''', 'missing')
+                || ' is not a whole number'
         WHEN ts IS NULL THEN 'comment ' || cid || ': created '
             || coalesce('''' || created_raw || '''', 'missing')
             || ' is not a timestamp ({_TS_HINT})'
@@ -490,7 +619,7 @@ SELECT __tc_row, r, cid, ticket_id, author_id, ts, public,
             || public_raw || ''' is not a boolean ({_BOOL_HINT})'
     END AS problem,
     CASE
-        WHEN TRY_CAST(cid AS BIGINT) IS NULL THEN 'id'
+        WHEN {_whole("cid")} IS NULL THEN 'id'
         {_C_DEL_COL}
         WHEN ticket_id IS NULL THEN 'ticket_id'
         WHEN ts IS NULL THEN 'created'
@@ -509,22 +638,24 @@ FIVETRAN_COMMENT_SQL: Final[str] = _comments_sql(
 _JSON_COMMENT_NORMALISED: Final[str] = f"""
 WITH c AS (
     SELECT __tc_row, __tc_record AS r, __tc_record ->> '$.id' AS cid,
-           TRY_CAST(__tc_record ->> '$.ticket_id' AS BIGINT) AS ticket_id,
-           TRY_CAST(__tc_record ->> '$.author_id' AS BIGINT) AS author_id,
+           {_whole("__tc_record ->> '$.ticket_id'")} AS ticket_id,
+           {_whole("__tc_record ->> '$.author_id'")} AS author_id,
            __tc_record ->> '$.created_at' AS created_raw,
            {_ft_ts("__tc_record ->> '$.created_at'")} AS ts,
            json_type(__tc_record -> '$.public') AS public_type,
            TRY_CAST(__tc_record ->> '$.public' AS BOOLEAN) AS public,
            __tc_record ->> '$.via.channel' AS channel,
            __tc_record ->> '$.via.source.rel' AS rel,
-           TRY_CAST(__tc_record ->> '$.audit_id' AS BIGINT) AS audit_id
+           {_whole("__tc_record ->> '$.audit_id'")} AS audit_id
     FROM __tc_records
 )
 SELECT __tc_row, r, cid, ticket_id, author_id, ts, public, channel, rel, audit_id,
     CASE
-        WHEN TRY_CAST(cid AS BIGINT) IS NULL THEN 'comment without a numeric id (id: '
+        WHEN {_whole("cid")} IS NULL THEN 'comment without a whole-number id (id: '
             || coalesce('''' || cid || '''', 'missing') || ')'
-        WHEN ticket_id IS NULL THEN 'comment ' || cid || ': no numeric ticket_id'
+        WHEN ticket_id IS NULL THEN 'comment ' || cid || ': ticket_id '
+                || coalesce('''' || (r ->> '$.ticket_id') || '''', 'missing')
+                || ' is not a whole number'
         WHEN ts IS NULL THEN 'comment ' || cid || ': created_at '
             || coalesce('''' || created_raw || '''', 'missing')
             || ' is not a timestamp (expected ISO 8601 such as 2026-01-15T09:30:00Z)'
@@ -532,7 +663,7 @@ SELECT __tc_row, r, cid, ticket_id, author_id, ts, public, channel, rel, audit_i
             || ': public is not true or false'
     END AS problem,
     CASE
-        WHEN TRY_CAST(cid AS BIGINT) IS NULL THEN 'id'
+        WHEN {_whole("cid")} IS NULL THEN 'id'
         WHEN ticket_id IS NULL THEN 'ticket_id'
         WHEN ts IS NULL THEN 'created_at'
         WHEN public_type NOT IN ('BOOLEAN', 'NULL') THEN 'public'

@@ -48,7 +48,7 @@ parsed AS (
            {_bool("is_deleted_raw")} AS is_deleted
     FROM fields
 ),
-checked AS (
+checked0 AS (
     SELECT *, {
     _problem(
         *_common_checks("Case", "Case"),
@@ -63,6 +63,32 @@ checked AS (
     )
 } AS p
     FROM parsed
+),
+facts AS (
+    -- what a good record says, its Id aside (a 15-character Id and its 18-character form are
+    -- one Id): copies that agree are one record, copies that disagree are a conflict
+    SELECT *, CAST(json_array(case_number, status, is_closed, closed_at, created, channel,
+                              owner_id, is_escalated, is_deleted, contact_id, account_id,
+                              parent, by_id, priority, case_type, reason) AS VARCHAR) AS fact
+    FROM checked0
+),
+checked AS (
+    -- every copy of a conflicting Id is set aside, naming them all, whatever their order
+    SELECT * REPLACE (CASE
+        WHEN p IS NULL AND count(DISTINCT fact) FILTER (WHERE p IS NULL) OVER same_id > 1
+        THEN struct_pack(
+            m := 'Case ' || id || ': records that disagree under one Id ('
+                || string_agg('row ' || row_no || ': Id ' || id_raw || ', CaseNumber '
+                              || coalesce(case_number, 'none') || ', CreatedDate '
+                              || created_raw, '; ' ORDER BY row_no)
+                       FILTER (WHERE p IS NULL) OVER same_id
+                || '); a 15-character Id is its 18-character form without the last 3 '
+                || 'characters, so they name one case, and which copy is right cannot be '
+                || 'told: every copy is set aside (export the cases again)',
+            c := 'Id')
+        ELSE p END AS p)
+    FROM facts
+    WINDOW same_id AS (PARTITION BY id)
 ),
 ok AS (
     SELECT *, {_actor("by_id")} AS actor, {_serial("id")} AS seq,
