@@ -711,3 +711,36 @@ def test_other_shapes_of_the_same_export(con: duckdb.DuckDBPyConnection, tmp_pat
     assert events(tmp_path / "records.jsonl") == reference
     assert events(tmp_path / "array.json") == reference
     assert events(tmp_path / "updates.parquet") == events(FIX / "incident_updates.csv")
+
+
+def test_the_timezone_option_moves_display_times_only(tmp_path: Path) -> None:
+    """The Table API's plain values (sysparm_display_value=false: state codes) are UTC and
+    never moved by `timezone`; its display values (=true: state labels) are the user's local
+    time, as a list export's are. Expected instants come from zoneinfo, not the reader."""
+    zone = ZoneInfo("Europe/Berlin")
+    lines = (FIX / "incidents_api_pages.jsonl").read_text().splitlines()
+    internal = json.loads(lines[0])["result"]
+    names = {v: k for k, v in LABELS.items()}
+    shown = [
+        {**r, "state": names[r["state"]].capitalize() if r["state"] in names else r["state"]}
+        for r in internal
+    ]
+    assert any(not r["state"].isdigit() for r in shown)
+    for rows, moved in ((internal, False), (shown, True)):
+        page = tmp_path / f"page_{moved}.json"
+        page.write_text(json.dumps({"result": rows}), encoding="utf-8")
+        con = duckdb.connect()
+        ingest_source(con, "servicenow", [page], options={"timezone": "Europe/Berlin"})
+        got = con.execute(
+            "SELECT entity_id, min(ts) FROM events WHERE type = 'created' GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        opened: dict[str, dt.datetime] = {}
+        for r in rows:
+            local = dt.datetime.fromisoformat(r["opened_at"])
+            at = (
+                local.replace(tzinfo=zone).astimezone(dt.UTC).replace(tzinfo=None)
+                if moved
+                else local
+            )
+            opened[r["number"]] = min(opened.get(r["number"], at), at)
+        assert got == sorted(opened.items()), moved

@@ -111,8 +111,10 @@ class ServiceNowOptions(AdapterOptions):
     timezone: str = Field(
         default="UTC",
         description="IANA zone of sys_updated_on / opened_at written as plain text (CSV "
-        "exports use the exporting user's zone). Table API {value, display_value} objects "
-        "are read from 'value', which is always UTC.",
+        "exports and Table API records read with sysparm_display_value=true use the "
+        "exporting user's zone). Table API {value, display_value} objects are read from "
+        "'value', and plain API records whose state is a code (sysparm_display_value=false) "
+        "hold internal values: both are always UTC and never moved.",
     )
     time_format: str | None = Field(
         default=None,

@@ -68,6 +68,19 @@ def _is_object(field: str) -> str:
     return f"coalesce(json_type(j, '$.{field}') = 'OBJECT', false)"
 
 
+def _api_internal() -> str:
+    """True for a Table API record of plain internal values (``sysparm_display_value=false``).
+
+    Such a record writes the state as its code (``6``), references as sys_ids and times in
+    UTC; with ``sysparm_display_value=true`` the same fields are labels (``Resolved``) and the
+    user's local time. The state's form tells the two apart, record by record.
+    """
+    return (
+        "(api AND NOT coalesce(json_type(j, '$.state') = 'OBJECT', false) "
+        "AND coalesce(regexp_full_match(trim(j ->> '$.state'), '[0-9]+'), false))"
+    )
+
+
 def _value(field: str) -> str:
     """The stored value: 'value' of an object, else the plain text; blank is NULL."""
     return (
@@ -91,7 +104,10 @@ def _column(field: str) -> str:
 
 def _readings(p: str, field: str) -> str:
     """Every reading of one time field's text (prefix ``p``: u updated, o opened)."""
-    return f"""{_value(field)} AS {p}_raw, {_is_object(field)} AS {p}_obj,
+    # A time inside a {display_value, value} object, or a plain time of a Table API record
+    # read with sysparm_display_value=false (its state a code), is the internal format in
+    # UTC: read as such, never in the list exporter's $timezone (:func:`_api_internal`).
+    return f"""{_value(field)} AS {p}_raw, ({_is_object(field)} OR {_api_internal()}) AS {p}_obj,
                try_strptime({_value(field)}, {_YMD}) AS {p}_ymd,
                try_strptime({_value(field)}, {_DMY}) AS {p}_dmy,
                try_strptime({_value(field)}, {_MDY}) AS {p}_mdy,
@@ -177,7 +193,7 @@ def records_sql(csv: str) -> dict[str, str]:
     """Per kind, the SELECT giving (__tc_row, j, raw); ``csv`` is the list-export renaming."""
     return {
         "incident_updates": f"""
-            SELECT n.__tc_row, n.j, to_json(r) AS raw
+            SELECT n.__tc_row, n.j, to_json(r) AS raw, false AS api
             FROM ({csv}) AS n JOIN __tc_records AS r USING (__tc_row)
         """,  # noqa: S608 - this package's text
         # A single-record response (GET .../table/incident/<sys_id>) holds its record as
@@ -186,7 +202,7 @@ def records_sql(csv: str) -> dict[str, str]:
             SELECT __tc_row,
                    CASE WHEN json_type(__tc_record, '$.result') = 'OBJECT'
                         THEN __tc_record -> '$.result' ELSE __tc_record END AS j,
-                   __tc_record AS raw
+                   __tc_record AS raw, true AS api
             FROM __tc_records
         """,
     }
@@ -319,7 +335,7 @@ def events_sql(records: str) -> str:
     return f"""
     WITH rec AS ({records}),
     readings AS (
-        SELECT __tc_row, j, raw,
+        SELECT __tc_row, j, raw, api,
                {_value("number")} AS number,
                {_value("sys_id")} AS sys_id,
                {_value("state")} AS state_raw,
