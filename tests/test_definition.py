@@ -103,6 +103,86 @@ def test_bad_definitions_name_line_and_key(text: str, expected: str) -> None:
     assert expected in _error(text)
 
 
+COUNT = GOOD + "  c:\n    count: {type: reopened, within: 14d, %s}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            COUNT % "at_most: true",
+            "def.yaml:9, key 'conditions.c.count.at_most': true is a boolean, not a number "
+            "(write a number without quotes, e.g. at_most: 3)",
+        ),
+        (
+            COUNT % 'at_most: "3"',
+            "def.yaml:9, key 'conditions.c.count.at_most': '3' is text, not a number",
+        ),
+        (
+            GOOD.replace("version: 1", "version: true"),
+            "def.yaml:3, key 'version': true is a boolean, not a whole number "
+            "(write a whole number without quotes, e.g. version: 2)",
+        ),
+        (GOOD.replace("version: 1", 'version: "2"'), "key 'version': '2' is text"),
+        (GOOD.replace("version: 1", "version: 1.5"), "key 'version': 1.5 is a decimal"),
+        (GOOD.replace("truecount: 1", "truecount: true"), "key 'truecount': True is not allowed"),
+        (
+            GOOD + "  w:\n    exists: {type: a, lifetime: 'yes'}\n",
+            "key 'conditions.w.exists.lifetime': 'yes' is text, not true or false",
+        ),
+        (GOOD + "quantity: true\n", "key 'quantity': true is a boolean, not a number"),
+        (
+            COUNT % "at_least: -1",
+            "def.yaml:9, key 'conditions.c.count.at_least': -1 is below zero, and a count is 0 "
+            "or more, so at_least: -1 would always hold",
+        ),
+        (COUNT % "at_most: -1", "so at_most: -1 would never hold"),
+        (
+            COUNT % "at_least: 5, at_most: 2",
+            "def.yaml:9, key 'conditions.c.count': at_least: 5 and at_most: 2 can never all "
+            "hold (no count, a whole number 0 or more, passes them all)",
+        ),
+        (COUNT % "less_than: 0", "less_than: 0 can never all hold"),
+        (COUNT % "more_than: 2, less_than: 3", "more_than: 2 and less_than: 3 can never"),
+        (COUNT % "equals: 1.5", "equals: 1.5 can never all hold"),
+        (
+            GOOD + "  s:\n    aggregate: {fn: sum, type: p, more_than: 10, at_most: 10}\n",
+            "key 'conditions.s.aggregate': at_most: 10 and more_than: 10 can never all hold "
+            "(no number passes them all)",
+        ),
+    ],
+)
+def test_wrong_types_and_impossible_comparisons_are_refused(text: str, expected: str) -> None:
+    assert expected in _error(text)
+
+
+def test_a_quantity_of_the_wrong_type_gets_one_message() -> None:
+    with pytest.raises(DefinitionError) as info:
+        truecount.parse_definition(GOOD + 'quantity: "2"\n', file="def.yaml")
+    assert [p.message for p in info.value.problems] == ["'2' is text, not a number"]
+
+
+@pytest.mark.parametrize(
+    ("comparisons", "expected"),
+    [
+        ("at_least: 2, at_most: 2", [(">=", 2.0), ("<=", 2.0)]),
+        ("at_least: 0", [(">=", 0.0)]),
+        ("more_than: 1.5, less_than: 3", [(">", 1.5), ("<", 3.0)]),
+        ("at_least: 1e3", [(">=", 1000.0)]),  # YAML 1.2 reads it as a number, PyYAML as text
+    ],
+)
+def test_comparisons_that_can_hold_are_kept_as_numbers(
+    comparisons: str, expected: list[tuple[str, float]]
+) -> None:
+    d = truecount.parse_definition(COUNT % comparisons)
+    spec = d.conditions["c"].count
+    assert spec is not None and spec.comparisons() == expected
+    assert all(type(v) is float for _, v in spec.comparisons())
+    assert truecount.parse_definition(
+        GOOD + "  s:\n    aggregate: {fn: sum, type: p, at_most: -5}\n"
+    )
+
+
 def test_all_problems_are_reported_at_once() -> None:
     text = GOOD.replace("version: 1", "version: 0").replace("7d", "7x")
     with pytest.raises(DefinitionError) as info:

@@ -467,6 +467,40 @@ def test_default_as_of_is_latest_event(run: Runner) -> None:
     assert statuses(run(CLOSED_NO_REOPEN_14D, events, None)) == {"c1": "pending"}
 
 
+# 1 March 2026 in every ISO 8601 date spelling: each means the end of that day (UTC).
+MARCH_1 = ["2026-03-01", "20260301", "2026-W09-7", "2026W097"]
+
+
+@pytest.mark.parametrize("known_at", [False, True])
+@pytest.mark.parametrize("spelling", MARCH_1)
+def test_every_spelling_of_a_bare_date_means_the_end_of_that_day(
+    spelling: str, known_at: bool
+) -> None:
+    """A closure at 15:00 on the day is seen, whichever way the date is written; the
+    reference is the same count at the day's last microsecond, given as a datetime."""
+    end = datetime(2026, 3, 1, 23, 59, 59, 999999)
+    events = table(
+        [
+            ev("c1", "t1", datetime(2026, 2, 1, 10), "closed", "ai"),
+            ev("c2", "t2", datetime(2026, 3, 1, 15), "closed", "ai"),
+            ev("r2", "t2", end + timedelta(microseconds=1), "reopened"),  # the next day
+        ]
+    )
+    d = truecount.parse_definition(CLOSED_NO_REOPEN_14D)
+    if known_at:
+        res = truecount.count(d, events, known_at=spelling)
+    else:
+        res = truecount.count(d, events, as_of=spelling)
+    ref = truecount.count(d, events, as_of=end)
+    try:
+        assert res.as_of == end
+        assert statuses(res.verdicts.to_pandas()) == {"c1": "counted", "c2": "pending"}
+        assert res.periods == ref.periods
+    finally:
+        res.close()
+        ref.close()
+
+
 def test_empty_export(run: Runner) -> None:
     frame = run(CLOSED_NO_REOPEN_14D, table([]), None)
     assert len(frame) == 0

@@ -775,6 +775,19 @@ def test_proof_without_data_and_the_cli(scene: Scene, tmp_path: Path) -> None:
     assert "cannot write the file" in proc.stderr
 
 
+def test_prove_never_overwrites_a_file_without_force(scene: Scene, tmp_path: Path) -> None:
+    """As sample and new: an existing --out file is refused, named, with the way on."""
+    entity = disputed_entity(scene)
+    (tmp_path / "query.sql").write_text("-- kept\n", encoding="utf-8")
+    proc = tc("prove", scene.pack.folder, entity, "-o", "query.sql", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "query.sql already exists" in proc.stderr and "--force" in proc.stderr
+    assert (tmp_path / "query.sql").read_text(encoding="utf-8") == "-- kept\n"
+    proc = tc("prove", scene.pack.folder, entity, "-o", "query.sql", "--force", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "query.sql").read_text(encoding="utf-8"))["entity_id"] == entity
+
+
 def test_cli_keygen_evidence_verify_exit_codes(scene: Scene, tmp_path: Path) -> None:
     proc = tc("keygen", "--out", "k", cwd=tmp_path)
     assert proc.returncode == 0

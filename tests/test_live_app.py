@@ -115,6 +115,18 @@ def test_generic_events_accepted_once_and_refusals_never_stored(setup) -> None: 
     }
 
 
+def test_an_event_outside_the_ingest_time_range_is_refused(setup) -> None:  # type: ignore[no-untyped-def]
+    client, intake, ws, _key = setup
+    far = {"event_id": "e9", "entity_id": "T-3", "ts": "9999-02-05T10:00:00Z", "type": "closed"}
+    body = json.dumps({"events": [far]}).encode()
+    r = client.post("/events", content=body, headers=signed(body))
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "bad_payload"
+    assert r.json()["reason"].startswith("event 1: 'ts' '9999-02-05T10:00:00Z' is outside")
+    intake.meter.settle()
+    assert stored_ids(ws) == []
+
+
 def test_rate_limit_per_sender(setup) -> None:  # type: ignore[no-untyped-def]
     client, intake, _ws, _key = setup
     intake.limiter = RateLimiter(rate=0.001, burst=3)

@@ -61,6 +61,37 @@ def test_log_verify_against_a_live_meter(tmp_path: Path) -> None:
         proc.wait(timeout=30)
 
 
+def test_log_verify_an_event_missing_from_the_head_is_a_failed_check(tmp_path: Path) -> None:
+    """docs/meter.md: exit 1 when a check failed. An event the log does not hold, or holds
+    only after the newer head, is a FAILED line; the other events are still checked."""
+    ws = Workspace.init(tmp_path / "ws").root
+    port = _port()
+    proc = _start(ws, port)
+    try:
+        assert _post(port, ["a1", "a2"]).status_code == 200
+        _save_head(port, tmp_path / "old.json")
+        assert _post(port, ["b1"]).status_code == 200
+        _save_head(port, tmp_path / "new.json")
+        url = f"http://127.0.0.1:{port}"
+        pub = str(ws / "live" / "meter.key.pub")
+        args = ["log", "verify", str(tmp_path / "old.json"), str(tmp_path / "new.json")]
+        opts = ["--meter", url, "--token", TOKEN, "--pubkey", pub]
+        missing = runner.invoke(app, [*args, *opts, "-e", "nope", "-e", "a2"])
+        assert missing.exit_code == 1, missing.output
+        assert "FAILED  event nope is not in new.json: the meter answered 404" in missing.output
+        assert "ok      event a2 is leaf 1 of new.json" in missing.output
+        # b1 is in the log, but appended after old.json
+        later = [*args[:2], str(tmp_path / "old.json"), str(tmp_path / "old.json")]
+        after = runner.invoke(app, [*later, *opts, "-e", "b1"])
+        assert after.exit_code == 1, after.output
+        assert "FAILED  event b1 is not in old.json" in after.output
+        empty = runner.invoke(app, [*args, *opts, "-e", ""])
+        assert empty.exit_code == 2 and "--event-id is empty" in empty.output
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def test_log_verify_bad_head_file(tmp_path: Path) -> None:
     (tmp_path / "old.json").write_text("{}")
     (tmp_path / "new.json").write_text("{}")

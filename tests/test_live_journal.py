@@ -175,11 +175,42 @@ def test_journal_refuses_a_record_without_its_newline(tmp_path: Path) -> None:
             b'[{"event_id": "a", "entity_id": "T", "ts": "2026-01-01", "type": "x", "value": 1e308}]',
             "beyond",
         ),
+        (
+            b'[{"event_id": "a", "entity_id": "T", "ts": "9999-02-05T10:00:00Z", "type": "x"}]',
+            r"event 1: 'ts' '9999-02-05T10:00:00Z' is outside 1970-01-01 \.\. 2200-01-01",
+        ),
+        (
+            b'[{"event_id": "a", "entity_id": "T", "ts": "1969-12-31T23:59:59", "type": "x"}]',
+            "'ts' .* is outside 1970-01-01",
+        ),
+        (  # in range as written, past the end once moved to UTC
+            b'[{"event_id": "a", "entity_id": "T", "ts": "2199-12-31T23:30:00-01:00", "type": "x"}]',
+            "'ts' .* is outside",
+        ),
+        (  # an offset that moves the time off the calendar altogether
+            b'[{"event_id": "a", "entity_id": "T", "ts": "0001-01-01T00:00:00+01:00", "type": "x"}]',
+            "'ts' .* is outside",
+        ),
     ],
 )
 def test_bad_events_name_the_event_and_field(body: bytes, message: str) -> None:
     with pytest.raises(EventError, match=message):
         canonical_events(body, "events:t")
+
+
+def test_event_times_at_the_edges_of_the_ingest_range_are_kept() -> None:
+    body = json.dumps(
+        [
+            {"event_id": "a", "entity_id": "T", "ts": "1970-01-01T00:00:00Z", "type": "x"},
+            {"event_id": "b", "entity_id": "T", "ts": "2199-12-31T23:59:59.999999", "type": "x"},
+            {"event_id": "c", "entity_id": "T", "ts": "2200-01-01T00:30:00+01:00", "type": "x"},
+        ]
+    ).encode()
+    assert [e["ts"] for e in canonical_events(body, "events:t")] == [
+        "1970-01-01T00:00:00.000000",
+        "2199-12-31T23:59:59.999999",
+        "2199-12-31T23:30:00.000000",
+    ]
 
 
 def test_a_signed_head_is_kept_and_reused_after_a_restart(tmp_path: Path) -> None:

@@ -533,6 +533,21 @@ def test_cli_show_prints_text_and_writes_exact_bytes(ws: Path, tmp_path: Path) -
     assert code == 0 and target.read_bytes() == JAN.read_bytes()
 
 
+def test_cli_show_out_never_overwrites_a_file_without_force(ws: Path, tmp_path: Path) -> None:
+    """As sample and new: an existing file is refused, named, with the way on (--force)."""
+    run(ws, "add", "resolutions", JAN)
+    target = tmp_path / "notes.txt"
+    target.write_text("review notes", encoding="utf-8")
+    args = ["watch", "show", "resolutions", "--out", str(target), "-w", str(ws)]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2
+    assert f"{target} already exists" in refused.output and "--force" in refused.output
+    assert target.read_text(encoding="utf-8") == "review notes"
+    forced = runner.invoke(app, [*args, "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert target.read_bytes() == JAN.read_bytes()
+
+
 def test_cli_one_version_has_nothing_to_compare(ws: Path) -> None:
     run(ws, "add", "resolutions", JAN)
     code, out = run(ws, "diff", "resolutions", "--format", "json")
@@ -554,3 +569,11 @@ def test_cli_errors_are_one_line_with_exit_code_2(ws: Path) -> None:
     assert proc.stderr.count("\n") == 1 and "did you mean 'resolutions'" in proc.stderr
     proc = _tc("watch", "add", "no good", JAN, "-w", ws)
     assert proc.returncode == 2 and "not a valid watch name" in proc.stderr
+
+
+def test_a_bare_date_selector_ends_with_its_day_even_the_last_one() -> None:
+    """The day's last microsecond, inclusive; 9999-12-31 plus a day used to overflow."""
+    from truecount.watch.store import _cutoff
+
+    assert _cutoff("9999-12-31") == (dt.datetime(9999, 12, 31, 23, 59, 59, 999999, dt.UTC), True)
+    assert _cutoff("2026-03-01") == (dt.datetime(2026, 3, 1, 23, 59, 59, 999999, dt.UTC), True)

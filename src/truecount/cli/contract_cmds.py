@@ -218,7 +218,9 @@ def price_cmd(
         ),
     ] = None,
     draws: Annotated[int, typer.Option(help="Monte Carlo draws.", metavar="N")] = DEFAULT_DRAWS,
-    seed: Annotated[int, typer.Option(help="Monte Carlo seed.", metavar="SEED")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Monte Carlo seed (a whole number from 0).", metavar="SEED")
+    ] = 0,
     drift_sd: Annotated[
         str, typer.Option(help="Spread of the yearly drift (percentage points).", metavar="RATE")
     ] = "5%",

@@ -26,6 +26,7 @@ from truecount.cli.app import (
     PANEL_AUDIT,
     OutputFormat,
     app,
+    fail,
     stderr_console,
     stdout_console,
 )
@@ -339,8 +340,13 @@ def prove_cmd(
         Path | None,
         typer.Option("--out", "-o", help="Write the proof here (default: stdout).", metavar="FILE"),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite the --out file if it already exists.")
+    ] = False,
 ) -> None:
     """An inclusion proof of one entity's row, verdicts and events, checkable on its own."""
+    if out is not None and out.exists() and not out.is_dir() and not force:
+        fail(f"{out} already exists; choose another --out or pass --force to overwrite it")
     data: EventsInput | None
     if events or workspace is not None:
         data = _data(events, workspace)

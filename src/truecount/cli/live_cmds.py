@@ -176,7 +176,23 @@ def _head(path: Path) -> Any:
         fail(f"{path}: not a tree head of the live meter ({exc})")
 
 
-def _get(base: str, route: str, params: dict[str, Any], token: str | None) -> Any:
+class _RefusedError(Exception):
+    """The meter refused a read with one of the codes the caller takes as a failed check."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+def _get(
+    base: str,
+    route: str,
+    params: dict[str, Any],
+    token: str | None,
+    failing: frozenset[str] = frozenset(),
+) -> Any:
+    """The meter's JSON answer; a refusal whose code is in ``failing`` raises
+    :class:`_RefusedError` (a check that failed), any other ends the command with exit 2."""
     if urllib.parse.urlsplit(base).scheme not in ("http", "https"):
         fail(f"--meter {base}: give an http:// or https:// URL")
     url = base.rstrip("/") + route + "?" + urllib.parse.urlencode(params)
@@ -188,9 +204,12 @@ def _get(base: str, route: str, params: dict[str, Any], token: str | None) -> An
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         try:
-            reason = json.loads(exc.read()).get("reason", exc.reason)
+            answer = json.loads(exc.read())
+            reason, code = answer.get("reason", exc.reason), answer.get("error")
         except (ValueError, AttributeError):
-            reason = exc.reason
+            reason, code = exc.reason, None
+        if code in failing:
+            raise _RefusedError(exc.code, str(reason)) from None
         fail(f"--meter {base}: {route} answered {exc.code}: {reason}")
     except (urllib.error.URLError, OSError, ValueError) as exc:
         fail(f"--meter {base}: cannot reach the meter ({exc})")
@@ -202,6 +221,11 @@ def _hashes(values: Any, what: str) -> list[bytes]:
     except (TypeError, binascii.Error, ValueError):
         fail(f"the meter's {what} is not a list of base64 hashes")
 
+
+#: The meter's refusals of an inclusion proof that mean the event is not in the newer head:
+#: no such event in the log (404), or one appended after the head (400, its index is not
+#: below the head's size). Both are a failed check (exit 1), not bad input.
+_NOT_IN_HEAD: Final[frozenset[str]] = frozenset({"unknown_event", "bad_query"})
 
 #: A party's reader token for the meter's read endpoints (docs/meter.md).
 ReaderTokenOpt = Annotated[
@@ -276,7 +300,16 @@ def log_verify_cmd(
     for eid in event_id or []:
         if meter is None:
             fail("--event-id needs --meter URL to fetch the inclusion proof")
-        got = _get(meter, "/log/proof", {"event_id": eid, "size": second.size}, token)
+        if not eid:
+            fail("--event-id is empty: give the id of an event the log should hold")
+        try:
+            got = _get(
+                meter, "/log/proof", {"event_id": eid, "size": second.size}, token, _NOT_IN_HEAD
+            )
+        except _RefusedError as exc:  # the event is missing: the finding this check looks for
+            answer = f"the meter answered {exc.status}, {exc.reason}"
+            report(False, f"event {eid} is not in {new.name}: {answer}")
+            continue
         leaf = _hashes([got.get("leaf_hash")], "leaf hash")[0]
         audit = _hashes(got.get("proof"), "inclusion proof")
         index = got.get("index")

@@ -38,7 +38,7 @@ from truecount.cli.app import (
     stderr_console,
     stdout_console,
 )
-from truecount.cli.values import choose
+from truecount.cli.values import choose, output_file
 from truecount.definition import load_definition
 from truecount.definition.model import Definition
 from truecount.engine.compile import DIALECTS, compile_sql
@@ -314,6 +314,8 @@ def count_cmd(
     Example, in the folder that 'truecount demo' writes:
     truecount count resolved_ticket.yaml -w workspace --format csv
     """
+    if out is not None:
+        output_file(out)
     d = load_definition(definition)
     result = count_on(
         d, events, workspace, as_of, known_at, engine=engine, spark_master=spark_master

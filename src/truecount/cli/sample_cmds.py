@@ -27,6 +27,7 @@ from truecount.cli.app import (
     stderr_console,
     stdout_console,
 )
+from truecount.cli.values import output_file
 
 if TYPE_CHECKING:
     from truecount.sampling import Evaluation, Frame, Parameters, Plan
@@ -136,7 +137,7 @@ def sample_cmd(
     if pack is None:
         fail("give a PACK to sample from, or --evaluate WORKSHEET")
     params = _parameters(tolerable, confidence, expected)
-    target = out or DEFAULT_WORKSHEET
+    target = output_file(out or DEFAULT_WORKSHEET)
     if target.exists() and not force:
         fail(f"{target} exists (it may hold a review); choose another --out or add --force")
     frame = load_frame(pack)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 from truecount.cli.app import fail
 
@@ -67,3 +68,20 @@ def choose(text: str, choices: Iterable[str], option: str) -> str:
     close = difflib.get_close_matches(text.strip().lower(), list(by_lower), n=1, cutoff=0.6)
     hint = f"did you mean '{by_lower[close[0]]}'? " if close else ""
     fail(f"unknown {option} '{text}'; {hint}use one of: {', '.join(listed)}")
+
+
+def output_file(path: Path, option: str = "--out") -> Path:
+    """``path`` as a file to write, or exit 2 saying why it cannot be one.
+
+    Checked before any work, so a long count does not end in a traceback about the path: an
+    empty name, an existing folder, or a folder that does not exist.
+    """
+    if not str(path).strip() or str(path) == ".":
+        fail(f"{option} is empty: give a file name, e.g. {option} verdicts.csv")
+    if path.is_dir():
+        fail(f"{option} {path} is a folder: give a file name inside it, e.g. {path / 'out.csv'}")
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is a file, not a folder" if parent.exists() else "does not exist"
+        fail(f"{option} {path}: the folder {parent} {what}; create it first or choose another")
+    return path

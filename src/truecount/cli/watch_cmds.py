@@ -24,9 +24,11 @@ from truecount.cli.app import (
     EXIT_OK,
     PANEL_AUDIT,
     app,
+    fail,
     stderr_console,
     stdout_console,
 )
+from truecount.cli.values import output_file
 from truecount.watch import (
     DEFAULT_STALE_DAYS,
     AddResult,
@@ -422,9 +424,16 @@ def show_cmd(
             metavar="FILE",
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite the --out file if it already exists.")
+    ] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Print a snapshot's readable text (the latest by default), or save its bytes with --out."""
+    if out is not None and out.exists() and not out.is_dir() and not force:
+        fail(f"{out} already exists; choose another --out or pass --force to overwrite it")
+    if out is not None:
+        output_file(out)
     with Workspace.open(workspace).connect(read_only=True) as con:
         snap = select(snapshots(con, name), snapshot, "--snapshot")
         data = snapshot_bytes(con, name, snap.seq) if out is not None else b""

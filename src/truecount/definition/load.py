@@ -63,14 +63,48 @@ def _is_branch_tag(part: str | int) -> bool:
 _SCALAR_TAGS: Final[frozenset[str]] = frozenset({"float", "int", "str", "bool"})
 
 
+#: Pydantic's strict type errors, and the kind of value each key wanted, with an example.
+_WANTED: Final[dict[str, tuple[str, str]]] = {
+    "float_type": ("a number", "3"),
+    "int_type": ("a whole number", "2"),
+    "bool_type": ("true or false", "true"),
+}
+
+
+def _wrong_type(kind: str, value: Any, name: str) -> tuple[str, str]:
+    """What was written instead of a number or a boolean, and what to write instead."""
+    wanted, example = _WANTED[kind]
+    if isinstance(value, bool):
+        message = f"{str(value).lower()} is a boolean, not {wanted}"
+    elif isinstance(value, str):
+        message = f"{value[:40]!r} is text, not {wanted}"
+    elif isinstance(value, float):
+        message = f"{value!r} is a decimal, not {wanted}"
+    elif isinstance(value, int):
+        message = f"{value} is a number, not {wanted}"
+    else:
+        message = f"a {'list' if isinstance(value, list) else 'mapping'} is not {wanted}"
+    return message, f"write {wanted} without quotes, e.g. {name}: {example}"
+
+
 def _problems(exc: ValidationError, lines: dict[PathKey, int], file: str) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[tuple[PathKey, str]] = set()
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    # a scalar refused by both branches of a number-or-mapping union (quantity): the number's
+    # error says why; "a valid dictionary or instance of QuantitySpec" would only confuse
+    scalar_errors = {
+        _key_path(tuple(e["loc"]))
+        for e in errors
+        if e["type"] != "model_type" and not isinstance(e["input"], dict)
+    }
+    for err in errors:
         raw_loc = tuple(err["loc"])
         if any(part in _SCALAR_TAGS for part in raw_loc) and isinstance(err["input"], dict):
             continue  # the scalar branch of a union given a mapping: the other branch explains
         path = _key_path(raw_loc)
+        if err["type"] == "model_type" and path in scalar_errors:
+            continue
         key = ".".join(str(p) for p in path) or None
         kind = err["type"]
         hint: str | None = None
@@ -86,6 +120,8 @@ def _problems(exc: ValidationError, lines: dict[PathKey, int], file: str) -> lis
                 hint = suggest(bad, KNOWN_KEYS)
         elif kind == "missing":
             message = f"missing required key '{path[-1] if path else ''}'"
+        elif kind in _WANTED:
+            message, hint = _wrong_type(kind, err["input"], str(path[-1]) if path else "")
         elif kind == "literal_error":
             expected = err.get("ctx", {}).get("expected", "")
             message = f"{err['input']!r} is not allowed; expected {expected}"

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import zoneinfo
 from functools import cached_property
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -21,6 +22,10 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -58,8 +63,21 @@ def _bounded(value: float) -> float:
     return value
 
 
-#: A threshold or fixed quantity: a finite float of sane size.
-Number = Annotated[float, AfterValidator(_bounded)]
+#: A number in exponent form without a dot or an exponent sign (``1e3``, ``2.5E6``): YAML 1.2
+#: reads it as a number, PyYAML (YAML 1.1) as text.
+_EXPONENT_RE: Final = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+")
+
+
+def _exponent_number(value: object) -> object:
+    """``1e3`` as the number YAML 1.2 reads; every other text is left for strict refusal."""
+    if isinstance(value, str) and _EXPONENT_RE.fullmatch(value.strip()):
+        return float(value)  # 1e400 becomes infinity, which _bounded explains
+    return value
+
+
+#: A threshold or fixed quantity: a finite float of sane size. Strict: YAML's ``true`` and a
+#: quoted ``"3"`` are refused, not read as 1 and 3 (a whole number is still read as a float).
+Number = Annotated[StrictFloat, BeforeValidator(_exponent_number), AfterValidator(_bounded)]
 
 Pick = Literal["first", "last", "each"]
 IfNoData = Literal["fail", "pass", "exclude"]
@@ -108,7 +126,7 @@ class Window(_Model):
 
     within: Duration | None = None
     before: Duration | None = None
-    lifetime: bool | None = None
+    lifetime: StrictBool | None = None
 
     @model_validator(mode="after")
     def _one_window(self) -> Window:
@@ -141,11 +159,20 @@ class Comparison(_Model):
     less_than: Number | None = None
     equals: Number | None = None
 
+    #: What no value can do when the comparisons contradict each other (for the message).
+    NEVER: ClassVar[str] = "no number passes them all"
+
     @model_validator(mode="after")
     def _some_comparison(self) -> Comparison:
         if not self.comparisons():
             raise ValueError(
                 "needs a comparison: at_least, at_most, more_than, less_than or equals"
+            )
+        if not self._can_hold():
+            given = " and ".join(f"{k}: {_shown(v)}" for k, v in self._given())
+            raise ValueError(
+                f"{given} can never all hold ({self.NEVER}), so the condition would fail for "
+                "every candidate; check the numbers (every comparison given must hold at once)"
             )
         return self
 
@@ -153,9 +180,54 @@ class Comparison(_Model):
         ops = {"at_least": ">=", "at_most": "<=", "more_than": ">", "less_than": "<", "equals": "="}
         return [(op, v) for key, op in ops.items() if (v := getattr(self, key)) is not None]
 
+    def _given(self) -> list[tuple[str, float]]:
+        keys = ("at_least", "at_most", "more_than", "less_than", "equals")
+        return [(k, v) for k in keys if (v := getattr(self, k)) is not None]
+
+    def _can_hold(self) -> bool:
+        """Whether some number passes every comparison given (any real number here)."""
+        lows = [v for v in (self.at_least, self.more_than, self.equals) if v is not None]
+        highs = [v for v in (self.at_most, self.less_than, self.equals) if v is not None]
+        low, high = max(lows, default=-math.inf), min(highs, default=math.inf)
+        if low != high:
+            return low < high  # an open interval between two numbers is never empty
+        return low not in (self.more_than, self.less_than)  # one number, if it is allowed
+
+
+def _shown(value: float) -> str:
+    """A threshold as written: ``5`` for 5.0, ``2.5`` for 2.5."""
+    return str(int(value)) if value.is_integer() else repr(value)
+
 
 class CountSpec(Selector, Comparison):
     """``count``: how many matching events are in the window."""
+
+    NEVER: ClassVar[str] = "no count, a whole number 0 or more, passes them all"
+
+    @field_validator("at_least", "at_most", "more_than", "less_than", "equals")
+    @classmethod
+    def _not_negative(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and value < 0:
+            always = info.field_name in ("at_least", "more_than")
+            raise ValueError(
+                f"{_shown(value)} is below zero, and a count is 0 or more, so "
+                f"{info.field_name}: {_shown(value)} would {'always' if always else 'never'} "
+                "hold; give 0 or a larger number"
+            )
+        return value
+
+    def _can_hold(self) -> bool:
+        """Whether some count (a whole number, 0 or more) passes every comparison given."""
+        low, high = 0, math.inf
+        for value, step in ((self.at_least, 0), (self.more_than, 1)):
+            if value is not None:  # the least count that passes
+                low = max(low, math.floor(value) + step if step else math.ceil(value))
+        for value, step in ((self.at_most, 0), (self.less_than, 1)):
+            if value is not None:  # the largest count that passes
+                high = min(high, math.ceil(value) - step if step else math.floor(value))
+        if self.equals is not None:
+            return self.equals.is_integer() and low <= self.equals <= high
+        return low <= high
 
 
 class AggregateSpec(Selector, Comparison):
@@ -300,13 +372,20 @@ class Definition(_Model):
 
     truecount: Literal[1]
     name: str
-    version: int = Field(ge=1)
+    version: StrictInt = Field(ge=1)
     description: str = ""
     unit: str = "outcome"
     period: Period = Period()
     anchor: Anchor
     conditions: dict[str, Condition] = Field(default_factory=dict)
     quantity: Quantity = 1.0
+
+    @field_validator("truecount", mode="before")
+    @classmethod
+    def _format_number(cls, value: object) -> object:
+        if isinstance(value, bool | float):  # Literal[1] alone takes true and 1.0 for 1
+            raise ValueError(f"{value!r} is not allowed; expected 1 (the format version)")
+        return value
 
     @field_validator("name")
     @classmethod

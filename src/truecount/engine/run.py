@@ -193,6 +193,17 @@ def default_as_of(con: duckdb.DuckDBPyConnection) -> dt.datetime | None:
     return value if isinstance(value, dt.datetime) else None
 
 
+def _names_a_day(text: str) -> bool:
+    """Whether ``text`` is a date without a time, in any ISO 8601 spelling Python reads
+    (``2026-03-01``, ``20260301``, ``2026-W09-7``, ``2026W097``), so every spelling of a day
+    means the same instant: its end."""
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _parse_as_of(value: dt.datetime | str | None) -> dt.datetime | None:
     if value is None or isinstance(value, dt.datetime):
         if isinstance(value, dt.datetime) and value.tzinfo is not None:
@@ -211,8 +222,8 @@ def _parse_as_of(value: dt.datetime | str | None) -> dt.datetime | None:
         ) from None
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
-    if len(value) == 10:  # a bare date means the end of that day
-        parsed = parsed + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+    if _names_a_day(value):  # a bare date means the end of that day, however written
+        parsed = dt.datetime.combine(parsed.date(), dt.time.max)  # 9999-12-31 too
     return parsed
 
 

@@ -345,8 +345,9 @@ def _cutoff(selector: str) -> tuple[dt.datetime, bool] | None:
     text = selector.strip()
     with contextlib.suppress(ValueError):  # not a bare date: perhaps a date and time
         day = dt.date.fromisoformat(text)
-        start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-        return start + dt.timedelta(days=1), False
+        # the day's last microsecond, inclusive: the same cut as the next day's start,
+        # exclusive, and it exists on 9999-12-31 too
+        return dt.datetime.combine(day, dt.time.max, tzinfo=dt.UTC), True
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
