@@ -11,6 +11,7 @@ import contextlib
 import errno
 import io
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,3 +217,39 @@ def test_ctrl_c_exits_130_with_one_line_and_the_store_intact(
     assert code == 130
     assert "interrupted" in said and "Traceback" not in said
     assert _stored(ws) == (["a1"], 0, 1)
+
+
+def test_a_store_another_process_holds_is_called_busy_not_another_version(
+    tmp_path: Path,
+) -> None:
+    """DuckDB's lock message names the holder's program path, which here may hold the word
+    'version' (``~/.pyenv/versions/...``): the store is busy, and re-ingesting, the advice
+    for a store of another version, would be wrong."""
+    ws = Workspace.init(tmp_path / "ws")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+            "sys.stdin.read()",
+            str(ws.store_path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(WorkspaceError) as info:
+            ws.connect()
+        said = str(info.value)
+        assert "in use by another process" in said and "another DuckDB version" not in said
+        assert "wait for the other truecount command" in said
+    finally:
+        holder.communicate("")
+    # the holder's path as DuckDB names it, with the word in it whatever this machine's is
+    held = duckdb.IOException(
+        'IO Error: Could not set lock on file "truecount.duckdb": Conflicting lock is held in '
+        "/root/.pyenv/versions/3.11.7/bin/python3.11 (PID 4242)"
+    )
+    assert "in use by another process" in ws._store_problem(held).message

@@ -187,17 +187,19 @@ class Workspace:
                 where,
                 "restore it from a backup, or ingest the exports again into a new workspace",
             )
-        if "version" in text.lower():
-            return Problem(
-                f"the store was written by another DuckDB version ({text})",
-                where,
-                "open it with the truecount version that made it, or ingest the exports again",
-            )
+        # a lock first: DuckDB's lock message can name its version too, and the advice for
+        # a version (ingest again) would be wrong and costly for a store that is only busy
         if "lock" in text.lower():
             return Problem(
                 f"the store is in use by another process ({text})",
                 where,
                 "wait for the other truecount command to finish",
+            )
+        if "version" in text.lower():
+            return Problem(
+                f"the store was written by another DuckDB version ({text})",
+                where,
+                "open it with the truecount version that made it, or ingest the exports again",
             )
         return Problem(f"cannot open the store: {text}", where)
 
