@@ -137,3 +137,23 @@ def test_letter_errors_name_file_line_and_key(tmp_path: Path) -> None:
     assert any(f"{f}:8, key 'letter.vendr'" in x and "did you mean 'vendor'" in x for x in lines)
     with pytest.raises(TermsError, match="letter is a mapping"):
         parse_terms(BASE + "letter: Acme\n")
+
+
+@pytest.mark.parametrize(
+    ("code", "digits"), [("XOF", 0), ("UGX", 0), ("KWD", 3), ("CLF", 4), ("EUR", 2)]
+)
+def test_every_iso_currency_rounds_to_its_own_minor_unit(code: str, digits: int) -> None:
+    """3 x 0.5 was shown as 1.50 XOF: a currency missing from the table fell back to cents."""
+    t = parse_terms(f"truecount_terms: 1\ncurrency: {code}\nunit_price: 0.5\n")
+    (p,) = apply_terms(t, [period("2026-01", 3, 3, False)])
+    assert t.digits == digits
+    assert p.amount_due == (Decimal("1.5")).quantize(Decimal(1).scaleb(-digits), "ROUND_HALF_UP")
+
+
+def test_a_code_outside_iso_4217_needs_its_minor_units() -> None:
+    with pytest.raises(TermsError) as err:
+        parse_terms("truecount_terms: 1\ncurrency: XYZ\nunit_price: 1\n")
+    said = str(err.value)
+    assert "key 'currency'" in said and "'XYZ' is not a currency of ISO 4217's list" in said
+    t = parse_terms("truecount_terms: 1\ncurrency: XYZ\nunit_price: 1\nminor_units: 1\n")
+    assert t.digits == 1

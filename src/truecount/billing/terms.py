@@ -51,15 +51,26 @@ from truecount.yamlsource import parse_with_lines, read_text
 if TYPE_CHECKING:
     from truecount.billing.periods import PeriodResult
 
-#: ISO 4217 minor units of common currencies (digits after the decimal point).
+#: ISO 4217's active codes by their minor units (digits after the decimal point), from the
+#: standard's list; a code not listed here needs ``minor_units`` in the terms, so an amount is
+#: never rounded to a guessed unit.
+_ISO_4217: Final[dict[int, str]] = {
+    0: "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF",
+    2: (
+        "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BOV BRL BSD BTN "
+        "BWP BYN BZD CAD CDF CHE CHF CHW CNY COP COU CRC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR "
+        "FJD FKP GBP GEL GHS GIP GMD GTQ GYD HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS KHR KPW "
+        "KYD KZT LAK LBP LKR LRD LSL MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN "
+        "NAD NGN NIO NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD "
+        "SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD USN UYU UZS "
+        "VED VES WST XCD XCG ZAR ZMW ZWG"
+    ),
+    3: "BHD IQD JOD KWD LYD OMR TND",
+    4: "CLF UYW",
+}
 MINOR_UNITS: Final[dict[str, int]] = {
-    "USD": 2, "EUR": 2, "GBP": 2, "CHF": 2, "CAD": 2, "AUD": 2, "NZD": 2, "SEK": 2, "NOK": 2,
-    "DKK": 2, "PLN": 2, "CZK": 2, "HUF": 2, "RON": 2, "BGN": 2, "ILS": 2, "INR": 2, "CNY": 2,
-    "HKD": 2, "SGD": 2, "MXN": 2, "BRL": 2, "ZAR": 2, "TRY": 2, "AED": 2, "SAR": 2, "THB": 2,
-    "MYR": 2, "PHP": 2, "IDR": 2, "TWD": 2, "ARS": 2, "COP": 2, "CLP": 0, "JPY": 0, "KRW": 0,
-    "VND": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3, "LYD": 3,
-    "IQD": 3,
-}  # fmt: skip
+    code: digits for digits, codes in _ISO_4217.items() for code in codes.split()
+}
 
 BillingRule = Literal["buyer_beyond_tolerance", "vendor", "buyer"]
 
@@ -471,6 +482,18 @@ def parse_terms(text: str, file: str = "<string>") -> Terms:
                     Location(
                         file=file, line=lines.get(where or "", 1 if where else None), key=where
                     ),
+                )
+            )
+    else:
+        if terms.currency not in MINOR_UNITS and terms.minor_units is None:
+            problems.append(
+                Problem(
+                    f"'{terms.currency}' is not a currency of ISO 4217's list, so its minor "
+                    "unit is not known",
+                    Location(file=file, line=lines.get("currency"), key="currency"),
+                    suggest(terms.currency, MINOR_UNITS)
+                    or "check the code; for a code this version does not list, give its "
+                    "decimals with minor_units (e.g. minor_units: 2)",
                 )
             )
     if problems:
