@@ -270,3 +270,23 @@ def test_a_known_key_in_the_wrong_place_is_not_suggested_back() -> None:
     assert "YAML comment" in message and "did you mean" not in message
     # a key known nowhere still gets its suggestion
     assert "did you mean 'within'?" in _error(GOOD.replace("within: 7d", "withn: 7d"))
+
+
+def test_a_scalar_where_a_section_belongs_says_how_to_write_it(tmp_path: Path) -> None:
+    text = (
+        "truecount: 1\nname: x\nversion: 1\nunit: ticket\nperiod: month\n"
+        "anchor: {type: closed}\nquantity: 1\n"
+    )
+    with pytest.raises(DefinitionError) as err:
+        truecount.parse_definition(text, file="d.yaml")
+    said = str(err.value)
+    assert "d.yaml:5, key 'period': 'period' is a section of keys, not 'month'" in said
+    assert "period: {every: month, timezone: UTC}" in said
+    assert "instance of Period" not in said
+
+
+def test_a_folder_given_as_a_definition_is_named_so(tmp_path: Path) -> None:
+    folder = tmp_path / "defs.yaml"
+    folder.mkdir()
+    with pytest.raises(DefinitionError, match="a folder, not a file"):
+        truecount.load_definition(folder)

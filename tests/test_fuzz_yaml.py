@@ -191,7 +191,7 @@ def test_terms_that_are_not_utf8(tmp_path: Path) -> None:
 def test_terms_that_are_a_folder_or_missing(tmp_path: Path) -> None:
     with pytest.raises(TermsError, match="no such file"):
         load_terms(tmp_path / "absent.yaml")
-    with pytest.raises(TermsError, match="no such file"):
+    with pytest.raises(TermsError, match="a folder, not a file"):
         load_terms(tmp_path)
 
 

@@ -253,3 +253,14 @@ def test_a_store_another_process_holds_is_called_busy_not_another_version(
         "/root/.pyenv/versions/3.11.7/bin/python3.11 (PID 4242)"
     )
     assert "in use by another process" in ws._store_problem(held).message
+
+
+def test_the_public_key_given_as_the_signing_key_is_named_so(tmp_path: Path) -> None:
+    """It used to be refused for its mode (a public key is readable on purpose), then, after
+    the chmod it asked for, as not a private key."""
+    keys = generate_key(tmp_path / "signer.key")
+    with pytest.raises(KeyFileError) as info:
+        load_private_key(keys.public)
+    said = str(info.value)
+    assert "this is a public key" in said and str(keys.private) in said
+    assert "chmod" not in said

@@ -106,6 +106,8 @@ def load_with_lines(
 
 def read_text(path: Path, error: type[TruecountError] = MappingError) -> str:
     """A user's file as text; a missing or unreadable file is an error naming it."""
+    if path.is_dir():
+        raise error(Problem("a folder, not a file", Location(file=str(path)), "give the YAML file"))
     if not path.is_file():
         raise error(Problem("no such file", Location(file=str(path))))
     try:

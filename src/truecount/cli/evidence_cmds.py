@@ -40,6 +40,7 @@ from truecount.cli.reconcile_cmds import (
     VendorOpt,
     letter_options,
 )
+from truecount.cli.values import output_file
 from truecount.engine.source import EventsInput
 from truecount.errors import InputError, Location, Problem, WorkspaceError
 from truecount.evidence import (
@@ -345,8 +346,10 @@ def prove_cmd(
     ] = False,
 ) -> None:
     """An inclusion proof of one entity's row, verdicts and events, checkable on its own."""
-    if out is not None and out.exists() and not out.is_dir() and not force:
-        fail(f"{out} already exists; choose another --out or pass --force to overwrite it")
+    if out is not None:
+        output_file(out)  # a folder, a missing folder or no name: said before the work
+        if out.exists() and not force:
+            fail(f"{out} already exists; choose another --out or pass --force to overwrite it")
     data: EventsInput | None
     if events or workspace is not None:
         data = _data(events, workspace)

@@ -30,6 +30,15 @@ KNOWN_KEYS: Final[frozenset[str]] = frozenset(
 )  # fmt: skip
 
 
+#: How a section is written, for a scalar given in its place.
+_SECTION_EXAMPLES: Final[dict[str, str]] = {
+    "period": "write period: {every: month, timezone: UTC}",
+    "anchor": "write anchor: {type: closed, pick: first}",
+    "quantity": "write a number (quantity: 1) or an aggregate such as "
+    "quantity: {sum: {type: payment, field: value, within: 90d}}",
+}
+
+
 #: Why a known key is refused where it was put, and what to do instead.
 _MISPLACED: Final[dict[str, str]] = {
     "description": (
@@ -125,6 +134,11 @@ def _problems(exc: ValidationError, lines: dict[PathKey, int], file: str) -> lis
         elif kind == "literal_error":
             expected = err.get("ctx", {}).get("expected", "")
             message = f"{err['input']!r} is not allowed; expected {expected}"
+        elif kind == "model_type" and not isinstance(err["input"], dict):
+            # a scalar where a section belongs (period: month): say the section's shape
+            name = str(path[-1]) if path else "this key"
+            message = f"'{name}' is a section of keys, not {err['input']!r}"
+            hint = _SECTION_EXAMPLES.get(name, "see docs/definition.md for its keys")
         else:
             message = str(err["msg"]).removeprefix("Value error, ")
         dedupe = (path, message)

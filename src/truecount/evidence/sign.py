@@ -205,6 +205,19 @@ def load_private_key(path: str | Path) -> Ed25519PrivateKey:
         raise KeyFileError(
             Problem(f"cannot read the key: {exc.strerror}", Location(file=str(p)))
         ) from None
+    if b"-----BEGIN PUBLIC KEY-----" in data:
+        # the .pub file given where the private key belongs: say so before its mode, which
+        # is meant to be readable and would only send the user to chmod it in vain
+        private = p.with_suffix("") if p.suffix == ".pub" else None
+        raise KeyFileError(
+            Problem(
+                "this is a public key; signing needs the private key",
+                Location(file=str(p)),
+                f"give {private}"
+                if private is not None and private.is_file()
+                else "give the private key file that truecount keygen wrote beside it (no .pub)",
+            )
+        )
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyFileError(
             Problem(
