@@ -217,9 +217,36 @@ class Ctx:
     ambiguous: bool
 
 
-def _comparisons(draw: st.DrawFn, values: st.SearchStrategy[float]) -> dict[str, float]:
+_HOLDS = {
+    "at_least": lambda x, n: x >= n,
+    "at_most": lambda x, n: x <= n,
+    "more_than": lambda x, n: x > n,
+    "less_than": lambda x, n: x < n,
+    "equals": lambda x, n: x == n,
+}
+
+
+def _can_hold(spec: dict[str, float], whole: bool) -> bool:
+    """Whether some value passes every comparison: a count 0 to 20 (the thresholds are at
+    most 3), or a real number among the thresholds, their neighbours and midpoints."""
+    given = sorted(spec.values())
+    reals = [*given, *(v + d for v in given for d in (-0.5, 0.5)), -1e9, 1e9]
+    reals += [(a + b) / 2 for a in given for b in given]
+    candidates = [float(n) for n in range(21)] if whole else reals
+    return any(all(_HOLDS[k](c, v) for k, v in spec.items()) for c in candidates)
+
+
+def _comparisons(
+    draw: st.DrawFn, values: st.SearchStrategy[float], whole: bool = False
+) -> dict[str, float]:
+    """One or two comparisons some value can meet: the definition refuses a set none can."""
     keys = draw(st.lists(st.sampled_from(COMPARISONS), min_size=1, max_size=2, unique=True))
-    return {k: draw(values) for k in keys}
+    spec = {k: draw(values) for k in keys}
+    if not _can_hold(spec, whole):
+        spec = {keys[0]: spec[keys[0]]}
+    if not _can_hold(spec, whole):  # less_than: 0 on a count
+        spec = {"at_least": spec[keys[0]]}
+    return spec
 
 
 @st.composite
@@ -228,7 +255,7 @@ def leaves(draw: st.DrawFn, ctx: Ctx, top: bool) -> dict[str, Any]:
     spec = draw(event_filters())
     spec.update(draw(windows()))
     if form == "count":
-        spec.update(_comparisons(draw, st.integers(0, 3).map(float)))
+        spec.update(_comparisons(draw, st.integers(0, 3).map(float), whole=True))
     elif form == "aggregate":
         fn = draw(st.sampled_from(["min", "max", "sum", "avg", "first", "last"]))
         field = draw(st.sampled_from(["value", "value", "attrs.score"]))
