@@ -7,6 +7,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from truecount.billing.invoice import load_invoice
 from truecount.errors import InputError
@@ -118,3 +120,26 @@ def test_an_unknown_file_type_lists_every_name_that_is_read(tmp_path: Path) -> N
     assert "unknown file type '.xlsx'" in said
     for suffix in source._SUFFIXES:
         assert re.search(re.escape(suffix) + r"\b", said), suffix
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(
+        st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b"")),
+        max_size=12,
+    ),
+    last=st.booleans(),
+    limit=st.integers(0, 10),
+    chunk=st.integers(1, 9),
+)
+def test_the_first_long_line_is_the_one_python_finds(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[bytes], last: bool, limit: int, chunk: int
+) -> None:
+    """The line feeds are found chunk by chunk with NumPy; Python's own line split decides."""
+    data = b"\n".join(lines) + (b"\n" if last and lines else b"")
+    path = tmp_path_factory.mktemp("lines") / "f.csv"
+    path.write_bytes(data)
+    # a line's length counts its line feed; the file's last line may have none
+    parts = data.splitlines(keepends=True)
+    want = next(((i, len(x)) for i, x in enumerate(parts, 1) if len(x) > limit), (0, 0))
+    assert source._first_long_line(path, limit, chunk) == want

@@ -10,6 +10,7 @@ not a record); they are what quarantine entries and the default ``source`` point
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import enum
 import re
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Final
 
 import duckdb
+import numpy as np
 from sqlglot import exp
 
 from truecount.container import diagnose_utf8, format_suffix, readable
@@ -67,6 +69,26 @@ _DELIMITERS: Final[tuple[str, ...]] = (",", ";", "\t", "|")
 MAX_CSV_LINE: Final[int] = 32 * 1024 * 1024
 
 
+def _first_long_line(path: Path, limit: int, chunk_bytes: int = 8 << 20) -> tuple[int, int]:
+    """The number and byte length (with its line feed) of the first line longer than
+    ``limit``, or (0, 0): the line feeds of each chunk found at once by NumPy."""
+    lines_before, start, at = 0, 0, 0  # start: offset of the current line's first byte
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            ends = at + np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10)
+            lengths = np.diff(ends, prepend=start - 1)
+            over = np.flatnonzero(lengths > limit)
+            if over.size:
+                k = int(over[0])
+                return lines_before + k + 1, int(lengths[k])
+            if ends.size:
+                lines_before += int(ends.size)
+                start = int(ends[-1]) + 1
+            at += len(chunk)
+    tail = at - start
+    return (lines_before + 1, tail) if tail > limit else (0, 0)
+
+
 def long_line_problem(path: Path, exc: BaseException) -> Problem | None:
     """A clear problem for DuckDB's "maximum line size exceeded", else None.
 
@@ -75,16 +97,9 @@ def long_line_problem(path: Path, exc: BaseException) -> Problem | None:
     """
     if "maximum line size" not in str(exc).lower():
         return None
-    line = 0
-    longest = 0
-    try:
-        with readable(path).open("rb") as handle:
-            for number, text in enumerate(handle, start=1):
-                if len(text) > MAX_CSV_LINE:
-                    line, longest = number, len(text)
-                    break
-    except OSError:
-        pass
+    line, longest = 0, 0
+    with contextlib.suppress(OSError):  # unreadable now: the message names no line
+        line, longest = _first_long_line(readable(path), MAX_CSV_LINE)
     where = f"line {line} holds {longest:,} bytes" if line else "a line is longer"
     return Problem(
         f"{where}, over the {MAX_CSV_LINE:,} a CSV line may hold",
