@@ -349,6 +349,16 @@ def test_canonical_example_matches_the_mapped_export() -> None:
     assert canonical.execute(query).fetchall() == mapped.execute(query).fetchall()
 
 
+def _epoch_mapping(tmp_path: Path, unit: str) -> Path:
+    """A mapping reading ``at`` as an epoch in ``unit`` (epoch or epoch_ms)."""
+    return _write(
+        tmp_path,
+        "m.yaml",
+        f"truecount_mapping: 1\ncolumns:\n  event_id: id\n  entity_id: t\n"
+        f"  ts: {{column: at, format: {unit}}}\n  type: {{const: created}}\n",
+    )
+
+
 @pytest.mark.parametrize(
     ("unit", "good", "wrong", "hint"),
     [
@@ -360,14 +370,8 @@ def test_epoch_in_the_other_unit_is_quarantined_not_1970(
     tmp_path: Path, unit: str, good: int, wrong: int, hint: str
 ) -> None:
     data = _write(tmp_path, "e.csv", f"id,t,at\n1,T1,{good}\n2,T2,{wrong}\n")
-    mapping = _write(
-        tmp_path,
-        "m.yaml",
-        f"truecount_mapping: 1\ncolumns:\n  event_id: id\n  entity_id: t\n"
-        f"  ts: {{column: at, format: {unit}}}\n  type: {{const: created}}\n",
-    )
     con = duckdb.connect()
-    report = load_events_into(con, [data], mapping=mapping)
+    report = load_events_into(con, [data], mapping=_epoch_mapping(tmp_path, unit))
     assert (report.loaded, report.quarantined) == (1, 1)
     assert con.execute("SELECT ts FROM events").fetchall() == [(dt.datetime(2026, 1, 1),)]
     ((row, column, reason),) = con.execute(
@@ -382,14 +386,8 @@ def test_an_epoch_with_digit_separators_is_quarantined(
 ) -> None:
     separated = f"{good:_}"  # DuckDB's cast would read it as the number
     data = _write(tmp_path, "e.csv", f"id,t,at\n1,T1,{good}\n2,T2,{separated}\n")
-    mapping = _write(
-        tmp_path,
-        "m.yaml",
-        f"truecount_mapping: 1\ncolumns:\n  event_id: id\n  entity_id: t\n"
-        f"  ts: {{column: at, format: {unit}}}\n  type: {{const: created}}\n",
-    )
     con = duckdb.connect()
-    report = load_events_into(con, [data], mapping=mapping)
+    report = load_events_into(con, [data], mapping=_epoch_mapping(tmp_path, unit))
     assert (report.loaded, report.quarantined) == (1, 1)
     ((row, column, reason),) = con.execute(
         "SELECT row_number, column_name, reason FROM quarantine"

@@ -444,6 +444,15 @@ def _text(html: str) -> str:
     return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", body)))
 
 
+def _support_args(invoice: Path, terms: Path) -> list[str]:
+    """The report's arguments over the support example's events, with this invoice and terms."""
+    return [
+        str(ROOT / "examples" / "resolved_ticket.yaml"),
+        *("--events", str(SUPPORT / "events.csv")),
+        *("--invoice", str(invoice), "--terms", str(terms)),
+    ]
+
+
 def test_billed_amount_is_bridged_to_the_first_step_and_under_billing_is_said(
     tmp_path: Path,
 ) -> None:
@@ -468,15 +477,7 @@ def test_billed_amount_is_bridged_to_the_first_step_and_under_billing_is_said(
         "truecount_terms: 1\ncurrency: USD\nunit_price: 0.99\ntolerance: 2%\nplatform_fee: 1.50\n",
         encoding="utf-8",
     )
-    args = [
-        str(ROOT / "examples" / "resolved_ticket.yaml"),
-        "--events",
-        str(SUPPORT / "events.csv"),
-        "--invoice",
-        str(invoice),
-        "--terms",
-        str(terms),
-    ]
+    args = _support_args(invoice, terms)
     html, recon, drift = _run(args, tmp_path / "report.html")
     f = _matches_json(html, recon, drift)
 
@@ -531,15 +532,7 @@ def test_counted_in_is_blank_unless_counted(tmp_path: Path) -> None:
     rows.append(["INV-AGAIN", *again[1:]])
     with invoice.open("w", encoding="utf-8", newline="") as fh:
         csv.writer(fh, lineterminator="\n").writerows(rows)
-    args = [
-        str(ROOT / "examples" / "resolved_ticket.yaml"),
-        "--events",
-        str(SUPPORT / "events.csv"),
-        "--invoice",
-        str(invoice),
-        "--terms",
-        str(SUPPORT / "terms.yaml"),
-    ]
+    args = _support_args(invoice, SUPPORT / "terms.yaml")
     _cli("report", *args, "--out", str(tmp_path / "report.html"))
     _cli("reconcile", *args, "--out", str(tmp_path / "pack"))
     with (tmp_path / "pack" / "entities.csv").open(encoding="utf-8", newline="") as fh:
